@@ -4,8 +4,8 @@
  */
 #pragma once
 
-#include "common/sim-profile.h"
-#include "common/sim-state.h"
+#include "host/sim-profile.h"
+#include "host/sim-state.h"
 #include "util/error.h"
 
 /* Create a whole simulated host at root (which must not exist or be empty): state.json, the

@@ -64,6 +64,7 @@ struct sim_vgpu {
         char vm_id[64];         /* "" until a VM opens it */
         uint32_t placement_id;  /* NVML_INVALID_VGPU_PLACEMENT_ID when none */
         uint32_t gi_id;         /* INVALID_GPU_INSTANCE_ID when time-sliced */
+        uint32_t gpu;           /* index of the sim_gpu it runs on (set by sim_vgpu_add) */
 };
 
 struct sim_gpu {
@@ -105,7 +106,8 @@ struct sim_state {
         char driver_version[32];          /* "550.90.07" */
         char nvml_version[32];            /* "12.550.90.07" */
         enum sim_vgpu_interface vgpu_interface;
-        struct gv_catalog *catalog;       /* owned; loaded from the catalog the host was made from */
+        char *catalog_dir;                /* the catalog directory the host was made from */
+        struct gv_catalog *catalog;       /* loaded from catalog_dir (per-process cache) */
         struct sim_gpu gpus[SIM_MAX_GPUS];
         size_t n_gpus;
         struct sim_vgpu vgpus[SIM_MAX_VGPUS];
@@ -116,6 +118,7 @@ struct sim_state {
         /* private */
         int lock_fd;
         bool exclusive;
+        bool catalog_cached;              /* catalog belongs to the process-wide cache */
 };
 
 enum sim_lock_mode { SIM_LOCK_SHARED, SIM_LOCK_EXCLUSIVE };
@@ -133,29 +136,144 @@ int sim_state_commit(struct sim_state *s, struct gv_error **err);
 struct sim_state *sim_state_unlock(struct sim_state *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct sim_state *, sim_state_unlock);
 
-/* Create a new host state (used by `gpuvirt-sim create`); does not write sysfs. */
+/* Create a new host state (used by `gpuvirt-sim create`); does not write sysfs. It creates
+ * ROOT/gpuvirt-sim/ and returns the state holding the EXCLUSIVE lock, exactly as
+ * sim_state_lock(EXCLUSIVE) would: the caller writes the tree, then sim_state_commit() and
+ * sim_state_unlock(). Nothing is written to state.json before the commit. The catalog is the
+ * default one (gv_catalog_load_default's rules); its directory is recorded in the state so
+ * every later process (the NVML library inside any program) loads the same catalog. */
 struct sim_profile;
 int sim_state_new(const char *root, const struct sim_profile *profile, struct sim_state **ret,
                   struct gv_error **err);
+/* The same, from an explicit list of GPUs (tests, hand-made hosts): models[i] is a catalog
+ * model name, bdfs[i] its PCI address. */
+int sim_state_new_gpus(const char *root, const char *profile_name,
+                       enum sim_vgpu_interface vgpu_interface, const char *const *models,
+                       const char *const *bdfs, size_t n, struct sim_state **ret,
+                       struct gv_error **err);
 
 /* Injection: returns the code to fail with (nvmlReturn_t or errno), or 0. Consumes ONCE
- * entries (the caller must commit). gpu = -1 / target = NULL match any. */
+ * entries (the caller must commit). gpu = -1 / target = NULL match any. An entry with gpu -1
+ * (target "") matches every GPU (target); an entry for one GPU matches only calls about it.
+ * `gpu` is the host GPU index (sim_gpu.index), not the NVML index, which skips GPUs that are
+ * not bound to nvidia. */
 int sim_inject_take(struct sim_state *s, const char *call, int gpu, const char *target);
+/* Would sim_inject_take() fail this call, and with a ONCE entry? Does not consume. */
+int sim_inject_peek(const struct sim_state *s, const char *call, int gpu, const char *target,
+                    bool *ret_once);
+/* Add an entry. -EINVAL for an empty/too long call or target, -ENOSPC when full. */
+int sim_inject_add(struct sim_state *s, const char *call, int code, int gpu, const char *target,
+                   enum sim_inject_mode mode);
+const char *sim_inject_mode_to_string(enum sim_inject_mode m);
+enum sim_inject_mode sim_inject_mode_from_string(const char *s);
 
 /* Lookups */
 struct sim_gpu *sim_gpu_by_bdf(struct sim_state *s, const char *bdf);
+struct sim_gpu *sim_gpu_by_index(struct sim_state *s, uint32_t index);
 struct sim_vgpu *sim_vgpu_by_instance(struct sim_state *s, uint32_t instance);
 struct sim_vgpu *sim_vgpu_by_uuid(struct sim_state *s, const char *uuid);
 
 /* vGPU rules shared by NVML and the kernel side (reference vgpu.md §4, §8):
  * how many more instances of type_id can be created on gpu now (0 when the same-size rule,
- * MIG state or capacity forbids it). */
+ * MIG state or capacity forbids it). The rules (docs/simulator-nvml.md, "vGPU rules"):
+ *  - no vGPU interface on the host, or a type the GPU's model lacks: 0;
+ *  - MIG-backed type: MIG enabled, one vGPU per GPU instance, a free GI of the type's GI
+ *    profile; different MIG-backed types may be mixed (vgpu.md §5);
+ *  - time-sliced type: not while MIG is enabled; equal-size (homogeneous) mode: only the type
+ *    already running, up to max_instances; mixed-size (heterogeneous) mode: up to
+ *    max_instances_mixed, at a placement id that overlaps no other vGPU (framebuffer fits). */
 uint32_t sim_vgpu_creatable(const struct sim_state *s, const struct sim_gpu *g, uint32_t type_id);
-/* Create / destroy a vGPU instance in the state (validates with sim_vgpu_creatable; -EBUSY,
- * -ENOSPC, -EINVAL). gi_id for MIG-backed types: a free GI of the type's profile is chosen
- * when INVALID_GPU_INSTANCE_ID is passed. */
+/* Why sim_vgpu_creatable() says 0, as -errno with a message: -EINVAL (type unknown, no vGPU
+ * interface), -EBUSY (state forbids: MIG mode, another type running in equal-size mode, type
+ * not allowed in mixed-size mode), -ENOSPC (all instances, GIs or placements taken). 0 when
+ * one more can be created. */
+int sim_vgpu_check(const struct sim_state *s, const struct sim_gpu *g, uint32_t type_id,
+                   struct gv_error **err);
+/* Create / destroy a vGPU instance in the state (validates with sim_vgpu_check; -EBUSY,
+ * -ENOSPC, -EINVAL, -EEXIST for a UUID in use). For MIG-backed types a free GI of the type's
+ * profile is chosen; time-sliced vGPUs get the lowest free placement id. */
 int sim_vgpu_add(struct sim_state *s, struct sim_gpu *g, uint32_t type_id, const char *uuid,
                  const char *parent_bdf, struct sim_vgpu **ret);
+/* The same with an explicit GI (MIG-backed; INVALID_GPU_INSTANCE_ID = choose) and placement
+ * id (time-sliced; NVML_INVALID_VGPU_PLACEMENT_ID = choose). A GI or placement that is not
+ * free is -EBUSY, one that does not exist or does not fit the type -EINVAL. */
+int sim_vgpu_add_at(struct sim_state *s, struct sim_gpu *g, uint32_t type_id, const char *uuid,
+                    const char *parent_bdf, uint32_t gi_id, uint32_t placement_id,
+                    struct sim_vgpu **ret, struct gv_error **err);
 int sim_vgpu_remove(struct sim_state *s, uint32_t instance);
+/* Number of vGPUs on g. */
+size_t sim_gpu_n_vgpus(const struct sim_state *s, const struct sim_gpu *g);
+/* The vGPU type type_id of g's model, or NULL. */
+const struct gv_vgpu_type *sim_gpu_vgpu_type(const struct sim_gpu *g, uint32_t type_id);
+/* Placement ids (vgpu.md §8): a time-sliced type of F MiB framebuffer has placement size
+ * ceil(F/1024) and placement ids k*size for k < max_instances_mixed (heterogeneous) or
+ * k < max_instances (homogeneous); "supported" lists them all, "creatable" only those free
+ * now and only when the type is creatable. Returns the number written (at most max) and the
+ * placement size in *ret_size. MIG-backed types have none (0). */
+size_t sim_vgpu_placements(const struct sim_state *s, const struct sim_gpu *g,
+                           const struct gv_vgpu_type *t, bool heterogeneous, bool creatable_only,
+                           uint32_t *ids, size_t max, uint32_t *ret_size);
+/* Mixed-size mode on/off: -EOPNOTSUPP when the model is not capable or the host has no vGPU,
+ * -EBUSY while vGPUs exist on g. */
+int sim_vgpu_set_heterogeneous(struct sim_state *s, struct sim_gpu *g, bool on,
+                               struct gv_error **err);
+
+/* MIG (mig.md). Profiles are looked up by device-specific profile ID. */
+const struct gv_mig_gi_profile *sim_gi_profile(const struct sim_gpu *g, uint32_t profile_id);
+struct sim_gi *sim_gi_by_id(struct sim_gpu *g, uint32_t gi_id);
+/* Set the MIG mode. Hopper and later apply at once (returns 0); Ampere sets the pending mode
+ * only (returns 1) until sim_gpu_reset() — the GPU is reset when it is unbound from / bound to
+ * a driver, or by `gpuvirt-sim reset`. -EOPNOTSUPP: no MIG; -EBUSY: vGPUs exist on the GPU. */
+int sim_mig_set_mode(struct sim_state *s, struct sim_gpu *g, bool enable, struct gv_error **err);
+/* A GPU reset: the pending MIG mode becomes current, GPU and compute instances are gone and
+ * mixed-size mode reverts to equal-size (mig.md §8, vgpu.md §8). -EBUSY while vGPUs exist. */
+int sim_gpu_reset(struct sim_state *s, struct sim_gpu *g, struct gv_error **err);
+/* GPU instances. placement NULL: the driver's choice (the free placement with the highest
+ * start, which reproduces MUG's `-cgi 19,14,5` example). -EOPNOTSUPP (no MIG, MIG disabled),
+ * -EINVAL (unknown profile, placement not valid for it), -ENOSPC (overlap, instance limits). */
+int sim_gi_create(struct sim_state *s, struct sim_gpu *g, uint32_t profile_id,
+                  const struct gv_mig_placement *placement, struct sim_gi **ret,
+                  struct gv_error **err);
+/* How many more GIs of the profile fit now. */
+uint32_t sim_gi_remaining(const struct sim_gpu *g, uint32_t profile_id);
+/* Is this placement free now (no overlap, limits not reached)? */
+bool sim_gi_placement_free(const struct sim_gpu *g, const struct gv_mig_gi_profile *p,
+                           const struct gv_mig_placement *pl);
+/* -ENOENT unknown GI, -EBUSY while compute instances or a vGPU use it. */
+int sim_gi_destroy(struct sim_state *s, struct sim_gpu *g, uint32_t gi_id, struct gv_error **err);
+/* Compute instances. CI placements are in compute slices: k*slices for k*slices+slices <=
+ * the GI's compute slices, at most the profile's instance count ([I], docs). */
+const struct gv_mig_ci_profile *sim_ci_profile(const struct sim_gpu *g, const struct sim_gi *gi,
+                                               uint32_t ci_profile_id);
+size_t sim_ci_placements(const struct sim_gpu *g, const struct sim_gi *gi,
+                         const struct gv_mig_ci_profile *cp, struct gv_mig_placement *out,
+                         size_t max);
+uint32_t sim_ci_remaining(const struct sim_gpu *g, const struct sim_gi *gi, uint32_t profile_id);
+int sim_ci_create(struct sim_gpu *g, struct sim_gi *gi, uint32_t profile_id,
+                  const struct gv_mig_placement *placement, struct sim_ci **ret,
+                  struct gv_error **err);
+int sim_ci_destroy(struct sim_gi *gi, uint32_t ci_id);
+struct sim_ci *sim_ci_by_id(struct sim_gi *gi, uint32_t ci_id);
+
+/* Simulated load (docs/simulator-nvml.md, "Simulated load"): a deterministic function of the
+ * wall-clock time t (seconds) and the GPU's load_seed, scaled by how much of the GPU is
+ * allocated (vGPU framebuffer or MIG memory slices). */
+struct sim_load {
+        double allocated;        /* 0..1 */
+        unsigned gpu_util;       /* percent */
+        unsigned mem_util;       /* percent */
+        uint64_t mem_used_mib;   /* including the driver's reserved part */
+        uint64_t mem_reserved_mib;
+        unsigned power_mw;
+        unsigned temperature_c;
+};
+void sim_gpu_load(const struct sim_state *s, const struct sim_gpu *g, double t,
+                  struct sim_load *ret);
+struct sim_vgpu_load {
+        unsigned sm, mem, enc, dec; /* percent */
+        uint64_t fb_used_mib;
+};
+void sim_vgpu_load(const struct sim_state *s, const struct sim_vgpu *v, double t,
+                   struct sim_vgpu_load *ret);
 /* The GPU a VF or PF BDF belongs to (the PF itself, or the VF's physfn). */
 struct sim_gpu *sim_gpu_of_function(struct sim_state *s, const char *bdf);

@@ -308,6 +308,25 @@ int gv_sysfs_read_link(const char *path, unsigned flags, char **ret, struct gv_e
         return 1;
 }
 
+int gv_sysfs_read_link_target(const char *path, unsigned flags, char **ret,
+                              struct gv_error **err)
+{
+        char *s;
+        int r = gv_readlink(path, &s);
+        if (missing(r, flags))
+                return 0;
+        if (r == -ENOENT)
+                return gv_error_set(err, ENOENT, "The link '%s' does not exist.", path);
+        if (r == -EINVAL)
+                return gv_error_set(err, EINVAL,
+                                    "'%s' is not a symbolic link: the sysfs tree is damaged.",
+                                    path);
+        if (r < 0)
+                return gv_error_set(err, r, "Cannot read the link '%s': %s.", path, strerror(-r));
+        *ret = s;
+        return 1;
+}
+
 int gv_sysfs_list(const char *dir, const char *prefix, unsigned flags, char ***ret,
                   struct gv_error **err)
 {

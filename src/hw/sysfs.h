@@ -96,6 +96,9 @@ int gv_sysfs_read_hex(const char *path, unsigned digits, unsigned flags, uint32_
 /* The last component of a symlink's target (driver -> ".../vfio-pci" gives "vfio-pci").
  * Same return convention as gv_sysfs_read. */
 int gv_sysfs_read_link(const char *path, unsigned flags, char **ret, struct gv_error **err);
+/* The whole target of a symlink, as readlink() gives it. Same return convention. */
+int gv_sysfs_read_link_target(const char *path, unsigned flags, char **ret,
+                              struct gv_error **err);
 /* Sorted entry names of a directory (no "." and ".."); prefix NULL or a required prefix
  * ("virtfn"). Same return convention as gv_sysfs_read (absent + OPTIONAL: 0, ret untouched). */
 int gv_sysfs_list(const char *dir, const char *prefix, unsigned flags, char ***ret,

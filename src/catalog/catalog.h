@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * catalog.h — the GPU catalog: static facts about GPU models (data/gpus/*.json), with the
+ * catalog.h — the GPU catalog: static facts about GPU models (data/gpus/<model>.json), with the
  * source of each fact and a flag where it is unconfirmed (../shared/reference/mig.md,
  * vgpu.md). Read by the simulator, the planner and the benchmarks. The agent on a real
  * host never trusts it over NVML: profiles and types come from NVML at run time.
@@ -25,6 +25,14 @@ struct gv_mig_placement {
 struct gv_fact_source {
         char *source;     /* e.g. "MUG", "SCW", "NV-C"; a key of gv_gpu_model.sources */
         bool unconfirmed; /* true where the reference marks it inferred/not confirmed */
+        char *note;       /* why it is unconfirmed or how it was derived; NULL when none */
+};
+
+/* A per-field override of an object's source: JSON "fact_sources": {"<field>": {...}}. The
+ * object's own src covers every field that has no override (docs/catalog.md). */
+struct gv_field_source {
+        char *field;      /* a JSON key of the same object, e.g. "power_max_mw" */
+        struct gv_fact_source src;
 };
 
 struct gv_mig_ci_profile {
@@ -35,6 +43,8 @@ struct gv_mig_ci_profile {
         uint32_t instances;   /* max per GI */
         uint32_t sms;         /* multiprocessors */
         struct gv_fact_source src;
+        struct gv_field_source *field_sources;
+        size_t n_field_sources;
 };
 
 struct gv_mig_gi_profile {
@@ -52,6 +62,8 @@ struct gv_mig_gi_profile {
         struct gv_mig_ci_profile *ci_profiles;
         size_t n_ci_profiles;
         struct gv_fact_source src;
+        struct gv_field_source *field_sources;
+        size_t n_field_sources;
 };
 
 enum gv_vgpu_series {
@@ -76,6 +88,8 @@ struct gv_vgpu_type {
         char *gi_profile;        /* MIG-backed: GI profile name; NULL for time-sliced */
         const struct gv_mig_gi_profile *gi; /* resolved gi_profile, or NULL */
         struct gv_fact_source src;
+        struct gv_field_source *field_sources;
+        size_t n_field_sources;
 };
 
 struct gv_source_ref {
@@ -93,6 +107,7 @@ struct gv_gpu_model {
         uint32_t power_max_mw;   /* board power limit, for the simulator's load model */
         uint32_t sriov_total_vfs; /* 0: no SR-IOV */
         bool has_audio_function; /* consumer cards: function 1 is HDMI audio */
+        uint16_t audio_pci_device; /* device id of that audio function (vendor = pci_vendor) */
         /* MIG: n_gi_profiles == 0 means the GPU has no MIG. */
         uint32_t mig_memory_slices;
         uint32_t mig_compute_slices;
@@ -106,6 +121,8 @@ struct gv_gpu_model {
         struct gv_source_ref *sources;
         size_t n_sources;
         struct gv_fact_source src; /* for the model-level facts (PCI ids, memory) */
+        struct gv_field_source *field_sources; /* model-level overrides, e.g. power_max_mw */
+        size_t n_field_sources;
 };
 
 struct gv_catalog {
@@ -138,6 +155,18 @@ const struct gv_vgpu_type *gv_gpu_model_find_vgpu_type(const struct gv_gpu_model
                                                        const char *name);
 const struct gv_vgpu_type *gv_gpu_model_find_vgpu_type_id(const struct gv_gpu_model *m,
                                                           uint32_t type_id);
+/* The source of one field of an object: its fact_sources override, else the object's src.
+ * field is the JSON key ("power_max_mw", "memory_mib", ...). Never NULL. */
+const struct gv_fact_source *gv_fact_source_lookup(const struct gv_fact_source *object_src,
+                                                   const struct gv_field_source *overrides,
+                                                   size_t n_overrides, const char *field);
+#define gv_fact_source_of(obj, field) \
+        gv_fact_source_lookup(&(obj)->src, (obj)->field_sources, (obj)->n_field_sources, (field))
+/* The reference (URL or repository:path) of a source key of m; NULL when m has no such key. */
+const char *gv_gpu_model_source_ref(const struct gv_gpu_model *m, const char *key);
+
 /* "1g.10gb, 1g.10gb+me, ..." for error hints; newly allocated. */
 char *gv_gpu_model_gi_profile_names(const struct gv_gpu_model *m);
 char *gv_gpu_model_vgpu_type_names(const struct gv_gpu_model *m);
+/* "A100-PCIe-40GB, A30, ..." for error hints; newly allocated. */
+char *gv_catalog_model_names(const struct gv_catalog *c);

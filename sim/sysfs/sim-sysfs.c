@@ -763,6 +763,8 @@ static int remove_vf(const struct sim_state *s, const char *sys, const struct si
         return gv_rm_rf(vfdir);
 }
 
+static bool bound_to_nvidia(const struct sim_state *s, const char *bdf);
+
 /* mdev_supported_types of one parent, and its instances. */
 static int sync_mdev_parent(const struct sim_state *s, const char *sys, const struct sim_gpu *g,
                             const char *parent, bool sriov)
@@ -770,7 +772,14 @@ static int sync_mdev_parent(const struct sim_state *s, const char *sys, const st
         const struct gv_gpu_model *m = g->model;
         _cleanup_free_ char *pdir = device_path(sys, parent);
         _cleanup_free_ char *cls = xasprintf("%s/class/mdev_bus/%s", sys, parent);
-        int r = put_link(cls, pdir);
+        int r;
+        if (!bound_to_nvidia(s, parent) && !vf_has_vgpu(s, parent, NULL)) {
+                _cleanup_free_ char *types = gv_path_join(pdir, "mdev_supported_types");
+                if ((r = remove_path(cls)) < 0)
+                        return r;
+                return gv_rm_rf(types);
+        }
+        r = put_link(cls, pdir);
         if (r < 0)
                 return r;
         bool busy = vf_has_vgpu(s, parent, NULL);
@@ -900,11 +909,13 @@ static int sync_vendor_vf(const struct sim_state *s, const char *sys, const stru
 {
         _cleanup_free_ char *vfdir = device_path(sys, vf);
         _cleanup_free_ char *nv = gv_path_join(vfdir, "nvidia");
+        const struct sim_vgpu *v = NULL;
+        bool busy = vf_has_vgpu(s, vf, &v);
+        if (!busy && !bound_to_nvidia(s, vf))
+                return gv_rm_rf(nv);
         int r = mkdir_at(nv);
         if (r < 0)
                 return r;
-        const struct sim_vgpu *v = NULL;
-        bool busy = vf_has_vgpu(s, vf, &v);
         _cleanup_free_ char *text = creatable_text(s, g, busy);
         _cleanup_free_ char *f_cr = gv_path_join(nv, "creatable_vgpu_types");
         _cleanup_free_ char *f_cur = gv_path_join(nv, "current_vgpu_type");
@@ -967,6 +978,14 @@ static int sync_gpu(const struct sim_state *s, const char *sys, const struct sim
                 }
         }
         return 0;
+}
+
+/* Is the function bound to nvidia? The vGPU files exist only while the vGPU manager drives
+ * the function (mdev parents register with the driver; the nvidia/ directory is the driver's). */
+static bool bound_to_nvidia(const struct sim_state *s, const char *bdf)
+{
+        _cleanup_free_ char *drv = NULL;
+        return sim_sysfs_driver_of(s->root, bdf, &drv) >= 0 && drv && strcmp(drv, "nvidia") == 0;
 }
 
 /* bus/mdev/devices links of vGPUs that are gone */

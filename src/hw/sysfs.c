@@ -375,7 +375,23 @@ int gv_sysfs_exists(const char *path)
 
 int gv_sysfs_write(const char *path, const char *value, struct gv_error **err)
 {
-        int r = gv_write_file(path, value, 0);
+        /* As "echo value > path" opens it: O_TRUNC (sysfs ignores it; a plain file in a test
+         * tree then holds just the value), never O_CREAT (an attribute exists or not). */
+        size_t n = strlen(value);
+        ssize_t w;
+        int r = 0;
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                r = -errno;
+        else {
+                do
+                        w = write(fd, value, n);
+                while (w < 0 && errno == EINTR);
+                if (w < 0)
+                        r = -errno;
+                else if ((size_t)w != n)
+                        r = -EIO; /* sysfs takes a value in one write or not at all */
+        }
         if (r < 0) {
                 _cleanup_free_ char *e = gv_sysfs_escape(value);
                 return gv_error_set(err, r, "Writing '%s' to '%s' failed: %s.", e, path,

@@ -12,6 +12,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -294,6 +295,16 @@ static int get_array(const json_t *o, const char *key, bool optional, json_t **r
         return 0;
 }
 
+/* " 'name'" of a JSON object for error context, "" when it has no string name. */
+static const char *json_label(const json_t *o, char *buf, size_t size)
+{
+        const json_t *n = json_is_object(o) ? json_object_get(o, "name") : NULL;
+        if (!json_is_string(n))
+                return "";
+        snprintf(buf, size, " '%s'", json_string_value(n));
+        return buf;
+}
+
 static void ci_profile_done(struct gv_mig_ci_profile *p)
 {
         free(p->name);
@@ -455,11 +466,12 @@ static int parse_gi_profile(const struct load_ctx *ctx, const json_t *o,
                 for (size_t i = 0; i < p->n_ci_profiles; i++) {
                         struct gv_mig_ci_profile *c = &p->ci_profiles[i];
                         r = parse_ci_profile(ctx, json_array_get(a, i), p, c, err);
-                        if (r < 0)
-                                return gv_error_wrap(err, -r, "ci_profiles[%zu]%s%s%s", i,
-                                                     c->name ? " '" : "",
-                                                     c->name ? c->name : "",
-                                                     c->name ? "'" : "");
+                        if (r < 0) {
+                                char b[128];
+                                return gv_error_wrap(err, -r, "ci_profiles[%zu]%s", i,
+                                                     json_label(json_array_get(a, i), b,
+                                                                sizeof b));
+                        }
                         for (size_t j = 0; j < i; j++) {
                                 if (strcasecmp(p->ci_profiles[j].name, c->name) == 0)
                                         return gv_error_set(err, EINVAL,
@@ -487,7 +499,7 @@ static int parse_mig(const struct load_ctx *ctx, const json_t *o, struct gv_gpu_
 
         r = check_keys(o, "\"mig\"", mig_keys, err);
         if (r < 0)
-                return r;
+                return gv_error_wrap(err, -r, "mig");
         if (!(r = get_u32_range(o, "memory_slices", 1, MIG_MEMORY_SLICES_MAX,
                                 &m->mig_memory_slices, err)) &&
             !(r = get_u32_range(o, "compute_slices", 1, UINT32_MAX, &m->mig_compute_slices,
@@ -495,9 +507,9 @@ static int parse_mig(const struct load_ctx *ctx, const json_t *o, struct gv_gpu_
             !(r = get_u32_range(o, "max_instances", 1, UINT32_MAX, &m->mig_max_instances, err)))
                 r = get_array(o, "gi_profiles", false, &a, err);
         if (r < 0)
-                return r;
+                return gv_error_wrap(err, -r, "mig");
         if (json_array_size(a) == 0)
-                return gv_error_set(err, EINVAL, "key 'gi_profiles' must list at least one "
+                return gv_error_set(err, EINVAL, "mig: key 'gi_profiles' must list at least one "
                                                  "profile; leave out \"mig\" for a GPU without "
                                                  "MIG");
 
@@ -506,10 +518,11 @@ static int parse_mig(const struct load_ctx *ctx, const json_t *o, struct gv_gpu_
         for (size_t i = 0; i < m->n_gi_profiles; i++) {
                 struct gv_mig_gi_profile *p = &m->gi_profiles[i];
                 r = parse_gi_profile(ctx, json_array_get(a, i), m, p, err);
-                if (r < 0)
-                        return gv_error_wrap(err, -r, "gi_profiles[%zu]%s%s%s", i,
-                                             p->name ? " '" : "", p->name ? p->name : "",
-                                             p->name ? "'" : "");
+                if (r < 0) {
+                        char b[128];
+                        return gv_error_wrap(err, -r, "mig.gi_profiles[%zu]%s", i,
+                                             json_label(json_array_get(a, i), b, sizeof b));
+                }
                 for (size_t j = 0; j < i; j++) {
                         const struct gv_mig_gi_profile *q = &m->gi_profiles[j];
                         if (strcasecmp(q->name, p->name) == 0)
@@ -591,14 +604,13 @@ static int parse_vgpu(const struct load_ctx *ctx, const json_t *o, struct gv_gpu
         int r;
 
         r = check_keys(o, "\"vgpu\"", vgpu_keys, err);
+        if (r >= 0)
+                r = gv_json_opt_bool(o, "heterogeneous_capable", &m->vgpu_heterogeneous_capable,
+                                     err);
+        if (r >= 0)
+                r = get_array(o, "types", false, &a, err);
         if (r < 0)
-                return r;
-        r = gv_json_opt_bool(o, "heterogeneous_capable", &m->vgpu_heterogeneous_capable, err);
-        if (r < 0)
-                return r;
-        r = get_array(o, "types", false, &a, err);
-        if (r < 0)
-                return r;
+                return gv_error_wrap(err, -r, "vgpu");
         if (json_array_size(a) == 0)
                 return 0;
         m->vgpu_types = xnew0(struct gv_vgpu_type, json_array_size(a));
@@ -606,10 +618,11 @@ static int parse_vgpu(const struct load_ctx *ctx, const json_t *o, struct gv_gpu
         for (size_t i = 0; i < m->n_vgpu_types; i++) {
                 struct gv_vgpu_type *t = &m->vgpu_types[i];
                 r = parse_vgpu_type(ctx, json_array_get(a, i), m, t, err);
-                if (r < 0)
-                        return gv_error_wrap(err, -r, "vgpu.types[%zu]%s%s%s", i,
-                                             t->name ? " '" : "", t->name ? t->name : "",
-                                             t->name ? "'" : "");
+                if (r < 0) {
+                        char b[128];
+                        return gv_error_wrap(err, -r, "vgpu.types[%zu]%s", i,
+                                             json_label(json_array_get(a, i), b, sizeof b));
+                }
                 for (size_t j = 0; j < i; j++) {
                         const struct gv_vgpu_type *q = &m->vgpu_types[j];
                         if (strcasecmp(q->name, t->name) == 0)
@@ -720,7 +733,7 @@ static int parse_model(const json_t *root, struct gv_gpu_model *m, struct gv_err
         if (o && !json_is_null(o)) {
                 r = parse_mig(&ctx, o, m, err);
                 if (r < 0)
-                        return gv_error_wrap(err, -r, "mig");
+                        return r;
         }
         o = json_object_get(root, "vgpu");
         if (o && !json_is_null(o)) {

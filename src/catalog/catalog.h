@@ -143,7 +143,9 @@ struct gv_catalog *gv_catalog_free(struct gv_catalog *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct gv_catalog *, gv_catalog_free);
 void gv_gpu_model_done(struct gv_gpu_model *m);
 
-/* Lookups: NULL when absent. Names compare case-insensitively. */
+/* Lookups: NULL when absent. Names compare case-insensitively. GI profile names may carry
+ * nvidia-smi's "MIG " prefix; vGPU type names may carry the "NVIDIA " (vendor-VFIO
+ * creatable_vgpu_types) or "GRID " (mdev name file) prefix. */
 const struct gv_gpu_model *gv_catalog_find(const struct gv_catalog *c, const char *name);
 const struct gv_gpu_model *gv_catalog_find_pci(const struct gv_catalog *c, uint16_t vendor,
                                                uint16_t device);

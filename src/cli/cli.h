@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cli.h — what every command of `gpuvirt` shares: global options, opening the host, printing
+ * errors, exit codes. One file per command group (cmd-*.c), dispatched from the table in
+ * gpuvirt.c.
+ *
+ * Exit codes (docs/cli.md):
+ *   0 success
+ *   1 the operation failed (hardware or library error)
+ *   2 usage error: bad arguments, unknown command, name or profile
+ *   3 not found: no such GPU, GPU instance or vGPU
+ *   4 refused: the current state forbids it (GPU busy or full, impossible layout, IOMMU group)
+ *   5 unavailable: a needed library or kernel interface is missing (e.g. NVML)
+ */
+#pragma once
+
+#include <stdbool.h>
+
+#include "host/host.h"
+#include "util/error.h"
+
+enum {
+        GV_EXIT_OK = 0,
+        GV_EXIT_FAILURE = 1,
+        GV_EXIT_USAGE = 2,
+        GV_EXIT_NOT_FOUND = 3,
+        GV_EXIT_REFUSED = 4,
+        GV_EXIT_UNAVAILABLE = 5,
+};
+
+struct gv_cli {
+        const char *sysfs_root;
+        const char *nvml_library;
+        bool json;
+};
+
+struct gv_cli_command {
+        const char *group;   /* "host", "gpu", "mig", "vgpu" */
+        const char *verb;    /* "inspect", "set-mode", ... */
+        const char *args;    /* usage text after the verb */
+        const char *summary;
+        int (*run)(struct gv_cli *cli, int argc, char **argv);
+};
+
+/* Print "error: <msg>" (and the hint lines already in msg) and map errno to an exit code. */
+int gv_cli_fail(const struct gv_cli *cli, int r, const struct gv_error *e);
+int gv_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int gv_cli_exit_code(int r);
+int gv_cli_open_host(const struct gv_cli *cli, struct gv_host **ret);
+/* Parse a command's own options when it has only --json and -h. Returns true to go on with
+ * *ret_index the first positional argument; false to exit at once with *ret_exit. */
+bool gv_cli_parse_simple(struct gv_cli *cli, int argc, char **argv, const char *usage,
+                         int *ret_index, int *ret_exit);
+
+extern const struct gv_cli_command gv_cli_host_commands[];
+extern const struct gv_cli_command gv_cli_gpu_commands[];
+extern const struct gv_cli_command gv_cli_mig_commands[];
+extern const struct gv_cli_command gv_cli_vgpu_commands[];

@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * host.h — this host's GPUs as gpuvirt sees them, and the operations on them.
+ *
+ * The core (host.c) enumerates PCI functions through the sysfs layer and hands each GPU to
+ * the vendor backend that claims it (struct gv_gpu_backend_ops, backend.h). Pass-through is
+ * vendor-neutral (vfio-pci binding of the whole IOMMU group, src/hw/driver.h); MIG and vGPU
+ * are the backend's. Core code names no vendor.
+ *
+ * Modes (what `gpuvirt gpu set-mode` sets, DESIGN.md's table):
+ *   none         bound to the vendor's host driver, nothing carved out
+ *   passthrough  the whole IOMMU group bound to vfio-pci, ready for one VM
+ *   vgpu         time-sliced vGPU: SR-IOV VFs enabled (or mdev types on the PF), MIG off
+ *   mig          MIG on; GPU instances are given to VMs as MIG-backed vGPU where the host has a
+ *                vGPU manager (SR-IOV VFs enabled too)
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "catalog/catalog.h"
+#include "hw/nvidia-vfio.h"
+#include "hw/sysfs.h"
+#include "util/error.h"
+#include "util/parse.h"
+
+enum gv_gpu_mode {
+        GV_GPU_MODE_NONE,
+        GV_GPU_MODE_PASSTHROUGH,
+        GV_GPU_MODE_VGPU,
+        GV_GPU_MODE_MIG,
+        _GV_GPU_MODE_MAX,
+        _GV_GPU_MODE_INVALID = -EINVAL,
+};
+const char *gv_gpu_mode_to_string(enum gv_gpu_mode m);
+enum gv_gpu_mode gv_gpu_mode_from_string(const char *s);
+/* "none, passthrough, vgpu, mig" */
+char *gv_gpu_mode_names(void);
+
+/* enum gv_vgpu_interface (none, mdev, vendor-vfio) comes from the hardware layer. */
+
+struct gv_host_config {
+        const char *sysfs_root;   /* "/" on a real host; a simulated host's directory */
+        const char *nvml_library; /* NULL: the default soname */
+};
+
+/* A function that shares the GPU's IOMMU group (audio function, or a foreign device). */
+struct gv_group_member {
+        char bdf[GV_PCI_ADDR_STR_MAX];
+        uint32_t class_code;
+        char *driver;       /* NULL: none */
+        bool same_device;   /* another function of the GPU's own slot (e.g. HDMI audio .1) */
+};
+
+struct gv_mig_ci_info {
+        uint32_t id;
+        uint32_t profile_id;
+        char *profile_name;
+        uint32_t start, size;
+};
+
+struct gv_mig_gi_info {
+        uint32_t id;
+        uint32_t profile_id;
+        char *profile_name;  /* "3g.40gb" */
+        struct gv_mig_placement placement;
+        uint64_t memory_mib;
+        struct gv_mig_ci_info *cis;
+        size_t n_cis;
+        char *vgpu_uuid;     /* MIG-backed vGPU on this GI, or NULL */
+};
+
+struct gv_vgpu_instance {
+        char uuid[GV_UUID_STR_LEN + 1];
+        uint32_t type_id;
+        char *type_name;     /* "H100XM-20C" */
+        char parent_bdf[GV_PCI_ADDR_STR_MAX]; /* VF or PF */
+        char *vm_id;         /* NULL when no VM holds it */
+        uint64_t framebuffer_mib;
+        uint32_t gi_id;      /* MIG-backed: its GPU instance; UINT32_MAX otherwise */
+};
+
+struct gv_vgpu_type_info {
+        uint32_t type_id;
+        char *name;
+        uint64_t framebuffer_mib;
+        uint32_t max_instances;
+        uint32_t creatable;  /* how many more can be created now */
+        char *gi_profile;    /* MIG-backed: GI profile name; NULL otherwise */
+        char *vgpu_class;
+};
+
+/* Validity flags for values that may be unknown (pass-through GPUs are invisible to the host
+ * driver; NVML may be missing). JSON writes null for an invalid value. */
+enum {
+        GV_GPU_HAS_UUID = 1 << 0,
+        GV_GPU_HAS_MEMORY = 1 << 1,
+        GV_GPU_HAS_UTIL = 1 << 2,
+        GV_GPU_HAS_POWER = 1 << 3,
+        GV_GPU_HAS_TEMP = 1 << 4,
+        GV_GPU_HAS_MIG = 1 << 5,
+        GV_GPU_HAS_VGPU = 1 << 6,
+};
+
+struct gv_gpu {
+        unsigned index;                 /* gpuvirt's index: PCI order of the host's GPUs */
+        struct gv_pci_addr addr;
+        char bdf[GV_PCI_ADDR_STR_MAX];
+        uint16_t vendor_id, device_id, subsystem_vendor_id, subsystem_device_id;
+        uint32_t class_code;
+        char *backend;                  /* backend name, "nvidia" */
+        char *model;                    /* "H100-SXM5-80GB" (catalog) or the NVML name */
+        char *product_name;             /* NVML name, e.g. "NVIDIA H100 80GB HBM3" */
+        char *driver;                   /* bound driver, NULL if none */
+        int numa_node;                  /* -1: none */
+        int iommu_group;                /* -1: no IOMMU */
+        char **reset_methods;
+        enum gv_gpu_mode mode;
+        unsigned valid;                 /* GV_GPU_HAS_* */
+        char uuid[64];
+        uint64_t memory_total_mib, memory_used_mib;
+        uint32_t util_gpu_pct, util_mem_pct;
+        uint32_t power_mw;
+        int temperature_c;
+        /* MIG */
+        bool mig_capable;
+        bool mig_enabled, mig_pending_enabled;
+        uint32_t mig_memory_slices;
+        struct gv_mig_gi_info *gis;
+        size_t n_gis;
+        /* vGPU */
+        enum gv_vgpu_interface vgpu_interface;
+        uint32_t sriov_total_vfs, sriov_num_vfs;
+        bool vgpu_heterogeneous;
+        struct gv_vgpu_instance *vgpus;
+        size_t n_vgpus;
+        /* pass-through */
+        struct gv_group_member *group;  /* the other functions in the IOMMU group */
+        size_t n_group;
+        char *passthrough_blocker;      /* NULL when the group can be assigned; else why not */
+        char **problems;                /* per-GPU issues found while reading (corrupt files...) */
+};
+
+struct gv_host {
+        struct gv_host_config config;
+        char *hostname;
+        char *driver_version;           /* vendor driver, NULL when unknown */
+        char *nvml_version;
+        char *nvml_error;               /* why NVML is unavailable, NULL when it works */
+        char *accel;                    /* "kvm" or "tcg (reason)" */
+        struct gv_gpu *gpus;
+        size_t n_gpus;
+        char **problems;                /* PCI functions that could not be read, not GPUs' own */
+        /* private */
+        struct gv_sysfs *sysfs;
+        struct gv_catalog *catalog;     /* names models; NULL when it cannot be loaded */
+        void *backend_ctx;
+        const struct gv_gpu_backend_ops *ops;
+};
+
+/* Open the host: enumerate PCI and read every GPU. NVML missing is not an error here: the
+ * inventory comes from sysfs and host->nvml_error says what is missing. */
+int gv_host_open(const struct gv_host_config *cfg, struct gv_host **ret, struct gv_error **err);
+struct gv_host *gv_host_free(struct gv_host *h);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct gv_host *, gv_host_free);
+/* Re-read one GPU after an operation. */
+int gv_host_refresh_gpu(struct gv_host *h, struct gv_gpu *g, struct gv_error **err);
+
+/* Find a GPU by gpuvirt index ("3"), PCI address ("0000:18:00.0", "18:00.0") or UUID
+ * ("GPU-..."). The error lists the GPUs there are. */
+int gv_host_find_gpu(struct gv_host *h, const char *selector, struct gv_gpu **ret,
+                     struct gv_error **err);
+
+/* Operations. Each refuses with a clear error before changing anything when the change is
+ * impossible (GPU in use naming what uses it, unknown profile listing the valid ones, ...). */
+int gv_gpu_set_mode(struct gv_host *h, struct gv_gpu *g, enum gv_gpu_mode mode,
+                    struct gv_error **err);
+/* Declarative MIG layout: make the GPU hold exactly these GPU instances (profile names, a
+ * NULL-terminated list), keeping existing instances the list still wants, destroying the others
+ * (refused while a vGPU uses one) and creating the rest at placements chosen by gv_mig_plan().
+ * Nothing changes when the layout is impossible; a failure half-way rolls back what this call
+ * created. ret_layout (optional): the resulting layout as text ("0-3:4g.40gb 4-7:free").
+ * dry_run: plan and report only. */
+int gv_gpu_mig_apply(struct gv_host *h, struct gv_gpu *g, char *const *profiles, bool dry_run,
+                     char **ret_layout, struct gv_error **err);
+/* The GPU-instance profiles the GPU offers (from the vendor library), for listings. */
+int gv_gpu_mig_profiles(struct gv_host *h, struct gv_gpu *g, struct gv_mig_gi_profile **ret,
+                        size_t *ret_n, struct gv_error **err);
+void gv_mig_gi_profiles_free(struct gv_mig_gi_profile *p, size_t n);
+int gv_gpu_mig_destroy(struct gv_host *h, struct gv_gpu *g, uint32_t gi_id,
+                       struct gv_error **err);
+int gv_gpu_vgpu_types(struct gv_host *h, struct gv_gpu *g, struct gv_vgpu_type_info **ret,
+                      size_t *ret_n, struct gv_error **err);
+void gv_vgpu_type_info_free_array(struct gv_vgpu_type_info *t, size_t n);
+int gv_gpu_vgpu_create(struct gv_host *h, struct gv_gpu *g, const char *type_name,
+                       char ret_uuid[GV_UUID_STR_LEN + 1], struct gv_error **err);
+/* id: an mdev UUID, or the VF address of a vendor-VFIO vGPU. */
+int gv_host_vgpu_destroy(struct gv_host *h, const char *id, struct gv_error **err);

@@ -1,0 +1,674 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nvidia.c — the NVIDIA backend behind struct gv_gpu_backend_ops: NVML (src/hw/nvml) for MIG,
+ * vGPU types and live values; sysfs (src/hw) for SR-IOV, mdev and the vendor-VFIO nvidia/
+ * files. The sysfs side is the truth about which vGPU instances exist (mdev devices, VFs with
+ * a current_vgpu_type); NVML adds what only the driver knows (VM ids, GPU instances).
+ *
+ * Mode transitions (DESIGN.md's table, vgpu.md §2 and §5, nvml-abi.md §9):
+ *   none  -> vgpu  needs the vGPU manager (NVML virtualization mode HOST_VGPU); MIG off; SR-IOV
+ *                  VFs enabled through sriov_numvfs (the RFC driver's way; NVIDIA's
+ *                  sriov-manage does the same write)
+ *   none  -> mig   MIG on (Hopper: at once; Ampere: may stay pending until a GPU reset); VFs on
+ *                  too when a vGPU manager is present, so GPU instances can back MIG vGPUs
+ *   any   -> none  MIG off and VFs off; refused while anything is carved out
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "host/backend.h"
+#include "host/host-internal.h"
+#include "hw/mdev.h"
+#include "hw/nvidia-vfio.h"
+#include "hw/nvml/nvml.h"
+#include "hw/pci.h"
+#include "hw/sriov.h"
+#include "util/alloc.h"
+#include "util/strv.h"
+
+struct nv_ctx {
+        struct gv_nvml *nvml; /* NULL when NVML could not be loaded */
+};
+
+static int nv_open(const struct gv_host_config *cfg, void **ret_ctx, char **ret_unavailable)
+{
+        struct nv_ctx *c = xnew0(struct nv_ctx, 1);
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        int r = gv_nvml_open(cfg->nvml_library, &c->nvml, &e);
+        if (r < 0) {
+                c->nvml = NULL;
+                *ret_unavailable = xstrdup(gv_error_msg(e, r));
+        }
+        *ret_ctx = c;
+        return r < 0 ? r : 0;
+}
+
+static void nv_close(void *ctx)
+{
+        struct nv_ctx *c = ctx;
+        if (!c)
+                return;
+        gv_nvml_unref(c->nvml);
+        free(c);
+}
+
+static void nv_host_info(void *ctx, struct gv_host *h)
+{
+        struct nv_ctx *c = ctx;
+        if (!c->nvml)
+                return;
+        (void)gv_nvml_driver_version(c->nvml, &h->driver_version, NULL);
+        (void)gv_nvml_nvml_version(c->nvml, &h->nvml_version, NULL);
+}
+
+/* The NVML device of a GPU, or NULL with a reason. A GPU bound to another driver (vfio-pci,
+ * none) is invisible to NVML, as on a real host. */
+static int nv_device(struct nv_ctx *c, const struct gv_gpu *g, struct gv_nvml_device **ret,
+                     struct gv_error **err)
+{
+        if (!c->nvml)
+                return gv_error_set(err, ELIBACC, "NVML is not available on this host, so GPU %s "
+                                    "cannot be managed (see 'gpuvirt host inspect')", g->bdf);
+        if (!g->driver || strcmp(g->driver, "nvidia") != 0)
+                return gv_error_set(err, ENODEV, "GPU %s is bound to '%s', not to the nvidia "
+                                    "driver, so NVML cannot see it", g->bdf,
+                                    g->driver ? g->driver : "no driver");
+        return gv_nvml_device_by_pci(c->nvml, g->bdf, ret, err);
+}
+
+static const char *short_name(const char *n)
+{
+        return n ? gv_vgpu_name_short(n) : NULL;
+}
+
+static void read_live_values(struct gv_nvml_device *d, struct gv_gpu *g)
+{
+        char *s = NULL;
+        if (gv_nvml_device_name(d, &s, NULL) >= 0)
+                g->product_name = s;
+        s = NULL;
+        if (gv_nvml_device_uuid(d, &s, NULL) >= 0) {
+                snprintf(g->uuid, sizeof(g->uuid), "%s", s);
+                g->valid |= GV_GPU_HAS_UUID;
+                free(s);
+        }
+        struct gv_nvml_memory m;
+        if (gv_nvml_device_memory(d, &m, NULL) >= 0) {
+                g->memory_total_mib = m.total >> 20;
+                g->memory_used_mib = m.used >> 20;
+                g->valid |= GV_GPU_HAS_MEMORY;
+        }
+        struct gv_nvml_utilization u;
+        if (gv_nvml_device_utilization(d, &u, NULL) >= 0) {
+                g->util_gpu_pct = u.gpu_pct;
+                g->util_mem_pct = u.memory_pct;
+                g->valid |= GV_GPU_HAS_UTIL;
+        }
+        if (gv_nvml_device_power(d, &g->power_mw, NULL) >= 0)
+                g->valid |= GV_GPU_HAS_POWER;
+        if (gv_nvml_device_temperature(d, &g->temperature_c, NULL) >= 0)
+                g->valid |= GV_GPU_HAS_TEMP;
+}
+
+static const struct gv_mig_gi_profile *profile_by_id(const struct gv_mig_gi_profile *p, size_t n,
+                                                     uint32_t id)
+{
+        for (size_t i = 0; i < n; i++)
+                if (p[i].id == id)
+                        return &p[i];
+        return NULL;
+}
+
+static int read_mig(struct gv_nvml_device *d, struct gv_gpu *g, struct gv_error **err)
+{
+        bool cur = false, pend = false;
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        int r = gv_nvml_mig_mode(d, &cur, &pend, &e);
+        if (r == -EOPNOTSUPP) {
+                g->mig_capable = false;
+                return 0;
+        }
+        if (r < 0) {
+                gv_error_propagate(err, TAKE_PTR(e));
+                return r;
+        }
+        g->mig_capable = true;
+        g->mig_enabled = cur;
+        g->mig_pending_enabled = pend;
+        g->valid |= GV_GPU_HAS_MIG;
+        if (!cur)
+                return 0;
+
+        struct gv_mig_gi_profile *prof = NULL;
+        size_t n_prof = 0;
+        r = gv_nvml_gi_profiles(d, &prof, &n_prof, err);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n_prof; i++)
+                g->mig_memory_slices = MAX(g->mig_memory_slices, prof[i].memory_slices);
+        struct gv_nvml_gi *gis = NULL;
+        size_t n_gis = 0;
+        r = gv_nvml_gi_list(d, &gis, &n_gis, err);
+        if (r >= 0) {
+                g->gis = xnew0(struct gv_mig_gi_info, n_gis + 1);
+                for (size_t i = 0; i < n_gis; i++) {
+                        struct gv_mig_gi_info *gi = &g->gis[g->n_gis++];
+                        const struct gv_mig_gi_profile *p = profile_by_id(prof, n_prof,
+                                                                          gis[i].profile_id);
+                        gi->id = gis[i].id;
+                        gi->profile_id = gis[i].profile_id;
+                        gi->profile_name = xstrdup(p && p->name ? p->name : "unknown");
+                        gi->memory_mib = p ? p->memory_mib : 0;
+                        gi->placement = gis[i].placement;
+                        struct gv_nvml_ci *cis = NULL;
+                        size_t n_cis = 0;
+                        if (gv_nvml_ci_list(&gis[i], &cis, &n_cis, NULL) >= 0) {
+                                gi->cis = xnew0(struct gv_mig_ci_info, n_cis + 1);
+                                for (size_t j = 0; j < n_cis; j++)
+                                        gi->cis[gi->n_cis++] = (struct gv_mig_ci_info){
+                                                .id = cis[j].id,
+                                                .profile_id = cis[j].profile_id,
+                                                .start = cis[j].placement.start,
+                                                .size = cis[j].placement.size,
+                                        };
+                                free(cis);
+                        }
+                }
+                free(gis);
+        }
+        gv_nvml_gi_profiles_free(prof, n_prof);
+        return r < 0 ? r : 0;
+}
+
+static struct gv_vgpu_instance *add_vgpu(struct gv_gpu *g)
+{
+        g->vgpus = xreallocarray(g->vgpus, g->n_vgpus + 1, sizeof(*g->vgpus));
+        struct gv_vgpu_instance *v = &g->vgpus[g->n_vgpus++];
+        *v = (struct gv_vgpu_instance){ .gi_id = UINT32_MAX };
+        return v;
+}
+
+/* NVML's view of one active vGPU instance, used to enrich what sysfs says. */
+struct nv_active {
+        uint32_t instance, type_id, gi_id;
+        char *uuid, *vm_id;
+        bool used;
+};
+
+static void read_active(struct gv_nvml_device *d, struct nv_active **ret, size_t *ret_n)
+{
+        uint32_t *ids = NULL;
+        size_t n = 0;
+        *ret = NULL;
+        *ret_n = 0;
+        if (!d || gv_nvml_vgpu_active_instances(d, &ids, &n, NULL) < 0)
+                return;
+        struct nv_active *a = xnew0(struct nv_active, n + 1);
+        for (size_t i = 0; i < n; i++) {
+                a[i].instance = ids[i];
+                (void)gv_nvml_vgpu_instance_type(d, ids[i], &a[i].type_id, NULL);
+                (void)gv_nvml_vgpu_instance_uuid(d, ids[i], &a[i].uuid, NULL);
+                bool is_uuid;
+                if (gv_nvml_vgpu_instance_vm_id(d, ids[i], &a[i].vm_id, &is_uuid, NULL) >= 0 &&
+                    a[i].vm_id && !*a[i].vm_id) {
+                        free(a[i].vm_id);
+                        a[i].vm_id = NULL;
+                }
+                a[i].gi_id = UINT32_MAX;
+                uint32_t gi;
+                if (gv_nvml_vgpu_instance_gi_id(d, ids[i], &gi, NULL) >= 0 && gi != GV_NVML_NO_GI)
+                        a[i].gi_id = gi;
+        }
+        free(ids);
+        *ret = a;
+        *ret_n = n;
+}
+
+static void free_active(struct nv_active *a, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                free(a[i].uuid);
+                free(a[i].vm_id);
+        }
+        free(a);
+}
+
+static struct nv_active *match_active(struct nv_active *a, size_t n, const char *uuid,
+                                      uint32_t type_id)
+{
+        for (size_t i = 0; i < n; i++)
+                if (!a[i].used && uuid && a[i].uuid && strcasecmp(a[i].uuid, uuid) == 0)
+                        return &a[i];
+        for (size_t i = 0; i < n; i++)
+                if (!a[i].used && !uuid && a[i].type_id == type_id)
+                        return &a[i];
+        return NULL;
+}
+
+static void apply_active(struct gv_gpu *g, struct gv_vgpu_instance *v, struct nv_active *m)
+{
+        if (!m)
+                return;
+        m->used = true;
+        if (m->vm_id)
+                v->vm_id = xstrdup(m->vm_id);
+        v->gi_id = m->gi_id;
+        if (!v->uuid[0] && m->uuid)
+                snprintf(v->uuid, sizeof(v->uuid), "%s", m->uuid);
+        for (size_t i = 0; i < g->n_gis; i++)
+                if (g->gis[i].id == m->gi_id && !g->gis[i].vgpu_uuid)
+                        g->gis[i].vgpu_uuid = xstrdup(v->uuid[0] ? v->uuid : v->parent_bdf);
+}
+
+static void type_facts(struct gv_nvml_device *d, struct gv_vgpu_instance *v)
+{
+        if (!d)
+                return;
+        struct gv_nvml_vgpu_type t = {};
+        if (gv_nvml_vgpu_type_info(d, v->type_id, &t, NULL) < 0)
+                return;
+        free(v->type_name);
+        v->type_name = xstrdup(short_name(t.name));
+        v->framebuffer_mib = t.framebuffer_bytes >> 20;
+        gv_nvml_vgpu_type_done(&t);
+}
+
+/* The vGPU instances: VFs with a current_vgpu_type (vendor-VFIO) or mdev devices whose parent
+ * is the GPU or one of its VFs. */
+static void read_vgpus(struct gv_host *h, struct gv_nvml_device *d, struct gv_gpu *g)
+{
+        struct nv_active *act = NULL;
+        size_t n_act = 0;
+        read_active(d, &act, &n_act);
+
+        _cleanup_strv_free_ char **vfs = NULL;
+        if (g->sriov_num_vfs > 0)
+                (void)gv_sriov_list_vfs(h->sysfs, g->bdf, &vfs, NULL);
+
+        if (g->vgpu_interface == GV_VGPU_INTERFACE_VENDOR_VFIO) {
+                STRV_FOREACH(vf, vfs) {
+                        uint32_t t = 0;
+                        if (gv_nvidia_current_vgpu_type(h->sysfs, *vf, &t, NULL) < 0 || t == 0)
+                                continue;
+                        struct gv_vgpu_instance *v = add_vgpu(g);
+                        v->type_id = t;
+                        snprintf(v->parent_bdf, sizeof(v->parent_bdf), "%s", *vf);
+                        type_facts(d, v);
+                        apply_active(g, v, match_active(act, n_act, NULL, t));
+                        if (!v->type_name)
+                                v->type_name = xasprintf("type %u", t);
+                }
+        } else if (g->vgpu_interface == GV_VGPU_INTERFACE_MDEV) {
+                _cleanup_(gv_mdev_instance_list_freep) struct gv_mdev_instance_list *l = NULL;
+                if (gv_mdev_list_instances(h->sysfs, &l, NULL) >= 0)
+                        for (size_t i = 0; i < l->n; i++) {
+                                const struct gv_mdev_instance *mi = &l->instances[i];
+                                if (strcmp(mi->parent, g->bdf) != 0 &&
+                                    !strv_contains(vfs, mi->parent))
+                                        continue;
+                                struct gv_vgpu_instance *v = add_vgpu(g);
+                                snprintf(v->uuid, sizeof(v->uuid), "%s", mi->uuid);
+                                snprintf(v->parent_bdf, sizeof(v->parent_bdf), "%s", mi->parent);
+                                uint32_t t = 0;
+                                if (mi->type_id && gv_startswith(mi->type_id, "nvidia-"))
+                                        (void)gv_parse_u32(mi->type_id + 7, 10, &t);
+                                v->type_id = t;
+                                type_facts(d, v);
+                                apply_active(g, v, match_active(act, n_act, v->uuid, t));
+                                if (!v->type_name)
+                                        v->type_name = xstrdup(mi->type_id ? mi->type_id : "?");
+                        }
+        }
+        free_active(act, n_act);
+}
+
+static int nv_inspect(void *ctx, struct gv_host *h, struct gv_gpu *g, struct gv_error **err)
+{
+        struct nv_ctx *c = ctx;
+        const struct gv_gpu_model *m =
+                h->catalog ? gv_catalog_find_pci(h->catalog, g->vendor_id, g->device_id) : NULL;
+        if (m) {
+                g->model = xstrdup(m->name);
+                g->mig_capable = m->n_gi_profiles > 0;
+                g->mig_memory_slices = m->mig_memory_slices;
+        }
+        enum gv_vgpu_interface vi = GV_VGPU_INTERFACE_NONE;
+        if (gv_nvidia_vgpu_interface(h->sysfs, g->bdf, &vi, NULL) >= 0)
+                g->vgpu_interface = vi;
+
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        struct gv_nvml_device *d = NULL;
+        int r = 0;
+        if (g->mode != GV_GPU_MODE_PASSTHROUGH && c->nvml &&
+            g->driver && strcmp(g->driver, "nvidia") == 0) {
+                r = nv_device(c, g, &d, &e);
+                if (r >= 0) {
+                        read_live_values(d, g);
+                        r = read_mig(d, g, &e);
+                        bool het = false;
+                        if (gv_nvml_vgpu_heterogeneous_mode(d, &het, NULL) >= 0)
+                                g->vgpu_heterogeneous = het;
+                }
+        }
+        if (g->mode != GV_GPU_MODE_PASSTHROUGH)
+                read_vgpus(h, d, g);
+        if (!g->model)
+                g->model = g->product_name ? xstrdup(g->product_name)
+                                           : xasprintf("%04x:%04x", g->vendor_id, g->device_id);
+        if (g->mode != GV_GPU_MODE_PASSTHROUGH) {
+                if (g->mig_enabled)
+                        g->mode = GV_GPU_MODE_MIG;
+                else if (g->sriov_num_vfs > 0 || g->n_vgpus > 0)
+                        g->mode = GV_GPU_MODE_VGPU;
+                else
+                        g->mode = GV_GPU_MODE_NONE;
+        }
+        if (r < 0) {
+                gv_error_propagate(err, TAKE_PTR(e));
+                return r;
+        }
+        return 0;
+}
+
+static int set_vfs(struct gv_host *h, struct gv_gpu *g, bool on, struct gv_error **err)
+{
+        uint32_t want = on ? g->sriov_total_vfs : 0;
+        if (g->sriov_num_vfs == want || (on && g->sriov_total_vfs == 0))
+                return 0;
+        return gv_sriov_set_numvfs(h->sysfs, g->bdf, want, err);
+}
+
+static int set_mig(struct gv_nvml_device *d, struct gv_gpu *g, bool on, struct gv_error **err)
+{
+        if (g->mig_enabled == on && !(g->mig_pending_enabled != on))
+                return 0;
+        int act = 0;
+        _cleanup_free_ char *msg = NULL;
+        int r = gv_nvml_mig_mode_set(d, on, &act, &msg, err);
+        if (r < 0)
+                return r;
+        if (act < 0)
+                return gv_error_set(err, -act, "MIG mode on GPU %s is now pending %s but not "
+                                    "active: %s", g->bdf, on ? "enable" : "disable",
+                                    msg ? msg : "a GPU reset is needed");
+        return 0;
+}
+
+static int nv_set_mode(void *ctx, struct gv_host *h, struct gv_gpu *g, enum gv_gpu_mode mode,
+                       struct gv_error **err)
+{
+        struct nv_ctx *c = ctx;
+        _cleanup_free_ char *use = gv_gpu_describe_use(g);
+        if (use)
+                return gv_error_set(err, EBUSY, "GPU %s is in use (%s): destroy those before "
+                                    "changing its mode from '%s' to '%s'", g->bdf, use,
+                                    gv_gpu_mode_to_string(g->mode), gv_gpu_mode_to_string(mode));
+        struct gv_nvml_device *d = NULL;
+        int r = nv_device(c, g, &d, err);
+        if (r < 0)
+                return r;
+        enum gv_nvml_virt_mode vm = GV_NVML_VIRT_NONE;
+        bool vgpu_manager = gv_nvml_virtualization_mode(d, &vm, NULL) >= 0 &&
+                            vm == GV_NVML_VIRT_HOST_VGPU;
+
+        switch (mode) {
+        case GV_GPU_MODE_NONE:
+                if (g->mig_enabled || g->mig_pending_enabled) {
+                        r = set_mig(d, g, false, err);
+                        if (r < 0)
+                                return r;
+                }
+                return set_vfs(h, g, false, err);
+        case GV_GPU_MODE_VGPU:
+                if (!vgpu_manager)
+                        return gv_error_set(err, EOPNOTSUPP, "GPU %s cannot do vGPU: the NVIDIA "
+                                            "vGPU manager is not running on this host (NVML "
+                                            "virtualization mode '%s'); install the vGPU host "
+                                            "driver", g->bdf, gv_nvml_virt_mode_to_string(vm));
+                if (g->mig_enabled) {
+                        r = set_mig(d, g, false, err);
+                        if (r < 0)
+                                return r;
+                }
+                if (g->sriov_total_vfs == 0 && g->vgpu_interface == GV_VGPU_INTERFACE_NONE)
+                        return gv_error_set(err, EOPNOTSUPP, "GPU %s offers neither SR-IOV VFs "
+                                            "nor mdev types: it cannot host vGPUs", g->bdf);
+                return set_vfs(h, g, true, err);
+        case GV_GPU_MODE_MIG:
+                if (!g->mig_capable)
+                        return gv_error_set(err, EOPNOTSUPP, "GPU %s (%s) does not support MIG",
+                                            g->bdf, g->model);
+                r = set_mig(d, g, true, err);
+                if (r < 0)
+                        return r;
+                if (vgpu_manager)
+                        return set_vfs(h, g, true, err);
+                return set_vfs(h, g, false, err);
+        default:
+                return gv_error_set(err, EINVAL, "mode '%s' is not the NVIDIA backend's",
+                                    gv_gpu_mode_to_string(mode));
+        }
+}
+
+static int nv_mig_profiles(void *ctx, struct gv_gpu *g, struct gv_mig_gi_profile **ret,
+                           size_t *ret_n, struct gv_error **err)
+{
+        struct gv_nvml_device *d = NULL;
+        int r = nv_device(ctx, g, &d, err);
+        if (r < 0)
+                return r;
+        return gv_nvml_gi_profiles(d, ret, ret_n, err);
+}
+
+static int nv_mig_create(void *ctx, struct gv_gpu *g, uint32_t profile_id,
+                         const struct gv_mig_placement *placement, uint32_t *ret_gi_id,
+                         struct gv_error **err)
+{
+        struct gv_nvml_device *d = NULL;
+        int r = nv_device(ctx, g, &d, err);
+        if (r < 0)
+                return r;
+        struct gv_nvml_gi gi;
+        r = gv_nvml_gi_create(d, profile_id, placement, &gi, err);
+        if (r < 0)
+                return r;
+        *ret_gi_id = gi.id;
+        return 0;
+}
+
+static int nv_mig_destroy(void *ctx, struct gv_gpu *g, uint32_t gi_id, struct gv_error **err)
+{
+        struct gv_nvml_device *d = NULL;
+        int r = nv_device(ctx, g, &d, err);
+        if (r < 0)
+                return r;
+        struct gv_nvml_gi gi;
+        r = gv_nvml_gi_by_id(d, gi_id, &gi, err);
+        if (r < 0)
+                return r;
+        /* Compute instances go first: NVML refuses to destroy a GI that still has them. */
+        struct gv_nvml_ci *cis = NULL;
+        size_t n = 0;
+        r = gv_nvml_ci_list(&gi, &cis, &n, err);
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = gv_nvml_ci_destroy(&cis[i], err);
+        free(cis);
+        if (r < 0)
+                return r;
+        return gv_nvml_gi_destroy(&gi, err);
+}
+
+/* How many more instances of type_id the kernel interface can create now. */
+static uint32_t creatable_now(struct gv_host *h, const struct gv_gpu *g, char *const *vfs,
+                              uint32_t type_id)
+{
+        uint32_t n = 0;
+        if (g->vgpu_interface == GV_VGPU_INTERFACE_VENDOR_VFIO) {
+                STRV_FOREACH(vf, vfs) {
+                        uint32_t cur = 0;
+                        if (gv_nvidia_current_vgpu_type(h->sysfs, *vf, &cur, NULL) < 0 || cur)
+                                continue;
+                        _cleanup_(gv_nvidia_vgpu_type_list_freep)
+                                struct gv_nvidia_vgpu_type_list *l = NULL;
+                        if (gv_nvidia_read_creatable_vgpu_types(h->sysfs, *vf, &l, NULL) < 0)
+                                continue;
+                        for (size_t i = 0; i < l->n; i++)
+                                if (l->types[i].id == type_id)
+                                        n++;
+                }
+        } else if (g->vgpu_interface == GV_VGPU_INTERFACE_MDEV) {
+                _cleanup_free_ char *tid = xasprintf("nvidia-%u", type_id);
+                _cleanup_strv_free_ char **parents = NULL;
+                strv_extend(&parents, g->bdf);
+                STRV_FOREACH(vf, vfs)
+                        strv_extend(&parents, *vf);
+                STRV_FOREACH(p, parents) {
+                        _cleanup_(gv_mdev_type_list_freep) struct gv_mdev_type_list *l = NULL;
+                        if (gv_mdev_list_types(h->sysfs, *p, &l, NULL) < 0)
+                                continue;
+                        for (size_t i = 0; i < l->n; i++)
+                                if (strcmp(l->types[i].id, tid) == 0)
+                                        n += l->types[i].available_instances;
+                }
+        }
+        return n;
+}
+
+static int nv_vgpu_types(void *ctx, struct gv_host *h, struct gv_gpu *g,
+                         struct gv_vgpu_type_info **ret, size_t *ret_n, struct gv_error **err)
+{
+        struct gv_nvml_device *d = NULL;
+        int r = nv_device(ctx, g, &d, err);
+        if (r < 0)
+                return r;
+        uint32_t *ids = NULL;
+        size_t n = 0;
+        r = gv_nvml_vgpu_supported_types(d, &ids, &n, err);
+        if (r < 0)
+                return r;
+        struct gv_mig_gi_profile *prof = NULL;
+        size_t n_prof = 0;
+        if (g->mig_enabled)
+                (void)gv_nvml_gi_profiles(d, &prof, &n_prof, NULL);
+        _cleanup_strv_free_ char **vfs = NULL;
+        if (g->sriov_num_vfs > 0)
+                (void)gv_sriov_list_vfs(h->sysfs, g->bdf, &vfs, NULL);
+
+        struct gv_vgpu_type_info *out = xnew0(struct gv_vgpu_type_info, n + 1);
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                struct gv_nvml_vgpu_type t = {};
+                r = gv_nvml_vgpu_type_info(d, ids[i], &t, err);
+                if (r < 0)
+                        break;
+                struct gv_vgpu_type_info *o = &out[k++];
+                o->type_id = ids[i];
+                o->name = xstrdup(short_name(t.name));
+                o->vgpu_class = t.vgpu_class ? xstrdup(t.vgpu_class) : NULL;
+                o->framebuffer_mib = t.framebuffer_bytes >> 20;
+                o->max_instances = t.max_instances;
+                if (t.gi_profile_id != GV_NVML_NO_GI_PROFILE) {
+                        const struct gv_mig_gi_profile *p =
+                                profile_by_id(prof, n_prof, t.gi_profile_id);
+                        const struct gv_gpu_model *m =
+                                h->catalog ? gv_catalog_find_pci(h->catalog, g->vendor_id,
+                                                                 g->device_id)
+                                           : NULL;
+                        const struct gv_mig_gi_profile *cp =
+                                m ? gv_gpu_model_find_gi_profile_id(m, t.gi_profile_id) : NULL;
+                        o->gi_profile = xstrdup(p ? p->name
+                                                  : cp ? cp->name
+                                                       : "unknown MIG profile");
+                }
+                o->creatable = creatable_now(h, g, vfs, ids[i]);
+                gv_nvml_vgpu_type_done(&t);
+        }
+        free(ids);
+        gv_nvml_gi_profiles_free(prof, n_prof);
+        if (r < 0) {
+                gv_vgpu_type_info_free_array(out, k);
+                return r;
+        }
+        *ret = out;
+        *ret_n = k;
+        return 0;
+}
+
+static int nv_vgpu_create(void *ctx, struct gv_host *h, struct gv_gpu *g,
+                          const struct gv_vgpu_type_info *type, char ret_id[GV_UUID_STR_LEN + 1],
+                          struct gv_error **err)
+{
+        (void)ctx;
+        _cleanup_strv_free_ char **vfs = NULL;
+        if (g->sriov_num_vfs > 0) {
+                int r = gv_sriov_list_vfs(h->sysfs, g->bdf, &vfs, err);
+                if (r < 0)
+                        return r;
+        }
+        if (g->vgpu_interface == GV_VGPU_INTERFACE_VENDOR_VFIO) {
+                STRV_FOREACH(vf, vfs) {
+                        uint32_t cur = 0;
+                        if (gv_nvidia_current_vgpu_type(h->sysfs, *vf, &cur, NULL) < 0 || cur)
+                                continue;
+                        _cleanup_(gv_nvidia_vgpu_type_list_freep)
+                                struct gv_nvidia_vgpu_type_list *l = NULL;
+                        if (gv_nvidia_read_creatable_vgpu_types(h->sysfs, *vf, &l, NULL) < 0)
+                                continue;
+                        for (size_t i = 0; i < l->n; i++) {
+                                if (l->types[i].id != type->type_id)
+                                        continue;
+                                int r = gv_nvidia_set_vgpu_type(h->sysfs, *vf, type->type_id, err);
+                                if (r < 0)
+                                        return r;
+                                snprintf(ret_id, GV_UUID_STR_LEN + 1, "%s", *vf);
+                                return 0;
+                        }
+                }
+        } else if (g->vgpu_interface == GV_VGPU_INTERFACE_MDEV) {
+                _cleanup_free_ char *tid = xasprintf("nvidia-%u", type->type_id);
+                _cleanup_strv_free_ char **parents = NULL;
+                strv_extend(&parents, g->bdf);
+                STRV_FOREACH(vf, vfs)
+                        strv_extend(&parents, *vf);
+                STRV_FOREACH(p, parents) {
+                        _cleanup_(gv_mdev_type_list_freep) struct gv_mdev_type_list *l = NULL;
+                        if (gv_mdev_list_types(h->sysfs, *p, &l, NULL) < 0)
+                                continue;
+                        for (size_t i = 0; i < l->n; i++)
+                                if (strcmp(l->types[i].id, tid) == 0 &&
+                                    l->types[i].available_instances > 0)
+                                        return gv_mdev_create(h->sysfs, *p, tid, NULL, ret_id,
+                                                              err);
+                }
+        }
+        return gv_error_set(err, ENOSPC, "GPU %s has no free VF or mdev parent offering vGPU "
+                            "type %s", g->bdf, type->name);
+}
+
+static int nv_vgpu_destroy(void *ctx, struct gv_host *h, struct gv_gpu *g,
+                           const struct gv_vgpu_instance *v, struct gv_error **err)
+{
+        (void)ctx;
+        if (g->vgpu_interface == GV_VGPU_INTERFACE_VENDOR_VFIO)
+                return gv_nvidia_clear_vgpu_type(h->sysfs, v->parent_bdf, err);
+        return gv_mdev_remove(h->sysfs, v->uuid, err);
+}
+
+const struct gv_gpu_backend_ops gv_nvidia_backend_ops = {
+        .name = "nvidia",
+        .host_driver = "nvidia",
+        .pci_vendor = GV_PCI_VENDOR_NVIDIA,
+        .open = nv_open,
+        .close = nv_close,
+        .host_info = nv_host_info,
+        .inspect = nv_inspect,
+        .set_mode = nv_set_mode,
+        .mig_profiles = nv_mig_profiles,
+        .mig_create = nv_mig_create,
+        .mig_destroy = nv_mig_destroy,
+        .vgpu_types = nv_vgpu_types,
+        .vgpu_create = nv_vgpu_create,
+        .vgpu_destroy = nv_vgpu_destroy,
+};

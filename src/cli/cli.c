@@ -86,9 +86,9 @@ bool gv_cli_parse_simple(struct gv_cli *cli, int argc, char **argv, const char *
                 {},
         };
         int c;
-        optind = 1;
+        optind = 0;
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'j':
                         cli->json = true;

@@ -68,9 +68,9 @@ static int mig_apply(struct gv_cli *cli, int argc, char **argv)
         };
         bool dry = false;
         int c;
-        optind = 1;
+        optind = 0;
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "+hn", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "hn", options, NULL)) >= 0) {
                 if (c == 'j')
                         cli->json = true;
                 else if (c == 'n')

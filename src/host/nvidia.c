@@ -582,7 +582,14 @@ static int nv_vgpu_types(void *ctx, struct gv_host *h, struct gv_gpu *g,
                                                   : cp ? cp->name
                                                        : "unknown MIG profile");
                 }
-                o->creatable = creatable_now(h, g, vfs, ids[i]);
+                /* The kernel files count free parents (one vGPU per VF); the type's own limit
+                 * caps that (vgpu.md §7: e.g. 4 of H100XM-20C on 32 VFs). */
+                uint32_t same = 0;
+                for (size_t j = 0; j < g->n_vgpus; j++)
+                        if (g->vgpus[j].type_id == ids[i])
+                                same++;
+                uint32_t room = o->max_instances > same ? o->max_instances - same : 0;
+                o->creatable = MIN(creatable_now(h, g, vfs, ids[i]), room);
                 gv_nvml_vgpu_type_done(&t);
         }
         free(ids);

@@ -58,7 +58,8 @@ static nvmlReturn_t put_ids(const unsigned *ids, unsigned n, unsigned int *count
         }
         if (n && !out)
                 return NVML_ERROR_INVALID_ARGUMENT;
-        memcpy(out, ids, n * sizeof(ids[0]));
+        if (n)
+                memcpy(out, ids, n * sizeof(ids[0]));
         *count = n;
         return NVML_SUCCESS;
 }
@@ -525,7 +526,8 @@ static nvmlReturn_t placements(const char *name, nvmlDevice_t device, nvmlVgpuTy
                 list->count = n;
                 return n ? NVML_ERROR_INSUFFICIENT_SIZE : NVML_SUCCESS;
         }
-        memcpy(list->placementIds, ids, n * sizeof(ids[0]));
+        if (n)
+                memcpy(list->placementIds, ids, n * sizeof(ids[0]));
         list->count = n;
         return NVML_SUCCESS;
 }

@@ -82,6 +82,19 @@ out:
         return r;
 }
 
+void sim_state_cache_free(void)
+{
+        pthread_mutex_lock(&catalog_lock);
+        while (catalog_cache) {
+                struct catalog_entry *e = catalog_cache;
+                catalog_cache = e->next;
+                gv_catalog_free(e->catalog);
+                free(e->dir);
+                free(e);
+        }
+        pthread_mutex_unlock(&catalog_lock);
+}
+
 /* The directory gv_catalog_load_default() reads, by the same rules. */
 static char *default_catalog_dir(void)
 {

@@ -127,6 +127,10 @@ enum sim_lock_mode { SIM_LOCK_SHARED, SIM_LOCK_EXCLUSIVE };
  * -ENOENT when the path is not inside one. */
 int sim_root_of_path(const char *path, char **ret_root);
 
+/* Free the per-process catalog cache (every state loaded since holds a borrowed catalog, so
+ * only when none is left: a shared library's destructor, before it is unloaded). */
+void sim_state_cache_free(void);
+
 /* Lock and load. The returned state must be released with sim_state_unlock(). */
 int sim_state_lock(const char *root, enum sim_lock_mode mode, struct sim_state **ret,
                    struct gv_error **err);

@@ -45,6 +45,15 @@ __attribute__((constructor)) static void handles_init(void)
         }
 }
 
+/* The library may be dlclose()d: give back what the process-wide caches hold. */
+__attribute__((destructor)) static void nvsim_fini(void)
+{
+        sim_state_cache_free();
+        pthread_mutex_lock(&init_lock);
+        init_root = (free(init_root), NULL);
+        pthread_mutex_unlock(&init_lock);
+}
+
 static bool in_array(const void *p, const void *base, size_t bytes, size_t elem)
 {
         uintptr_t a = (uintptr_t)p, b = (uintptr_t)base;

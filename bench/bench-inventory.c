@@ -16,6 +16,9 @@
  *                          tolerates it): the difference to the cold run is NVML's share
  *   NVML open+close        gv_nvml_open() + gv_nvml_unref(): dlopen, nvmlInit, shutdown, dlclose
  *   inventory, warm        gv_host_refresh_gpu() of every GPU of an already open host
+ *   parts of the cold run  gv_pci_enumerate() alone (every PCI function, VFs included), the GPU
+ *                          catalog load alone and a bare dlopen+dlclose of the NVML library, to
+ *                          show where the cold run's time goes
  *   gpuvirt host inspect   the CLI as a process (fork+exec), stdout to /dev/null
  *   baselines              `ls -R ROOT/sys` (fork+exec, stdout to /dev/null), an in-process
  *                          opendir/readdir/lstat walk of the same tree, and fork+exec of `true`
@@ -42,9 +45,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "catalog/catalog.h"
 #include "host/host.h"
 #include "host/sim-profile.h"
 #include "hw/nvml/nvml.h"
+#include "hw/pci.h"
+#include "hw/sysfs.h"
 #include "sysfs/sim-sysfs.h"
 #include "util/alloc.h"
 #include "util/error.h"
@@ -336,6 +342,7 @@ struct ctx {
         char *nvml;        /* root/usr/lib/libnvidia-ml.so.1 (symlink to the simulator) */
         char *nvml_bogus;  /* a path that does not exist */
         size_t want_gpus;  /* GPU PFs in the profile */
+        size_t pci_functions; /* what the first enumeration found */
         struct tree_count tree;
         int devnull;
         char *fail;        /* the first failure, reported after the run */
@@ -440,6 +447,61 @@ static uint64_t m_inventory_warm(struct ctx *c)
         return dt;
 }
 
+static uint64_t m_pci(struct ctx *c)
+{
+        struct gv_error *e = NULL;
+        struct gv_sysfs *fs = NULL;
+        struct gv_pci_inventory *inv = NULL;
+        uint64_t t0 = now_ns();
+        int r = gv_sysfs_new(c->root, &fs, &e);
+        if (r >= 0)
+                r = gv_pci_enumerate(fs, &inv, &e);
+        size_t n = inv ? inv->n_devices : 0, problems = inv ? inv->n_problems : 0;
+        inv = gv_pci_inventory_free(inv);
+        fs = gv_sysfs_free(fs);
+        uint64_t dt = now_ns() - t0;
+        if (r < 0)
+                fail_set(c, xasprintf("PCI enumeration failed: %s", gv_error_msg(e, r)));
+        else if (problems > 0 || n < c->want_gpus)
+                fail_set(c, xasprintf("PCI enumeration found %zu functions and %zu problems",
+                                      n, problems));
+        else if (c->pci_functions == 0)
+                c->pci_functions = n;
+        else if (n != c->pci_functions)
+                fail_set(c, xasprintf("PCI enumeration found %zu functions, first %zu", n,
+                                      c->pci_functions));
+        gv_error_free(e);
+        return dt;
+}
+
+static uint64_t m_catalog(struct ctx *c)
+{
+        struct gv_error *e = NULL;
+        struct gv_catalog *cat = NULL;
+        uint64_t t0 = now_ns();
+        int r = gv_catalog_load_default(&cat, &e);
+        cat = gv_catalog_free(cat);
+        uint64_t dt = now_ns() - t0;
+        if (r < 0)
+                fail_set(c, xasprintf("catalog load failed: %s", gv_error_msg(e, r)));
+        gv_error_free(e);
+        return dt;
+}
+
+static uint64_t m_dlopen(struct ctx *c)
+{
+        uint64_t t0 = now_ns();
+        void *dl = dlopen(c->nvml, RTLD_NOW | RTLD_LOCAL);
+        if (dl)
+                dlclose(dl);
+        uint64_t dt = now_ns() - t0;
+        if (!dl) {
+                const char *e = dlerror();
+                fail_set(c, xasprintf("dlopen('%s') failed: %s", c->nvml, e ? e : "unknown"));
+        }
+        return dt;
+}
+
 static uint64_t m_process(struct ctx *c, char *const *argv, const char *what)
 {
         uint64_t t0 = now_ns();
@@ -491,6 +553,9 @@ enum {
         M_SYSFS,
         M_NVML,
         M_WARM,
+        M_PCI,
+        M_CATALOG,
+        M_DLOPEN,
         M_CLI,
         M_LS,
         M_WALK,
@@ -508,6 +573,9 @@ static const struct measurement measurements[_M_MAX] = {
         [M_SYSFS] = { "inventory, sysfs only (no NVML)", m_inventory_sysfs },
         [M_NVML] = { "NVML open+close only", m_nvml_open },
         [M_WARM] = { "inventory, warm (refresh all GPUs)", m_inventory_warm },
+        [M_PCI] = { "part: PCI enumeration (gv_pci_enumerate)", m_pci },
+        [M_CATALOG] = { "part: GPU catalog load", m_catalog },
+        [M_DLOPEN] = { "part: dlopen+dlclose of NVML", m_dlopen },
         [M_CLI] = { "gpuvirt host inspect (fork+exec)", m_cli },
         [M_LS] = { "baseline: ls -R sys (fork+exec)", m_ls },
         [M_WALK] = { "baseline: walk sys in-process", m_walk },
@@ -538,7 +606,7 @@ static bool nvml_still_loaded(const char *path)
 
 static void print_row(const char *label, const struct stats *s)
 {
-        printf("  %-38s %9.3f %9.3f %9.3f %9.3f %9.3f\n", label, s->p50, s->p99, s->min, s->max,
+        printf("  %-41s %9.3f %9.3f %9.3f %9.3f %9.3f\n", label, s->p50, s->p99, s->min, s->max,
                s->mean);
 }
 
@@ -615,18 +683,19 @@ static int bench_profile(const struct opts *o, const char *profile_name)
         for (size_t m = 0; m < _M_MAX; m++)
                 s[m] = stats_of(samples[m], o->runs);
 
-        printf("\nprofile %s: %zu GPUs; sysfs tree %llu entries (%llu directories, %llu files, "
-               "%llu symlinks)\n", profile_name, c.want_gpus,
+        printf("\nprofile %s: %zu GPUs, %zu PCI functions\n", profile_name, c.want_gpus,
+               c.pci_functions);
+        printf("  sysfs tree: %llu entries (%llu directories, %llu files, %llu symlinks)\n",
                (unsigned long long)tree_total(&c.tree), (unsigned long long)c.tree.dirs,
                (unsigned long long)c.tree.files, (unsigned long long)c.tree.links);
         printf("  NVML library unloaded after each inventory: %s\n\n",
                unloaded ? "yes (every cold run dlopens it again)" :
                           "NO (it stays mapped: cold runs skip the loading)");
-        printf("  %-38s %9s %9s %9s %9s %9s\n", "measurement (ms)", "p50", "p99", "min", "max",
+        printf("  %-41s %9s %9s %9s %9s %9s\n", "measurement (ms)", "p50", "p99", "min", "max",
                "mean");
         for (size_t m = 0; m < _M_MAX; m++) {
                 if (m == M_CLI && !have_cli) {
-                        printf("  %-38s (gpuvirt not built or not found at '%s')\n",
+                        printf("  %-41s (gpuvirt not built or not found at '%s')\n",
                                measurements[m].label, o->cli);
                         continue;
                 }

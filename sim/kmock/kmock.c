@@ -281,7 +281,10 @@ static bool classify(const char *path, struct ctl *c)
  * Returns a new ctl or NULL. */
 static struct ctl *ctl_for_open(int dirfd, const char *path, int flags)
 {
-        if (!path || (flags & O_ACCMODE) == O_RDONLY)
+        /* O_CREAT|O_EXCL creates a new file: never a write to an existing sysfs attribute
+         * (the generator makes the tree that way inside mocked processes too). */
+        if (!path || (flags & O_ACCMODE) == O_RDONLY || (flags & (O_CREAT | O_EXCL)) ==
+                                                                (O_CREAT | O_EXCL))
                 return NULL;
         /* cheap filter on the last component before any file system access */
         const char *base = strrchr(path, '/');
@@ -742,7 +745,8 @@ static int finish_open(int fd, int dirfd, const char *path, int flags)
  * write the kernel rejects. Only names that can be control files are touched. */
 static int sysfs_flags(const char *path, int flags)
 {
-        if (!path || (flags & O_ACCMODE) == O_RDONLY)
+        if (!path || (flags & O_ACCMODE) == O_RDONLY ||
+            (flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL))
                 return flags;
         const char *base = strrchr(path, '/');
         base = base ? base + 1 : path;

@@ -61,9 +61,22 @@ static int put_file(const char *path, const void *content, size_t len)
 {
         _cleanup_free_ char *old = NULL;
         size_t old_len = 0;
-        if (gv_read_file(path, 1u << 20, &old, &old_len) >= 0 && old_len == len &&
-            memcmp(old, content, len) == 0)
+        int q = gv_read_file(path, 1u << 20, &old, &old_len);
+        if (q >= 0 && old_len == len && memcmp(old, content, len) == 0)
                 return 0;
+        if (q == -ENOENT) {
+                /* a new file: nobody can see half of it that would not see none of it */
+                int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0644);
+                if (fd >= 0) {
+                        ssize_t w = len ? write(fd, content, len) : 0;
+                        int r = w < 0 ? -errno : (size_t)w != len ? -EIO : 0;
+                        if (close(fd) < 0 && r == 0)
+                                r = -errno;
+                        return r;
+                }
+                if (errno != EEXIST)
+                        return -errno;
+        }
 
         _cleanup_free_ char *tmp = xasprintf("%s.sim-tmp.%ld", path, (long)getpid());
         int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
@@ -149,9 +162,45 @@ static int remove_path(const char *path)
         return 0;
 }
 
+/* mkdir -p that costs one mkdir() when the parent exists. */
 static int mkdir_at(const char *path)
 {
-        return gv_mkdir_p(path, 0755);
+        if (mkdir(path, 0755) == 0 || errno == EEXIST)
+                return 0;
+        if (errno != ENOENT)
+                return -errno;
+        _cleanup_free_ char *parent = xstrdup(path);
+        char *slash = strrchr(parent, '/');
+        if (!slash || slash == parent)
+                return -ENOENT;
+        *slash = 0;
+        int r = mkdir_at(parent);
+        if (r < 0)
+                return r;
+        if (mkdir(path, 0755) == 0 || errno == EEXIST)
+                return 0;
+        return -errno;
+}
+
+static int put_str(const char *path, const char *s);
+
+/* Write a file in a directory just created: no old content to compare with. New files are
+ * always made with O_EXCL, which the kernel mock never takes for a sysfs write (an existing
+ * sysfs attribute cannot be opened with O_CREAT|O_EXCL), so generating a tree inside a
+ * process that has the mock preloaded does not trigger kernel effects. */
+static int put_new(const char *path, const char *s)
+{
+        size_t len = strlen(s);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0644);
+        if (fd < 0 && errno == EEXIST)
+                return put_str(path, s);
+        if (fd < 0)
+                return -errno;
+        ssize_t w = len ? write(fd, s, len) : 0;
+        int r = w < 0 ? -errno : (size_t)w != len ? -EIO : 0;
+        if (close(fd) < 0 && r == 0)
+                r = -errno;
+        return r;
 }
 
 /* ---------------------------------------------------------------- paths */
@@ -472,6 +521,8 @@ static int make_function(const char *sys, const char *bdf, const struct fn_ids *
                          unsigned group, const char *reset_method)
 {
         _cleanup_free_ char *dir = device_path(sys, bdf);
+        struct stat dst;
+        bool fresh = stat(dir, &dst) < 0;
         int r = mkdir_at(dir);
         if (r < 0)
                 return r;
@@ -496,7 +547,7 @@ static int make_function(const char *sys, const char *bdf, const struct fn_ids *
         for (size_t i = 0; i < ELEMENTSOF(attrs); i++) {
                 _cleanup_free_ char *p = gv_path_join(dir, attrs[i].name);
                 if (r >= 0)
-                        r = put_str(p, attrs[i].value);
+                        r = fresh ? put_new(p, attrs[i].value) : put_str(p, attrs[i].value);
                 free(attrs[i].value);
         }
         if (r < 0)
@@ -706,6 +757,8 @@ int sim_sysfs_generate(const struct sim_state *s, const struct sim_profile *p,
 
 /* ---------------------------------------------------------------- dynamic part */
 
+static bool bound_to_nvidia(const struct sim_state *s, const char *bdf);
+
 static bool vf_has_vgpu(const struct sim_state *s, const char *bdf, const struct sim_vgpu **ret)
 {
         for (size_t i = 0; i < s->n_vgpus; i++)
@@ -763,8 +816,6 @@ static int remove_vf(const struct sim_state *s, const char *sys, const struct si
         return gv_rm_rf(vfdir);
 }
 
-static bool bound_to_nvidia(const struct sim_state *s, const char *bdf);
-
 /* mdev_supported_types of one parent, and its instances. */
 static int sync_mdev_parent(const struct sim_state *s, const char *sys, const struct sim_gpu *g,
                             const char *parent, bool sriov)
@@ -789,7 +840,9 @@ static int sync_mdev_parent(const struct sim_state *s, const char *sys, const st
                 _cleanup_free_ char *tdir =
                         xasprintf("%s/mdev_supported_types/" MDEV_TYPE_FMT, pdir, ty->type_id);
                 _cleanup_free_ char *devs = gv_path_join(tdir, "devices");
-                if ((r = mkdir_at(devs)) < 0)
+                struct stat tst;
+                bool fresh = stat(devs, &tst) < 0;
+                if (fresh && (r = mkdir_at(devs)) < 0)
                         return r;
                 uint32_t avail = sim_vgpu_creatable(s, g, ty->type_id);
                 if (sriov) /* one mdev per VF (vgpu.md §2) */
@@ -802,14 +855,21 @@ static int sync_mdev_parent(const struct sim_state *s, const char *sys, const st
                 /* name "GRID <type>" and the description's format as quoted in vgpu.md §3;
                  * num_heads, frl_config and max_resolution are the quoted example's values
                  * (the catalog does not carry them), framebuffer and max_instance are ours. */
-                if ((r = put_fmt(f_name, "GRID %s\n", ty->name)) < 0 ||
-                    (r = put_fmt(f_avail, "%u\n", avail)) < 0 ||
-                    (r = put_str(f_api, "vfio-pci\n")) < 0 ||
-                    (r = put_fmt(f_desc, "num_heads=4, frl_config=60, framebuffer=%" PRIu64
-                                 "M, max_resolution=5120x2880, max_instance=%u\n",
-                                 ty->framebuffer_mib, ty->max_instances)) < 0 ||
-                    (r = put_str(f_create, "")) < 0)
+                _cleanup_free_ char *v_avail = xasprintf("%u\n", avail);
+                if ((r = fresh ? put_new(f_avail, v_avail) : put_str(f_avail, v_avail)) < 0)
                         return r;
+                if (fresh) {
+                        _cleanup_free_ char *v_name = xasprintf("GRID %s\n", ty->name);
+                        _cleanup_free_ char *v_desc = xasprintf(
+                                "num_heads=4, frl_config=60, framebuffer=%" PRIu64
+                                "M, max_resolution=5120x2880, max_instance=%u\n",
+                                ty->framebuffer_mib, ty->max_instances);
+                        if ((r = put_new(f_name, v_name)) < 0 ||
+                            (r = put_new(f_api, "vfio-pci\n")) < 0 ||
+                            (r = put_new(f_desc, v_desc)) < 0 || (r = put_new(f_create, "")) < 0)
+                                return r;
+                        continue; /* a new type directory has no devices/ links to drop */
+                }
 
                 /* devices/<uuid> for instances of this type on this parent; drop others */
                 DIR *d = opendir(devs);
@@ -926,6 +986,40 @@ static int sync_vendor_vf(const struct sim_state *s, const char *sys, const stru
         return 0;
 }
 
+static int sync_gpu_vgpu_files(const struct sim_state *s, const char *sys,
+                               const struct sim_gpu *g, unsigned numvfs);
+
+/* Every input of the GPU's dynamic vGPU files, as text: interface, per parent its binding,
+ * the creatable count of each type and the vGPUs on it. */
+static char *gpu_digest(const struct sim_state *s, const struct sim_gpu *g, unsigned numvfs)
+{
+        const struct gv_gpu_model *m = g->model;
+        size_t cap = 1024, len = 0;
+        char *out = xmalloc(cap);
+        out[0] = 0;
+#define APPEND(...)                                                                          do {                                                                                         _cleanup_free_ char *piece_ = xasprintf(__VA_ARGS__);                                size_t n_ = strlen(piece_);                                                          if (len + n_ + 1 > cap) {                                                                    cap = (len + n_ + 1) * 2;                                                            out = xreallocarray(out, cap, 1);                                            }                                                                                    memcpy(out + len, piece_, n_ + 1);                                                   len += n_;                                                                   } while (0)
+        APPEND("if=%d vfs=%u\ntypes", (int)s->vgpu_interface, numvfs);
+        for (size_t t = 0; t < m->n_vgpu_types; t++)
+                APPEND(" %u:%u", m->vgpu_types[t].type_id,
+                       sim_vgpu_creatable(s, g, m->vgpu_types[t].type_id));
+        APPEND("\n");
+        unsigned n_parents = m->sriov_total_vfs ? numvfs : 1;
+        for (unsigned i = 0; i < n_parents; i++) {
+                char bdf[16];
+                if (m->sriov_total_vfs)
+                        (void)sim_sysfs_vf_bdf(g->bdf, i, bdf);
+                else
+                        snprintf(bdf, sizeof(bdf), "%s", g->bdf);
+                APPEND("%s %d", bdf, bound_to_nvidia(s, bdf));
+                for (size_t k = 0; k < s->n_vgpus; k++)
+                        if (strcmp(s->vgpus[k].parent_bdf, bdf) == 0)
+                                APPEND(" %s/%u", s->vgpus[k].uuid, s->vgpus[k].type_id);
+                APPEND("\n");
+        }
+#undef APPEND
+        return out;
+}
+
 static int sync_gpu(const struct sim_state *s, const char *sys, const struct sim_gpu *g)
 {
         const struct gv_gpu_model *m = g->model;
@@ -960,6 +1054,28 @@ static int sync_gpu(const struct sim_state *s, const char *sys, const struct sim
         if (m->n_vgpu_types == 0)
                 return 0;
 
+        /* Skip the per-VF files when nothing they are made from changed since the last sync:
+         * a digest of every dynamic value of this GPU is kept in ROOT/gpuvirt-sim/sysfs-sync/. */
+        _cleanup_free_ char *digest = gpu_digest(s, g, numvfs);
+        _cleanup_free_ char *dpath = xasprintf("%s/gpuvirt-sim/sysfs-sync/%s", s->root, g->bdf);
+        _cleanup_free_ char *old = NULL;
+        if (gv_read_file(dpath, 1u << 22, &old, NULL) >= 0 && strcmp(old, digest) == 0)
+                return 0;
+
+        r = sync_gpu_vgpu_files(s, sys, g, numvfs);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *ddir = xasprintf("%s/gpuvirt-sim/sysfs-sync", s->root);
+        if ((r = mkdir_at(ddir)) < 0)
+                return r;
+        return put_str(dpath, digest);
+}
+
+static int sync_gpu_vgpu_files(const struct sim_state *s, const char *sys,
+                               const struct sim_gpu *g, unsigned numvfs)
+{
+        const struct gv_gpu_model *m = g->model;
+        int r;
         if (s->vgpu_interface == SIM_VGPU_MDEV) {
                 if (m->sriov_total_vfs == 0)
                         return sync_mdev_parent(s, sys, g, g->bdf, false);

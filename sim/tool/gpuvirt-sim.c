@@ -113,7 +113,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         optind = 1;
         opterr = 0;
         int c;
-        while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
                 switch (c) {
                 case 'r': o->root = optarg; break;
                 case 'p': o->profile = optarg; break;

@@ -144,6 +144,39 @@ int sim_root_of_path(const char *path, char **ret_root)
         }
 }
 
+/* The states this thread has locked (sim_state_held). */
+#define HELD_MAX 8
+static _Thread_local const struct sim_state *held[HELD_MAX];
+
+static void held_add(const struct sim_state *s)
+{
+        for (size_t i = 0; i < HELD_MAX; i++)
+                if (!held[i]) {
+                        held[i] = s;
+                        return;
+                }
+}
+
+static void held_remove(const struct sim_state *s)
+{
+        for (size_t i = 0; i < HELD_MAX; i++)
+                if (held[i] == s)
+                        held[i] = NULL;
+}
+
+bool sim_state_held(const char *root)
+{
+        if (!root)
+                return false;
+        char *abs = realpath(root, NULL);
+        const char *r = abs ? abs : root;
+        bool found = false;
+        for (size_t i = 0; i < HELD_MAX && !found; i++)
+                found = held[i] && held[i]->root && strcmp(held[i]->root, r) == 0;
+        free(abs);
+        return found;
+}
+
 static struct sim_state *state_alloc(const char *root)
 {
         struct sim_state *s = xnew0(struct sim_state, 1);
@@ -158,6 +191,7 @@ struct sim_state *sim_state_unlock(struct sim_state *s)
 {
         if (!s)
                 return NULL;
+        held_remove(s);
         s->lock_fd = safe_close(s->lock_fd);
         if (!s->catalog_cached)
                 gv_catalog_free(s->catalog);
@@ -193,6 +227,7 @@ static int lock_open(struct sim_state *s, enum sim_lock_mode mode, struct gv_err
         }
         s->lock_fd = fd;
         s->exclusive = mode == SIM_LOCK_EXCLUSIVE;
+        held_add(s);
         return 0;
 }
 

@@ -134,6 +134,12 @@ void sim_state_cache_free(void);
 /* Lock and load. The returned state must be released with sim_state_unlock(). */
 int sim_state_lock(const char *root, enum sim_lock_mode mode, struct sim_state **ret,
                    struct gv_error **err);
+/* Does the calling thread hold a lock on root's state right now? flock() locks taken through
+ * different open()s conflict even inside one process, so code that may run while its own
+ * caller holds the lock (the kernel mock seeing sim_sysfs_sync's own writes) must check this
+ * instead of locking again, which would deadlock. */
+bool sim_state_held(const char *root);
+
 /* Write state.json atomically and re-sync the dynamic sysfs files. Needs EXCLUSIVE. */
 int sim_state_commit(struct sim_state *s, struct gv_error **err);
 /* Release the lock and free. Accepts NULL. */

@@ -46,8 +46,8 @@ nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *currentMode
 }
 
 /* Hopper and later apply at once (activationStatus SUCCESS). Ampere goes pending; the driver
- * would try a GPU reset, which the simulator performs only when the GPU is unbound from / bound
- * to a driver or by `gpuvirt-sim reset`, so activationStatus is RESET_REQUIRED (nvml-abi.md
+ * would try a GPU reset, which the simulator performs only through sim_gpu_reset() (driver
+ * unbind/bind in the kernel mock, gpuvirt-sim), so activationStatus is RESET_REQUIRED (nvml-abi.md
  * §9). Refused with IN_USE while vGPUs exist on the GPU. */
 nvmlReturn_t nvmlDeviceSetMigMode(nvmlDevice_t device, unsigned int mode,
                                   nvmlReturn_t *activationStatus)

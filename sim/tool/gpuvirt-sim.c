@@ -412,7 +412,7 @@ static int cmd_inject(const struct opts *o)
                 return usage_error("Unknown call '%s': give an NVML function name (nvml...) or "
                                    "sysfs:<op>.", call);
         }
-        int code;
+        int code = 0;
         int r = parse_code(call, o->rest[1], &code);
         if (r != 0)
                 return r;

@@ -54,7 +54,7 @@ static int type_error(const char *key, const char *want, struct gv_error **err)
 static int get_string(const json_t *o, const char *key, const char **ret, bool opt,
                       struct gv_error **err)
 {
-        json_t *v;
+        json_t *v = NULL;
         int r = lookup(o, key, &v, opt, err);
         if (r <= 0)
                 return r;
@@ -67,7 +67,7 @@ static int get_string(const json_t *o, const char *key, const char **ret, bool o
 static int get_u64(const json_t *o, const char *key, uint64_t max, uint64_t *ret, bool opt,
                    struct gv_error **err)
 {
-        json_t *v;
+        json_t *v = NULL;
         int r = lookup(o, key, &v, opt, err);
         if (r <= 0)
                 return r;
@@ -81,7 +81,7 @@ static int get_u64(const json_t *o, const char *key, uint64_t max, uint64_t *ret
 
 static int get_bool(const json_t *o, const char *key, bool *ret, bool opt, struct gv_error **err)
 {
-        json_t *v;
+        json_t *v = NULL;
         int r = lookup(o, key, &v, opt, err);
         if (r <= 0)
                 return r;
@@ -115,7 +115,7 @@ int gv_json_opt_u64(const json_t *o, const char *key, uint64_t *ret, struct gv_e
 
 int gv_json_get_u32(const json_t *o, const char *key, uint32_t *ret, struct gv_error **err)
 {
-        uint64_t v;
+        uint64_t v = 0;
         int r = get_u64(o, key, UINT32_MAX, &v, false, err);
         if (r < 0)
                 return r;
@@ -125,7 +125,7 @@ int gv_json_get_u32(const json_t *o, const char *key, uint32_t *ret, struct gv_e
 
 int gv_json_opt_u32(const json_t *o, const char *key, uint32_t *ret, struct gv_error **err)
 {
-        uint64_t v;
+        uint64_t v = 0;
         int r = get_u64(o, key, UINT32_MAX, &v, true, err);
         if (r < 0)
                 return r;
@@ -146,7 +146,7 @@ int gv_json_opt_bool(const json_t *o, const char *key, bool *ret, struct gv_erro
 
 int gv_json_get_array(const json_t *o, const char *key, json_t **ret, struct gv_error **err)
 {
-        json_t *v;
+        json_t *v = NULL;
         int r = lookup(o, key, &v, false, err);
         if (r < 0)
                 return r;
@@ -158,7 +158,7 @@ int gv_json_get_array(const json_t *o, const char *key, json_t **ret, struct gv_
 
 int gv_json_get_object(const json_t *o, const char *key, json_t **ret, struct gv_error **err)
 {
-        json_t *v;
+        json_t *v = NULL;
         int r = lookup(o, key, &v, false, err);
         if (r < 0)
                 return r;

@@ -190,6 +190,11 @@ assert_rc() { # EXPECTED NAME
         if [ "$RC" -eq "$1" ]; then _ok "$2"; else _not_ok "$2" "expected exit code $1, got $RC"; fi
 }
 
+# assert_fails NAME: any non-zero exit code.
+assert_fails() {
+        if [ "$RC" -ne 0 ]; then _ok "$1"; else _not_ok "$1" "expected a failure, got exit code 0"; fi
+}
+
 # assert_fails_with CODE NAME: exit code and a message on stderr ("error: ...").
 assert_fails_with() {
         if [ "$RC" -eq "$1" ] && grep -q '^error: ' <<<"$ERR"; then

@@ -107,6 +107,11 @@ run() {
 gv() {
         run "$GPUVIRT_SIM" exec --root "$ROOT" -- "$GPUVIRT" "$@"
         LAST_CMD="gpuvirt $*"
+        # A sanitizer report (ASan/UBSan builds) fails the script even where the exit code is
+        # not checked.
+        if grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" <<<"$ERR"; then
+                _not_ok "no sanitizer report from: gpuvirt $*" "the sanitizer reported an error"
+        fi
 }
 
 # sim ARGS...: gpuvirt-sim (status, inject, ...) on the current host; the output is captured too.

@@ -1152,7 +1152,8 @@ static bool is_ampere(const struct sim_gpu *g)
         return g->model->architecture && strcasecmp(g->model->architecture, "ampere") == 0;
 }
 
-int sim_mig_set_mode(struct sim_state *s, struct sim_gpu *g, bool enable, struct gv_error **err)
+int sim_mig_set_mode(struct sim_state *s, struct sim_gpu *g, bool enable, bool reset_fails,
+                     struct gv_error **err)
 {
         if (!g->mig_capable)
                 return gv_error_set(err, EOPNOTSUPP, "GPU '%s' (%s) does not support MIG.",
@@ -1162,9 +1163,10 @@ int sim_mig_set_mode(struct sim_state *s, struct sim_gpu *g, bool enable, struct
                                     "changing the MIG mode.", g->bdf);
         uint32_t mode = enable ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE;
         g->mig_pending = mode;
-        /* Ampere: the mode changes at the next GPU reset; Hopper and later: at once, no reset
-         * (mig.md §8, nvml-abi.md §9). */
-        if (is_ampere(g))
+        /* Ampere: the driver tries a GPU reset when the mode changes (mig.md §8); when that
+         * reset cannot be done (a client holds the GPU, a pass-through VM) the mode stays
+         * pending until the next reset. Hopper and later: at once, no reset (nvml-abi.md §9). */
+        if (is_ampere(g) && reset_fails)
                 return g->mig_current == mode ? 0 : 1;
         if (g->mig_current != mode) {
                 g->mig_current = mode;

@@ -234,7 +234,9 @@ struct sim_gi *sim_gi_by_id(struct sim_gpu *g, uint32_t gi_id);
 /* Set the MIG mode. Hopper and later apply at once (returns 0); Ampere sets the pending mode
  * only (returns 1) until sim_gpu_reset(), which the kernel mock is to call when the GPU is
  * unbound from / bound to a driver, and gpuvirt-sim on request (docs/simulator-nvml.md). -EOPNOTSUPP: no MIG; -EBUSY: vGPUs exist on the GPU. */
-int sim_mig_set_mode(struct sim_state *s, struct sim_gpu *g, bool enable, struct gv_error **err);
+/* reset_fails: on Ampere the driver's reset attempt fails (the mode stays pending, returns 1). */
+int sim_mig_set_mode(struct sim_state *s, struct sim_gpu *g, bool enable, bool reset_fails,
+                     struct gv_error **err);
 /* A GPU reset: the pending MIG mode becomes current, GPU and compute instances are gone and
  * mixed-size mode reverts to equal-size (mig.md §8, vgpu.md §8). -EBUSY while vGPUs exist. */
 int sim_gpu_reset(struct sim_state *s, struct sim_gpu *g, struct gv_error **err);

@@ -45,10 +45,11 @@ nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *currentMode
         return NVML_SUCCESS;
 }
 
-/* Hopper and later apply at once (activationStatus SUCCESS). Ampere goes pending; the driver
- * would try a GPU reset, which the simulator performs only through sim_gpu_reset() (driver
- * unbind/bind in the kernel mock, gpuvirt-sim), so activationStatus is RESET_REQUIRED (nvml-abi.md
- * §9). Refused with IN_USE while vGPUs exist on the GPU. */
+/* Hopper and later apply at once (activationStatus SUCCESS). On Ampere the driver tries a GPU
+ * reset (mig.md §8), which succeeds on an idle GPU; an injected "nvmlDeviceSetMigMode:activation"
+ * failure (e.g. RESET_REQUIRED as in a pass-through VM, or IN_USE for a client holding the GPU,
+ * nvml-abi.md §9) leaves the mode pending until sim_gpu_reset() (driver unbind/bind in the
+ * kernel mock). Refused with IN_USE while vGPUs exist on the GPU. */
 nvmlReturn_t nvmlDeviceSetMigMode(nvmlDevice_t device, unsigned int mode,
                                   nvmlReturn_t *activationStatus)
 {
@@ -60,12 +61,13 @@ nvmlReturn_t nvmlDeviceSetMigMode(nvmlDevice_t device, unsigned int mode,
         if (!activationStatus ||
             (mode != NVML_DEVICE_MIG_ENABLE && mode != NVML_DEVICE_MIG_DISABLE))
                 return NVML_ERROR_INVALID_ARGUMENT;
-        int k = sim_mig_set_mode(c.s, g, mode == NVML_DEVICE_MIG_ENABLE, NULL);
+        int act = sim_inject_take(c.s, "nvmlDeviceSetMigMode:activation", (int)g->index, NULL);
+        int k = sim_mig_set_mode(c.s, g, mode == NVML_DEVICE_MIG_ENABLE, act != 0, NULL);
         if (k < 0)
                 return errno_to_nvml(k);
         if ((r = nvsim_commit(&c)) != NVML_SUCCESS)
                 return r;
-        *activationStatus = k == 1 ? NVML_ERROR_RESET_REQUIRED : NVML_SUCCESS;
+        *activationStatus = k == 1 ? (nvmlReturn_t)act : NVML_SUCCESS;
         return NVML_SUCCESS;
 }
 

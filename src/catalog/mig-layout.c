@@ -388,11 +388,12 @@ int gv_mig_plan(const struct gv_mig_geometry *g, const struct gv_mig_instance *e
                 compute += existing[i].profile->slices;
         if (compute + want_compute > g->compute_slices)
                 return gv_error_set(err, ENOSPC,
-                                    "cannot place the wanted GPU instances: they need %llu compute "
-                                    "slices but only %llu of the GPU's %u are free",
-                                    (unsigned long long)want_compute,
-                                    (unsigned long long)(g->compute_slices - compute),
-                                    g->compute_slices);
+                                    "cannot place the wanted GPU instances: the layout needs %llu "
+                                    "compute slices and the GPU has %u (%llu for the new "
+                                    "instances, %llu held by the existing ones)",
+                                    (unsigned long long)(compute + want_compute),
+                                    g->compute_slices, (unsigned long long)want_compute,
+                                    (unsigned long long)compute);
 
         struct plan pl = { .g = g };
         _cleanup_free_ struct plan_item *items = xnew0(struct plan_item, n_wanted);

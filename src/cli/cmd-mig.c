@@ -123,6 +123,10 @@ static int mig_list(struct gv_cli *cli, int argc, char **argv)
         ex = open_gpu(cli, argv[idx], &h, &g);
         if (ex >= 0)
                 return ex;
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        int r = gv_gpu_mig_check(g, &e);
+        if (r < 0)
+                return gv_cli_fail(cli, r, e);
         if (cli->json) {
                 gv_json_print(gis_json(g));
                 return GV_EXIT_OK;

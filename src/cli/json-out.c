@@ -33,6 +33,7 @@ json_t *gv_json_gpu(const struct gv_gpu *g)
         json_object_set_new(o, "product_name", str_or_null(g->product_name));
         json_object_set_new(o, "driver", str_or_null(g->driver));
         json_object_set_new(o, "mode", json_string(gv_gpu_mode_to_string(g->mode)));
+        json_object_set_new(o, "mode_unknown_reason", str_or_null(g->mode_reason));
         json_object_set_new(o, "uuid", g->valid & GV_GPU_HAS_UUID ? json_string(g->uuid)
                                                                     : json_null());
         json_object_set_new(o, "numa_node", g->numa_node >= 0 ? json_integer(g->numa_node)
@@ -56,7 +57,8 @@ json_t *gv_json_gpu(const struct gv_gpu *g)
 
         json_t *mig = json_object();
         json_object_set_new(mig, "capable", json_boolean(g->mig_capable));
-        json_object_set_new(mig, "enabled", json_boolean(g->mig_enabled));
+        json_object_set_new(mig, "enabled", g->mig_error ? json_null() : json_boolean(g->mig_enabled));
+        json_object_set_new(mig, "error", str_or_null(g->mig_error));
         json_object_set_new(mig, "pending_enabled", json_boolean(g->mig_pending_enabled));
         json_object_set_new(mig, "memory_slices", json_integer(g->mig_memory_slices));
         json_t *gis = json_array();
@@ -82,6 +84,7 @@ json_t *gv_json_gpu(const struct gv_gpu *g)
         json_object_set_new(o, "mig", mig);
 
         json_t *vg = json_object();
+        json_object_set_new(vg, "capable", json_boolean(g->vgpu_capable));
         json_object_set_new(vg, "interface", json_string(gv_vgpu_interface_to_string(g->vgpu_interface)));
         json_object_set_new(vg, "sriov_total_vfs", json_integer(g->sriov_total_vfs));
         json_object_set_new(vg, "sriov_num_vfs", json_integer(g->sriov_num_vfs));

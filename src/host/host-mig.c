@@ -27,12 +27,25 @@ void gv_mig_gi_profiles_free(struct gv_mig_gi_profile *p, size_t n)
         free(p);
 }
 
-int gv_gpu_mig_profiles(struct gv_host *h, struct gv_gpu *g, struct gv_mig_gi_profile **ret,
-                        size_t *ret_n, struct gv_error **err)
+int gv_gpu_mig_check(const struct gv_gpu *g, struct gv_error **err)
 {
         if (!g->mig_capable)
                 return gv_error_set(err, EOPNOTSUPP, "GPU %s (%s) does not support MIG", g->bdf,
                                     g->model ? g->model : "unknown model");
+        if (g->mig_error)
+                return gv_error_set(err, g->mig_errno ? g->mig_errno : EIO, "%s", g->mig_error);
+        if (g->mode == GV_GPU_MODE_PASSTHROUGH)
+                return gv_error_set(err, EBUSY, "GPU %s is passed through (vfio-pci): its MIG "
+                                    "state belongs to the guest", g->bdf);
+        return 0;
+}
+
+int gv_gpu_mig_profiles(struct gv_host *h, struct gv_gpu *g, struct gv_mig_gi_profile **ret,
+                        size_t *ret_n, struct gv_error **err)
+{
+        int r = gv_gpu_mig_check(g, err);
+        if (r < 0)
+                return r;
         if (!h->ops->mig_profiles)
                 return gv_error_set(err, EOPNOTSUPP, "the %s backend has no MIG support",
                                     h->ops->name);
@@ -78,13 +91,16 @@ static char *profile_names(const struct gv_mig_gi_profile *p, size_t n)
 int gv_gpu_mig_apply(struct gv_host *h, struct gv_gpu *g, char *const *profiles, bool dry_run,
                      char **ret_layout, struct gv_error **err)
 {
+        int r = gv_gpu_mig_check(g, err);
+        if (r < 0)
+                return r;
         if (g->mode != GV_GPU_MODE_MIG)
                 return gv_error_set(err, EBUSY, "GPU %s is in mode '%s', not 'mig': run "
                                     "'gpuvirt gpu set-mode %s mig' first", g->bdf,
                                     gv_gpu_mode_to_string(g->mode), g->bdf);
         struct gv_mig_gi_profile *prof = NULL;
         size_t n_prof = 0;
-        int r = gv_gpu_mig_profiles(h, g, &prof, &n_prof, err);
+        r = gv_gpu_mig_profiles(h, g, &prof, &n_prof, err);
         if (r < 0)
                 return r;
 
@@ -188,6 +204,9 @@ finish:
 
 int gv_gpu_mig_destroy(struct gv_host *h, struct gv_gpu *g, uint32_t gi_id, struct gv_error **err)
 {
+        int r = gv_gpu_mig_check(g, err);
+        if (r < 0)
+                return r;
         const struct gv_mig_gi_info *gi = NULL;
         for (size_t i = 0; i < g->n_gis; i++)
                 if (g->gis[i].id == gi_id)
@@ -205,7 +224,7 @@ int gv_gpu_mig_destroy(struct gv_host *h, struct gv_gpu *g, uint32_t gi_id, stru
                 return gv_error_set(err, EBUSY, "GPU instance %u (%s) on GPU %s is used by vGPU "
                                     "%s: destroy the vGPU first", gi_id, gi->profile_name,
                                     g->bdf, gi->vgpu_uuid);
-        int r = h->ops->mig_destroy(h->backend_ctx, g, gi_id, err);
+        r = h->ops->mig_destroy(h->backend_ctx, g, gi_id, err);
         if (r < 0)
                 return r;
         return gv_host_refresh_gpu(h, g, err);

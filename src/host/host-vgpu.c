@@ -40,6 +40,10 @@ int gv_gpu_vgpu_types(struct gv_host *h, struct gv_gpu *g, struct gv_vgpu_type_i
 /* Why no instance of t can be made now (t->creatable == 0). */
 static char *why_not_creatable(const struct gv_gpu *g, const struct gv_vgpu_type_info *t)
 {
+        if (g->sriov_total_vfs > 0 && g->sriov_num_vfs == 0)
+                return xasprintf("its SR-IOV VFs are off (vGPUs live on VFs); run 'gpuvirt gpu "
+                                 "set-mode %s %s' to turn them on", g->bdf,
+                                 gv_gpu_mode_to_string(g->mode));
         if (t->gi_profile) {
                 size_t free_gis = 0;
                 for (size_t i = 0; i < g->n_gis; i++)

@@ -31,12 +31,14 @@ static const char *const gpu_mode_table[_GV_GPU_MODE_MAX] = {
         [GV_GPU_MODE_PASSTHROUGH] = "passthrough",
         [GV_GPU_MODE_VGPU] = "vgpu",
         [GV_GPU_MODE_MIG] = "mig",
+        [GV_GPU_MODE_UNKNOWN] = "unknown",
 };
 DEFINE_STRING_TABLE_LOOKUP(gv_gpu_mode, enum gv_gpu_mode, gpu_mode_table);
 
 char *gv_gpu_mode_names(void)
 {
-        return STRING_TABLE_JOIN(gpu_mode_table, ", ");
+        /* "unknown" is a state to show, not a mode to set. */
+        return gv_string_table_join(gpu_mode_table, GV_GPU_MODE_UNKNOWN, ", ");
 }
 
 /* The backends, in a fixed order (style.md §8: an explicit table, no constructors). */
@@ -50,6 +52,8 @@ static void gpu_done(struct gv_gpu *g)
         free(g->model);
         free(g->product_name);
         free(g->driver);
+        free(g->mode_reason);
+        free(g->mig_error);
         strv_free(g->reset_methods);
         gv_gpu_vendor_state_clear(g);
         for (size_t i = 0; i < g->n_group; i++)
@@ -331,8 +335,10 @@ static int to_passthrough(struct gv_host *h, struct gv_gpu *g, struct gv_error *
                 return gv_error_set(err, EBUSY, "cannot pass GPU %s through: %s", g->bdf,
                                     g->passthrough_blocker);
         int r;
-        if (g->mode != GV_GPU_MODE_NONE) {
-                /* Leave vGPU/MIG first; the backend refuses while anything is carved out. */
+        if (g->mode != GV_GPU_MODE_NONE && g->mode != GV_GPU_MODE_UNKNOWN) {
+                /* Leave vGPU/MIG first; the backend refuses while anything is carved out. With
+                 * the mode unknown (no NVML) only the kernel's view of what is carved out (mdev
+                 * devices, VF vGPU types, checked by the caller) guards the unbind. */
                 r = h->ops->set_mode(h->backend_ctx, h, g, GV_GPU_MODE_NONE, err);
                 if (r < 0)
                         return r;
@@ -373,17 +379,39 @@ static int from_passthrough(struct gv_host *h, struct gv_gpu *g, struct gv_error
         return gv_host_refresh_gpu(h, g, err);
 }
 
+/* Can the GPU be put in this mode at all (before anything is changed)? */
+static int check_mode_possible(const struct gv_gpu *g, enum gv_gpu_mode mode,
+                               struct gv_error **err)
+{
+        if (mode == GV_GPU_MODE_MIG && !g->mig_capable)
+                return gv_error_set(err, EOPNOTSUPP, "GPU %s (%s) does not support MIG", g->bdf,
+                                    g->model ? g->model : "unknown model");
+        if (mode == GV_GPU_MODE_VGPU && !g->vgpu_capable)
+                return gv_error_set(err, EOPNOTSUPP, "GPU %s (%s) does not support vGPU: it offers "
+                                    "neither vGPU types nor SR-IOV VFs", g->bdf,
+                                    g->model ? g->model : "unknown model");
+        return 0;
+}
+
 int gv_gpu_set_mode(struct gv_host *h, struct gv_gpu *g, enum gv_gpu_mode mode,
                     struct gv_error **err)
 {
-        if (g->mode == mode)
+        if ((int)mode < 0 || mode >= GV_GPU_MODE_UNKNOWN) {
+                _cleanup_free_ char *names = gv_gpu_mode_names();
+                return gv_error_set(err, EINVAL, "'%s' is not a mode a GPU can be set to (valid: "
+                                    "%s)", gv_gpu_mode_to_string(mode) ?: "?", names);
+        }
+        int r = check_mode_possible(g, mode, err);
+        if (r < 0)
+                return r;
+        if (g->mode == mode && mode == GV_GPU_MODE_PASSTHROUGH)
                 return 0;
-        int r;
-        if (g->mode == GV_GPU_MODE_PASSTHROUGH) {
+        bool was_passthrough = g->mode == GV_GPU_MODE_PASSTHROUGH;
+        if (was_passthrough) {
                 r = from_passthrough(h, g, err);
                 if (r < 0)
                         return r;
-                if (mode == GV_GPU_MODE_NONE || g->mode == mode)
+                if (mode == GV_GPU_MODE_NONE && g->mode == GV_GPU_MODE_NONE)
                         return 0;
         }
         if (mode == GV_GPU_MODE_PASSTHROUGH) {
@@ -393,12 +421,34 @@ int gv_gpu_set_mode(struct gv_host *h, struct gv_gpu *g, enum gv_gpu_mode mode,
                                             "before passing the whole GPU through", g->bdf, use);
                 r = to_passthrough(h, g, err);
         } else {
+                /* Always asked, even when the mode already matches: the backend converges what
+                 * the mode implies (e.g. VFs for MIG-backed vGPU after a GPU reset). */
                 if (!h->ops->set_mode)
                         return gv_error_set(err, EOPNOTSUPP, "the %s backend cannot change GPU "
                                             "modes", h->ops->name);
                 r = h->ops->set_mode(h->backend_ctx, h, g, mode, err);
+                if (r < 0 && was_passthrough) {
+                        /* Put it back where it was rather than leave it half-way. */
+                        gv_host_refresh_gpu(h, g, NULL);
+                        if (to_passthrough(h, g, NULL) >= 0)
+                                return gv_error_wrap(err, r, "GPU %s stays passed through",
+                                                     g->bdf);
+                        return gv_error_wrap(err, r, "GPU %s left pass-through but could not "
+                                             "reach mode '%s' nor return to vfio-pci",
+                                             g->bdf, gv_gpu_mode_to_string(mode));
+                }
         }
         if (r < 0)
                 return r;
-        return gv_host_refresh_gpu(h, g, err);
+        r = gv_host_refresh_gpu(h, g, err);
+        if (r < 0)
+                return r;
+        if (g->mode != mode)
+                return gv_error_set(err, EIO, "GPU %s did not reach mode '%s': it reads as '%s'%s%s",
+                                    g->bdf, gv_gpu_mode_to_string(mode),
+                                    gv_gpu_mode_to_string(g->mode),
+                                    g->mig_error || g->mode_reason ? ": " : "",
+                                    g->mig_error ? g->mig_error
+                                                 : g->mode_reason ? g->mode_reason : "");
+        return 0;
 }

@@ -31,12 +31,13 @@ enum gv_gpu_mode {
         GV_GPU_MODE_PASSTHROUGH,
         GV_GPU_MODE_VGPU,
         GV_GPU_MODE_MIG,
+        GV_GPU_MODE_UNKNOWN, /* shown only: the vendor library that would tell is missing */
         _GV_GPU_MODE_MAX,
         _GV_GPU_MODE_INVALID = -EINVAL,
 };
 const char *gv_gpu_mode_to_string(enum gv_gpu_mode m);
 enum gv_gpu_mode gv_gpu_mode_from_string(const char *s);
-/* "none, passthrough, vgpu, mig" */
+/* "none, passthrough, vgpu, mig": the modes a GPU can be set to */
 char *gv_gpu_mode_names(void);
 
 /* enum gv_vgpu_interface (none, mdev, vendor-vfio) comes from the hardware layer. */
@@ -118,6 +119,7 @@ struct gv_gpu {
         int iommu_group;                /* -1: no IOMMU */
         char **reset_methods;
         enum gv_gpu_mode mode;
+        char *mode_reason;              /* why the mode is unknown; NULL otherwise */
         unsigned valid;                 /* GV_GPU_HAS_* */
         char uuid[64];
         uint64_t memory_total_mib, memory_used_mib;
@@ -127,10 +129,13 @@ struct gv_gpu {
         /* MIG */
         bool mig_capable;
         bool mig_enabled, mig_pending_enabled;
+        char *mig_error;                /* why the MIG state could not be read; NULL when known */
+        int mig_errno;                  /* its errno (positive) */
         uint32_t mig_memory_slices;
         struct gv_mig_gi_info *gis;
         size_t n_gis;
         /* vGPU */
+        bool vgpu_capable;              /* the model offers vGPU types or SR-IOV VFs */
         enum gv_vgpu_interface vgpu_interface;
         uint32_t sriov_total_vfs, sriov_num_vfs;
         bool vgpu_heterogeneous;
@@ -185,6 +190,9 @@ int gv_gpu_set_mode(struct gv_host *h, struct gv_gpu *g, enum gv_gpu_mode mode,
  * dry_run: plan and report only. */
 int gv_gpu_mig_apply(struct gv_host *h, struct gv_gpu *g, char *const *profiles, bool dry_run,
                      char **ret_layout, struct gv_error **err);
+/* Can MIG be read and managed on this GPU now? -EOPNOTSUPP (no MIG), the MIG state's own error
+ * (e.g. -ELIBACC without NVML, -ENODEV for a lost GPU), -EBUSY when passed through. */
+int gv_gpu_mig_check(const struct gv_gpu *g, struct gv_error **err);
 /* The GPU-instance profiles the GPU offers (from the vendor library), for listings. */
 int gv_gpu_mig_profiles(struct gv_host *h, struct gv_gpu *g, struct gv_mig_gi_profile **ret,
                         size_t *ret_n, struct gv_error **err);

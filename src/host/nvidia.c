@@ -131,6 +131,9 @@ static int read_mig(struct gv_nvml_device *d, struct gv_gpu *g, struct gv_error 
                 return 0;
         }
         if (r < 0) {
+                /* The MIG state is unknown: say so rather than guess "disabled". */
+                g->mig_error = xstrdup(gv_error_msg(e, r));
+                g->mig_errno = -r;
                 gv_error_propagate(err, TAKE_PTR(e));
                 return r;
         }
@@ -333,16 +336,25 @@ static int nv_inspect(void *ctx, struct gv_host *h, struct gv_gpu *g, struct gv_
                 g->model = xstrdup(m->name);
                 g->mig_capable = m->n_gi_profiles > 0;
                 g->mig_memory_slices = m->mig_memory_slices;
+                g->vgpu_capable = m->n_vgpu_types > 0;
         }
         enum gv_vgpu_interface vi = GV_VGPU_INTERFACE_NONE;
         if (gv_nvidia_vgpu_interface(h->sysfs, g->bdf, &vi, NULL) >= 0)
                 g->vgpu_interface = vi;
+        if (g->sriov_total_vfs > 0 || g->vgpu_interface != GV_VGPU_INTERFACE_NONE)
+                g->vgpu_capable = true;
+        bool on_host_driver = g->driver && strcmp(g->driver, "nvidia") == 0;
+        if (!c->nvml && on_host_driver && g->mig_capable) {
+                g->mig_error = xasprintf("NVML is not available, so the MIG state of GPU %s "
+                                         "cannot be read: %s", g->bdf, h->nvml_error
+                                         ? h->nvml_error : "the library could not be loaded");
+                g->mig_errno = ELIBACC;
+        }
 
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         struct gv_nvml_device *d = NULL;
         int r = 0;
-        if (g->mode != GV_GPU_MODE_PASSTHROUGH && c->nvml &&
-            g->driver && strcmp(g->driver, "nvidia") == 0) {
+        if (g->mode != GV_GPU_MODE_PASSTHROUGH && c->nvml && on_host_driver) {
                 r = nv_device(c, g, &d, &e);
                 if (r >= 0) {
                         read_live_values(d, g);
@@ -358,7 +370,10 @@ static int nv_inspect(void *ctx, struct gv_host *h, struct gv_gpu *g, struct gv_
                 g->model = g->product_name ? xstrdup(g->product_name)
                                            : xasprintf("%04x:%04x", g->vendor_id, g->device_id);
         if (g->mode != GV_GPU_MODE_PASSTHROUGH) {
-                if (g->mig_enabled)
+                if (g->mig_error) {
+                        g->mode = GV_GPU_MODE_UNKNOWN;
+                        g->mode_reason = xstrdup(g->mig_error);
+                } else if (g->mig_enabled)
                         g->mode = GV_GPU_MODE_MIG;
                 else if (g->sriov_num_vfs > 0 || g->n_vgpus > 0)
                         g->mode = GV_GPU_MODE_VGPU;
@@ -400,56 +415,52 @@ static int nv_set_mode(void *ctx, struct gv_host *h, struct gv_gpu *g, enum gv_g
                        struct gv_error **err)
 {
         struct nv_ctx *c = ctx;
-        _cleanup_free_ char *use = gv_gpu_describe_use(g);
-        if (use)
-                return gv_error_set(err, EBUSY, "GPU %s is in use (%s): destroy those before "
-                                    "changing its mode from '%s' to '%s'", g->bdf, use,
-                                    gv_gpu_mode_to_string(g->mode), gv_gpu_mode_to_string(mode));
         struct gv_nvml_device *d = NULL;
         int r = nv_device(c, g, &d, err);
         if (r < 0)
                 return r;
+        if (mode != GV_GPU_MODE_NONE && mode != GV_GPU_MODE_VGPU && mode != GV_GPU_MODE_MIG)
+                return gv_error_set(err, EINVAL, "mode '%s' is not the NVIDIA backend's",
+                                    gv_gpu_mode_to_string(mode));
         enum gv_nvml_virt_mode vm = GV_NVML_VIRT_NONE;
         bool vgpu_manager = gv_nvml_virtualization_mode(d, &vm, NULL) >= 0 &&
                             vm == GV_NVML_VIRT_HOST_VGPU;
+        if (mode == GV_GPU_MODE_VGPU && !vgpu_manager)
+                return gv_error_set(err, EOPNOTSUPP, "GPU %s cannot do vGPU: the NVIDIA vGPU "
+                                    "manager is not running on this host (NVML virtualization "
+                                    "mode '%s'); install the vGPU host driver", g->bdf,
+                                    gv_nvml_virt_mode_to_string(vm));
+        if (mode == GV_GPU_MODE_VGPU && g->sriov_total_vfs == 0 &&
+            g->vgpu_interface == GV_VGPU_INTERFACE_NONE)
+                return gv_error_set(err, EOPNOTSUPP, "GPU %s offers neither SR-IOV VFs nor mdev "
+                                    "types: it cannot host vGPUs", g->bdf);
 
-        switch (mode) {
-        case GV_GPU_MODE_NONE:
-                if (g->mig_enabled || g->mig_pending_enabled) {
-                        r = set_mig(d, g, false, err);
-                        if (r < 0)
-                                return r;
-                }
-                return set_vfs(h, g, false, err);
-        case GV_GPU_MODE_VGPU:
-                if (!vgpu_manager)
-                        return gv_error_set(err, EOPNOTSUPP, "GPU %s cannot do vGPU: the NVIDIA "
-                                            "vGPU manager is not running on this host (NVML "
-                                            "virtualization mode '%s'); install the vGPU host "
-                                            "driver", g->bdf, gv_nvml_virt_mode_to_string(vm));
-                if (g->mig_enabled) {
-                        r = set_mig(d, g, false, err);
-                        if (r < 0)
-                                return r;
-                }
-                if (g->sriov_total_vfs == 0 && g->vgpu_interface == GV_VGPU_INTERFACE_NONE)
-                        return gv_error_set(err, EOPNOTSUPP, "GPU %s offers neither SR-IOV VFs "
-                                            "nor mdev types: it cannot host vGPUs", g->bdf);
-                return set_vfs(h, g, true, err);
-        case GV_GPU_MODE_MIG:
-                if (!g->mig_capable)
-                        return gv_error_set(err, EOPNOTSUPP, "GPU %s (%s) does not support MIG",
-                                            g->bdf, g->model);
-                r = set_mig(d, g, true, err);
+        /* What the mode implies, and what has to change to get there. */
+        bool mig_on = mode == GV_GPU_MODE_MIG;
+        bool vfs_on = mode == GV_GPU_MODE_VGPU || (mig_on && vgpu_manager);
+        bool mig_change = g->mig_capable &&
+                          (g->mig_enabled != mig_on || g->mig_pending_enabled != mig_on);
+        bool vfs_change = g->sriov_total_vfs > 0 &&
+                          (g->sriov_num_vfs > 0) != vfs_on;
+        if (!mig_change && !vfs_change)
+                return 0;
+        /* Turning VFs on never disturbs anything; changing MIG or turning VFs off does. */
+        if (mig_change || !vfs_on) {
+                _cleanup_free_ char *use = gv_gpu_describe_use(g);
+                if (use)
+                        return gv_error_set(err, EBUSY, "GPU %s is in use (%s): destroy those "
+                                            "before changing its mode from '%s' to '%s'", g->bdf,
+                                            use, gv_gpu_mode_to_string(g->mode),
+                                            gv_gpu_mode_to_string(mode));
+        }
+        if (mig_change) {
+                r = set_mig(d, g, mig_on, err);
                 if (r < 0)
                         return r;
-                if (vgpu_manager)
-                        return set_vfs(h, g, true, err);
-                return set_vfs(h, g, false, err);
-        default:
-                return gv_error_set(err, EINVAL, "mode '%s' is not the NVIDIA backend's",
-                                    gv_gpu_mode_to_string(mode));
         }
+        if (vfs_change)
+                return set_vfs(h, g, vfs_on, err);
+        return 0;
 }
 
 static int nv_mig_profiles(void *ctx, struct gv_gpu *g, struct gv_mig_gi_profile **ret,
@@ -589,6 +600,15 @@ static int nv_vgpu_types(void *ctx, struct gv_host *h, struct gv_gpu *g,
                         if (g->vgpus[j].type_id == ids[i])
                                 same++;
                 uint32_t room = o->max_instances > same ? o->max_instances - same : 0;
+                if (o->gi_profile) {
+                        /* One MIG-backed vGPU per GPU instance of its profile (vgpu.md §5). */
+                        uint32_t free_gis = 0;
+                        for (size_t j = 0; j < g->n_gis; j++)
+                                if (!g->gis[j].vgpu_uuid && g->gis[j].profile_name &&
+                                    strcmp(g->gis[j].profile_name, o->gi_profile) == 0)
+                                        free_gis++;
+                        room = MIN(room, free_gis);
+                }
                 o->creatable = MIN(creatable_now(h, g, vfs, ids[i]), room);
                 gv_nvml_vgpu_type_done(&t);
         }

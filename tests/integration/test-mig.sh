@@ -186,6 +186,7 @@ assert_err_contains "does not support MIG" "$P: ... saying the GPU does not supp
 gv gpu set-mode 0 mig
 assert_fails_with 5 "$P: set-mode mig on L40S: exit 5"
 gv mig apply 0 1g.10gb
-assert_rc 4 "$P: mig apply on L40S is refused (exit 4: not in mode mig; see test-cli-bugs.sh)"
+assert_rc 5 "$P: mig apply on L40S is refused as unavailable (exit 5)"
+assert_err_contains "does not support MIG" "$P: ... saying the GPU does not support MIG"
 
 done_testing

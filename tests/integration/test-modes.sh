@@ -84,9 +84,12 @@ assert_eq "$(driver_of "$b1")" vfio-pci "$P: passthrough: bound to vfio-pci"
 set_mode_ok 1 vgpu "$P (from passthrough)"
 assert_eq "$(driver_of "$b1") $(numvfs_of "$b1")" "nvidia 32" "$P: passthrough -> vgpu: nvidia driver, VFs on"
 
-# Ampere: MIG mode changes at the next GPU reset (mig.md §8): the command must say so and the
-# change must be pending, visible in inspect. (Its exit code: see test-cli-bugs.sh.)
+# Ampere: the driver tries a GPU reset when the MIG mode changes (mig.md §8); when that reset
+# cannot be done (a client holds the GPU; injected here) the change stays pending until the next
+# reset: the command must say so and the pending change must be visible in inspect.
+inject --gpu 1 --once nvmlDeviceSetMigMode:activation NVML_ERROR_RESET_REQUIRED
 gv gpu set-mode 1 mig
+assert_rc 1 "$P: set-mode mig with a failed GPU reset fails (exit 1)"
 assert_err_contains_all "$P: set-mode mig on Ampere says the change is pending a GPU reset" \
         "pending" "reset"
 assert_eq "$(sim_json '.gpus[1] | "\(.mig_current) \(.mig_pending)"')" "0 1" \
@@ -149,7 +152,7 @@ gv gpu set-mode "$gf" mig
 assert_fails_with 5 "$P: MIG refused on the GeForce (exit 5)"
 gv gpu set-mode "$gf" vgpu
 assert_fails_with 5 "$P: vGPU refused on the GeForce (exit 5)"
-assert_err_contains "cannot host vGPUs" "$P: the vGPU refusal says why"
+assert_err_contains "does not support vGPU" "$P: the vGPU refusal says why"
 
 # The foreign device in the IOMMU group blocks pass-through; nothing moves.
 gv gpu set-mode "$bl" passthrough
@@ -169,13 +172,15 @@ assert_rc 0 "$P: a GPU can be named by its UUID"
 assert_eq "$(driver_of "$a100_bdf") $(numvfs_of "$a100_bdf")" "vfio-pci 0" "$P: A100 passed through, VFs off"
 set_mode_ok "$a100" vgpu "$P A100 (from passthrough)"
 
-# A30 (Ampere): MIG pending, then active after a reset.
+# A30 (Ampere): MIG pending when the driver's reset fails, then active after a reset.
 a30=$(inspect_json '[.gpus[] | select(.model == "A30")][0].index')
 a30_bdf=$(inspect_json ".gpus[$a30].pci_address")
+inject --gpu "$a30" --once nvmlDeviceSetMigMode:activation NVML_ERROR_IN_USE
 gv gpu set-mode "$a30" mig
 assert_eq "$(inspect_json ".gpus[$a30].mig.pending_enabled")" true "$P: A30 MIG enable pending"
 gpu_reset "$a30_bdf"
 mode_is "$a30" mig "$P: A30 in mode mig after a reset"
+inject --gpu "$a30" --once nvmlDeviceSetMigMode:activation NVML_ERROR_RESET_REQUIRED
 gv gpu set-mode "$a30" none
 assert_err_contains "pending disable" "$P: leaving MIG on Ampere is pending a reset too, and says so"
 assert_eq "$(sim_json ".gpus[$a30] | \"\(.mig_current) \(.mig_pending)\"")" "1 0" \

@@ -318,8 +318,11 @@ static void test_gi_profiles_other_models(void **state)
                 char bdf[GV_PCI_ADDR_STR_MAX];
                 bool cur = true;
 
+                /* Ampere whose reset attempt fails: the new mode waits for a GPU reset
+                 * (nvml-abi.md §9) */
+                simhost_inject_once(&c->host, "nvmlDeviceSetMigMode:activation",
+                                    NVML_ERROR_RESET_REQUIRED);
                 OK(gv_nvml_mig_mode_set(d, true, &activation, &msg, err_));
-                /* Ampere: the new mode waits for a GPU reset (nvml-abi.md §9) */
                 assert_int_equal(activation, -ENOTRECOVERABLE);
                 assert_non_null(msg);
                 assert_non_null(strstr(msg, "NVML_ERROR_RESET_REQUIRED"));

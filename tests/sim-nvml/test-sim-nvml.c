@@ -748,7 +748,11 @@ static void test_ampere_pending(void **state)
         char bdf[16];
         uint32_t index = g->index;
         snprintf(bdf, sizeof(bdf), "%s", g->bdf);
-        sim_state_unlock(s);
+        /* the driver's reset attempt fails, as in a pass-through VM (nvml-abi.md §9) */
+        assert_int_equal(sim_inject_add(s, "nvmlDeviceSetMigMode:activation",
+                                        NVML_ERROR_RESET_REQUIRED, (int)index, NULL,
+                                        SIM_INJECT_ONCE), 0);
+        commit_unlock(s);
         assert_int_equal(n.nvmlDeviceGetHandleByPciBusId_v2(bdf, &d), NVML_SUCCESS);
 
         assert_int_equal(n.nvmlDeviceSetMigMode(d, NVML_DEVICE_MIG_ENABLE, &act), NVML_SUCCESS);

@@ -1,10 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Product bugs found by the integration tests, each written as the test that passes once the
-# bug is fixed. NOT registered in meson.build until then: run by hand with
-#   GPUVIRT=build/src/cli/gpuvirt GPUVIRT_SIM=build/sim/tool/gpuvirt-sim \
-#   GPUVIRT_DATA_DIR=data bash tests/integration/test-cli-bugs.sh
-# When one is fixed, move its case into the matching test-*.sh (and drop it here).
+# Regression tests: product bugs the integration tests found (each comment says what was wrong
+# and what is expected); they failed before the fix and must keep passing.
 . "$(dirname "$0")/lib.sh"
 
 NO_NVML=/nonexistent/libnvidia-ml.so.1

@@ -455,7 +455,7 @@ static uint64_t m_pci(struct ctx *c)
         uint64_t t0 = now_ns();
         int r = gv_sysfs_new(c->root, &fs, &e);
         if (r >= 0)
-                r = gv_pci_enumerate(fs, &inv, &e);
+                r = gv_pci_enumerate(fs, 0, &inv, &e);
         size_t n = inv ? inv->n_devices : 0, problems = inv ? inv->n_problems : 0;
         inv = gv_pci_inventory_free(inv);
         fs = gv_sysfs_free(fs);

@@ -55,6 +55,7 @@ static void gpu_done(struct gv_gpu *g)
         free(g->mode_reason);
         free(g->mig_error);
         strv_free(g->reset_methods);
+        strv_free(g->vfs);
         gv_gpu_vendor_state_clear(g);
         for (size_t i = 0; i < g->n_group; i++)
                 free(g->group[i].driver);
@@ -172,6 +173,8 @@ static void fill_pci(struct gv_gpu *g, const struct gv_pci_device *d)
                 strv_extend(&g->reset_methods, *m);
         g->sriov_total_vfs = d->sriov_total_vfs;
         g->sriov_num_vfs = d->sriov_num_vfs;
+        STRV_FOREACH(vf, d->vfs)
+                strv_extend(&g->vfs, *vf);
 }
 
 static int inspect_gpu(struct gv_host *h, struct gv_gpu *g, const struct gv_pci_device *d,
@@ -213,7 +216,7 @@ int gv_host_open(const struct gv_host_config *cfg, struct gv_host **ret, struct 
                 h->catalog = NULL;
 
         _cleanup_(gv_pci_inventory_freep) struct gv_pci_inventory *inv = NULL;
-        r = gv_pci_enumerate(h->sysfs, &inv, err);
+        r = gv_pci_enumerate(h->sysfs, GV_PCI_ENUM_SKIP_VFS, &inv, err);
         if (r < 0)
                 return gv_error_wrap(err, r, "cannot list PCI devices under '%s'", h->sysfs->sys);
 

@@ -138,6 +138,7 @@ struct gv_gpu {
         bool vgpu_capable;              /* the model offers vGPU types or SR-IOV VFs */
         enum gv_vgpu_interface vgpu_interface;
         uint32_t sriov_total_vfs, sriov_num_vfs;
+        char **vfs;                     /* the VFs' addresses, in virtfn order; NULL when none */
         bool vgpu_heterogeneous;
         struct gv_vgpu_instance *vgpus;
         size_t n_vgpus;

@@ -286,10 +286,7 @@ static void read_vgpus(struct gv_host *h, struct gv_nvml_device *d, struct gv_gp
         size_t n_act = 0;
         read_active(d, &act, &n_act);
 
-        _cleanup_strv_free_ char **vfs = NULL;
-        if (g->sriov_num_vfs > 0)
-                (void)gv_sriov_list_vfs(h->sysfs, g->bdf, &vfs, NULL);
-
+        char *const *vfs = g->vfs;
         if (g->vgpu_interface == GV_VGPU_INTERFACE_VENDOR_VFIO) {
                 STRV_FOREACH(vf, vfs) {
                         uint32_t t = 0;
@@ -339,7 +336,7 @@ static int nv_inspect(void *ctx, struct gv_host *h, struct gv_gpu *g, struct gv_
                 g->vgpu_capable = m->n_vgpu_types > 0;
         }
         enum gv_vgpu_interface vi = GV_VGPU_INTERFACE_NONE;
-        if (gv_nvidia_vgpu_interface(h->sysfs, g->bdf, &vi, NULL) >= 0)
+        if (gv_nvidia_vgpu_interface_of(h->sysfs, g->bdf, g->vfs, &vi, NULL) >= 0)
                 g->vgpu_interface = vi;
         if (g->sriov_total_vfs > 0 || g->vgpu_interface != GV_VGPU_INTERFACE_NONE)
                 g->vgpu_capable = true;
@@ -563,10 +560,7 @@ static int nv_vgpu_types(void *ctx, struct gv_host *h, struct gv_gpu *g,
         size_t n_prof = 0;
         if (g->mig_enabled)
                 (void)gv_nvml_gi_profiles(d, &prof, &n_prof, NULL);
-        _cleanup_strv_free_ char **vfs = NULL;
-        if (g->sriov_num_vfs > 0)
-                (void)gv_sriov_list_vfs(h->sysfs, g->bdf, &vfs, NULL);
-
+        char *const *vfs = g->vfs;
         struct gv_vgpu_type_info *out = xnew0(struct gv_vgpu_type_info, n + 1);
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
@@ -628,12 +622,7 @@ static int nv_vgpu_create(void *ctx, struct gv_host *h, struct gv_gpu *g,
                           struct gv_error **err)
 {
         (void)ctx;
-        _cleanup_strv_free_ char **vfs = NULL;
-        if (g->sriov_num_vfs > 0) {
-                int r = gv_sriov_list_vfs(h->sysfs, g->bdf, &vfs, err);
-                if (r < 0)
-                        return r;
-        }
+        char *const *vfs = g->vfs;
         if (g->vgpu_interface == GV_VGPU_INTERFACE_VENDOR_VFIO) {
                 STRV_FOREACH(vf, vfs) {
                         uint32_t cur = 0;

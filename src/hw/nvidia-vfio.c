@@ -358,9 +358,14 @@ int gv_nvidia_vgpu_interface(const struct gv_sysfs *fs, const char *bdf,
         int r = gv_pci_device_read(fs, bdf, &d, err);
         if (r < 0)
                 return r;
+        return gv_nvidia_vgpu_interface_of(fs, d->bdf, d->vfs, ret, err);
+}
 
-        r = function_interface(fs, d->bdf, err);
-        STRV_FOREACH(vf, d->vfs) {
+int gv_nvidia_vgpu_interface_of(const struct gv_sysfs *fs, const char *bdf, char *const *vfs,
+                                enum gv_vgpu_interface *ret, struct gv_error **err)
+{
+        int r = function_interface(fs, bdf, err);
+        STRV_FOREACH(vf, vfs) {
                 if (r != 0)
                         break;
                 r = function_interface(fs, *vf, err);

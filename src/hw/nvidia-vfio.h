@@ -74,3 +74,6 @@ int gv_nvidia_clear_vgpu_type(const struct gv_sysfs *fs, const char *vf, struct 
  * enabled yet). */
 int gv_nvidia_vgpu_interface(const struct gv_sysfs *fs, const char *bdf,
                              enum gv_vgpu_interface *ret, struct gv_error **err);
+/* The same for a function already read: bdf canonical, vfs its VFs (may be NULL). */
+int gv_nvidia_vgpu_interface_of(const struct gv_sysfs *fs, const char *bdf, char *const *vfs,
+                                enum gv_vgpu_interface *ret, struct gv_error **err);

@@ -283,7 +283,7 @@ static int cmp_device(const void *a, const void *b)
         return gv_pci_addr_compare(&x->addr, &y->addr);
 }
 
-int gv_pci_enumerate(const struct gv_sysfs *fs, struct gv_pci_inventory **ret,
+int gv_pci_enumerate(const struct gv_sysfs *fs, unsigned flags, struct gv_pci_inventory **ret,
                      struct gv_error **err)
 {
         _cleanup_free_ char *dir = gv_sysfs_pci_devices_dir(fs);
@@ -301,6 +301,12 @@ int gv_pci_enumerate(const struct gv_sysfs *fs, struct gv_pci_inventory **ret,
         STRV_FOREACH(name, names) {
                 _cleanup_(gv_error_freep) struct gv_error *e = NULL;
                 struct gv_pci_device *d = NULL;
+                if (flags & GV_PCI_ENUM_SKIP_VFS) {
+                        /* <root>/sys/bus/pci/devices/<vf>/physfn -> ../<pf> */
+                        _cleanup_free_ char *physfn = gv_sysfs_pci_device_attr(fs, *name, "physfn");
+                        if (gv_sysfs_exists(physfn) > 0)
+                                continue;
+                }
                 r = gv_pci_device_read(fs, *name, &d, &e);
                 if (r < 0) {
                         struct gv_pci_problem *pb = &inv->problems[inv->n_problems++];

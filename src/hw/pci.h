@@ -63,9 +63,15 @@ struct gv_pci_inventory {
 struct gv_pci_inventory *gv_pci_inventory_free(struct gv_pci_inventory *inv);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct gv_pci_inventory *, gv_pci_inventory_free);
 
+enum {
+        /* Leave SR-IOV virtual functions out (one lstat of their physfn link each instead of a
+         * full read): a vGPU host has 16-32 per GPU and an inventory of GPUs needs none. */
+        GV_PCI_ENUM_SKIP_VFS = 1 << 0,
+};
+
 /* Read every PCI function. Fails only when the device list itself cannot be read; per-function
- * failures become problems. */
-int gv_pci_enumerate(const struct gv_sysfs *fs, struct gv_pci_inventory **ret,
+ * failures become problems. flags: GV_PCI_ENUM_*. */
+int gv_pci_enumerate(const struct gv_sysfs *fs, unsigned flags, struct gv_pci_inventory **ret,
                      struct gv_error **err);
 
 /* Borrowed lookup in an inventory; NULL when absent. */

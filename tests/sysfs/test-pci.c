@@ -113,7 +113,7 @@ static void test_enumerate(void **state)
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         _cleanup_(gv_pci_inventory_freep) struct gv_pci_inventory *inv = NULL;
 
-        assert_int_equal(gv_pci_enumerate(t->fs, &inv, &e), 0);
+        assert_int_equal(gv_pci_enumerate(t->fs, 0, &inv, &e), 0);
         /* 2 + 1 + 12 + 1 healthy, 2 problems: the inventory goes on past them. */
         assert_int_equal(inv->n_devices, 16);
         assert_int_equal(inv->n_problems, 2);
@@ -138,6 +138,17 @@ static void test_enumerate(void **state)
         for (size_t i = 0; i < n; i++)
                 assert_true(strcmp(gpus[i]->bdf, "0000:01:00.1") != 0);
         free(gpus);
+
+        /* Without the VFs: the same functions less the 12 VFs, the PF keeps its VF list. */
+        _cleanup_(gv_pci_inventory_freep) struct gv_pci_inventory *pfs = NULL;
+        assert_int_equal(gv_pci_enumerate(t->fs, GV_PCI_ENUM_SKIP_VFS, &pfs, &e), 0);
+        assert_int_equal(pfs->n_devices, 4);
+        assert_int_equal(pfs->n_problems, 2);
+        for (size_t i = 0; i < pfs->n_devices; i++)
+                assert_null(pfs->devices[i]->physfn);
+        const struct gv_pci_device *pf = gv_pci_inventory_find(pfs, "0000:41:00.0");
+        assert_non_null(pf);
+        assert_int_equal(strv_length(pf->vfs), 12);
         tree_free(t);
 }
 
@@ -149,7 +160,7 @@ static void test_enumerate_missing(void **state)
         struct gv_pci_inventory *inv = NULL;
         _cleanup_free_ char *dir = tree_path(t, "bus/pci/devices");
         assert_int_equal(rmdir(dir), 0);
-        assert_int_equal(gv_pci_enumerate(t->fs, &inv, &e), -ENOENT);
+        assert_int_equal(gv_pci_enumerate(t->fs, 0, &inv, &e), -ENOENT);
         assert_null(inv);
         assert_non_null(strstr(e->msg, "Cannot list the PCI functions"));
         tree_free(t);

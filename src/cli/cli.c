@@ -77,6 +77,19 @@ int gv_cli_open_host(const struct gv_cli *cli, struct gv_host **ret)
         return 0;
 }
 
+int gv_cli_open_gpu(const struct gv_cli *cli, const char *sel, struct gv_host **ret_h,
+                    struct gv_gpu **ret_g)
+{
+        int r = gv_cli_open_host(cli, ret_h);
+        if (r < 0)
+                return -r;
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        r = gv_host_find_gpu(*ret_h, sel, ret_g, &e);
+        if (r < 0)
+                return gv_cli_fail(cli, r, e);
+        return -1;
+}
+
 bool gv_cli_parse_simple(struct gv_cli *cli, int argc, char **argv, const char *usage,
                          int *ret_index, int *ret_exit)
 {

@@ -47,6 +47,10 @@ int gv_cli_fail(const struct gv_cli *cli, int r, const struct gv_error *e);
 int gv_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int gv_cli_exit_code(int r);
 int gv_cli_open_host(const struct gv_cli *cli, struct gv_host **ret);
+/* Open the host and find the GPU named by sel. Returns -1 to go on (both set), or the exit
+ * code to return after printing the error. */
+int gv_cli_open_gpu(const struct gv_cli *cli, const char *sel, struct gv_host **ret_h,
+                    struct gv_gpu **ret_g);
 /* Parse a command's own options when it has only --json and -h. Returns true to go on with
  * *ret_index the first positional argument; false to exit at once with *ret_exit. */
 bool gv_cli_parse_simple(struct gv_cli *cli, int argc, char **argv, const char *usage,

@@ -22,14 +22,12 @@ static int gpu_set_mode(struct gv_cli *cli, int argc, char **argv)
                 return gv_cli_usage_error("unknown mode '%s' (valid: %s)", argv[idx + 1], names);
         }
         _cleanup_(gv_host_freep) struct gv_host *h = NULL;
-        int r = gv_cli_open_host(cli, &h);
-        if (r < 0)
-                return -r;
+        struct gv_gpu *g = NULL;
+        ex = gv_cli_open_gpu(cli, argv[idx], &h, &g);
+        if (ex >= 0)
+                return ex;
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
-        struct gv_gpu *g;
-        r = gv_host_find_gpu(h, argv[idx], &g, &e);
-        if (r < 0)
-                return gv_cli_fail(cli, r, e);
+        int r;
         enum gv_gpu_mode before = g->mode;
         r = gv_gpu_set_mode(h, g, mode, &e);
         if (r < 0)

@@ -13,20 +13,6 @@
 #include "util/alloc.h"
 #include "util/strv.h"
 
-/* Open the host and find the GPU named by argv[idx]; returns an exit code or -1 to go on. */
-static int open_gpu(struct gv_cli *cli, const char *sel, struct gv_host **ret_h,
-                    struct gv_gpu **ret_g)
-{
-        int r = gv_cli_open_host(cli, ret_h);
-        if (r < 0)
-                return -r;
-        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
-        r = gv_host_find_gpu(*ret_h, sel, ret_g, &e);
-        if (r < 0)
-                return gv_cli_fail(cli, r, e);
-        return -1;
-}
-
 static json_t *gis_json(const struct gv_gpu *g)
 {
         json_t *j = gv_json_gpu(g);
@@ -89,7 +75,7 @@ static int mig_apply(struct gv_cli *cli, int argc, char **argv)
                 return gv_cli_usage_error("no MIG profile given; usage: gpuvirt %s", usage);
         _cleanup_(gv_host_freep) struct gv_host *h = NULL;
         struct gv_gpu *g = NULL;
-        int ex = open_gpu(cli, argv[optind], &h, &g);
+        int ex = gv_cli_open_gpu(cli, argv[optind], &h, &g);
         if (ex >= 0)
                 return ex;
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
@@ -120,7 +106,7 @@ static int mig_list(struct gv_cli *cli, int argc, char **argv)
                 return gv_cli_usage_error("usage: gpuvirt %s", usage);
         _cleanup_(gv_host_freep) struct gv_host *h = NULL;
         struct gv_gpu *g = NULL;
-        ex = open_gpu(cli, argv[idx], &h, &g);
+        ex = gv_cli_open_gpu(cli, argv[idx], &h, &g);
         if (ex >= 0)
                 return ex;
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
@@ -149,7 +135,7 @@ static int mig_destroy(struct gv_cli *cli, int argc, char **argv)
                                           "mig list %s')", argv[idx + 1], argv[idx]);
         _cleanup_(gv_host_freep) struct gv_host *h = NULL;
         struct gv_gpu *g = NULL;
-        ex = open_gpu(cli, argv[idx], &h, &g);
+        ex = gv_cli_open_gpu(cli, argv[idx], &h, &g);
         if (ex >= 0)
                 return ex;
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
@@ -173,7 +159,7 @@ static int mig_profiles(struct gv_cli *cli, int argc, char **argv)
                 return gv_cli_usage_error("usage: gpuvirt %s", usage);
         _cleanup_(gv_host_freep) struct gv_host *h = NULL;
         struct gv_gpu *g = NULL;
-        ex = open_gpu(cli, argv[idx], &h, &g);
+        ex = gv_cli_open_gpu(cli, argv[idx], &h, &g);
         if (ex >= 0)
                 return ex;
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;

@@ -18,14 +18,12 @@ static int vgpu_types(struct gv_cli *cli, int argc, char **argv)
         if (argc - idx != 1)
                 return gv_cli_usage_error("usage: gpuvirt %s", usage);
         _cleanup_(gv_host_freep) struct gv_host *h = NULL;
-        int r = gv_cli_open_host(cli, &h);
-        if (r < 0)
-                return -r;
+        struct gv_gpu *g = NULL;
+        ex = gv_cli_open_gpu(cli, argv[idx], &h, &g);
+        if (ex >= 0)
+                return ex;
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
-        struct gv_gpu *g;
-        r = gv_host_find_gpu(h, argv[idx], &g, &e);
-        if (r < 0)
-                return gv_cli_fail(cli, r, e);
+        int r;
         struct gv_vgpu_type_info *t = NULL;
         size_t n = 0;
         r = gv_gpu_vgpu_types(h, g, &t, &n, &e);
@@ -65,14 +63,12 @@ static int vgpu_create(struct gv_cli *cli, int argc, char **argv)
         if (argc - idx != 2)
                 return gv_cli_usage_error("usage: gpuvirt %s", usage);
         _cleanup_(gv_host_freep) struct gv_host *h = NULL;
-        int r = gv_cli_open_host(cli, &h);
-        if (r < 0)
-                return -r;
+        struct gv_gpu *g = NULL;
+        ex = gv_cli_open_gpu(cli, argv[idx], &h, &g);
+        if (ex >= 0)
+                return ex;
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
-        struct gv_gpu *g;
-        r = gv_host_find_gpu(h, argv[idx], &g, &e);
-        if (r < 0)
-                return gv_cli_fail(cli, r, e);
+        int r;
         char id[GV_UUID_STR_LEN + 1] = "";
         r = gv_gpu_vgpu_create(h, g, argv[idx + 1], id, &e);
         if (r < 0)

@@ -68,6 +68,8 @@ static void print_notes(const struct gv_host *h)
                                                                "with it on pass-through",
                                                                g->group[j].bdf,
                                                                g->group[j].driver ? g->group[j].driver : "none"));
+                if (g->mode_reason)
+                        strv_consume(&notes, xasprintf("mode unknown: %s", g->mode_reason));
                 if (g->passthrough_blocker)
                         strv_consume(&notes, xasprintf("pass-through not possible: %s",
                                                        g->passthrough_blocker));

@@ -177,8 +177,9 @@ static void fill_pci(struct gv_gpu *g, const struct gv_pci_device *d)
                 strv_extend(&g->vfs, *vf);
 }
 
-static int inspect_gpu(struct gv_host *h, struct gv_gpu *g, const struct gv_pci_device *d,
-                       struct gv_error **err)
+/* Fill g from its PCI function and the backend. Never fails: what cannot be read becomes a
+ * problem listed on the GPU, so one broken GPU does not hide the others. */
+static void inspect_gpu(struct gv_host *h, struct gv_gpu *g, const struct gv_pci_device *d)
 {
         fill_pci(g, d);
         g->backend = xstrdup(h->ops->name);
@@ -187,12 +188,8 @@ static int inspect_gpu(struct gv_host *h, struct gv_gpu *g, const struct gv_pci_
                 g->mode = GV_GPU_MODE_PASSTHROUGH;
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         int r = h->ops->inspect(h->backend_ctx, h, g, &e);
-        if (r < 0) {
-                /* A GPU the vendor library cannot read is still listed, with the reason. */
+        if (r < 0)
                 gpu_add_problem(g, "%s", gv_error_msg(e, r));
-        }
-        (void)err;
-        return 0;
 }
 
 int gv_host_open(const struct gv_host_config *cfg, struct gv_host **ret, struct gv_error **err)
@@ -236,9 +233,7 @@ int gv_host_open(const struct gv_host_config *cfg, struct gv_host **ret, struct 
                 struct gv_gpu *g = &h->gpus[h->n_gpus];
                 *g = (struct gv_gpu){ .index = (unsigned)h->n_gpus };
                 h->n_gpus++;
-                r = inspect_gpu(h, g, d, err);
-                if (r < 0)
-                        return r;
+                inspect_gpu(h, g, d);
         }
         /* Functions that could not be read are reported on the GPU they belong to, or lost
          * nowhere: a GPU whose own files are corrupt still shows up with the problem. */
@@ -271,7 +266,8 @@ int gv_host_refresh_gpu(struct gv_host *h, struct gv_gpu *g, struct gv_error **e
         unsigned index = g->index;
         gpu_done(g);
         g->index = index;
-        return inspect_gpu(h, g, d, err);
+        inspect_gpu(h, g, d);
+        return 0;
 }
 
 int gv_host_find_gpu(struct gv_host *h, const char *selector, struct gv_gpu **ret,

@@ -66,8 +66,9 @@ enum gv_sched_host_state {
 const char *gv_sched_host_state_to_string(enum gv_sched_host_state s);
 enum gv_sched_host_state gv_sched_host_state_from_string(const char *s);
 
-/* A GPU's mode. An empty GPU keeps its last mode as a preference only: any request may take
- * it and switch the mode (release restores the mode it had). */
+/* A GPU's mode. Each GPU has a configured mode (its spec's); while empty it shows that mode
+ * as a preference only: any request may take it and switch it; when it empties again it
+ * returns to its configured mode (so reserve and release are inverses in any order). */
 enum gv_sched_gpu_mode {
         GV_SCHED_MODE_UNASSIGNED,
         GV_SCHED_MODE_PASSTHROUGH,
@@ -177,7 +178,8 @@ struct gv_sched_gpu {
         uint32_t host;
         uint16_t model;
         uint16_t index;              /* on its host */
-        enum gv_sched_gpu_mode mode; /* current mode, or the preferred one while empty */
+        enum gv_sched_gpu_mode mode; /* current mode; the configured one while empty */
+        enum gv_sched_gpu_mode base_mode; /* configured mode */
         bool mixed_size;             /* vGPU mixed-size (heterogeneous) mode enabled */
         uint32_t n_alloc;            /* allocations on the GPU; 0 = empty */
         /* Allocation-ratio units (scheduling.md §7 M1): pass-through 1000; share: Σ milli;
@@ -329,7 +331,7 @@ char *gv_sched_request_format(const struct gv_sched_request *r, char *buf, size_
 struct gv_sched_slot {
         uint32_t gpu;       /* GPU id */
         uint8_t alloc;      /* enum gv_sched_alloc */
-        uint8_t prev_mode;  /* the GPU's mode before (restored by release when it empties) */
+        uint8_t prev_mode;  /* the GPU's mode at decision time (informational) */
         int16_t index;      /* MIG profile / vGPU type index of the model; -1 */
         uint16_t start;     /* MIG: first memory slice; mixed-size vGPU: placement id */
         uint16_t milli;     /* SHARE: the share; otherwise the used_milli it adds */

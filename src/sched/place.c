@@ -116,8 +116,13 @@ static void offer(struct place_ctx *x, const struct gv_sched_placement *cand)
 
         x->p->score(x->c, x->state, x->r, cand, &s);
         x->candidates++;
-        if (!x->have || s.primary > x->score.primary ||
-            (s.primary == x->score.primary && s.secondary > x->score.secondary)) {
+        /* Within a host: a candidate that keeps every GPU's mode beats one that switches a
+         * mode (switching means a MIG or vGPU reconfiguration of an idle GPU), then the
+         * policy's (primary, secondary). */
+        if (!x->have || (x->best.switches_mode && !cand->switches_mode) ||
+            (x->best.switches_mode == cand->switches_mode &&
+             (s.primary > x->score.primary ||
+              (s.primary == x->score.primary && s.secondary > x->score.secondary)))) {
                 x->have = true;
                 x->best = *cand;
                 x->score = s;

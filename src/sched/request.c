@@ -121,7 +121,7 @@ static size_t need_options(const struct sched_model *m, const struct gv_sched_re
 {
         uint64_t need = r->need.gpu_memory_mib;
         bool hw = r->need.isolation == GV_SCHED_ISOLATION_HARDWARE;
-        bool mig_ok = true, vgpu_ok = true, whole_ok = !r->need.live_migration;
+        bool whole_ok = !r->need.live_migration;
         struct need_opt opts[4];
         size_t n = 0;
         int best_ts = -1, best_mv = -1, best_mig = -1;
@@ -139,8 +139,6 @@ static size_t need_options(const struct sched_model *m, const struct gv_sched_re
                 }
                 return 0;
         }
-        if (hw && r->need.live_migration)
-                vgpu_ok = false; /* time-sliced is software isolation; MIG-backed stays */
 
         for (size_t i = 0; i < m->n_vgpu; i++) {
                 const struct sched_vgpu_type *t = &m->vgpu[i];
@@ -149,7 +147,9 @@ static size_t need_options(const struct sched_model *m, const struct gv_sched_re
                 if (t->gi >= 0) {
                         if (m->mig[t->gi].media)
                                 continue;
-                        if (best_mv < 0 || t->fb_mib < m->vgpu[best_mv].fb_mib)
+                        if (best_mv < 0 || t->fb_mib < m->vgpu[best_mv].fb_mib ||
+                            (t->fb_mib == m->vgpu[best_mv].fb_mib &&
+                             m->mig[t->gi].slices < m->mig[m->vgpu[best_mv].gi].slices))
                                 best_mv = (int)i;
                 } else if (!hw) {
                         if (best_ts < 0 || t->fb_mib < m->vgpu[best_ts].fb_mib ||
@@ -172,14 +172,14 @@ static size_t need_options(const struct sched_model *m, const struct gv_sched_re
                 if (best_mv >= 0)
                         opts[n++] = (struct need_opt){ { GV_SCHED_ALLOC_MIG_VGPU, (int16_t)best_mv,
                                                          0 }, m->vgpu[best_mv].fb_mib, 1 };
-                if (vgpu_ok && best_ts >= 0)
+                if (best_ts >= 0) /* none under hardware isolation (software isolation) */
                         opts[n++] = (struct need_opt){ { GV_SCHED_ALLOC_VGPU, (int16_t)best_ts,
                                                          0 }, m->vgpu[best_ts].fb_mib, 0 };
         } else {
                 if (!hw && best_ts >= 0)
                         opts[n++] = (struct need_opt){ { GV_SCHED_ALLOC_VGPU, (int16_t)best_ts,
                                                          0 }, m->vgpu[best_ts].fb_mib, 0 };
-                if (mig_ok && best_mig >= 0)
+                if (best_mig >= 0)
                         opts[n++] = (struct need_opt){ { GV_SCHED_ALLOC_MIG, (int16_t)best_mig,
                                                          0 }, m->mig[best_mig].gi->memory_mib,
                                                        1 };

@@ -358,8 +358,9 @@ char *gv_sched_explain_format(const struct gv_sched_request *r, const struct gv_
 
 /* ---- policies ---- */
 
-/* A candidate's score: higher is better. Within a host candidates compare by (primary,
- * secondary); between hosts by primary, then the tie rule of the request. */
+/* A candidate's score: higher is better. Within a host candidates compare first by whether
+ * they switch a GPU's mode (never, if they can help it), then by (primary, secondary); between
+ * hosts by primary, then the tie rule of the request. */
 struct gv_sched_score {
         double primary;
         double secondary;

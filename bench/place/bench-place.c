@@ -6,6 +6,7 @@
  *   bench-place [--trace default|NAME|PATH] [--nodes PATH] [--data DIR] [--seeds 42-51]
  *               [--policies first-fit,best-fit,fgd,gpuvirt] [--out DIR] [--tune 1.3]
  *               [--limit N] [--scale 5000,15000] [--prefill 0,50,90] [--latency-decisions N]
+ *               [--ties run|decision|host-id] [--why N]   (explain the first N failures)
  *
  * Quality: for each policy and seed, the workload is built as the FGD artefact does (openb.h),
  * every arrival is placed once with the engine (src/sched) and kept (no departures, no retries),
@@ -61,6 +62,8 @@ struct options {
         size_t n_prefill;
         size_t latency_decisions;
         unsigned threshold;
+        int ties; /* enum tie_mode */
+        size_t why; /* explain the first N failures of each run */
 };
 
 struct latency {
@@ -192,6 +195,28 @@ static uint64_t mix(uint64_t a, uint64_t b)
         return (z ^ (z >> 31)) | 1; /* never 0: 0 means "lowest host id" */
 }
 
+/* Ties between hosts with the best score. The artefact gives every node a name prefix from
+ * rand.Perm once per run (simulator.go, syncClusterResourceList) and, measured here, only a
+ * fixed host order reproduces its FGD figures: a fresh uniform choice at every decision (the
+ * kube-scheduler's reservoir sampling taken literally) scatters FGD's many equal-score choices
+ * and costs it 5 points (BENCHMARKS.md). So by default one random host order per run ("run");
+ * "decision" draws per decision, "host-id" takes the lowest host id. */
+enum tie_mode { TIE_RUN, TIE_DECISION, TIE_HOST_ID };
+
+static uint64_t mix(uint64_t a, uint64_t b);
+
+static uint64_t tie_seed_of(const struct options *o, uint64_t seed, size_t i)
+{
+        switch (o->ties) {
+        case TIE_DECISION:
+                return mix(seed, i);
+        case TIE_HOST_ID:
+                return 0;
+        default:
+                return mix(seed, 0);
+        }
+}
+
 /* Typical shapes of the trace (GetTypicalPods over the original pods, CPU-only included). */
 static int typical_shapes(const struct openb_pods *trace, unsigned threshold,
                           struct gv_frag_shape **ret, size_t *ret_n, struct gv_error **err)
@@ -302,7 +327,7 @@ static int run_one(const struct openb_cluster *oc, const struct openb_pods *trac
                 double t0, t1, t2, idle;
 
                 arrived += openb_pod_total_milli(p); /* before the attempt */
-                request_of(p, mix(seed, i), &rq);
+                request_of(p, tie_seed_of(o, seed, i), &rq);
                 r = gv_sched_request_resolve(c, &rq, err);
                 if (r < 0)
                         goto out;
@@ -325,6 +350,15 @@ static int run_one(const struct openb_cluster *oc, const struct openb_pods *trac
                         t_dec[nt] = t1 - t0;
                         t_all[nt++] = t1 - t0;
                         res->failed++;
+                        if (res->failed <= o->why) {
+                                struct gv_sched_explain why;
+                                _cleanup_free_ char *m = NULL;
+                                (void)gv_sched_place(c, pol, &rq, &pl, &why, NULL);
+                                m = gv_sched_explain_format(&rq, &why);
+                                printf("  failed at arrival %.2f%%: %s (cpu %u, memory %lu MiB, gpu %ux%u): %s\n",
+                                        100.0 * (double)arrived / cap, p->name, p->cpu_milli,
+                                        (unsigned long)p->memory_mib, p->num_gpu, p->gpu_milli, m);
+                        }
                         if (isnan(res->first_fail) && p->num_gpu > 0)
                                 res->first_fail = 100.0 * (double)arrived / cap;
                 } else {
@@ -598,7 +632,8 @@ static void usage(void)
         printf("bench-place [--trace default|NAME|PATH] [--nodes PATH] [--data DIR]\n"
                "            [--seeds 42-51] [--policies first-fit,best-fit,fgd,gpuvirt]\n"
                "            [--out DIR] [--tune 1.3] [--limit N] [--threshold 95]\n"
-               "            [--scale 5000,15000] [--prefill 0,50,90] [--latency-decisions N]\n");
+               "            [--scale 5000,15000] [--prefill 0,50,90] [--latency-decisions N]\n"
+               "            [--ties run|decision|host-id] [--why N]\n");
 }
 
 int main(int argc, char **argv)
@@ -617,6 +652,8 @@ int main(int argc, char **argv)
                 { "scale", required_argument, NULL, 'S' },
                 { "prefill", required_argument, NULL, 'P' },
                 { "latency-decisions", required_argument, NULL, 'L' },
+                { "ties", required_argument, NULL, 'T' },
+                { "why", required_argument, NULL, 'W' },
                 { "help", no_argument, NULL, '?' },
                 {},
         };
@@ -691,6 +728,28 @@ int main(int argc, char **argv)
                         o.latency_decisions = v;
                         break;
                 }
+                case 'W': {
+                        uint64_t v;
+                        if (gv_parse_u64(optarg, 10, &v) < 0) {
+                                gv_error_set(&err, EINVAL, "--why: '%s' is not a count.", optarg);
+                                goto fail;
+                        }
+                        o.why = v;
+                        break;
+                }
+                case 'T':
+                        if (strcmp(optarg, "run") == 0)
+                                o.ties = TIE_RUN;
+                        else if (strcmp(optarg, "decision") == 0)
+                                o.ties = TIE_DECISION;
+                        else if (strcmp(optarg, "host-id") == 0)
+                                o.ties = TIE_HOST_ID;
+                        else {
+                                gv_error_set(&err, EINVAL, "--ties: unknown mode '%s'; use run, "
+                                             "decision or host-id.", optarg);
+                                goto fail;
+                        }
+                        break;
                 default:
                         usage();
                         return c == '?' && optind > 0 && strcmp(argv[optind - 1], "--help") == 0

@@ -401,10 +401,10 @@ int gv_sched_place(const struct gv_sched_cluster *c, const struct gv_sched_polic
 
         uint64_t models = r->resolved.model_mask;
         bool gpu = r->kind != GV_SCHED_KIND_NONE;
-        ex.hosts = (uint32_t)c->n_hosts;
         for (uint32_t hi = 0; hi < c->n_hosts; hi++) {
                 const struct gv_sched_host *h = &c->hosts[hi];
                 int q;
+                ex.hosts++;
                 if (h->state != GV_SCHED_HOST_UP)
                         q = GV_SCHED_REJECT_STATE;
                 else if ((h->labels & r->labels) != r->labels)
@@ -436,6 +436,8 @@ int gv_sched_place(const struct gv_sched_cluster *c, const struct gv_sched_polic
                         best_score = x.score;
                         best_tie = tie;
                 }
+                if (p->first_host_wins)
+                        break;
         }
         ex.candidates = x.candidates;
         if (why)

@@ -69,6 +69,7 @@ const struct gv_sched_policy gv_sched_policy_first_fit = {
         .name = "first-fit",
         .summary = "the first host (lowest id) that fits, the first GPU and slice on it",
         .score = first_fit_score,
+        .first_host_wins = true,
 };
 
 /* ---- spread: least allocated host after the placement ---- */

@@ -382,6 +382,8 @@ struct gv_sched_policy {
         void (*score)(const struct gv_sched_cluster *c, void *state,
                       const struct gv_sched_request *r, const struct gv_sched_placement *cand,
                       struct gv_sched_score *ret);
+        /* The first host (in id order) with a candidate wins: the engine stops looking. */
+        bool first_host_wins;
 };
 
 extern const struct gv_sched_policy gv_sched_policy_first_fit;

@@ -496,24 +496,24 @@ static const uint32_t palette[] = { 0x1f77b4, 0xd62728, 0x2ca02c, 0xff7f0e, 0x94
                                     0xe377c2, 0x7f7f7f };
 
 static int write_plot(const char *path, const char *title, const struct options *o,
-                      double mean[MAX_POLICIES][AXIS])
+                      double mean[MAX_POLICIES][AXIS], int x0, int y0, int step)
 {
         struct canvas cv;
-        const int W = 1200, H = 800, L = 110, R = 40, T = 70, B = 90;
-        const double x0 = 0, x1 = 130, y0 = 0, y1 = 100;
+        const int W = 1200, H = 800, L = 110, R = 40, T = 90, B = 90;
+        const int x1 = 130, y1 = 100;
         int r;
 
-#define PX(x) (L + ((x) - x0) / (x1 - x0) * (W - L - R))
-#define PY(y) (H - B - ((y) - y0) / (y1 - y0) * (H - T - B))
+#define PX(x) (L + ((double)(x) - x0) / (double)(x1 - x0) * (W - L - R))
+#define PY(y) (H - B - ((double)(y) - y0) / (double)(y1 - y0) * (H - T - B))
         canvas_init(&cv, W, H);
-        for (int v = 0; v <= 130; v += 10) {
+        for (int v = x0; v <= x1; v += step) {
                 char lab[8];
                 canvas_line(&cv, PX(v), PY(y0), PX(v), PY(y1), 1, 0xe0e0e0);
                 snprintf(lab, sizeof(lab), "%d", v);
                 canvas_text(&cv, (int)PX(v) - canvas_text_width(lab, 2) / 2, (int)PY(y0) + 10,
                             2, lab, 0x000000);
         }
-        for (int v = 0; v <= 100; v += 10) {
+        for (int v = y0; v <= y1; v += step / 2 ? step / 2 : 1) {
                 char lab[8];
                 canvas_line(&cv, PX(x0), PY(v), PX(x1), PY(v), 1, 0xe0e0e0);
                 snprintf(lab, sizeof(lab), "%d", v);
@@ -523,11 +523,11 @@ static int write_plot(const char *path, const char *title, const struct options 
         canvas_line(&cv, PX(x0), PY(y0), PX(x1), PY(y0), 2, 0x000000);
         canvas_line(&cv, PX(x0), PY(y0), PX(x0), PY(y1), 2, 0x000000);
         /* the arrival line: everything that arrived is allocated */
-        canvas_line(&cv, PX(0), PY(0), PX(100), PY(100), 1, 0x909090);
+        canvas_line(&cv, PX(MAX(x0, y0)), PY(MAX(x0, y0)), PX(100), PY(100), 1, 0x909090);
         canvas_line(&cv, PX(100), PY(100), PX(130), PY(100), 1, 0x909090);
         canvas_text(&cv, W / 2 - canvas_text_width("arrived GPU demand, % of capacity", 2) / 2,
                     H - 40, 2, "arrived GPU demand, % of capacity", 0x000000);
-        canvas_text(&cv, 10, 30, 2, "GPU allocation %", 0x000000);
+        canvas_text(&cv, 10, 60, 2, "GPU allocation %", 0x000000);
         canvas_text(&cv, W / 2 - canvas_text_width(title, 3) / 2, 15, 3, title, 0x000000);
 
         for (size_t k = 0; k < o->n_policies; k++) {
@@ -535,8 +535,8 @@ static int write_plot(const char *path, const char *title, const struct options 
                 double px = NAN, py = NAN;
                 char lab[96];
 
-                for (int a = 0; a < AXIS; a++) {
-                        if (isnan(mean[k][a]))
+                for (int a = x0; a < AXIS; a++) {
+                        if (isnan(mean[k][a]) || mean[k][a] < y0)
                                 continue;
                         if (!isnan(px))
                                 canvas_line(&cv, px, py, PX(a), PY(mean[k][a]), 3, col);
@@ -914,7 +914,13 @@ int main(int argc, char **argv)
 
                 snprintf(title, sizeof(title), "openb %s: allocation vs arrival, mean of %zu seeds",
                          o.trace, o.n_seeds);
-                r = write_plot(png, title, &o, mean_alloc);
+                r = write_plot(png, title, &o, mean_alloc, 0, 0, 10);
+                if (r >= 0) {
+                        _cleanup_free_ char *zoom = gv_path_join(o.out, "alloc-zoom.png");
+                        free(png);
+                        png = TAKE_PTR(zoom);
+                        r = write_plot(png, title, &o, mean_alloc, 80, 80, 5);
+                }
                 if (r < 0) {
                         gv_error_set(&err, -r, "Cannot write '%s': %s.", png, strerror(-r));
                         goto fail;

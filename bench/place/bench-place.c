@@ -507,14 +507,14 @@ static int write_plot(const char *path, const char *title, const struct options 
 #define PY(y) (H - B - ((double)(y) - y0) / (double)(y1 - y0) * (H - T - B))
         canvas_init(&cv, W, H);
         for (int v = x0; v <= x1; v += step) {
-                char lab[8];
+                char lab[16];
                 canvas_line(&cv, PX(v), PY(y0), PX(v), PY(y1), 1, 0xe0e0e0);
                 snprintf(lab, sizeof(lab), "%d", v);
                 canvas_text(&cv, (int)PX(v) - canvas_text_width(lab, 2) / 2, (int)PY(y0) + 10,
                             2, lab, 0x000000);
         }
         for (int v = y0; v <= y1; v += step / 2 ? step / 2 : 1) {
-                char lab[8];
+                char lab[16];
                 canvas_line(&cv, PX(x0), PY(v), PX(x1), PY(v), 1, 0xe0e0e0);
                 snprintf(lab, sizeof(lab), "%d", v);
                 canvas_text(&cv, L - 12 - canvas_text_width(lab, 2), (int)PY(v) - 7, 2, lab,

@@ -115,6 +115,9 @@ static inline int fx_take(struct gv_sched_cluster *c, const struct gv_sched_poli
         if (!pl)
                 pl = &tmp;
         fx_resolve(c, r);
+        /* Stateful policies (fgd, gpuvirt) must be attached; attaching again is a no-op. */
+        if (gv_sched_policy_attach(c, p, &e) < 0)
+                fail_msg("attach: %s", gv_error_msg(e, -EINVAL));
         int q = gv_sched_place(c, p, r, pl, why, &e);
         if (q < 0) {
                 if (msg)

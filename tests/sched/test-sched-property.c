@@ -415,6 +415,8 @@ static void run_seed(uint64_t seed)
 
         rng_state = seed;
         struct gv_sched_cluster *c = random_cluster();
+        for (size_t p = 0; p < ELEMENTSOF(policies); p++)
+                assert_int_equal(gv_sched_policy_attach(c, policies[p], NULL), 0);
         snap(c, &s0);
         for (int step = 0; step < STEPS; step++) {
                 if (n_live > 0 && (n_live == MAX_LIVE || rndn(10) < 3)) {
@@ -508,6 +510,7 @@ static void test_fill_to_full(void **state)
                         fx_host(c, name, h % 3 ? g2 : t4, h % 3 ? 8 : 2,
                                 GV_SCHED_MODE_UNASSIGNED, false, NULL, 0);
                 }
+                assert_int_equal(gv_sched_policy_attach(c, policies[p], NULL), 0);
                 rng_state = 42 + p;
                 uint32_t fails = 0;
                 uint64_t placed_milli = 0;

@@ -420,6 +420,7 @@ static void test_best_fit_score(void **state)
         fx_resolve(c, &s);
         assert_int_equal(gv_sched_place(c, BF, &s, &pl, NULL, NULL), 0);
         assert_int_equal(pl.host, 1);
+        assert_int_equal(gv_sched_policy_attach(c, GV, NULL), 0);
         assert_int_equal(gv_sched_place(c, GV, &s, &pl, NULL, NULL), 0);
         assert_int_equal(pl.host, 1);
         assert_int_equal(gv_sched_place(c, SP, &s, &pl, NULL, NULL), 0);
@@ -702,6 +703,7 @@ static void test_reserve_release_checks(void **state)
                 NULL, 0);
         struct gv_sched_request r = share(1, 600);
         fx_resolve(c, &r);
+        assert_int_equal(gv_sched_policy_attach(c, GV, NULL), 0);
         assert_int_equal(gv_sched_place(c, GV, &r, &a, NULL, NULL), 0);
         assert_int_equal(gv_sched_place(c, GV, &r, &b, NULL, NULL), 0);
         assert_int_equal(gv_sched_reserve(c, &r, &a, NULL), 0);

@@ -7,6 +7,10 @@
  *               [--policies first-fit,best-fit,fgd,gpuvirt] [--out DIR] [--tune 1.3]
  *               [--limit N] [--scale 5000,15000] [--prefill 0,50,90] [--latency-decisions N]
  *               [--ties run|decision|host-id] [--why N]   (explain the first N failures)
+ *               [--mode share|mig|vgpu|vgpu-mixed-size|mixed] [--hosts N] [--host-shape G2|G3]
+ *
+ * --mode other than share (the default) runs the MIG/vGPU mode instead: the pods mapped to H100
+ * MIG profiles and vGPU types on N x 8 H100 hosts (migmode.h, docs/placement-mig-mode.md).
  *
  * Quality: for each policy and seed, the workload is built as the FGD artefact does (openb.h),
  * every arrival is placed once with the engine (src/sched) and kept (no departures, no retries),
@@ -31,6 +35,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "migmode.h"
 #include "openb.h"
 #include "png.h"
 #include "sched/frag.h"
@@ -64,7 +69,14 @@ struct options {
         unsigned threshold;
         int ties; /* enum tie_mode */
         size_t why; /* explain the first N failures of each run */
+        int mode;   /* enum migmode_mode; -1: the openb share benchmark */
+        uint32_t hosts; /* --mode: 8 x H100 hosts; 0 = MIGMODE_DEFAULT_HOSTS */
+        const char *host_shape; /* --mode: CPU and memory per host (migmode_host_shape) */
+        bool policies_given;
 };
+
+/* 777 x 8 = 6216 H100s: the openb cluster's 6212 GPUs, rounded up to whole 8-GPU hosts. */
+#define MIGMODE_DEFAULT_HOSTS 777u
 
 struct latency {
         double p50, p99, p999, per_s; /* µs, µs, µs, decisions per second */
@@ -633,7 +645,9 @@ static void usage(void)
                "            [--seeds 42-51] [--policies first-fit,best-fit,fgd,gpuvirt]\n"
                "            [--out DIR] [--tune 1.3] [--limit N] [--threshold 95]\n"
                "            [--scale 5000,15000] [--prefill 0,50,90] [--latency-decisions N]\n"
-               "            [--ties run|decision|host-id] [--why N]\n");
+               "            [--ties run|decision|host-id] [--why N]\n"
+               "            [--mode share|mig|vgpu|vgpu-mixed-size|mixed] [--hosts N]\n"
+               "            [--host-shape G2|G3]\n");
 }
 
 int main(int argc, char **argv)
@@ -654,12 +668,15 @@ int main(int argc, char **argv)
                 { "latency-decisions", required_argument, NULL, 'L' },
                 { "ties", required_argument, NULL, 'T' },
                 { "why", required_argument, NULL, 'W' },
+                { "mode", required_argument, NULL, 'M' },
+                { "hosts", required_argument, NULL, 'H' },
+                { "host-shape", required_argument, NULL, 'G' },
                 { "help", no_argument, NULL, '?' },
                 {},
         };
         _cleanup_(gv_error_freep) struct gv_error *err = NULL;
         struct options o = { .trace = "default", .tune = 1.3, .threshold = 95,
-                             .latency_decisions = 2000 };
+                             .latency_decisions = 2000, .mode = -1 };
         struct openb_cluster oc = {};
         struct openb_pods trace = {};
         _cleanup_free_ struct gv_frag_shape *shapes = NULL;
@@ -681,7 +698,35 @@ int main(int argc, char **argv)
                         if (parse_seeds(optarg, &o, &err) < 0)
                                 goto fail;
                         break;
-                case 'p': snprintf(policy_buf, sizeof(policy_buf), "%s", optarg); break;
+                case 'p':
+                        snprintf(policy_buf, sizeof(policy_buf), "%s", optarg);
+                        o.policies_given = true;
+                        break;
+                case 'M':
+                        if (strcmp(optarg, "share") == 0)
+                                o.mode = -1;
+                        else if ((o.mode = migmode_mode_from_string(optarg)) < 0) {
+                                gv_error_set(&err, EINVAL, "--mode: unknown mode '%s'; use share, "
+                                             "mig, vgpu, vgpu-mixed-size or mixed.", optarg);
+                                goto fail;
+                        }
+                        break;
+                case 'G': {
+                        uint64_t cpu, mem;
+                        if (migmode_host_shape(optarg, &cpu, &mem, &err) < 0) {
+                                gv_error_wrap(&err, -EINVAL, "--host-shape");
+                                goto fail;
+                        }
+                        o.host_shape = optarg;
+                        break;
+                }
+                case 'H':
+                        if (gv_parse_u32(optarg, 10, &o.hosts) < 0 || o.hosts == 0) {
+                                gv_error_set(&err, EINVAL, "--hosts: '%s' is not a positive "
+                                             "count.", optarg);
+                                goto fail;
+                        }
+                        break;
                 case 'u': {
                         char *end;
                         o.tune = strtod(optarg, &end);
@@ -759,6 +804,14 @@ int main(int argc, char **argv)
         }
         if (!o.n_seeds)
                 (void)parse_seeds("42-51", &o, NULL);
+        if (o.mode < 0 && (o.hosts || o.host_shape)) {
+                gv_error_set(&err, EINVAL, "--hosts, --host-shape: only the MIG/vGPU mode builds "
+                             "its own cluster; add --mode mig, vgpu, vgpu-mixed-size or mixed.");
+                goto fail;
+        }
+        if (o.mode >= 0 && !o.policies_given)
+                /* fgd scores only share requests (migmode_check_policy()). */
+                snprintf(policy_buf, sizeof(policy_buf), "first-fit,spread,best-fit,gpuvirt");
         if (!o.n_prefill) {
                 o.prefill[0] = 0;
                 o.prefill[1] = 50;
@@ -792,6 +845,29 @@ int main(int argc, char **argv)
         if (openb_cluster_load(nodes_path, &oc, &err) < 0 ||
             openb_pods_load(pods_path, &oc, &trace, &err) < 0)
                 goto fail;
+        if (o.mode >= 0) {
+                struct migmode_options mo = {
+                        .mode = (enum migmode_mode)o.mode,
+                        .hosts = o.hosts ? o.hosts : MIGMODE_DEFAULT_HOSTS,
+                        .host_shape = o.host_shape,
+                        .trace_name = o.trace,
+                        .pods_path = pods_path,
+                        .policies = o.policies,
+                        .n_policies = o.n_policies,
+                        .seeds = o.seeds,
+                        .n_seeds = o.n_seeds,
+                        .tune = o.tune,
+                        .limit = o.limit,
+                        .ties = o.ties == TIE_DECISION  ? MIGMODE_TIES_DECISION
+                                : o.ties == TIE_HOST_ID ? MIGMODE_TIES_HOST_ID
+                                                        : MIGMODE_TIES_RUN,
+                        .out = o.out,
+                };
+                if (migmode_run(&trace, &mo, &err) < 0)
+                        goto fail;
+                rc = 0;
+                goto fail;
+        }
         if (typical_shapes(&trace, o.threshold, &shapes, &n_shapes, &err) < 0)
                 goto fail;
         printf("bench-place: %zu hosts, %" PRIu64 " GPUs; trace %s: %zu pods; %zu typical shapes "

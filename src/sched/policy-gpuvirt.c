@@ -1,6 +1,32 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * policy-gpuvirt.c — `gpuvirt`, ours and the default (docs/placement.md "gpuvirt (ours)").
+ * policy-gpuvirt.c — `gpuvirt`, ours and the default policy (docs/placement.md "gpuvirt (ours)").
+ *
+ * For requests of the share world (CPU only, whole GPUs, milli shares: the openb kinds) the score
+ * of a candidate is, in GPU units (1 = 1000 milli):
+ *
+ *   primary = −ΔF − ALPHA · ΔS + BETA · best-fit
+ *
+ *   ΔF  growth of the host's typical-shape fragmentation (FGD's measure, frag.h; scheduling.md
+ *       §3) over shapes weighted by their GPU *demand* (count × num_gpu × gpu_milli), not their
+ *       count: an 8-GPU shape seen 44 times weighs as much as 350 one-GPU pods, so free 8-GPU
+ *       hosts are kept for it. CPU-only shapes drop out (their fragment moves the same on
+ *       every host). Continuous: no integer truncation, so equal scores are rare and real.
+ *   ΔS  growth of the host's CPU-stranded GPU, S = max(0, free GPU − free CPU / ρ), ρ = CPU per
+ *       GPU of the GPU requests seen so far: free GPU that the host's CPU cannot feed. It
+ *       sends CPU-only and CPU-heavy pods to CPU-rich hosts and CPU-light ones to CPU-poor
+ *       hosts (openb: G2 hosts have 12 cores per GPU, T4 hosts 52, the pods ask 14).
+ *   best-fit  1 − Σ w (free − req) / maxSpec over CPU and GPU (the artefact's, continuous):
+ *       among candidates of equal fragmentation, the tightest.
+ *
+ * Inside a host: no mode switch, then the primary (which GPU a share takes changes ΔF), then the
+ * fullest GPU. Other requests (vGPU, MIG, by need) get the continuous best-fit and the
+ * geometry-aware slice choice.
+ *
+ * The typical shapes are learned from the requests placed (no oracle): the typical set of the
+ * shapes seen so far is rebuilt each time their count doubles (amortised, outside the ordinary
+ * decision), and the per-host cache (struct gv_frag_table) is refreshed from host_changed(),
+ * so one candidate costs O(shapes).
  */
 #include <errno.h>
 #include <math.h>
@@ -11,31 +37,33 @@
 #include "sched/sched-internal.h"
 #include "util/alloc.h"
 
+/* The artefact's best-fit normalisation (scheduling.md §3; policy.c has the same). */
 #define BF_MAX_SPEC_CPU 128000.0
 #define BF_MAX_SPEC_GPU 8000.0
 
 /* A mode switch costs more than any GPU-choice preference (secondary scores stay below it). */
 #define SWITCH_PENALTY 1e12
 
+/* Weights (both terms in GPU units). ALPHA: a stranded GPU counts four fragmented ones
+ * (openb default, seeds 42-43, alloc at 130 %: ALPHA 0 → 95.12 %, 0.5 → 95.66, 1 → 95.80,
+ * 2 → 95.85, 4 → 95.90, 8 → 95.89). BETA keeps best-fit a tie-break: it moves the score by
+ * at most 0.01 GPU. */
+#define ALPHA 4.0
+#define BETA 0.01
+/* Typical shapes: the most demanded until they cover 95 % of the GPU demand seen (FGD's
+ * threshold, scheduling.md §2). */
+#define SHAPE_THRESHOLD_PCT 95u
+
 struct gpuvirt_state {
-        struct gv_frag_table *table; /* NULL until shapes are known */
+        struct gv_frag_table *table; /* NULL until the first GPU request */
+        /* learning: every share-world shape seen (up to GV_FRAG_MAX_SHAPES) and its count */
         struct gv_frag_shape seen[GV_FRAG_MAX_SHAPES];
         double count[GV_FRAG_MAX_SHAPES];
         size_t n_seen;
         uint64_t n_reqs, next_rebuild;
-        /* dev knobs */
-        int weighting;
-        unsigned threshold;
-        double beta;
-        double alpha;
-        double sum_cpu, sum_gpu; /* over GPU requests seen: CPU milli per GPU milli */
+        /* Σ CPU milli and Σ GPU milli of the GPU requests seen: ρ = sum_cpu / sum_gpu */
+        double sum_cpu, sum_gpu;
 };
-
-static double knob(const char *name, double def)
-{
-        const char *v = getenv(name);
-        return v ? strtod(v, NULL) : def;
-}
 
 static uint32_t cand_gpu_milli(const struct gv_sched_placement *cand)
 {
@@ -45,6 +73,7 @@ static uint32_t cand_gpu_milli(const struct gv_sched_placement *cand)
         return m;
 }
 
+/* Free milli of the candidate's first GPU before it (0 without GPU). */
 static uint32_t cand_gpu_free(const struct gv_sched_cluster *c,
                               const struct gv_sched_placement *cand)
 {
@@ -53,17 +82,23 @@ static uint32_t cand_gpu_free(const struct gv_sched_cluster *c,
         return gv_sched_cluster_free_milli(c)[cand->slots[0].gpu];
 }
 
-static double bf_leftover(const struct gv_sched_cluster *c, const struct gv_sched_request *r,
-                          const struct gv_sched_placement *cand)
+/* 1 − Σ w_i (free_i − req_i) / maxSpec_i over (CPU, GPU), w = 0.5: higher = tighter. */
+static double best_fit(const struct gv_sched_cluster *c, const struct gv_sched_request *r,
+                       const struct gv_sched_placement *cand)
 {
         const struct gv_sched_host *h = gv_sched_cluster_host(c, cand->host);
         double cpu = ((double)h->cpu_free - (double)r->cpu_milli) / BF_MAX_SPEC_CPU;
         double gpu = ((double)h->n_gpus * GV_SCHED_MILLI - h->used_milli - cand_gpu_milli(cand)) /
                      BF_MAX_SPEC_GPU;
-        return 0.5 * cpu + 0.5 * gpu;
+        return 1.0 - 0.5 * cpu - 0.5 * gpu;
 }
 
-/* ---- MIG / vGPU geometry ---- */
+/* ---- MIG / vGPU geometry (kept from the first gpuvirt) ---- */
+
+/* Future capacity of a MIG GPU after the candidate's instance: for every profile that is not
+ * "+me", the free placements that stay usable, weighted by the square of the profile's memory
+ * slices, so the choice keeps large ranges open (mig.md §4: 7g needs slices 0-7, 4g needs 0-3,
+ * 3g 0-3 or 4-7). */
 
 static double mig_future(const struct gv_sched_cluster *c, const struct gv_sched_slot *s)
 {
@@ -89,6 +124,8 @@ static double mig_future(const struct gv_sched_cluster *c, const struct gv_sched
         return f;
 }
 
+/* The same for mixed-size vGPU placement ids (vgpu.md §8): free ids of every time-sliced
+ * type after the candidate, weighted by size. */
 static double vgpu_future(const struct gv_sched_cluster *c, const struct gv_sched_slot *s)
 {
         const struct gv_sched_gpu *g = gv_sched_cluster_gpu(c, s->gpu);
@@ -117,34 +154,34 @@ static double vgpu_future(const struct gv_sched_cluster *c, const struct gv_sche
 
 /* ---- the fragmentation cache ---- */
 
-static void host_view(const struct gv_sched_cluster *c, uint32_t id, uint32_t *buf,
-                      struct gv_frag_host *v)
+/* Free share-world milli of GPU id g: a GPU held in another mode (vGPU, MIG) has none. */
+static uint32_t share_free(const struct gv_sched_cluster *c, uint32_t g)
 {
-        const struct gv_sched_host *h = gv_sched_cluster_host(c, id);
-        const uint32_t *free_milli = gv_sched_cluster_free_milli(c);
-        unsigned n = MIN(h->n_gpus, GV_FRAG_MAX_GPUS);
+        const struct gv_sched_gpu *gpu = gv_sched_cluster_gpu(c, g);
 
-        v->cpu_free_milli = (uint32_t)MIN(h->cpu_free, (uint64_t)UINT32_MAX);
-        v->n_gpus = n;
-        v->model = n ? gv_sched_cluster_gpu(c, h->first_gpu)->model : 0;
-        for (unsigned g = 0; g < n; g++) {
-                const struct gv_sched_gpu *gpu = gv_sched_cluster_gpu(c, h->first_gpu + g);
-                buf[g] = (gpu->n_alloc == 0 || gpu->mode == GV_SCHED_MODE_SHARE)
-                                 ? free_milli[h->first_gpu + g]
-                                 : 0;
-        }
-        v->gpu_free_milli = buf;
+        return gpu->n_alloc == 0 || gpu->mode == GV_SCHED_MODE_SHARE
+                       ? gv_sched_cluster_free_milli(c)[g]
+                       : 0;
 }
 
 static void refresh_host(const struct gv_sched_cluster *c, struct gpuvirt_state *st, uint32_t id)
 {
+        const struct gv_sched_host *h = gv_sched_cluster_host(c, id);
         uint32_t buf[GV_FRAG_MAX_GPUS];
-        struct gv_frag_host v;
+        unsigned n = MIN(h->n_gpus, GV_FRAG_MAX_GPUS);
+        struct gv_frag_host v = {
+                .cpu_free_milli = (uint32_t)MIN(h->cpu_free, (uint64_t)UINT32_MAX),
+                .model = n ? gv_sched_cluster_gpu(c, h->first_gpu)->model : 0,
+                .n_gpus = n,
+                .gpu_free_milli = buf,
+        };
 
-        host_view(c, id, buf, &v);
+        for (unsigned g = 0; g < n; g++)
+                buf[g] = share_free(c, h->first_gpu + g);
         gv_frag_table_update(st->table, id, &v);
 }
 
+/* (Re)build the table for shapes with room for every host of c, and fill it. */
 static int rebuild(const struct gv_sched_cluster *c, struct gpuvirt_state *st,
                    const struct gv_frag_shape *shapes, size_t n_shapes, struct gv_error **err)
 {
@@ -170,10 +207,6 @@ static int gpuvirt_attach(const struct gv_sched_cluster *c, void **ret_state,
         (void)c;
         (void)err;
         st->next_rebuild = 1;
-        st->weighting = (int)knob("GV_W", 0);
-        st->threshold = (unsigned)knob("GV_TH", 95);
-        st->beta = knob("GV_B", 0.01);
-        st->alpha = knob("GV_A", 1.0);
         *ret_state = st;
         return 0;
 }
@@ -195,23 +228,24 @@ static void gpuvirt_host_changed(const struct gv_sched_cluster *c, void *state, 
         if (!st->table)
                 return;
         if (host >= st->table->n_hosts) {
+                /* A host was added past the table's room: grow (amortised, not per decision). */
                 _cleanup_free_ struct gv_frag_shape *shapes =
                         xnew0(struct gv_frag_shape, st->table->n_shapes);
                 size_t n = st->table->n_shapes;
 
                 memcpy(shapes, st->table->shapes, n * sizeof(*shapes));
-                (void)rebuild(c, st, shapes, n, NULL);
+                (void)rebuild(c, st, shapes, n, NULL); /* the shapes were valid before */
                 return;
         }
         refresh_host(c, st, host);
 }
 
+/* The share-world shape of a request; false for vGPU, MIG and by-need requests. */
 static bool request_shape(const struct gv_sched_request *r, struct gv_frag_shape *ret)
 {
         struct gv_frag_shape m = {
                 .cpu_milli = (uint32_t)MIN(r->cpu_milli, (uint64_t)UINT32_MAX),
                 .model_mask = r->model_mask,
-                .weight = 1,
         };
 
         switch (r->kind) {
@@ -233,6 +267,7 @@ static bool request_shape(const struct gv_sched_request *r, struct gv_frag_shape
         return true;
 }
 
+/* Count r's shape; rebuild the typical set when the count of requests doubles. */
 static void learn(const struct gv_sched_cluster *c, struct gpuvirt_state *st,
                   const struct gv_sched_request *r)
 {
@@ -257,23 +292,20 @@ static void learn(const struct gv_sched_cluster *c, struct gpuvirt_state *st,
                 st->count[st->n_seen++] = 1;
         }
         st->n_reqs++;
-        if (st->n_reqs >= st->next_rebuild) {
-                struct gv_frag_shape w[GV_FRAG_MAX_SHAPES];
-                _cleanup_free_ struct gv_frag_shape *typ = NULL;
-                size_t n = 0;
+        if (st->n_reqs < st->next_rebuild || st->sum_gpu <= 0)
+                return;
+        st->next_rebuild *= 2;
 
-                st->next_rebuild *= 2;
-                for (size_t k = 0; k < st->n_seen; k++) {
-                        w[k] = st->seen[k];
-                        w[k].weight = st->count[k];
-                        if (st->weighting == 1)
-                                w[k].weight *= (double)w[k].num_gpu * w[k].gpu_milli;
-                        else if (st->weighting == 2)
-                                w[k].weight *= (double)w[k].num_gpu * w[k].gpu_milli + 200.0;
-                }
-                if (gv_frag_typical_shapes(w, st->n_seen, st->threshold, &typ, &n, NULL) >= 0)
-                        (void)rebuild(c, st, typ, n, NULL);
+        struct gv_frag_shape w[GV_FRAG_MAX_SHAPES];
+        _cleanup_free_ struct gv_frag_shape *typ = NULL;
+        size_t n = 0;
+
+        for (size_t k = 0; k < st->n_seen; k++) {
+                w[k] = st->seen[k];
+                w[k].weight = st->count[k] * w[k].num_gpu * w[k].gpu_milli;
         }
+        if (gv_frag_typical_shapes(w, st->n_seen, SHAPE_THRESHOLD_PCT, &typ, &n, NULL) >= 0)
+                (void)rebuild(c, st, typ, n, NULL); /* valid shapes, n >= 1 */
 }
 
 static void gpuvirt_begin(const struct gv_sched_cluster *c, void *state,
@@ -282,59 +314,49 @@ static void gpuvirt_begin(const struct gv_sched_cluster *c, void *state,
         learn(c, state, r);
 }
 
-/* F_after − F_before of the candidate (milli), 0 without a table. */
-static double frag_delta(const struct gv_sched_cluster *c, const struct gpuvirt_state *st,
-                         const struct gv_sched_request *r, const struct gv_sched_placement *cand)
+/* ΔF + ALPHA · ΔS of a share-world candidate, in milli (the table is current). */
+static double growth(const struct gv_sched_cluster *c, const struct gpuvirt_state *st,
+                     const struct gv_sched_request *r, const struct gv_sched_placement *cand)
 {
-        const struct gv_sched_host *h = gv_sched_cluster_host(c, cand->host);
-        uint32_t buf[GV_FRAG_MAX_GPUS], old[GV_SCHED_MAX_REQ_GPUS], new[GV_SCHED_MAX_REQ_GPUS];
-        struct gv_frag_host v;
+        const struct gv_frag_host_cache *hc = &st->table->hosts[cand->host];
+        uint32_t old[GV_SCHED_MAX_REQ_GPUS], new[GV_SCHED_MAX_REQ_GPUS];
+        uint32_t cpu = (uint32_t)MIN(r->cpu_milli, (uint64_t)UINT32_MAX);
+        double take = 0, df, ds = 0;
         size_t n = 0;
 
-        if (!st->table || cand->host >= st->table->n_hosts)
-                return 0;
-        host_view(c, cand->host, buf, &v);
         for (uint32_t k = 0; k < cand->n_slots && k < GV_SCHED_MAX_REQ_GPUS; k++) {
-                uint32_t local = cand->slots[k].gpu - h->first_gpu;
-                uint32_t take = cand->slots[k].milli;
+                uint32_t t = cand->slots[k].milli;
 
-                if (local >= v.n_gpus)
-                        continue;
-                old[n] = buf[local];
-                if (cand->slots[k].alloc != GV_SCHED_ALLOC_SHARE &&
-                    cand->slots[k].alloc != GV_SCHED_ALLOC_WHOLE)
-                        take = old[n];
-                new[n] = old[n] >= take ? old[n] - take : 0;
+                old[n] = share_free(c, cand->slots[k].gpu);
+                new[n] = old[n] >= t ? old[n] - t : 0;
+                take += old[n] - new[n];
                 n++;
         }
-        return gv_frag_table_after(st->table, cand->host,
-                                   (uint32_t)MIN(r->cpu_milli, (uint64_t)UINT32_MAX), old, new,
-                                   n) -
-               st->table->hosts[cand->host].frag;
+        df = gv_frag_table_after(st->table, cand->host, cpu, old, new, n) - hc->frag;
+        if (st->sum_gpu > 0) {
+                double rho = st->sum_cpu / st->sum_gpu;
+                double g0 = hc->free_total, c0 = hc->cpu_free_milli;
+                double s0 = fmax(0, g0 - c0 / rho);
+                double s1 = fmax(0, (g0 - take) - (c0 - (double)cpu) / rho);
+                ds = s1 - s0;
+        }
+        return df + ALPHA * ds;
 }
 
 static void gpuvirt_score(const struct gv_sched_cluster *c, void *state,
                           const struct gv_sched_request *r, const struct gv_sched_placement *cand,
                           struct gv_sched_score *ret)
 {
-        struct gpuvirt_state *st = state;
-        double geometry = 0, bf = 1.0 - bf_leftover(c, r, cand);
+        const struct gpuvirt_state *st = state;
+        double geometry = 0;
         bool share_world = r->kind == GV_SCHED_KIND_NONE || r->kind == GV_SCHED_KIND_SHARE ||
                            r->kind == GV_SCHED_KIND_WHOLE;
 
-        if (share_world && st->table) {
-                ret->primary = -frag_delta(c, st, r, cand) / 1000.0 + st->beta * bf;
-                if (st->sum_cpu > 0) {
-                        const struct gv_frag_host_cache *hc = &st->table->hosts[cand->host];
-                        double rho = st->sum_cpu / st->sum_gpu;
-                        double g0 = hc->free_total, c0 = hc->cpu_free_milli;
-                        double g1 = g0 - cand_gpu_milli(cand), c1 = c0 - (double)r->cpu_milli;
-                        double s0 = fmax(0, g0 - c0 / rho), s1 = fmax(0, g1 - c1 / rho);
-                        ret->primary -= st->alpha * (s1 - s0) / 1000.0;
-                }
-        }
+        if (share_world && st->table && cand->host < st->table->n_hosts)
+                ret->primary = -growth(c, st, r, cand) / GV_SCHED_MILLI +
+                               BETA * best_fit(c, r, cand);
         else
-                ret->primary = bf;
+                ret->primary = best_fit(c, r, cand);
         if (cand->n_slots == 1) {
                 const struct gv_sched_slot *s = &cand->slots[0];
                 if (s->alloc == GV_SCHED_ALLOC_MIG || s->alloc == GV_SCHED_ALLOC_MIG_VGPU)
@@ -342,14 +364,16 @@ static void gpuvirt_score(const struct gv_sched_cluster *c, void *state,
                 else if (s->alloc == GV_SCHED_ALLOC_VGPU)
                         geometry = vgpu_future(c, s);
         }
+        /* Within the host: no mode switch, then the fullest GPU that fits (packing), then the
+         * slice that keeps the most future capacity (geometry < 1e6 by construction). */
         ret->secondary = -(cand->switches_mode ? SWITCH_PENALTY : 0) +
                          (double)(GV_SCHED_MILLI - cand_gpu_free(c, cand)) * 1e6 + geometry;
 }
 
 const struct gv_sched_policy gv_sched_policy_gpuvirt = {
         .name = "gpuvirt",
-        .summary = "least growth of demand-weighted fragmentation, continuous scores, "
-                   "geometry-aware MIG and vGPU slice choice",
+        .summary = "least growth of demand-weighted fragmentation and CPU-stranded GPU "
+                   "(continuous), best-fit among equals, geometry-aware MIG and vGPU slices",
         .attach = gpuvirt_attach,
         .detach = gpuvirt_detach,
         .host_changed = gpuvirt_host_changed,

@@ -350,7 +350,8 @@ struct frag_sample {
 
 struct run {
         double alloc[AXIS];
-        double first_fail;
+        double first_fail;              /* of a request an empty host could take */
+        size_t impossible;              /* requests no empty host can take (CPU, memory) */
         size_t arrived, placed;         /* all requests */
         size_t gpu_arrived, gpu_placed; /* requests with a GPU part */
         double eq_arrived, eq_placed;   /* GPU-equivalents x 1000 */
@@ -609,9 +610,14 @@ static int run_one(const struct ctx *x, const struct gv_sched_policy *pol, uint6
         struct openb_workload w = {};
         double cap, arrived = 0;
         size_t n, ns = 0, nt = 0;
+        uint64_t host_cpu, host_mem;
         int r;
 
         memset(res, 0, sizeof(*res));
+        r = migmode_host_shape(x->o->host_shape ? x->o->host_shape : "G2", &host_cpu, &host_mem,
+                               err);
+        if (r < 0)
+                return r;
         res->first_fail = NAN;
         r = cluster_build(x, &c, err);
         if (r < 0)
@@ -692,7 +698,11 @@ static int run_one(const struct ctx *x, const struct gv_sched_policy *pol, uint6
                                      why.rejected[q] > why.rejected[best]))
                                         best = q;
                         res->fail_reason[best]++;
-                        if (isnan(res->first_fail) && mp->kind != GV_SCHED_KIND_NONE)
+                        /* A pod larger than a host (openb's 120-core 8-GPU pods fit only its G3
+                         * nodes) fails at any fill: not a sign the cluster is full. */
+                        if (p->cpu_milli > host_cpu || p->memory_mib > host_mem) {
+                                res->impossible++;
+                        } else if (isnan(res->first_fail) && mp->kind != GV_SCHED_KIND_NONE)
                                 res->first_fail = 100.0 * arrived / cap;
                 } else {
                         r = gv_error_set(err, -r, "Placing '%s' with '%s' failed: %s.", p->name,
@@ -748,13 +758,13 @@ static double mean_sd(const double *v, size_t n, double *sd)
 enum {
         F_ACC, F_ACC_GPU_REQS, F_ACC_EQ, F_ACC100, F_ACC100_EQ, F_ALLOC100, F_ALLOC130,
         F_FIRST_FAIL, F_MIG_STRANDED100, F_MIG_STRANDED130, F_STRANDED100, F_STRANDED130,
-        F_P99, _F_MAX
+        F_P99, F_IMPOSSIBLE, _F_MAX
 };
 static const char *const f_names[_F_MAX] = {
         "accept_pct", "accept_gpu_reqs_pct", "accept_gpu_eq_pct", "accept_to100_pct",
         "accept_to100_gpu_eq_pct", "alloc_100", "alloc_130", "first_fail_arrival",
         "mig_stranded_slices_pct_100", "mig_stranded_slices_pct_130", "stranded_gpu_pct_100",
-        "stranded_gpu_pct_130", "decide_p99_us",
+        "stranded_gpu_pct_130", "decide_p99_us", "larger_than_a_host",
 };
 
 static void figures(const struct run *x, double cap, double *f)
@@ -774,6 +784,7 @@ static void figures(const struct run *x, double cap, double *f)
         f[F_STRANDED100] = x->f100.set ? pct(x->f100.stranded_milli, cap) : NAN;
         f[F_STRANDED130] = pct(x->f130.stranded_milli, cap);
         f[F_P99] = x->p99_us;
+        f[F_IMPOSSIBLE] = (double)x->impossible;
 }
 
 static int ctx_init(struct ctx *x, const struct gv_gpu_model *m, const struct openb_pods *trace,
@@ -957,12 +968,13 @@ int migmode_run(const struct openb_pods *trace, const struct migmode_options *o,
                 printf("%-10s MEAN of %zu: accept %6.2f%% (GPU requests %6.2f%%, GPU-eq %6.2f%%; "
                        "to 100%% arrival %6.2f%% / GPU-eq %6.2f%%) alloc@100 %6.2f%% (sd %.2f) "
                        "alloc@130 %6.2f%% (sd %.2f) first-fail %6.2f%% | stranded MIG slices "
-                       "%.1f%%/%.1f%% GPU-eq %.2f%%/%.2f%% @100/130\n",
+                       "%.1f%%/%.1f%% GPU-eq %.2f%%/%.2f%% @100/130; %.1f pods larger than a "
+                       "host\n",
                        pol->name, o->n_seeds, mean[F_ACC], mean[F_ACC_GPU_REQS], mean[F_ACC_EQ],
                        mean[F_ACC100], mean[F_ACC100_EQ], mean[F_ALLOC100], sd[F_ALLOC100],
                        mean[F_ALLOC130], sd[F_ALLOC130], mean[F_FIRST_FAIL],
                        mean[F_MIG_STRANDED100], mean[F_MIG_STRANDED130], mean[F_STRANDED100],
-                       mean[F_STRANDED130]);
+                       mean[F_STRANDED130], mean[F_IMPOSSIBLE]);
                 printf("%-10s   failures by the most common host reason:", pol->name);
                 for (int i = 0; i <= _GV_SCHED_REJECT_MAX; i++)
                         if (reasons[i])

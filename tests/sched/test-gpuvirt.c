@@ -3,7 +3,8 @@
  * test-gpuvirt: what sets the `gpuvirt` policy apart (src/sched/policy-gpuvirt.c,
  * docs/placement.md "gpuvirt (ours)"): it keeps a free 8-GPU host whole for the large requests
  * it has seen when a partly used host can take a share (demand-weighted fragmentation), it sends
- * CPU to hosts whose GPUs do not need it (CPU-stranded GPU), its score is a deterministic
+ * CPU to hosts whose GPUs do not need it (CPU-stranded GPU), its learned shapes ask CPU in
+ * 4-core classes, its score is a deterministic
  * function of the cluster and the requests seen, and it must be attached.
  */
 #include "sched-fixture.h"
@@ -140,6 +141,33 @@ static void test_cpu_goes_where_gpus_do_not_need_it(void **state)
         gv_sched_cluster_free(c);
 }
 
+/* The learned shapes' CPU is rounded up to 4-core classes (policy-gpuvirt.c SHAPE_CPU_QUANTUM):
+ * the 1-GPU requests seen ask 13 cores, so their class asks 16. A 2-core CPU-only request
+ * chooses between "x" (2 free GPUs, 15 cores: the class does not fit before or after, but 2
+ * cores there strand 154 milli of GPU at 13 cores per GPU) and "y" (1 free GPU, 17 cores: the
+ * class fits before and not after, 1000 milli become fragment). With exact CPU (13) both
+ * hosts keep fitting, only the stranding counts, and "y" would win. */
+static void test_cpu_classes(void **state)
+{
+        struct gv_sched_cluster *c = gv_sched_cluster_new();
+        struct gv_sched_placement pl;
+        (void)state;
+
+        uint32_t t4 = fx_share_model(c, "T4", 15109);
+        uint32_t x = host(c, "x", t4, 2, 15);
+        uint32_t y = host(c, "y", t4, 1, 17);
+        assert_int_equal(gv_sched_policy_attach(c, GV, NULL), 0);
+
+        teach(c, req(13, 1, 1000), 16); /* the typical set is rebuilt at 16 */
+
+        struct gv_sched_request cpu = req(2, 0, 0);
+        fx_resolve(c, &cpu);
+        assert_int_equal(gv_sched_place(c, GV, &cpu, &pl, NULL, NULL), 0);
+        assert_int_equal(pl.host, x);
+        assert_int_not_equal(pl.host, y);
+        gv_sched_cluster_free(c);
+}
+
 /* Build the same cluster and history twice. */
 static struct gv_sched_cluster *history(void)
 {
@@ -254,6 +282,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_keeps_free_host),
                 cmocka_unit_test(test_cpu_goes_where_gpus_do_not_need_it),
+                cmocka_unit_test(test_cpu_classes),
                 cmocka_unit_test(test_deterministic),
                 cmocka_unit_test(test_attach_and_other_kinds),
         };

@@ -39,6 +39,7 @@ test-asan: build-asan
 	meson test -C $(BUILD_ASAN) $(MESON_TEST_FLAGS)
 
 check: test test-asan
+	@./deps/test-summary.sh $(BUILD) $(BUILD_ASAN)
 
 bench: build
 	$(BUILD)/bench/bench-inventory

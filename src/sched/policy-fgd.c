@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sched/frag.h"
+#include "sched/frag-cluster.h"
 #include "sched/sched.h"
 #include "util/alloc.h"
 
@@ -36,52 +36,6 @@ struct fgd_state {
         size_t n_seen;
         uint64_t n_reqs, next_rebuild;
 };
-
-static void host_view(const struct gv_sched_cluster *c, uint32_t id, uint32_t *buf,
-                      struct gv_frag_host *v)
-{
-        const struct gv_sched_host *h = gv_sched_cluster_host(c, id);
-        const uint32_t *free_milli = gv_sched_cluster_free_milli(c);
-        unsigned n = MIN(h->n_gpus, GV_FRAG_MAX_GPUS);
-
-        v->cpu_free_milli = (uint32_t)MIN(h->cpu_free, (uint64_t)UINT32_MAX);
-        v->n_gpus = n;
-        v->model = n ? gv_sched_cluster_gpu(c, h->first_gpu)->model : 0;
-        for (unsigned g = 0; g < n; g++) {
-                const struct gv_sched_gpu *gpu = gv_sched_cluster_gpu(c, h->first_gpu + g);
-                buf[g] = (gpu->n_alloc == 0 || gpu->mode == GV_SCHED_MODE_SHARE)
-                                 ? free_milli[h->first_gpu + g]
-                                 : 0;
-        }
-        v->gpu_free_milli = buf;
-}
-
-static void refresh_host(const struct gv_sched_cluster *c, struct fgd_state *st, uint32_t id)
-{
-        uint32_t buf[GV_FRAG_MAX_GPUS];
-        struct gv_frag_host v;
-
-        host_view(c, id, buf, &v);
-        gv_frag_table_update(st->table, id, &v);
-}
-
-/* (Re)build the table for shapes with room for every host of c, and fill it. */
-static int rebuild(const struct gv_sched_cluster *c, struct fgd_state *st,
-                   const struct gv_frag_shape *shapes, size_t n_shapes, struct gv_error **err)
-{
-        struct gv_frag_table *t = NULL;
-        size_t n_hosts = gv_sched_cluster_n_hosts(c);
-        int r;
-
-        r = gv_frag_table_new(shapes, n_shapes, MAX(n_hosts * 2, (size_t)16), &t, err);
-        if (r < 0)
-                return r;
-        gv_frag_table_free(st->table);
-        st->table = t;
-        for (uint32_t i = 0; i < n_hosts; i++)
-                refresh_host(c, st, i);
-        return 0;
-}
 
 static int fgd_attach(const struct gv_sched_cluster *c, void **ret_state, struct gv_error **err)
 {
@@ -106,21 +60,7 @@ static void fgd_detach(void *state)
 
 static void fgd_host_changed(const struct gv_sched_cluster *c, void *state, uint32_t host)
 {
-        struct fgd_state *st = state;
-
-        if (!st->table)
-                return;
-        if (host >= st->table->n_hosts) {
-                /* A host was added past the table's room: grow (amortised, not per decision). */
-                _cleanup_free_ struct gv_frag_shape *shapes =
-                        xnew0(struct gv_frag_shape, st->table->n_shapes);
-                size_t n = st->table->n_shapes;
-
-                memcpy(shapes, st->table->shapes, n * sizeof(*shapes));
-                (void)rebuild(c, st, shapes, n, NULL); /* shapes were valid before */
-                return;
-        }
-        refresh_host(c, st, host);
+        gv_frag_table_host_changed(c, &((struct fgd_state *)state)->table, host);
 }
 
 /* The share-world shape of a request, false when the measure does not speak about it. */
@@ -176,7 +116,7 @@ static void fgd_begin(const struct gv_sched_cluster *c, void *state,
 
                 st->next_rebuild *= 2;
                 if (gv_frag_typical_shapes(st->seen, st->n_seen, 95, &typ, &n, NULL) >= 0)
-                        (void)rebuild(c, st, typ, n, NULL);
+                        (void)gv_frag_table_rebuild(c, &st->table, typ, n, NULL);
         }
 }
 
@@ -200,7 +140,7 @@ static void fgd_score(const struct gv_sched_cluster *c, void *state,
         ret->secondary = 0;
         if (!st->table || cand->host >= st->table->n_hosts)
                 return;
-        host_view(c, cand->host, buf, &v);
+        gv_frag_host_view(c, cand->host, buf, &v);
         for (uint32_t k = 0; k < cand->n_slots && k < GV_SCHED_MAX_REQ_GPUS; k++) {
                 uint32_t local = cand->slots[k].gpu - h->first_gpu;
                 uint32_t take = cand->slots[k].milli;
@@ -246,7 +186,7 @@ int gv_sched_fgd_set_shapes(struct gv_sched_cluster *c, const struct gv_frag_sha
                 return gv_error_set(err, EINVAL,
                                     "The 'fgd' policy is not attached to this cluster; call "
                                     "gv_sched_policy_attach() first.");
-        r = rebuild(c, st, shapes, n_shapes, err);
+        r = gv_frag_table_rebuild(c, &st->table, shapes, n_shapes, err);
         if (r < 0)
                 return r;
         st->installed = true;

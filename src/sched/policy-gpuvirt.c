@@ -33,7 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sched/frag.h"
+#include "sched/frag-cluster.h"
 #include "sched/sched-internal.h"
 #include "util/alloc.h"
 
@@ -161,51 +161,6 @@ static double vgpu_future(const struct gv_sched_cluster *c, const struct gv_sche
 
 /* ---- the fragmentation cache ---- */
 
-/* Free share-world milli of GPU id g: a GPU held in another mode (vGPU, MIG) has none. */
-static uint32_t share_free(const struct gv_sched_cluster *c, uint32_t g)
-{
-        const struct gv_sched_gpu *gpu = gv_sched_cluster_gpu(c, g);
-
-        return gpu->n_alloc == 0 || gpu->mode == GV_SCHED_MODE_SHARE
-                       ? gv_sched_cluster_free_milli(c)[g]
-                       : 0;
-}
-
-static void refresh_host(const struct gv_sched_cluster *c, struct gpuvirt_state *st, uint32_t id)
-{
-        const struct gv_sched_host *h = gv_sched_cluster_host(c, id);
-        uint32_t buf[GV_FRAG_MAX_GPUS];
-        unsigned n = MIN(h->n_gpus, GV_FRAG_MAX_GPUS);
-        struct gv_frag_host v = {
-                .cpu_free_milli = (uint32_t)MIN(h->cpu_free, (uint64_t)UINT32_MAX),
-                .model = n ? gv_sched_cluster_gpu(c, h->first_gpu)->model : 0,
-                .n_gpus = n,
-                .gpu_free_milli = buf,
-        };
-
-        for (unsigned g = 0; g < n; g++)
-                buf[g] = share_free(c, h->first_gpu + g);
-        gv_frag_table_update(st->table, id, &v);
-}
-
-/* (Re)build the table for shapes with room for every host of c, and fill it. */
-static int rebuild(const struct gv_sched_cluster *c, struct gpuvirt_state *st,
-                   const struct gv_frag_shape *shapes, size_t n_shapes, struct gv_error **err)
-{
-        struct gv_frag_table *t = NULL;
-        size_t n_hosts = gv_sched_cluster_n_hosts(c);
-        int r;
-
-        r = gv_frag_table_new(shapes, n_shapes, MAX(n_hosts * 2, (size_t)16), &t, err);
-        if (r < 0)
-                return r;
-        gv_frag_table_free(st->table);
-        st->table = t;
-        for (uint32_t i = 0; i < n_hosts; i++)
-                refresh_host(c, st, i);
-        return 0;
-}
-
 static int gpuvirt_attach(const struct gv_sched_cluster *c, void **ret_state,
                           struct gv_error **err)
 {
@@ -230,21 +185,7 @@ static void gpuvirt_detach(void *state)
 
 static void gpuvirt_host_changed(const struct gv_sched_cluster *c, void *state, uint32_t host)
 {
-        struct gpuvirt_state *st = state;
-
-        if (!st->table)
-                return;
-        if (host >= st->table->n_hosts) {
-                /* A host was added past the table's room: grow (amortised, not per decision). */
-                _cleanup_free_ struct gv_frag_shape *shapes =
-                        xnew0(struct gv_frag_shape, st->table->n_shapes);
-                size_t n = st->table->n_shapes;
-
-                memcpy(shapes, st->table->shapes, n * sizeof(*shapes));
-                (void)rebuild(c, st, shapes, n, NULL); /* the shapes were valid before */
-                return;
-        }
-        refresh_host(c, st, host);
+        gv_frag_table_host_changed(c, &((struct gpuvirt_state *)state)->table, host);
 }
 
 /* The share-world shape of a request; false for vGPU, MIG and by-need requests. */
@@ -316,7 +257,7 @@ static void learn(const struct gv_sched_cluster *c, struct gpuvirt_state *st,
                 w[k].weight = st->count[k] * w[k].num_gpu * w[k].gpu_milli;
         }
         if (gv_frag_typical_shapes(w, st->n_seen, SHAPE_THRESHOLD_PCT, &typ, &n, NULL) >= 0)
-                (void)rebuild(c, st, typ, n, NULL); /* valid shapes, n >= 1 */
+                (void)gv_frag_table_rebuild(c, &st->table, typ, n, NULL); /* valid shapes, n >= 1 */
 }
 
 static void gpuvirt_begin(const struct gv_sched_cluster *c, void *state,
@@ -338,7 +279,7 @@ static double growth(const struct gv_sched_cluster *c, const struct gpuvirt_stat
         for (uint32_t k = 0; k < cand->n_slots && k < GV_SCHED_MAX_REQ_GPUS; k++) {
                 uint32_t t = cand->slots[k].milli;
 
-                old[n] = share_free(c, cand->slots[k].gpu);
+                old[n] = gv_frag_share_free(c, cand->slots[k].gpu);
                 new[n] = old[n] >= t ? old[n] - t : 0;
                 take += old[n] - new[n];
                 n++;

@@ -139,9 +139,7 @@ static const struct gv_sched_policy *const policies[] = {
         &gv_sched_policy_first_fit,
         &gv_sched_policy_spread,
         &gv_sched_policy_best_fit,
-#ifdef GV_SCHED_HAVE_FGD
         &gv_sched_policy_fgd,
-#endif
         NULL,
 };
 

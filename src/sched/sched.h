@@ -29,11 +29,6 @@
  * Concurrency: none inside. gv_sched_place() only reads the cluster (several threads may place
  * at once on one cluster if nothing reserves meanwhile and the policy's state allows it);
  * reserve/release/add need exclusive access.
- *
- * Build note for the FGD engineer: src/sched/meson.build adds frag.c and policy-fgd.c to
- * libgvsched automatically as soon as the files exist (fs.exists), and then defines
- * GV_SCHED_HAVE_FGD so the policy table (policy.c) lists gv_sched_policy_fgd. Nothing else to
- * edit.
  */
 #pragma once
 

@@ -91,7 +91,7 @@ int gv_cli_open_gpu(const struct gv_cli *cli, const char *sel, struct gv_host **
 }
 
 bool gv_cli_parse_simple(struct gv_cli *cli, int argc, char **argv, const char *usage,
-                         int *ret_index, int *ret_exit)
+                         int n_args, int *ret_index, int *ret_exit)
 {
         static const struct option options[] = {
                 { "json", no_argument, NULL, 'j' },
@@ -116,6 +116,10 @@ bool gv_cli_parse_simple(struct gv_cli *cli, int argc, char **argv, const char *
                         *ret_exit = GV_EXIT_USAGE;
                         return false;
                 }
+        }
+        if (argc - optind != n_args) {
+                *ret_exit = gv_cli_usage_error("usage: gpuvirt %s", usage);
+                return false;
         }
         *ret_index = optind;
         return true;

@@ -51,10 +51,11 @@ int gv_cli_open_host(const struct gv_cli *cli, struct gv_host **ret);
  * code to return after printing the error. */
 int gv_cli_open_gpu(const struct gv_cli *cli, const char *sel, struct gv_host **ret_h,
                     struct gv_gpu **ret_g);
-/* Parse a command's own options when it has only --json and -h. Returns true to go on with
- * *ret_index the first positional argument; false to exit at once with *ret_exit. */
+/* Parse a command's own options when it has only --json and -h, and check it got exactly
+ * n_args positional arguments. Returns true to go on with *ret_index the first positional
+ * argument; false to exit at once with *ret_exit (help printed, or a usage error). */
 bool gv_cli_parse_simple(struct gv_cli *cli, int argc, char **argv, const char *usage,
-                         int *ret_index, int *ret_exit);
+                         int n_args, int *ret_index, int *ret_exit);
 
 extern const struct gv_cli_command gv_cli_host_commands[];
 extern const struct gv_cli_command gv_cli_gpu_commands[];

@@ -12,10 +12,8 @@ static int gpu_set_mode(struct gv_cli *cli, int argc, char **argv)
 {
         static const char usage[] = "gpu set-mode GPU none|passthrough|vgpu|mig [--json]";
         int idx, ex;
-        if (!gv_cli_parse_simple(cli, argc, argv, usage, &idx, &ex))
+        if (!gv_cli_parse_simple(cli, argc, argv, usage, 2, &idx, &ex))
                 return ex;
-        if (argc - idx != 2)
-                return gv_cli_usage_error("usage: gpuvirt %s", usage);
         enum gv_gpu_mode mode = gv_gpu_mode_from_string(argv[idx + 1]);
         if ((int)mode < 0) {
                 _cleanup_free_ char *names = gv_gpu_mode_names();

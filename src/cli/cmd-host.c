@@ -94,11 +94,8 @@ static void print_notes(const struct gv_host *h)
 static int host_inspect(struct gv_cli *cli, int argc, char **argv)
 {
         int idx, ex;
-        if (!gv_cli_parse_simple(cli, argc, argv, "host inspect [--json]", &idx, &ex))
+        if (!gv_cli_parse_simple(cli, argc, argv, "host inspect [--json]", 0, &idx, &ex))
                 return ex;
-        if (idx < argc)
-                return gv_cli_usage_error("'host inspect' takes no arguments (got '%s')",
-                                          argv[idx]);
         _cleanup_(gv_host_freep) struct gv_host *h = NULL;
         int r = gv_cli_open_host(cli, &h);
         if (r < 0)

@@ -100,10 +100,8 @@ static int mig_list(struct gv_cli *cli, int argc, char **argv)
 {
         static const char usage[] = "mig list GPU [--json]";
         int idx, ex;
-        if (!gv_cli_parse_simple(cli, argc, argv, usage, &idx, &ex))
+        if (!gv_cli_parse_simple(cli, argc, argv, usage, 1, &idx, &ex))
                 return ex;
-        if (argc - idx != 1)
-                return gv_cli_usage_error("usage: gpuvirt %s", usage);
         _cleanup_(gv_host_freep) struct gv_host *h = NULL;
         struct gv_gpu *g = NULL;
         ex = gv_cli_open_gpu(cli, argv[idx], &h, &g);
@@ -125,10 +123,8 @@ static int mig_destroy(struct gv_cli *cli, int argc, char **argv)
 {
         static const char usage[] = "mig destroy GPU GI-ID [--json]";
         int idx, ex;
-        if (!gv_cli_parse_simple(cli, argc, argv, usage, &idx, &ex))
+        if (!gv_cli_parse_simple(cli, argc, argv, usage, 2, &idx, &ex))
                 return ex;
-        if (argc - idx != 2)
-                return gv_cli_usage_error("usage: gpuvirt %s", usage);
         uint32_t id;
         if (gv_parse_u32(argv[idx + 1], 10, &id) < 0)
                 return gv_cli_usage_error("'%s' is not a GPU instance id (a number, see 'gpuvirt "
@@ -153,10 +149,8 @@ static int mig_profiles(struct gv_cli *cli, int argc, char **argv)
 {
         static const char usage[] = "mig profiles GPU [--json]";
         int idx, ex;
-        if (!gv_cli_parse_simple(cli, argc, argv, usage, &idx, &ex))
+        if (!gv_cli_parse_simple(cli, argc, argv, usage, 1, &idx, &ex))
                 return ex;
-        if (argc - idx != 1)
-                return gv_cli_usage_error("usage: gpuvirt %s", usage);
         _cleanup_(gv_host_freep) struct gv_host *h = NULL;
         struct gv_gpu *g = NULL;
         ex = gv_cli_open_gpu(cli, argv[idx], &h, &g);

@@ -13,10 +13,8 @@ static int vgpu_types(struct gv_cli *cli, int argc, char **argv)
 {
         static const char usage[] = "vgpu types GPU [--json]";
         int idx, ex;
-        if (!gv_cli_parse_simple(cli, argc, argv, usage, &idx, &ex))
+        if (!gv_cli_parse_simple(cli, argc, argv, usage, 1, &idx, &ex))
                 return ex;
-        if (argc - idx != 1)
-                return gv_cli_usage_error("usage: gpuvirt %s", usage);
         _cleanup_(gv_host_freep) struct gv_host *h = NULL;
         struct gv_gpu *g = NULL;
         ex = gv_cli_open_gpu(cli, argv[idx], &h, &g);
@@ -58,10 +56,8 @@ static int vgpu_create(struct gv_cli *cli, int argc, char **argv)
 {
         static const char usage[] = "vgpu create GPU TYPE [--json]";
         int idx, ex;
-        if (!gv_cli_parse_simple(cli, argc, argv, usage, &idx, &ex))
+        if (!gv_cli_parse_simple(cli, argc, argv, usage, 2, &idx, &ex))
                 return ex;
-        if (argc - idx != 2)
-                return gv_cli_usage_error("usage: gpuvirt %s", usage);
         _cleanup_(gv_host_freep) struct gv_host *h = NULL;
         struct gv_gpu *g = NULL;
         ex = gv_cli_open_gpu(cli, argv[idx], &h, &g);
@@ -85,10 +81,8 @@ static int vgpu_destroy(struct gv_cli *cli, int argc, char **argv)
 {
         static const char usage[] = "vgpu destroy UUID|VF-ADDRESS [--json]";
         int idx, ex;
-        if (!gv_cli_parse_simple(cli, argc, argv, usage, &idx, &ex))
+        if (!gv_cli_parse_simple(cli, argc, argv, usage, 1, &idx, &ex))
                 return ex;
-        if (argc - idx != 1)
-                return gv_cli_usage_error("usage: gpuvirt %s", usage);
         _cleanup_(gv_host_freep) struct gv_host *h = NULL;
         int r = gv_cli_open_host(cli, &h);
         if (r < 0)

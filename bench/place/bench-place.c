@@ -8,6 +8,10 @@
  *               [--limit N] [--scale 5000,15000] [--prefill 0,50,90] [--latency-decisions N]
  *               [--ties run|decision|host-id] [--why N]   (explain the first N failures)
  *               [--mode share|mig|vgpu|vgpu-mixed-size|mixed] [--hosts N] [--host-shape G2|G3]
+ *               [--ceiling[=96.5]]
+ *
+ * --ceiling runs the ceiling analysis instead of the policies: what the protocol leaves to any
+ * policy on the trace, on a GPU pool without hosts (ceiling.h, docs/placement.md).
  *
  * --mode other than share (the default) runs the MIG/vGPU mode instead: the pods mapped to H100
  * MIG profiles and vGPU types on N x 8 H100 hosts (migmode.h, docs/placement-mig-mode.md).
@@ -35,6 +39,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "ceiling.h"
 #include "migmode.h"
 #include "openb.h"
 #include "png.h"
@@ -73,6 +78,7 @@ struct options {
         uint32_t hosts; /* --mode: 8 x H100 hosts; 0 = MIGMODE_DEFAULT_HOSTS */
         const char *host_shape; /* --mode: CPU and memory per host (migmode_host_shape) */
         bool policies_given;
+        double ceiling; /* --ceiling: target percent; 0 = not asked */
 };
 
 /* 777 x 8 = 6216 H100s: the openb cluster's 6212 GPUs, rounded up to whole 8-GPU hosts. */
@@ -647,7 +653,7 @@ static void usage(void)
                "            [--scale 5000,15000] [--prefill 0,50,90] [--latency-decisions N]\n"
                "            [--ties run|decision|host-id] [--why N]\n"
                "            [--mode share|mig|vgpu|vgpu-mixed-size|mixed] [--hosts N]\n"
-               "            [--host-shape G2|G3]\n");
+               "            [--host-shape G2|G3] [--ceiling[=96.5]]\n");
 }
 
 int main(int argc, char **argv)
@@ -671,6 +677,7 @@ int main(int argc, char **argv)
                 { "mode", required_argument, NULL, 'M' },
                 { "hosts", required_argument, NULL, 'H' },
                 { "host-shape", required_argument, NULL, 'G' },
+                { "ceiling", optional_argument, NULL, 'C' },
                 { "help", no_argument, NULL, '?' },
                 {},
         };
@@ -694,6 +701,17 @@ int main(int argc, char **argv)
                 case 'n': o.nodes = optarg; break;
                 case 'd': o.data = optarg; break;
                 case 'o': o.out = optarg; break;
+                case 'C': {
+                        char *end = NULL;
+                        o.ceiling = optarg ? strtod(optarg, &end) : 96.5;
+                        if ((end && (end == optarg || *end)) ||
+                            !(o.ceiling > 0 && o.ceiling <= 100)) {
+                                gv_error_set(&err, EINVAL, "--ceiling: '%s' is not a percent "
+                                             "in (0, 100].", optarg);
+                                goto fail;
+                        }
+                        break;
+                }
                 case 's':
                         if (parse_seeds(optarg, &o, &err) < 0)
                                 goto fail;
@@ -845,6 +863,24 @@ int main(int argc, char **argv)
         if (openb_cluster_load(nodes_path, &oc, &err) < 0 ||
             openb_pods_load(pods_path, &oc, &trace, &err) < 0)
                 goto fail;
+        if (o.ceiling > 0) {
+                struct ceiling_options co = {
+                        .trace_name = o.trace,
+                        .seeds = o.seeds,
+                        .n_seeds = o.n_seeds,
+                        .tune = o.tune,
+                        .target = o.ceiling,
+                };
+                if (o.mode >= 0) {
+                        gv_error_set(&err, EINVAL, "--ceiling: the analysis is of the openb share "
+                                     "trace; leave out --mode.");
+                        goto fail;
+                }
+                if (ceiling_run(&trace, &oc, &co, &err) < 0)
+                        goto fail;
+                rc = 0;
+                goto fail;
+        }
         if (o.mode >= 0) {
                 struct migmode_options mo = {
                         .mode = (enum migmode_mode)o.mode,

@@ -722,6 +722,8 @@ static struct gv_qmp *qmp_new(int fd)
         struct gv_qmp *q = xnew0(struct gv_qmp, 1);
         q->fd = fd;
         q->line_max = GV_QMP_LINE_MAX;
+        q->alloc = READ_CHUNK;
+        q->buf = xmalloc(q->alloc); /* never NULL: memchr() on it even when empty */
         return q;
 }
 

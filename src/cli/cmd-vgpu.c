@@ -5,7 +5,8 @@
 
 #include "cli/cli.h"
 #include "cli/format.h"
-#include "cli/json-out.h"
+#include "host/host-json.h"
+#include "cli/format.h"
 #include "cli/table.h"
 #include "util/alloc.h"
 

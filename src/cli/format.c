@@ -81,3 +81,10 @@ char *gv_fmt_gpu_util(const struct gv_gpu *g)
                 return xstrdup("—");
         return xasprintf("%u%%", g->util_gpu_pct);
 }
+
+void gv_json_print(json_t *j)
+{
+        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+        fputc('\n', stdout);
+        json_decref(j);
+}

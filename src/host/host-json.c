@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "cli/json-out.h"
+#include "host/host-json.h"
 
 #include <stdio.h>
 
@@ -150,9 +150,3 @@ json_t *gv_json_vgpu_types(const struct gv_vgpu_type_info *t, size_t n)
         return a;
 }
 
-void gv_json_print(json_t *j)
-{
-        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
-        fputc('\n', stdout);
-        json_decref(j);
-}

@@ -788,7 +788,8 @@ int gv_qmp_connect(const char *socket_path, int timeout_ms, struct gv_qmp **ret,
 
                 int e = errno;
                 if (!connect_retryable(e))
-                        return gv_error_set(err, e, "Cannot connect to the QMP monitor at '%s': %s.",
+                        return gv_error_set(err, e,
+                                            "Cannot connect to the QMP monitor at '%s': %s.",
                                             socket_path, strerror(e));
                 uint64_t n = now_usec();
                 if (deadline != DEADLINE_NEVER && n >= deadline)

@@ -456,10 +456,12 @@ static void test_reply_ids(void **state)
                 /* A reply to nobody, a late reply to an older command, then ours. */
                 SEND("{\"return\": {\"status\": \"wrong\"}, \"id\": 9999}\r\n"
                      "{\"return\": {\"status\": \"older\"}, \"id\": @PREV@}\r\n"
-                     "{\"return\": {\"status\": \"running\", \"running\": true}, \"id\": @ID@}\r\n"),
+                     "{\"return\": {\"status\": \"running\", \"running\": true}, \"id\": @ID@}\r\n"
+                     EV("RESUME", "")),
                 EXPECT("query-status"),
                 /* No id: QEMU could not read the request; it answers the command in flight. */
-                SEND("{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error\"}}\r\n"),
+                SEND("{\"error\": {\"class\": \"GenericError\", "
+                     "\"desc\": \"JSON parse error\"}}\r\n"),
                 END()};
         struct fake *f;
         struct gv_qmp *q = open_fake(steps, &f);
@@ -467,6 +469,9 @@ static void test_reply_ids(void **state)
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         assert_int_equal(gv_qmp_query_status(q, 5000, &status, &e), 0);
         assert_string_equal(status, "running");
+        /* The event that came in the same read as the reply is queued, not left buffered
+         * where poll() on the fd cannot see it. */
+        assert_int_equal(gv_qmp_events_queued(q), 1);
         assert_error(gv_qmp_query_status(q, 5000, &status, &e), e, EREMOTEIO,
                      "QEMU refused 'query-status': JSON parse error (GenericError).");
         assert_string_equal(status, "running"); /* ret_ untouched on failure */
@@ -482,12 +487,14 @@ static void test_error_classes(void **state)
         (void)state;
         static const struct step steps[] = {
                 HANDSHAKE,
-                EXPECT("x-nope"), ERR_REPLY("CommandNotFound", "The command x-nope has not been found"),
+                EXPECT("x-nope"),
+                ERR_REPLY("CommandNotFound", "The command x-nope has not been found"),
                 EXPECT("device_del"), ERR_REPLY("DeviceNotFound", "Device 'gpu0' not found"),
                 EXPECT("device_del"), ERR_REPLY("DeviceNotActive", "No active device 'gpu0'"),
                 EXPECT("query-kvm"), ERR_REPLY("KVMMissingCap", "KVM lacks a capability"),
                 EXPECT("cont"), ERR_REPLY("GenericError", "Resetting the VM failed"),
-                EXPECT("migrate"), ERR_REPLY("MigrationExpected", "An incoming migration is expected"),
+                EXPECT("migrate"),
+                ERR_REPLY("MigrationExpected", "An incoming migration is expected"),
                 EXPECT("stop"), SEND("{\"id\": @ID@, \"error\": {\"desc\": \"no class\"}}\r\n"),
                 END()};
         static const struct {
@@ -524,7 +531,8 @@ static void test_closed_mid_command(void **state)
         static const struct step steps[] = {
                 HANDSHAKE,
                 EXPECT("quit"),
-                SEND(EV("SHUTDOWN", ", \"data\": {\"guest\": false, \"reason\": \"host-qmp-quit\"}")),
+                SEND(EV("SHUTDOWN",
+                        ", \"data\": {\"guest\": false, \"reason\": \"host-qmp-quit\"}")),
                 CLOSE(), END()};
         struct fake *f;
         struct gv_qmp *q = open_fake(steps, &f);

@@ -667,7 +667,8 @@ static int parse_greeting(struct gv_qmp *q, const json_t *g)
         return 0;
 }
 
-/* where: "at '/run/x.sock'" or "on fd 5", for messages. */
+/* Greeting and capability negotiation; path (NULL for a bare fd) only names the monitor in
+ * messages. */
 static int handshake(struct gv_qmp *q, uint64_t deadline, int timeout_ms, const char *path,
                      struct gv_error **err)
 {

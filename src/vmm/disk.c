@@ -81,7 +81,8 @@ static int img_errno(const char *words)
                 return ENOENT;
         if (strstr(words, "Permission denied"))
                 return EACCES;
-        if (strstr(words, "lock"))
+        /* 'Failed to get shared "write" lock' / 'Failed to get "write" lock': a QEMU holds it */
+        if (strstr(words, "Failed to get") && strstr(words, " lock"))
                 return EBUSY;
         return EINVAL;
 }

@@ -502,7 +502,12 @@ int gv_proc_wait(struct gv_proc *p, int timeout_ms, int *ret_status, struct gv_e
         int status = -1;
         if (p->child) {
                 int r = reap(p, false);
-                if (r < 0)
+                if (r == -ECHILD) {
+                        /* Reaped behind our back (SIGCHLD set to SIG_IGN, or a waitpid(-1)
+                         * elsewhere): it did exit, the status is lost. */
+                        p->reaped = true;
+                        p->status = -1;
+                } else if (r < 0)
                         return gv_error_set(err, -r, "Cannot reap process %d: %s.", (int)p->pid,
                                             strerror(-r));
                 status = p->status;

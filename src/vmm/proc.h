@@ -26,11 +26,11 @@ struct gv_proc {
 #define GV_PROC_NULL ((struct gv_proc){ .pid = 0, .pidfd = -1 })
 
 struct gv_spawn_opts {
-        int stdin_fd, stdout_fd, stderr_fd;   /* -1: /dev/null */
-        const int *keep_fds; size_t n_keep;   /* fds to keep open in the child (not CLOEXEC there) */
-        bool new_session;                     /* setsid(): survives the agent (VMs must) */
-        mode_t umask;                         /* applied in the child; 0 = leave as is */
-        const char *cwd;                      /* NULL: leave */
+        int stdin_fd, stdout_fd, stderr_fd; /* -1: /dev/null */
+        const int *keep_fds; size_t n_keep; /* fds to keep open in the child (not CLOEXEC there) */
+        bool new_session;                   /* setsid(): survives the agent (VMs must) */
+        mode_t umask;                       /* applied in the child; 0 = leave as is */
+        const char *cwd;                    /* NULL: leave */
 };
 
 /* fork+exec argv (argv[0] searched in PATH) with every other fd closed (close_range or a

@@ -341,6 +341,24 @@ static void test_close_reaps_exited_child(void **state)
         assert_int_equal(errno, ECHILD);
 }
 
+static void test_reaped_elsewhere(void **state)
+{
+        (void)state;
+        /* With SIGCHLD ignored the kernel reaps children itself: the exit is still seen on the
+         * pidfd, with the status unknown. */
+        struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+        sigaction(SIGCHLD, &ign, &old);
+        char *argv[] = { "/bin/true", NULL };
+        struct gv_proc p = GV_PROC_NULL;
+        assert_int_equal(gv_proc_spawn(argv, NULL, &p, NULL), 0);
+        int status = 0;
+        assert_int_equal(gv_proc_wait(&p, 5000, &status, NULL), 1);
+        assert_int_equal(status, -1);
+        assert_false(gv_proc_alive(&p));
+        gv_proc_close(&p);
+        sigaction(SIGCHLD, &old, NULL);
+}
+
 static void test_run(void **state)
 {
         (void)state;
@@ -467,6 +485,7 @@ int main(void)
                 cmocka_unit_test(test_adopt),
                 cmocka_unit_test(test_session_umask_cwd),
                 cmocka_unit_test(test_close_reaps_exited_child),
+                cmocka_unit_test(test_reaped_elsewhere),
                 cmocka_unit_test(test_run),
                 cmocka_unit_test(test_run_timeout_kills_group),
                 cmocka_unit_test(test_pidfile),

@@ -78,6 +78,7 @@ struct gv_http_request {
         char *body;
         size_t body_len;
         size_t body_cap;
+        size_t discarded; /* bytes dropped after the body passed the cap (chunked uploads) */
 
         struct MHD_Response *response; /* made by a reply, not yet queued */
         unsigned status;               /* of the reply made */
@@ -337,7 +338,8 @@ int gv_http_body_json(const struct gv_http_request *req, json_t **ret, struct gv
                 return gv_error_set(err, EINVAL, "the request body is empty; send a JSON object.");
 
         json_error_t je;
-        json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+        json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+                              &je);
         if (!j)
                 return gv_error_set(err, EINVAL,
                                     "the request body is not valid JSON: line %d, column %d: %s.",
@@ -522,11 +524,20 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (*upload_data_size > 0) {
                 size_t n = *upload_data_size;
                 *upload_data_size = 0;
-                if (body_append(req, upload_data, n) < 0) {
-                        reply_too_big(req);
-                        return queue_reply(req);
+                if (req->discarded > 0 || body_append(req, upload_data, n) < 0) {
+                        /* A chunked body passed the cap. libmicrohttpd can queue a reply only
+                         * before the body or after all of it, so the rest is read and dropped
+                         * for the 413, up to another max_body bytes; past that the connection
+                         * is closed without a reply. */
+                        if (n > req->srv->max_body - MIN(req->discarded, req->srv->max_body))
+                                return MHD_NO;
+                        req->discarded += n;
                 }
                 return MHD_YES;
+        }
+        if (req->discarded > 0) {
+                reply_too_big(req);
+                return queue_reply(req);
         }
 
         request_dispatch(req);

@@ -152,10 +152,15 @@ if [ -z "$kernel_source" ]; then
                         done
                 done
         else
-                reason=$(grep -E '^(E|W):' "$log" 2>/dev/null | head -n 1 || true)
-                skip "no kernel: could not download Debian's linux-image package" \
-                        "(${pkg:-no linux-image-*-amd64 known to apt-cache})${reason:+: $reason}" \
-                        "and /boot has no readable vmlinuz-*"
+                if ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then
+                        reason="apt-get or dpkg-deb is not installed"
+                elif [ -z "$pkg" ]; then
+                        reason="apt-cache knows no linux-image-*-amd64 package"
+                else
+                        reason="'apt-get download $pkg' failed"
+                        reason+=$(grep -E '^E:' "$log" 2>/dev/null | head -n 1 | sed 's/^/: /' || true)
+                fi
+                skip "no kernel: $reason, and /boot has no readable vmlinuz-*"
         fi
 fi
 

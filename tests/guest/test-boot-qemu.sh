@@ -171,9 +171,10 @@ esac
 # --- 1. boot, PCI list, echo, power button via acpid ---------------------------------------
 boot main "$accel"
 if [ $probe_kvm = 1 ]; then
-        # A guest boots to its init in about a second under a working KVM.
-        if ! wait_for '^GPUVIRT-GUEST-BOOTED$' 20; then
-                echo "note: /dev/kvm opens but the guest did not boot under KVM in 20 s" \
+        # A guest boots to its init in a second or two under a working KVM; a slow one only
+        # costs the TCG fallback.
+        if ! wait_for '^GPUVIRT-GUEST-BOOTED$' 10; then
+                echo "note: /dev/kvm opens but the guest did not boot under KVM in 10 s" \
                         "($(tail -n 1 "$work/main.qemu" 2>/dev/null)); using TCG"
                 stop_vm
                 rm -f "$work"/main.*

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * agent.h — the host agent: this host's VMs and GPUs (docs/agent.md).
+ *
+ * State directory (survives restarts; the agent is safe to kill at any instant):
+ *   STATE/vms/NAME/config.json   the definition (vm-config.h, canonical form)
+ *   STATE/vms/NAME/state.json    desired state, phase, QEMU pid, GPU hardware the VM holds
+ *   STATE/vms/NAME/disks/        created disks (overlays, empty disks)
+ *   STATE/vms/NAME/run/          qmp.sock (0600), console.sock, qemu.pid, qemu.log (QEMU's
+ *                                stderr), console.log (+ .1: the serial console, bounded)
+ *   STATE/ops/ID.json            the operation journal (oplog.c): idempotent mutations
+ *
+ * Locking: `lock` guards the VM table; each VM has its own mutex held for the whole of an
+ * operation on it; `host_lock` serialises the hardware layer (struct gv_host is not
+ * thread-safe). Order: VM, then host; never the table while waiting on a VM.
+ */
+#pragma once
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "host/host.h"
+#include "util/error.h"
+#include "vmm/proc.h"
+#include "vmm/qemu-cmd.h"
+#include "vmm/vm-config.h"
+
+struct gv_agent_config {
+        const char *state_dir;       /* required */
+        const char *sysfs_root;      /* "/" on a real host, a simulated host's root otherwise */
+        const char *nvml_library;    /* NULL: the default soname */
+        const char *qemu_binary;     /* NULL: qemu-system-x86_64 */
+        const char *kvm_path;        /* NULL: /dev/kvm */
+        int stop_timeout_ms;         /* graceful stop before quit/kill; 0: 30 s */
+        int orphan_grace_ms;         /* reconcile: hardware no VM owns is removed after; 0: 60 s */
+        size_t console_log_max;      /* bytes per console log file; 0: 1 MiB */
+};
+
+enum gv_vm_phase {
+        GV_VM_DEFINED,  /* never started, or stopped cleanly */
+        GV_VM_STARTING,
+        GV_VM_RUNNING,
+        GV_VM_STOPPING,
+        GV_VM_STOPPED,
+        GV_VM_CRASHED,  /* QEMU exited without being asked to */
+        _GV_VM_PHASE_MAX,
+        _GV_VM_PHASE_INVALID = -EINVAL,
+};
+const char *gv_vm_phase_to_string(enum gv_vm_phase p);
+enum gv_vm_phase gv_vm_phase_from_string(const char *s);
+
+/* One piece of GPU hardware a VM holds, enough to release it after a restart. */
+enum gv_hw_kind {
+        GV_HW_PASSTHROUGH, /* `gpu` bound to vfio-pci for this VM */
+        GV_HW_VGPU,        /* `id`: an mdev UUID or a VF address with a vGPU type set */
+        GV_HW_MIG_GI,      /* GPU instance `gi` on `gpu`, created for this VM */
+        _GV_HW_MAX,
+        _GV_HW_INVALID = -EINVAL,
+};
+const char *gv_hw_kind_to_string(enum gv_hw_kind k);
+enum gv_hw_kind gv_hw_kind_from_string(const char *s);
+
+struct gv_hw {
+        enum gv_hw_kind kind;
+        char gpu[GV_PCI_ADDR_STR_MAX];
+        char id[GV_UUID_STR_LEN + 1];
+        uint32_t gi;
+};
+
+struct gv_agent_vm {
+        pthread_mutex_t lock;
+        struct gv_vm_config *config;
+        enum gv_vm_phase phase;
+        bool want_running;            /* desired state */
+        struct gv_proc proc;          /* GV_PROC_NULL when no QEMU */
+        int64_t started_at;           /* CLOCK_REALTIME seconds */
+        struct gv_hw *hw;
+        size_t n_hw;
+        struct gv_vm_device *devices; /* what QEMU got, for status */
+        size_t n_devices;
+        char *last_error;             /* why the last start failed or QEMU died */
+        char **argv;                  /* the QEMU command of the last start */
+        int console_fd;               /* relay connection to console.sock, -1 */
+        char *dir, *run_dir;          /* STATE/vms/NAME, .../run */
+};
+
+struct gv_agent {
+        struct gv_agent_config cfg;
+        char *state_dir;
+        bool simulated;               /* sysfs root is not "/": GPUs become stand-ins */
+        struct gv_qemu_caps qemu;
+        char *qemu_error;             /* why no VM can start here (QEMU missing), or NULL */
+        char **problems;              /* VMs in the state directory that could not be read */
+        pthread_mutex_t lock;         /* the VM table */
+        struct gv_agent_vm **vms;
+        size_t n_vms;
+        pthread_mutex_t host_lock;
+        struct gv_host *host;
+        pthread_t supervisor;
+        int wake_fd;                  /* eventfd: the supervisor re-reads the VM table */
+        bool supervisor_running;
+        bool stopping;
+};
+
+/* Open the state directory, probe QEMU, open the host, re-adopt running QEMUs (none is
+ * restarted), finish or roll back interrupted operations, start the supervisor. */
+int gv_agent_new(const struct gv_agent_config *cfg, struct gv_agent **ret, struct gv_error **err);
+/* Stops the supervisor; leaves every VM running. */
+struct gv_agent *gv_agent_free(struct gv_agent *a);
+
+/* VM operations (vm.c). Names are checked by the callers' grammar; unknown → -ENOENT. Each is
+ * idempotent on its own: starting a running VM, stopping a stopped one succeed at once. */
+int gv_agent_vm_define(struct gv_agent *a, const json_t *definition, json_t **ret_status,
+                       struct gv_error **err);   /* -EEXIST if a different VM has the name */
+int gv_agent_vm_start(struct gv_agent *a, const char *name, struct gv_error **err);
+int gv_agent_vm_stop(struct gv_agent *a, const char *name, int timeout_ms,
+                     struct gv_error **err);     /* ACPI power-down, then quit, then kill */
+int gv_agent_vm_kill(struct gv_agent *a, const char *name, struct gv_error **err);
+int gv_agent_vm_delete(struct gv_agent *a, const char *name, struct gv_error **err);
+int gv_agent_vm_status(struct gv_agent *a, const char *name, json_t **ret, struct gv_error **err);
+json_t *gv_agent_vm_list(struct gv_agent *a);
+/* Serial console (console.c): the log's last `max` bytes; write bytes to the guest. */
+int gv_agent_console_read(struct gv_agent *a, const char *name, size_t max, char **ret,
+                          size_t *ret_len, struct gv_error **err);
+int gv_agent_console_write(struct gv_agent *a, const char *name, const void *buf, size_t len,
+                           struct gv_error **err);
+
+/* Host and GPUs (host-api.c): inventory JSON (with the accelerator and QEMU facts), GPU mode
+ * and partition operations refused while a VM holds the GPU, a metrics sample. */
+json_t *gv_agent_host_json(struct gv_agent *a);
+int gv_agent_gpu_set_mode(struct gv_agent *a, const char *gpu, const char *mode,
+                          struct gv_error **err);
+int gv_agent_gpu_mig_apply(struct gv_agent *a, const char *gpu, char *const *profiles,
+                           char **ret_layout, struct gv_error **err);
+json_t *gv_agent_metrics(struct gv_agent *a);
+
+/* Reconcile once (reconcile.c): hardware no VM owns, seen for longer than the grace period,
+ * is removed; dead QEMUs are reported and their GPUs released. Returns what it did. */
+json_t *gv_agent_reconcile(struct gv_agent *a);
+
+/* ---- internal, between the agent's files ---- */
+struct gv_agent_vm *gv_agent_vm_find_locked(struct gv_agent *a, const char *name);
+int gv_agent_vm_save(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_error **err);
+/* GPU hardware for a VM's GPU requests (gpu-attach.c); host_lock held by the callee. */
+int gv_agent_gpus_attach(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_error **err);
+void gv_agent_gpus_release(struct gv_agent *a, struct gv_agent_vm *vm);
+/* Called with vm->lock held when QEMU has exited (supervisor, stop, kill). */
+void gv_agent_vm_exited(struct gv_agent *a, struct gv_agent_vm *vm, bool expected,
+                        int status);
+void gv_agent_wake(struct gv_agent *a);
+void *gv_agent_supervise(void *agent);

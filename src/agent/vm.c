@@ -1,0 +1,909 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vm.c — the agent's VMs: definitions and state on disk, start/stop/kill/delete, status, and
+ * re-adoption of running QEMUs after a restart (agent.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "agent/console.h"
+#include "hw/sysfs.h"
+#include "util/alloc.h"
+#include "util/enum-table.h"
+#include "util/fileio.h"
+#include "util/json.h"
+#include "util/strv.h"
+#include "vmm/disk.h"
+#include "vmm/qmp.h"
+
+static const char *const phase_table[_GV_VM_PHASE_MAX] = {
+        [GV_VM_DEFINED] = "defined",   [GV_VM_STARTING] = "starting",
+        [GV_VM_RUNNING] = "running",   [GV_VM_STOPPING] = "stopping",
+        [GV_VM_STOPPED] = "stopped",   [GV_VM_CRASHED] = "crashed",
+};
+DEFINE_STRING_TABLE_LOOKUP(gv_vm_phase, enum gv_vm_phase, phase_table);
+
+#define QMP_CONNECT_MS 15000
+#define QMP_COMMAND_MS 5000
+#define RUNNING_WAIT_MS 10000
+#define QUIT_WAIT_MS 5000
+#define STATE_MAX (1u << 20)
+#define LOG_TAIL 2000
+
+static int64_t now_s(void)
+{
+        return (int64_t)time(NULL);
+}
+
+static char *run_path(const struct gv_agent_vm *vm, const char *file)
+{
+        return gv_path_join(vm->run_dir, file);
+}
+
+/* The last bytes of QEMU's stderr, for error messages ("" when none). */
+static char *qemu_log_tail(const struct gv_agent_vm *vm)
+{
+        _cleanup_free_ char *path = run_path(vm, "qemu.log"), *text = NULL;
+        size_t len = 0;
+
+        if (gv_read_file(path, 1 << 20, &text, &len) < 0 || !len)
+                return xstrdup("");
+        while (len && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+                text[--len] = '\0';
+        const char *start = len > LOG_TAIL ? text + len - LOG_TAIL : text;
+        /* The last line is usually the reason ("qemu-system-x86_64: -device ...: ..."). */
+        const char *nl = strrchr(start, '\n');
+        return xstrdup(nl ? nl + 1 : start);
+}
+
+/* ---- state on disk ---- */
+
+static json_t *hw_json(const struct gv_hw *hw)
+{
+        json_t *o = json_object();
+        json_object_set_new(o, "kind", json_string(gv_hw_kind_to_string(hw->kind)));
+        json_object_set_new(o, "gpu", json_string(hw->gpu));
+        if (hw->kind == GV_HW_VGPU)
+                json_object_set_new(o, "id", json_string(hw->id));
+        if (hw->kind == GV_HW_MIG_GI)
+                json_object_set_new(o, "gi", json_integer(hw->gi));
+        return o;
+}
+
+static json_t *device_json(const struct gv_vm_device *d)
+{
+        json_t *o = json_object();
+        json_object_set_new(o, "kind", json_string(gv_vm_dev_kind_to_string(d->kind)));
+        if (d->n_functions) {
+                json_t *f = json_array();
+                for (size_t i = 0; i < d->n_functions; i++)
+                        json_array_append_new(f, json_string(d->functions[i]));
+                json_object_set_new(o, "functions", f);
+        }
+        if (d->sysfsdev)
+                json_object_set_new(o, "sysfsdev", json_string(d->sysfsdev));
+        if (d->standin_for)
+                json_object_set_new(o, "standin_for", json_string(d->standin_for));
+        json_object_set_new(o, "migration", json_boolean(d->migration));
+        return o;
+}
+
+int gv_agent_vm_save(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_error **err)
+{
+        (void)a;
+        _cleanup_json_ json_t *j = json_object();
+        _cleanup_free_ char *path = gv_path_join(vm->dir, "state.json"), *text = NULL;
+        json_t *hw = json_array(), *dev = json_array();
+        int r;
+
+        json_object_set_new(j, "phase", json_string(gv_vm_phase_to_string(vm->phase)));
+        json_object_set_new(j, "want_running", json_boolean(vm->want_running));
+        json_object_set_new(j, "pid", json_integer(vm->proc.pidfd >= 0 ? vm->proc.pid : 0));
+        json_object_set_new(j, "started_at", json_integer(vm->started_at));
+        for (size_t i = 0; i < vm->n_hw; i++)
+                json_array_append_new(hw, hw_json(&vm->hw[i]));
+        json_object_set_new(j, "hw", hw);
+        for (size_t i = 0; i < vm->n_devices; i++)
+                json_array_append_new(dev, device_json(&vm->devices[i]));
+        json_object_set_new(j, "devices", dev);
+        if (vm->last_error)
+                json_object_set_new(j, "last_error", json_string(vm->last_error));
+        text = gv_json_dumps_pretty(j);
+        r = gv_write_file(path, text, GV_WRITE_CREATE | GV_WRITE_ATOMIC | GV_WRITE_NEWLINE);
+        if (r < 0)
+                return gv_error_set(err, -r, "Cannot write '%s': %s.", path, strerror(-r));
+        return 0;
+}
+
+static int load_hw(const json_t *a, struct gv_agent_vm *vm, struct gv_error **err)
+{
+        size_t i;
+        json_t *o;
+
+        json_array_foreach(a, i, o) {
+                const char *kind = NULL, *gpu = NULL, *id = NULL;
+                uint32_t gi = 0;
+                struct gv_hw hw = { 0 };
+                int r = gv_json_get_string(o, "kind", &kind, err);
+                if (r >= 0)
+                        r = gv_json_get_string(o, "gpu", &gpu, err);
+                if (r >= 0)
+                        r = gv_json_opt_string(o, "id", &id, err);
+                if (r >= 0)
+                        r = gv_json_opt_u32(o, "gi", &gi, err);
+                if (r < 0)
+                        return r;
+                hw.kind = gv_hw_kind_from_string(kind);
+                if ((int)hw.kind < 0 || strlen(gpu) >= sizeof(hw.gpu) ||
+                    (id && strlen(id) >= sizeof(hw.id)))
+                        return gv_error_set(err, EINVAL, "hw[%zu]: kind '%s' or its ids are not "
+                                            "valid.", i, kind);
+                snprintf(hw.gpu, sizeof(hw.gpu), "%s", gpu);
+                if (id)
+                        snprintf(hw.id, sizeof(hw.id), "%s", id);
+                hw.gi = gi;
+                vm->hw = xreallocarray(vm->hw, vm->n_hw + 1, sizeof(*vm->hw));
+                vm->hw[vm->n_hw++] = hw;
+        }
+        return 0;
+}
+
+static struct gv_agent_vm *vm_new(struct gv_agent *a, struct gv_vm_config *c)
+{
+        struct gv_agent_vm *vm = xnew0(struct gv_agent_vm, 1);
+
+        pthread_mutex_init(&vm->lock, NULL);
+        vm->config = c;
+        vm->phase = GV_VM_DEFINED;
+        vm->proc = GV_PROC_NULL;
+        vm->console_fd = -1;
+        vm->dir = gv_path_join_many(a->state_dir, "vms", c->name, NULL);
+        vm->run_dir = gv_path_join(vm->dir, "run");
+        return vm;
+}
+
+static void vm_free(struct gv_agent_vm *vm)
+{
+        if (!vm)
+                return;
+        gv_agent_console_detach(vm);
+        gv_proc_close(&vm->proc);
+        for (size_t i = 0; i < vm->n_devices; i++) {
+                strv_free(vm->devices[i].functions);
+                free(vm->devices[i].sysfsdev);
+                free(vm->devices[i].standin_for);
+        }
+        free(vm->devices);
+        free(vm->hw);
+        free(vm->last_error);
+        strv_free(vm->argv);
+        gv_vm_config_free(vm->config);
+        free(vm->dir);
+        free(vm->run_dir);
+        pthread_mutex_destroy(&vm->lock);
+        free(vm);
+}
+
+static int vm_load(struct gv_agent *a, const char *name, struct gv_agent_vm **ret,
+                   struct gv_error **err)
+{
+        _cleanup_free_ char *dir = gv_path_join_many(a->state_dir, "vms", name, NULL);
+        _cleanup_free_ char *cpath = gv_path_join(dir, "config.json");
+        _cleanup_free_ char *spath = gv_path_join(dir, "state.json");
+        _cleanup_json_ json_t *cj = NULL, *sj = NULL;
+        struct gv_vm_config *c = NULL;
+        struct gv_agent_vm *vm;
+        const char *phase = "defined", *last_error = NULL;
+        json_t *hw = NULL;
+        int r;
+
+        r = gv_json_load_file(cpath, STATE_MAX, &cj, err);
+        if (r >= 0)
+                r = gv_vm_config_from_json(cj, &c, err);
+        if (r < 0)
+                return gv_error_wrap(err, r, "VM '%s' (%s)", name, cpath);
+        if (strcmp(c->name, name) != 0) {
+                gv_vm_config_free(c);
+                return gv_error_set(err, EINVAL, "%s names VM '%s', not '%s'.", cpath, c->name,
+                                    name);
+        }
+        vm = vm_new(a, c);
+        if (gv_file_exists(spath) > 0) {
+                int64_t pid = 0;
+                r = gv_json_load_file(spath, STATE_MAX, &sj, err);
+                if (r >= 0)
+                        r = gv_json_opt_string(sj, "phase", &phase, err);
+                if (r >= 0)
+                        r = gv_json_opt_bool(sj, "want_running", &vm->want_running, err);
+                if (r >= 0)
+                        r = gv_json_opt_string(sj, "last_error", &last_error, err);
+                if (r >= 0) {
+                        json_t *p = json_object_get(sj, "pid"), *s = json_object_get(sj, "started_at");
+                        pid = json_is_integer(p) ? json_integer_value(p) : 0;
+                        vm->started_at = json_is_integer(s) ? json_integer_value(s) : 0;
+                        hw = json_object_get(sj, "hw");
+                        if (hw && json_is_array(hw))
+                                r = load_hw(hw, vm, err);
+                }
+                if (r < 0) {
+                        vm_free(vm);
+                        return gv_error_wrap(err, r, "VM '%s' (%s)", name, spath);
+                }
+                vm->phase = gv_vm_phase_from_string(phase);
+                if ((int)vm->phase < 0)
+                        vm->phase = GV_VM_STOPPED;
+                vm->proc.pid = pid > 0 && pid < INT32_MAX ? (pid_t)pid : 0;
+                if (last_error)
+                        vm->last_error = xstrdup(last_error);
+        }
+        *ret = vm;
+        return 0;
+}
+
+/* ---- table ---- */
+
+struct gv_agent_vm *gv_agent_vm_find_locked(struct gv_agent *a, const char *name)
+{
+        for (size_t i = 0; i < a->n_vms; i++)
+                if (strcmp(a->vms[i]->config->name, name) == 0)
+                        return a->vms[i];
+        return NULL;
+}
+
+/* Find and lock a VM (its own lock). */
+static int vm_get(struct gv_agent *a, const char *name, struct gv_agent_vm **ret,
+                  struct gv_error **err)
+{
+        struct gv_agent_vm *vm;
+
+        pthread_mutex_lock(&a->lock);
+        vm = gv_agent_vm_find_locked(a, name);
+        pthread_mutex_unlock(&a->lock);
+        if (!vm)
+                return gv_error_set(err, ENOENT, "No VM '%s' on this host.", name);
+        /* VMs leave the table only under their own lock (delete), so vm stays valid here:
+         * delete takes the VM lock before it removes and frees. */
+        pthread_mutex_lock(&vm->lock);
+        pthread_mutex_lock(&a->lock);
+        bool still = gv_agent_vm_find_locked(a, name) == vm;
+        pthread_mutex_unlock(&a->lock);
+        if (!still) {
+                pthread_mutex_unlock(&vm->lock);
+                return gv_error_set(err, ENOENT, "No VM '%s' on this host.", name);
+        }
+        *ret = vm;
+        return 0;
+}
+
+/* ---- QEMU exit ---- */
+
+void gv_agent_vm_exited(struct gv_agent *a, struct gv_agent_vm *vm, bool expected, int status)
+{
+        gv_agent_console_detach(vm);
+        gv_proc_close(&vm->proc);
+        if (!expected) {
+                _cleanup_free_ char *tail = qemu_log_tail(vm);
+                char how[64];
+                if (status < 0)
+                        snprintf(how, sizeof(how), "while the agent was not watching");
+                else if (WIFSIGNALED(status))
+                        snprintf(how, sizeof(how), "killed by signal %d", WTERMSIG(status));
+                else
+                        snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(status));
+                free(vm->last_error);
+                vm->last_error = xasprintf("QEMU exited unexpectedly (%s)%s%s", how,
+                                           tail[0] ? ": " : "", tail);
+                vm->phase = GV_VM_CRASHED;
+        } else {
+                vm->phase = GV_VM_STOPPED;
+        }
+        vm->want_running = false;
+        gv_agent_gpus_release(a, vm); /* saves */
+        gv_agent_wake(a);
+}
+
+/* ---- define ---- */
+
+int gv_agent_vm_define(struct gv_agent *a, const json_t *definition, json_t **ret_status,
+                       struct gv_error **err)
+{
+        _cleanup_(gv_vm_config_freep) struct gv_vm_config *c = NULL;
+        _cleanup_json_ json_t *canon = NULL;
+        _cleanup_free_ char *text = NULL, *cpath = NULL, *disks = NULL;
+        struct gv_agent_vm *vm, *old;
+        int r;
+
+        r = gv_vm_config_from_json(definition, &c, err);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&a->lock);
+        old = gv_agent_vm_find_locked(a, c->name);
+        if (old) {
+                /* Defining the same VM again is a no-op (idempotent); a different one is a
+                 * conflict. The uuid may be left out the second time. */
+                _cleanup_json_ json_t *mine = NULL, *theirs = gv_vm_config_to_json(old->config);
+                json_t *d = json_deep_copy(definition);
+                if (!json_object_get(d, "uuid"))
+                        json_object_set_new(d, "uuid", json_string(old->config->uuid));
+                struct gv_vm_config *c2 = NULL;
+                bool same = gv_vm_config_from_json(d, &c2, NULL) >= 0 &&
+                            json_equal((mine = gv_vm_config_to_json(c2)), theirs);
+                gv_vm_config_free(c2);
+                json_decref(d);
+                pthread_mutex_unlock(&a->lock);
+                if (!same)
+                        return gv_error_set(err, EEXIST, "VM '%s' exists with a different "
+                                            "definition; delete it first or pick another "
+                                            "name.", c->name);
+                return gv_agent_vm_status(a, c->name, ret_status, err);
+        }
+        vm = vm_new(a, TAKE_PTR(c));
+        disks = gv_path_join(vm->dir, "disks");
+        r = gv_mkdir_p(disks, 0700);
+        if (r >= 0)
+                r = gv_mkdir_p(vm->run_dir, 0700);
+        if (r < 0) {
+                gv_error_set(err, -r, "Cannot create '%s': %s.", vm->dir, strerror(-r));
+                goto fail;
+        }
+        {
+                /* The QMP and console sockets must fit sun_path. */
+                _cleanup_free_ char *q = run_path(vm, "console.sock");
+                struct sockaddr_un sa;
+                if (strlen(q) >= sizeof(sa.sun_path)) {
+                        r = gv_error_set(err, ENAMETOOLONG, "The state directory '%s' is too "
+                                         "deep for UNIX sockets (%zu bytes for '%s', at most "
+                                         "%zu); use a shorter --state-dir.", a->state_dir,
+                                         strlen(q), q, sizeof(sa.sun_path) - 1);
+                        goto fail;
+                }
+        }
+        canon = gv_vm_config_to_json(vm->config);
+        text = gv_json_dumps_pretty(canon);
+        cpath = gv_path_join(vm->dir, "config.json");
+        r = gv_write_file(cpath, text, GV_WRITE_CREATE | GV_WRITE_ATOMIC | GV_WRITE_NEWLINE);
+        if (r < 0) {
+                gv_error_set(err, -r, "Cannot write '%s': %s.", cpath, strerror(-r));
+                goto fail;
+        }
+        r = gv_agent_vm_save(a, vm, err);
+        if (r < 0)
+                goto fail;
+        a->vms = xreallocarray(a->vms, a->n_vms + 1, sizeof(*a->vms));
+        a->vms[a->n_vms++] = vm;
+        pthread_mutex_unlock(&a->lock);
+        return gv_agent_vm_status(a, vm->config->name, ret_status, err);
+fail:
+        pthread_mutex_unlock(&a->lock);
+        (void)gv_rm_rf(vm->dir);
+        vm_free(vm);
+        return r;
+}
+
+/* ---- start ---- */
+
+static int prepare_disks(struct gv_agent_vm *vm, char ***ret_files, char ***ret_formats,
+                         struct gv_error **err)
+{
+        _cleanup_strv_free_ char **files = NULL, **formats = NULL;
+        int r;
+
+        for (size_t i = 0; i < vm->config->n_disks; i++) {
+                const struct gv_vm_disk *d = &vm->config->disks[i];
+                _cleanup_free_ char *file = NULL;
+                struct gv_disk_info info = { 0 };
+
+                if (d->kind == GV_VM_DISK_IMAGE) {
+                        file = xstrdup(d->path);
+                } else {
+                        _cleanup_free_ char *name = xasprintf("%s.qcow2", d->name);
+                        file = gv_path_join_many(vm->dir, "disks", name, NULL);
+                        if (gv_file_exists(file) <= 0) {
+                                r = d->kind == GV_VM_DISK_OVERLAY
+                                            ? gv_disk_create_overlay(d->base, file, d->size, err)
+                                            : gv_disk_create(file, d->size, err);
+                                if (r < 0)
+                                        return gv_error_wrap(err, r, "Disk '%s'", d->name);
+                        }
+                }
+                r = gv_disk_check(file, d->readonly, err);
+                if (r >= 0)
+                        r = gv_disk_info(file, &info, err);
+                if (r < 0)
+                        return gv_error_wrap(err, r, "Disk '%s'", d->name);
+                strv_consume(&files, TAKE_PTR(file));
+                strv_extend(&formats, info.format);
+                gv_disk_info_done(&info);
+        }
+        *ret_files = TAKE_PTR(files);
+        *ret_formats = TAKE_PTR(formats);
+        return 0;
+}
+
+/* Wait for QMP status "running" after `cont`. */
+static int wait_running(struct gv_qmp *q, struct gv_error **err)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + RUNNING_WAIT_MS;
+
+        for (;;) {
+                _cleanup_free_ char *st = NULL;
+                int r = gv_qmp_query_status(q, QMP_COMMAND_MS, &st, err);
+                if (r < 0)
+                        return r;
+                if (strcmp(st, "running") == 0)
+                        return 0;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                if ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 > deadline)
+                        return gv_error_set(err, ETIMEDOUT, "QEMU is '%s', not running, %d ms "
+                                            "after cont.", st, RUNNING_WAIT_MS);
+                usleep(1000);
+        }
+}
+
+static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_error **err)
+{
+        _cleanup_strv_free_ char **files = NULL, **formats = NULL, **argv = NULL;
+        _cleanup_(gv_qmp_freep) struct gv_qmp *q = NULL;
+        _cleanup_free_ char *qmp = run_path(vm, "qmp.sock"), *con = run_path(vm, "console.sock");
+        _cleanup_free_ char *pid = run_path(vm, "qemu.pid"), *log = run_path(vm, "qemu.log");
+        _cleanup_close_ int log_fd = -1;
+        int r;
+
+        if (!a->qemu.cpu_model)
+                return gv_error_set(err, ENOENT, "This host cannot run VMs: %s",
+                                    a->qemu_error ? a->qemu_error : "QEMU was not found");
+        vm->phase = GV_VM_STARTING;
+        vm->want_running = true;
+        free(vm->last_error);
+        vm->last_error = NULL;
+        r = gv_agent_vm_save(a, vm, err);
+        if (r < 0)
+                return r;
+        r = prepare_disks(vm, &files, &formats, err);
+        if (r < 0)
+                return r;
+        r = gv_agent_gpus_attach(a, vm, err);
+        if (r < 0)
+                return r;
+        {
+                struct gv_qemu_runtime rt = {
+                        .binary = a->cfg.qemu_binary,
+                        .qemu_major = a->qemu.major,
+                        .qemu_minor = a->qemu.minor,
+                        .accel = a->qemu.accel,
+                        .cpu_model = a->qemu.cpu_model,
+                        .qmp_socket = qmp,
+                        .console_socket = con,
+                        .pidfile = pid,
+                        .disk_files = (const char *const *)files,
+                        .disk_formats = (const char *const *)formats,
+                        .devices = vm->devices,
+                        .n_devices = vm->n_devices,
+                        .paused = true,
+                };
+                for (size_t i = 0; i < vm->config->n_nics; i++)
+                        if (vm->config->nics[i].mode == GV_VM_NIC_BRIDGE)
+                                return gv_error_set(err, EOPNOTSUPP, "NIC %zu: bridge '%s' is not "
+                                                    "configured on this host (the agent "
+                                                    "creates no tap devices yet); use mode "
+                                                    "user.", i, vm->config->nics[i].bridge);
+                r = gv_qemu_argv(vm->config, &rt, &argv, err);
+                if (r < 0)
+                        return r;
+        }
+        (void)unlink(qmp);
+        (void)unlink(con);
+        (void)unlink(pid);
+        log_fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (log_fd < 0)
+                return gv_error_set(err, errno, "Cannot open '%s': %m.", log);
+        struct gv_spawn_opts so = { .stdin_fd = -1, .stdout_fd = log_fd, .stderr_fd = log_fd,
+                                    .new_session = true, .umask = 077 };
+        r = gv_proc_spawn(argv, &so, &vm->proc, err);
+        if (r < 0)
+                return r;
+        strv_free(vm->argv);
+        vm->argv = TAKE_PTR(argv);
+        r = gv_agent_vm_save(a, vm, err);
+        if (r < 0)
+                return r;
+        r = gv_qmp_connect(qmp, QMP_CONNECT_MS, &q, err);
+        if (r >= 0)
+                r = gv_qmp_execute(q, "cont", NULL, QMP_COMMAND_MS, NULL, err);
+        if (r >= 0)
+                r = wait_running(q, err);
+        if (r < 0) {
+                if (!gv_proc_alive(&vm->proc)) {
+                        _cleanup_free_ char *tail = qemu_log_tail(vm);
+                        gv_error_free(err ? *err : NULL);
+                        if (err)
+                                *err = NULL;
+                        return gv_error_set(err, EIO, "QEMU exited during start: %s",
+                                            tail[0] ? tail : "(no message)");
+                }
+                return r;
+        }
+        vm->phase = GV_VM_RUNNING;
+        vm->started_at = now_s();
+        (void)gv_agent_console_attach(vm);
+        gv_agent_wake(a);
+        return gv_agent_vm_save(a, vm, err);
+}
+
+int gv_agent_vm_start(struct gv_agent *a, const char *name, struct gv_error **err)
+{
+        struct gv_agent_vm *vm;
+        int r = vm_get(a, name, &vm, err);
+
+        if (r < 0)
+                return r;
+        if (vm->phase == GV_VM_RUNNING && gv_proc_alive(&vm->proc)) {
+                pthread_mutex_unlock(&vm->lock);
+                return 0;
+        }
+        r = start_locked(a, vm, err);
+        if (r < 0) {
+                /* Roll back: no QEMU, no hardware, the reason kept for status. */
+                if (vm->proc.pidfd >= 0) {
+                        (void)gv_proc_signal(&vm->proc, SIGKILL, NULL);
+                        (void)gv_proc_wait(&vm->proc, 5000, NULL, NULL);
+                }
+                gv_agent_console_detach(vm);
+                gv_proc_close(&vm->proc);
+                free(vm->last_error);
+                vm->last_error = xstrdup(gv_error_msg(err ? *err : NULL, r));
+                vm->phase = GV_VM_STOPPED;
+                vm->want_running = false;
+                gv_agent_gpus_release(a, vm); /* saves */
+        }
+        pthread_mutex_unlock(&vm->lock);
+        return r;
+}
+
+/* ---- stop, kill ---- */
+
+static int stop_locked(struct gv_agent *a, struct gv_agent_vm *vm, int timeout_ms, bool force)
+{
+        int status = -1, r;
+
+        if (vm->proc.pidfd < 0 || !gv_proc_alive(&vm->proc)) {
+                if (vm->proc.pidfd >= 0)
+                        (void)gv_proc_wait(&vm->proc, 0, &status, NULL);
+                gv_agent_vm_exited(a, vm, true, status);
+                return 0;
+        }
+        vm->phase = GV_VM_STOPPING;
+        vm->want_running = false;
+        (void)gv_agent_vm_save(a, vm, NULL);
+        r = 0;
+        if (!force) {
+                _cleanup_(gv_qmp_freep) struct gv_qmp *q = NULL;
+                _cleanup_free_ char *qmp = run_path(vm, "qmp.sock");
+                /* ACPI power button; a guest that ignores it gets quit after the timeout. */
+                if (gv_qmp_connect(qmp, 2000, &q, NULL) >= 0 &&
+                    gv_qmp_execute(q, "system_powerdown", NULL, QMP_COMMAND_MS, NULL, NULL) >= 0)
+                        r = gv_proc_wait(&vm->proc, timeout_ms, &status, NULL);
+                if (r <= 0 && q) {
+                        int qr = gv_qmp_execute(q, "quit", NULL, QMP_COMMAND_MS, NULL, NULL);
+                        if (qr >= 0 || qr == -ECONNRESET)
+                                r = gv_proc_wait(&vm->proc, QUIT_WAIT_MS, &status, NULL);
+                }
+        }
+        if (r <= 0) {
+                (void)gv_proc_signal(&vm->proc, SIGKILL, NULL);
+                r = gv_proc_wait(&vm->proc, QUIT_WAIT_MS, &status, NULL);
+        }
+        gv_agent_vm_exited(a, vm, true, status);
+        return 0;
+}
+
+int gv_agent_vm_stop(struct gv_agent *a, const char *name, int timeout_ms, struct gv_error **err)
+{
+        struct gv_agent_vm *vm;
+        int r = vm_get(a, name, &vm, err);
+
+        if (r < 0)
+                return r;
+        r = stop_locked(a, vm, timeout_ms > 0 ? timeout_ms : a->cfg.stop_timeout_ms, false);
+        pthread_mutex_unlock(&vm->lock);
+        return r;
+}
+
+int gv_agent_vm_kill(struct gv_agent *a, const char *name, struct gv_error **err)
+{
+        struct gv_agent_vm *vm;
+        int r = vm_get(a, name, &vm, err);
+
+        if (r < 0)
+                return r;
+        r = stop_locked(a, vm, 0, true);
+        pthread_mutex_unlock(&vm->lock);
+        return r;
+}
+
+int gv_agent_vm_delete(struct gv_agent *a, const char *name, struct gv_error **err)
+{
+        struct gv_agent_vm *vm;
+        int r = vm_get(a, name, &vm, err);
+
+        if (r < 0)
+                return r;
+        if (vm->proc.pidfd >= 0 && gv_proc_alive(&vm->proc)) {
+                pthread_mutex_unlock(&vm->lock);
+                return gv_error_set(err, EBUSY, "VM '%s' is %s; stop it first.", name,
+                                    gv_vm_phase_to_string(vm->phase));
+        }
+        if (vm->n_hw)
+                gv_agent_gpus_release(a, vm);
+        if (vm->n_hw) {
+                pthread_mutex_unlock(&vm->lock);
+                return gv_error_set(err, EBUSY, "VM '%s' still holds GPU hardware that could "
+                                    "not be released (%s %s); see the agent's reconcile "
+                                    "report.", name, gv_hw_kind_to_string(vm->hw[0].kind),
+                                    vm->hw[0].kind == GV_HW_VGPU ? vm->hw[0].id : vm->hw[0].gpu);
+        }
+        pthread_mutex_lock(&a->lock);
+        for (size_t i = 0; i < a->n_vms; i++)
+                if (a->vms[i] == vm) {
+                        memmove(&a->vms[i], &a->vms[i + 1], (a->n_vms - i - 1) * sizeof(*a->vms));
+                        a->n_vms--;
+                        break;
+                }
+        pthread_mutex_unlock(&a->lock);
+        r = gv_rm_rf(vm->dir);
+        pthread_mutex_unlock(&vm->lock);
+        gv_agent_wake(a);
+        /* The supervisor takes VM locks with trylock under the table lock only, and the VM has
+         * left the table: nobody else can reach it now. */
+        vm_free(vm);
+        if (r < 0)
+                return gv_error_set(err, -r, "VM '%s' is deleted, but its directory could not "
+                                    "be removed: %s.", name, strerror(-r));
+        return 0;
+}
+
+/* ---- status ---- */
+
+static json_t *status_json(struct gv_agent *a, struct gv_agent_vm *vm)
+{
+        json_t *j = json_object(), *hw = json_array(), *dev = json_array();
+        bool alive = vm->proc.pidfd >= 0 && gv_proc_alive(&vm->proc);
+
+        json_object_set_new(j, "name", json_string(vm->config->name));
+        json_object_set_new(j, "uuid", json_string(vm->config->uuid));
+        json_object_set_new(j, "phase", json_string(gv_vm_phase_to_string(vm->phase)));
+        json_object_set_new(j, "want_running", json_boolean(vm->want_running));
+        json_object_set_new(j, "pid", alive ? json_integer(vm->proc.pid) : json_null());
+        json_object_set_new(j, "started_at", vm->started_at && alive
+                                                     ? json_integer(vm->started_at)
+                                                     : json_null());
+        json_object_set_new(j, "uptime_s", vm->started_at && alive
+                                                   ? json_integer(now_s() - vm->started_at)
+                                                   : json_null());
+        json_object_set_new(j, "accel", json_string(gv_accel_to_string(a->qemu.accel)));
+        json_object_set_new(j, "simulated_gpus", json_boolean(a->simulated));
+        for (size_t i = 0; i < vm->n_devices; i++)
+                json_array_append_new(dev, device_json(&vm->devices[i]));
+        json_object_set_new(j, "devices", dev);
+        for (size_t i = 0; i < vm->n_hw; i++)
+                json_array_append_new(hw, hw_json(&vm->hw[i]));
+        json_object_set_new(j, "hw", hw);
+        json_object_set_new(j, "last_error", vm->last_error ? json_string(vm->last_error)
+                                                            : json_null());
+        if (vm->argv) {
+                json_t *av = json_array();
+                STRV_FOREACH(s, vm->argv)
+                        json_array_append_new(av, json_string(*s));
+                json_object_set_new(j, "argv", av);
+        }
+        json_object_set_new(j, "config", gv_vm_config_to_json(vm->config));
+        return j;
+}
+
+int gv_agent_vm_status(struct gv_agent *a, const char *name, json_t **ret, struct gv_error **err)
+{
+        struct gv_agent_vm *vm;
+        int r = vm_get(a, name, &vm, err);
+
+        if (r < 0)
+                return r;
+        *ret = status_json(a, vm);
+        pthread_mutex_unlock(&vm->lock);
+        return 0;
+}
+
+json_t *gv_agent_vm_list(struct gv_agent *a)
+{
+        json_t *l = json_array();
+        _cleanup_strv_free_ char **names = NULL;
+
+        pthread_mutex_lock(&a->lock);
+        for (size_t i = 0; i < a->n_vms; i++)
+                strv_extend(&names, a->vms[i]->config->name);
+        pthread_mutex_unlock(&a->lock);
+        strv_sort(names);
+        STRV_FOREACH(n, names) {
+                json_t *s = NULL;
+                if (gv_agent_vm_status(a, *n, &s, NULL) >= 0)
+                        json_array_append_new(l, s);
+        }
+        return l;
+}
+
+/* ---- restart: re-adopt, finish or roll back ---- */
+
+static void adopt(struct gv_agent *a, struct gv_agent_vm *vm)
+{
+        _cleanup_free_ char *marker = NULL, *esc = gv_qemu_escape(vm->config->name);
+        enum gv_vm_phase was = vm->phase;
+        bool had_qemu = was == GV_VM_STARTING || was == GV_VM_RUNNING || was == GV_VM_STOPPING;
+
+        marker = xasprintf("guest=%s,debug-threads=on", esc);
+        if (had_qemu && vm->proc.pid > 0 &&
+            gv_proc_adopt(vm->proc.pid, marker, &vm->proc, NULL) >= 0) {
+                if (was == GV_VM_RUNNING) {
+                        (void)gv_agent_console_attach(vm);
+                        return; /* untouched */
+                }
+                if (was == GV_VM_STOPPING) {
+                        /* Finish the stop the agent was in the middle of. */
+                        (void)stop_locked(a, vm, a->cfg.stop_timeout_ms, false);
+                        return;
+                }
+                /* STARTING: finish the start if QEMU got that far, else roll back. */
+                _cleanup_(gv_qmp_freep) struct gv_qmp *q = NULL;
+                _cleanup_free_ char *qmp = run_path(vm, "qmp.sock");
+                if (gv_qmp_connect(qmp, 5000, &q, NULL) >= 0 &&
+                    gv_qmp_execute(q, "cont", NULL, QMP_COMMAND_MS, NULL, NULL) >= 0 &&
+                    wait_running(q, NULL) >= 0) {
+                        vm->phase = GV_VM_RUNNING;
+                        vm->started_at = now_s();
+                        (void)gv_agent_console_attach(vm);
+                        (void)gv_agent_vm_save(a, vm, NULL);
+                        return;
+                }
+                (void)gv_proc_signal(&vm->proc, SIGKILL, NULL);
+                (void)gv_proc_wait(&vm->proc, 5000, NULL, NULL);
+                free(vm->last_error);
+                vm->last_error = xstrdup("The agent restarted in the middle of this start; "
+                                         "it was rolled back. Start again.");
+                gv_agent_vm_exited(a, vm, true, -1);
+                return;
+        }
+        vm->proc = GV_PROC_NULL;
+        if (was == GV_VM_RUNNING) {
+                gv_agent_vm_exited(a, vm, false, -1);
+        } else if (had_qemu) {
+                if (was == GV_VM_STARTING) {
+                        free(vm->last_error);
+                        vm->last_error = xstrdup("The agent restarted in the middle of this "
+                                                 "start; it was rolled back. Start again.");
+                }
+                gv_agent_vm_exited(a, vm, true, -1);
+        } else if (vm->n_hw) {
+                gv_agent_gpus_release(a, vm); /* an interrupted release */
+        }
+}
+
+void gv_agent_wake(struct gv_agent *a)
+{
+        uint64_t one = 1;
+        if (a->wake_fd >= 0)
+                (void)!write(a->wake_fd, &one, sizeof(one));
+}
+
+int gv_agent_new(const struct gv_agent_config *cfg, struct gv_agent **ret, struct gv_error **err)
+{
+        struct gv_agent *a = xnew0(struct gv_agent, 1);
+        _cleanup_free_ char *vms_dir = NULL;
+        _cleanup_strv_free_ char **names = NULL;
+        _cleanup_(gv_error_freep) struct gv_error *qerr = NULL;
+        struct gv_host_config hc;
+        int r;
+
+        a->cfg = *cfg;
+        if (!a->cfg.stop_timeout_ms)
+                a->cfg.stop_timeout_ms = 30000;
+        if (!a->cfg.orphan_grace_ms)
+                a->cfg.orphan_grace_ms = 60000;
+        if (!a->cfg.console_log_max)
+                a->cfg.console_log_max = 1 << 20;
+        a->state_dir = xstrdup(cfg->state_dir);
+        a->cfg.state_dir = a->state_dir;
+        a->simulated = cfg->sysfs_root && strcmp(cfg->sysfs_root, "/") != 0;
+        a->wake_fd = -1;
+        pthread_mutex_init(&a->lock, NULL);
+        pthread_mutex_init(&a->host_lock, NULL);
+
+        vms_dir = gv_path_join(a->state_dir, "vms");
+        r = gv_mkdir_p(vms_dir, 0700);
+        if (r < 0) {
+                gv_error_set(err, -r, "Cannot create the state directory '%s': %s.", vms_dir,
+                             strerror(-r));
+                goto fail;
+        }
+        r = gv_qemu_probe(cfg->qemu_binary, cfg->kvm_path, &a->qemu, &qerr);
+        if (r < 0)
+                a->qemu_error = xstrdup(gv_error_msg(qerr, r)); /* VMs refuse to start, said */
+        hc = (struct gv_host_config){ .sysfs_root = cfg->sysfs_root ? cfg->sysfs_root : "/",
+                                      .nvml_library = cfg->nvml_library };
+        r = gv_host_open(&hc, &a->host, err);
+        if (r < 0)
+                goto fail;
+        a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (a->wake_fd < 0) {
+                r = gv_error_set(err, errno, "eventfd: %m");
+                goto fail;
+        }
+        r = gv_sysfs_list(vms_dir, "", 0, &names, NULL);
+        if (r < 0) {
+                gv_error_set(err, -r, "Cannot list '%s': %s.", vms_dir, strerror(-r));
+                goto fail;
+        }
+        STRV_FOREACH(n, names) {
+                struct gv_agent_vm *vm = NULL;
+                _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+                if (!gv_name_is_valid(*n))
+                        continue;
+                if (vm_load(a, *n, &vm, &e) < 0) {
+                        /* One broken VM does not take the host down: it is reported. */
+                        strv_extend(&a->problems, gv_error_msg(e, -EINVAL));
+                        continue;
+                }
+                a->vms = xreallocarray(a->vms, a->n_vms + 1, sizeof(*a->vms));
+                a->vms[a->n_vms++] = vm;
+        }
+        for (size_t i = 0; i < a->n_vms; i++) {
+                pthread_mutex_lock(&a->vms[i]->lock);
+                adopt(a, a->vms[i]);
+                pthread_mutex_unlock(&a->vms[i]->lock);
+        }
+        r = pthread_create(&a->supervisor, NULL, gv_agent_supervise, a);
+        if (r) {
+                r = gv_error_set(err, r, "Cannot start the supervisor thread: %s.", strerror(r));
+                goto fail;
+        }
+        a->supervisor_running = true;
+        *ret = a;
+        return 0;
+fail:
+        gv_agent_free(a);
+        return r;
+}
+
+struct gv_agent *gv_agent_free(struct gv_agent *a)
+{
+        if (!a)
+                return NULL;
+        if (a->supervisor_running) {
+                __atomic_store_n(&a->stopping, true, __ATOMIC_SEQ_CST);
+                gv_agent_wake(a);
+                pthread_join(a->supervisor, NULL);
+        }
+        for (size_t i = 0; i < a->n_vms; i++)
+                vm_free(a->vms[i]); /* closes pidfds; QEMUs keep running */
+        free(a->vms);
+        gv_host_free(a->host);
+        gv_qemu_caps_done(&a->qemu);
+        free(a->qemu_error);
+        strv_free(a->problems);
+        if (a->wake_fd >= 0)
+                close(a->wake_fd);
+        pthread_mutex_destroy(&a->lock);
+        pthread_mutex_destroy(&a->host_lock);
+        free(a->state_dir);
+        free(a);
+        return NULL;
+}

@@ -1,0 +1,856 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench-vm-start — VM start latency through the agent (API call -> QMP `running`) beside the
+ * same qemu-system-x86_64 command started by hand, in the same run (issue 4, BENCHMARKS.md).
+ *
+ *   bench-vm-start [--runs N] [--agent PATH] [--out CSV] [--target-ms MS] [--enforce-target]
+ *                  [--keep-dir]
+ *
+ * It starts gpuvirtd on a fresh state directory and a UNIX socket under $TMPDIR, defines one
+ * VM without GPUs or disks ({"name": "bench-vm", "vcpus": 1, "memory_mib": 128}), and runs one
+ * untimed warm-up round and then N rounds (default 50). Each round times one start per side,
+ * the side that goes first alternating from round to round so both share the machine's noise:
+ *
+ *   agent    from sending `POST /v1/vms/bench-vm/start` to receiving its 200 (the agent starts
+ *            QEMU with -S, connects QMP, sends `cont` and waits for `running`). Then, untimed:
+ *            `GET /v1/vms/bench-vm` must say the VM is running and the QEMU named by the argv's
+ *            -pidfile must be alive with the VM's -name marker; `POST .../kill` must answer 200
+ *            and that QEMU must be gone within 10 s.
+ *   by hand  the argv the agent reports in `GET /v1/vms/bench-vm` ("argv"), with the agent's
+ *            run directory (QMP socket, console socket, pidfile) replaced by one of ours: from
+ *            before gv_proc_spawn() (fork+exec) to query-status answering "running", through
+ *            gv_qmp_connect() (greeting, capabilities), `cont` and query-status. Then, untimed:
+ *            SIGKILL and reap.
+ *
+ * Output: p50/p90/p99/min/max/mean per side (nearest rank: with 50 runs p99 is the maximum),
+ * the overhead (agent p50 - by-hand p50) and the verdict against the target (30 ms). Exit
+ * status: 0 measured (whatever the verdict), 1 a check failed (a start that did not reach
+ * running, a QEMU that outlived its kill, an agent error), 2 usage, 3 target missed with
+ * --enforce-target, 77 nothing to measure (gpuvirtd or QEMU not installed or built).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "http/client.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "util/fileio.h"
+#include "util/parse.h"
+#include "util/strv.h"
+#include "vmm/proc.h"
+#include "vmm/qmp.h"
+
+#ifndef BENCH_BUILDTYPE
+#define BENCH_BUILDTYPE "unknown"
+#endif
+#ifndef BENCH_SANITIZE
+#define BENCH_SANITIZE "unknown"
+#endif
+#ifndef BENCH_GPUVIRTD
+#define BENCH_GPUVIRTD GPUVIRT_BUILD_ROOT "/src/agent/gpuvirtd"
+#endif
+
+#define PROG "bench-vm-start"
+#define VM_NAME "bench-vm"
+#define DEFAULT_RUNS 50u
+#define DEFAULT_TARGET_MS 30.0
+#define NSEC_PER_MSEC 1000000.0
+
+/* Generous limits: the smoke test runs under ASan+UBSan, possibly on TCG, on 2 CPUs. */
+#define AGENT_READY_MS 15000
+#define REQUEST_MS 60000
+#define QMP_MS 30000
+#define EXIT_WAIT_MS 10000
+
+enum { SIDE_AGENT, SIDE_HAND, N_SIDES };
+static const char *const side_name[N_SIDES] = { "agent", "by hand" };
+static const char *const side_csv[N_SIDES] = { "agent", "hand" };
+
+/* ---------------------------------------------------------------- options */
+
+struct opts {
+        unsigned runs;
+        const char *agent;
+        const char *out;
+        double target_ms;
+        bool enforce;
+        bool keep_dir;
+};
+
+static const char usage_text[] =
+        "Usage: " PROG " [--runs N] [--agent PATH] [--out CSV] [--target-ms MS]\n"
+        "                      [--enforce-target] [--keep-dir]\n"
+        "\n"
+        "VM start latency through gpuvirtd (POST /v1/vms/NAME/start until its 200, i.e. QMP\n"
+        "'running') beside the same qemu-system-x86_64 argv started by hand (fork+exec, QMP\n"
+        "cont, query-status 'running'), interleaved in one run. Prints p50/p90/p99/max per side\n"
+        "and the agent's overhead at p50 against the target.\n"
+        "\n"
+        "  --runs N           timed starts per side (default 50), after one warm-up round\n"
+        "  --agent PATH       gpuvirtd to run (default: the built one; env GPUVIRT_BENCH_AGENT)\n"
+        "  --out CSV          write every sample: round,side,first,start_ms,qmp_ms\n"
+        "  --target-ms MS     overhead target at p50 (default 30)\n"
+        "  --enforce-target   exit 3 when the overhead misses the target\n"
+        "  --keep-dir         keep the state directory and logs and print where they are\n";
+
+static int usage_error(const char *fmt, ...) _printf_(1, 2);
+static int usage_error(const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        fprintf(stderr, PROG ": ");
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "\nRun '" PROG " --help' for usage.\n");
+        return 2;
+}
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+        static const struct option longopts[] = {
+                { "runs", required_argument, NULL, 'n' },
+                { "agent", required_argument, NULL, 'a' },
+                { "out", required_argument, NULL, 'o' },
+                { "target-ms", required_argument, NULL, 't' },
+                { "enforce-target", no_argument, NULL, 'e' },
+                { "keep-dir", no_argument, NULL, 'k' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        int c;
+        uint32_t u;
+        while ((c = getopt_long(argc, argv, "h", longopts, NULL)) >= 0) {
+                switch (c) {
+                case 'n':
+                        if (gv_parse_u32(optarg, 10, &o->runs) < 0 || o->runs == 0 ||
+                            o->runs > 100000)
+                                return usage_error("--runs needs a whole number from 1 to "
+                                                   "100000, not '%s'.", optarg);
+                        break;
+                case 'a':
+                        o->agent = optarg;
+                        break;
+                case 'o':
+                        o->out = optarg;
+                        break;
+                case 't':
+                        if (gv_parse_u32(optarg, 10, &u) < 0 || u > 1000000)
+                                return usage_error("--target-ms needs a whole number of "
+                                                   "milliseconds from 0 to 1000000, not '%s'.",
+                                                   optarg);
+                        o->target_ms = u;
+                        break;
+                case 'e':
+                        o->enforce = true;
+                        break;
+                case 'k':
+                        o->keep_dir = true;
+                        break;
+                case 'h':
+                        fputs(usage_text, stdout);
+                        exit(0);
+                default:
+                        return usage_error("invalid option.");
+                }
+        }
+        if (optind < argc)
+                return usage_error("unexpected argument '%s'.", argv[optind]);
+        return 0;
+}
+
+/* ---------------------------------------------------------------- timing and statistics */
+
+static uint64_t now_ns(void)
+{
+        struct timespec ts;
+        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+struct stats {
+        double p50, p90, p99, min, max, mean; /* milliseconds */
+};
+
+static int cmp_u64(const void *a, const void *b)
+{
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+        return (x > y) - (x < y);
+}
+
+/* Nearest rank: the smallest sample with at least pct% of the samples at or below it. */
+static uint64_t percentile(const uint64_t *sorted, size_t n, unsigned pct)
+{
+        size_t rank = (n * pct + 99) / 100;
+        if (rank == 0)
+                rank = 1;
+        return sorted[rank - 1];
+}
+
+static struct stats stats_of(const uint64_t *samples, size_t n)
+{
+        _cleanup_free_ uint64_t *s = xreallocarray(NULL, n, sizeof(*s));
+        memcpy(s, samples, n * sizeof(*s));
+        qsort(s, n, sizeof(*s), cmp_u64);
+        double sum = 0;
+        for (size_t i = 0; i < n; i++)
+                sum += (double)s[i];
+        return (struct stats){
+                .p50 = (double)percentile(s, n, 50) / NSEC_PER_MSEC,
+                .p90 = (double)percentile(s, n, 90) / NSEC_PER_MSEC,
+                .p99 = (double)percentile(s, n, 99) / NSEC_PER_MSEC,
+                .min = (double)s[0] / NSEC_PER_MSEC,
+                .max = (double)s[n - 1] / NSEC_PER_MSEC,
+                .mean = sum / (double)n / NSEC_PER_MSEC,
+        };
+}
+
+/* ---------------------------------------------------------------- the run's context */
+
+struct ctx {
+        struct opts o;
+        char *dir;            /* our temporary directory */
+        char *endpoint;       /* "unix:DIR/agent.sock" */
+        char *agent_log;
+        struct gv_proc agent;
+        unsigned op_seq;      /* Operation-Id counter */
+        bool vm_defined;
+
+        /* From the agent's GET /v1/vms/NAME, read after the warm-up start. */
+        char **agent_argv;
+        char *agent_pidfile;  /* the -pidfile of the agent's argv */
+        char *marker;         /* the -name argument: one whole argv element, for gv_proc_adopt */
+        char **hand_argv;     /* agent_argv with the agent's run dir replaced by hand_dir */
+        char *hand_dir;
+        char *hand_qmp;
+        char *hand_log;
+        char *accel;          /* the -accel (or -machine accel=) of the argv, "?" when absent */
+        char *qemu_version;   /* from the by-hand QMP greeting */
+
+        struct gv_proc agent_qemu; /* the agent's QEMU of the current round, adopted */
+        struct gv_proc hand_qemu;
+
+        uint64_t *samples[N_SIDES];
+        uint64_t *hand_qmp_ns; /* by hand: fork -> QMP connected (greeting + capabilities) */
+        size_t n[N_SIDES];
+        FILE *csv;
+};
+
+static int fail(const char *fmt, ...) _printf_(1, 2);
+static int fail(const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        fprintf(stderr, PROG ": ");
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        return -EIO;
+}
+
+/* The last lines of a log, for a failure report. */
+static void print_log_tail(const char *what, const char *path)
+{
+        _cleanup_free_ char *s = NULL;
+        size_t len = 0;
+        if (!path || gv_read_file(path, 16u << 20, &s, &len) < 0 || len == 0)
+                return;
+        const char *start = len > 2000 ? s + len - 2000 : s;
+        fprintf(stderr, "--- last lines of %s (%s) ---\n%s%s--- end ---\n", what, path, start,
+                s[len - 1] == '\n' ? "" : "\n");
+}
+
+/* ---------------------------------------------------------------- talking to the agent */
+
+/* One request; *ret_json (may be NULL) gets the body parsed as JSON (NULL when empty). An
+ * Operation-Id header goes with every mutation. Fails when the exchange fails or the status
+ * is not `want`, with the problem body in the message. */
+static int agent_call(struct ctx *c, const char *method, const char *path, const char *body,
+                      int want, json_t **ret_json)
+{
+        char opid[64];
+        const char *mut_headers[] = { opid, NULL };
+        bool mutation = strcmp(method, "GET") != 0;
+        (void)snprintf(opid, sizeof(opid), "Operation-Id: bench-%ld-%u", (long)getpid(),
+                       ++c->op_seq);
+        struct gv_http_client_req rq = {
+                .endpoint = c->endpoint,
+                .method = method,
+                .path = path,
+                .body = body,
+                .body_len = body ? strlen(body) : 0,
+                .headers = mutation ? mut_headers : NULL,
+                .timeout_ms = REQUEST_MS,
+        };
+        struct gv_http_client_reply rp = {};
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        int r = gv_http_client_send(&rq, &rp, &e);
+        if (r < 0)
+                return fail("%s %s: %s", method, path, gv_error_msg(e, r));
+        if (rp.status != want) {
+                fail("%s %s answered %d, not %d: %s", method, path, rp.status, want,
+                     rp.body && *rp.body ? rp.body : "(no body)");
+                gv_http_client_reply_done(&rp);
+                return -EIO;
+        }
+        if (ret_json) {
+                json_t *j = NULL;
+                if (rp.body && rp.body_len > 0) {
+                        json_error_t je;
+                        j = json_loadb(rp.body, rp.body_len, 0, &je);
+                        if (!j) {
+                                fail("%s %s: the reply is not JSON (%s): %s", method, path,
+                                     je.text, rp.body);
+                                gv_http_client_reply_done(&rp);
+                                return -EBADMSG;
+                        }
+                }
+                *ret_json = j;
+        }
+        gv_http_client_reply_done(&rp);
+        return 0;
+}
+
+static int agent_start_daemon(struct ctx *c)
+{
+        _cleanup_free_ char *state = gv_path_join_many(c->dir, "state", NULL);
+        _cleanup_free_ char *sock = gv_path_join_many(c->dir, "agent.sock", NULL);
+        c->endpoint = xasprintf("unix:%s", sock);
+        c->agent_log = gv_path_join_many(c->dir, "agent.log", NULL);
+        if (mkdir(state, 0700) < 0)
+                return fail("Cannot create '%s': %s.", state, strerror(errno));
+
+        _cleanup_close_ int log = open(c->agent_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                                       0600);
+        if (log < 0)
+                return fail("Cannot create '%s': %s.", c->agent_log, strerror(errno));
+        char *argv[] = { (char *)c->o.agent, "--state-dir", state, "--socket", sock, NULL };
+        struct gv_spawn_opts so = { .stdin_fd = -1, .stdout_fd = log, .stderr_fd = log };
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        int r = gv_proc_spawn(argv, &so, &c->agent, &e);
+        if (r < 0)
+                return fail("%s", gv_error_msg(e, r));
+
+        /* Ready when it answers HTTP on the socket (any status: the route may not exist). */
+        uint64_t deadline = now_ns() + (uint64_t)AGENT_READY_MS * 1000000u;
+        for (;;) {
+                int status = 0;
+                struct gv_error *e2 = NULL;
+                r = gv_http_client_request(c->endpoint, "GET", "/v1/vms", NULL, 2000, &status,
+                                           NULL, &e2);
+                if (r >= 0)
+                        return 0;
+                if (!gv_proc_alive(&c->agent)) {
+                        fail("'%s' exited before answering on '%s': %s", c->o.agent, sock,
+                             gv_error_msg(e2, r));
+                        gv_error_free(e2);
+                        print_log_tail("the agent's log", c->agent_log);
+                        return -EIO;
+                }
+                if (now_ns() > deadline) {
+                        fail("'%s' did not answer on '%s' within %d ms: %s", c->o.agent, sock,
+                             AGENT_READY_MS, gv_error_msg(e2, r));
+                        gv_error_free(e2);
+                        print_log_tail("the agent's log", c->agent_log);
+                        return -ETIMEDOUT;
+                }
+                gv_error_free(e2);
+                (void)nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000000 }, NULL);
+        }
+}
+
+/* "running" anywhere the agent may say it: "phase", "state" or "status" (a string, or an
+ * object with one of those). */
+static bool says_running(const json_t *vm)
+{
+        static const char *const keys[] = { "phase", "state", "status" };
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                const json_t *v = json_object_get(vm, keys[i]);
+                if (json_is_string(v) && strcmp(json_string_value(v), "running") == 0)
+                        return true;
+                if (json_is_object(v) && says_running(v))
+                        return true;
+        }
+        return false;
+}
+
+/* The value of ",path=" in a -chardev argument, with QEMU's ",," unescaped. */
+static char *chardev_path(const char *arg)
+{
+        const char *p = strstr(arg, ",path=");
+        if (!p)
+                return NULL;
+        p += strlen(",path=");
+        char *out = xmalloc(strlen(p) + 1), *o = out;
+        for (; *p; p++) {
+                if (*p == ',') {
+                        if (p[1] != ',')
+                                break;
+                        p++;
+                }
+                *o++ = *p;
+        }
+        *o = '\0';
+        return out;
+}
+
+/* s with every occurrence of from replaced by to. */
+static char *replace_all(const char *s, const char *from, const char *to)
+{
+        size_t fl = strlen(from), tl = strlen(to), n = 0;
+        for (const char *p = strstr(s, from); p; p = strstr(p + fl, from))
+                n++;
+        char *out = xmalloc(strlen(s) + n * tl + 1), *o = out;
+        for (const char *p = s, *q; ; p = q + fl) {
+                q = strstr(p, from);
+                if (!q) {
+                        strcpy(o, p);
+                        break;
+                }
+                memcpy(o, p, (size_t)(q - p));
+                o += q - p;
+                memcpy(o, to, tl);
+                o += tl;
+        }
+        return out;
+}
+
+/* Read the argv from GET /v1/vms/NAME (the VM is running) and derive the by-hand argv. */
+static int take_argv(struct ctx *c, const json_t *vm)
+{
+        const json_t *a = json_object_get(vm, "argv");
+        if (!json_is_array(a) || json_array_size(a) < 2) {
+                _cleanup_free_ char *dump = json_dumps(vm, JSON_COMPACT);
+                return fail("GET /v1/vms/" VM_NAME " has no \"argv\" array (the QEMU command "
+                            "the agent ran), which the by-hand side needs: %s", dump);
+        }
+        size_t i;
+        const json_t *v;
+        json_array_foreach(a, i, v) {
+                if (!json_is_string(v))
+                        return fail("\"argv\"[%zu] of GET /v1/vms/" VM_NAME " is not a string.",
+                                    i);
+                strv_extend(&c->agent_argv, json_string_value(v));
+        }
+
+        _cleanup_free_ char *qmp = NULL;
+        for (char **p = c->agent_argv; *p && p[1]; p++) {
+                if (strcmp(*p, "-chardev") == 0 && strstr(p[1], "id=qmp,"))
+                        qmp = chardev_path(p[1]);
+                else if (strcmp(*p, "-pidfile") == 0 && !c->agent_pidfile)
+                        c->agent_pidfile = xstrdup(p[1]);
+                else if (strcmp(*p, "-name") == 0 && !c->marker)
+                        c->marker = xstrdup(p[1]);
+                else if (strcmp(*p, "-accel") == 0 && !c->accel)
+                        c->accel = xstrdup(p[1]);
+        }
+        if (!qmp || !c->agent_pidfile || !c->marker)
+                return fail("The agent's argv lacks %s; cannot repeat it by hand.",
+                            !qmp ? "a '-chardev socket,id=qmp,path=...'" :
+                            !c->agent_pidfile ? "'-pidfile'" : "'-name'");
+        if (!c->accel)
+                c->accel = xstrdup("?");
+
+        /* The agent's run directory is the QMP socket's; ours replaces it everywhere, so the
+         * by-hand QEMU shares no socket or pidfile with the agent's. */
+        _cleanup_free_ char *run = xstrdup(qmp);
+        char *slash = strrchr(run, '/');
+        if (!slash || slash == run)
+                return fail("The agent's QMP socket '%s' is not in a directory of its own.", qmp);
+        slash[1] = '\0'; /* keep the '/' so that ".../run2" does not match ".../run" */
+        c->hand_dir = gv_path_join_many(c->dir, "hand", NULL);
+        if (mkdir(c->hand_dir, 0700) < 0)
+                return fail("Cannot create '%s': %s.", c->hand_dir, strerror(errno));
+        _cleanup_free_ char *to = xasprintf("%s/", c->hand_dir);
+        for (char **p = c->agent_argv; *p; p++)
+                strv_consume(&c->hand_argv, replace_all(*p, run, to));
+        c->hand_qmp = replace_all(qmp, run, to);
+        c->hand_log = gv_path_join_many(c->dir, "hand-qemu.log", NULL);
+        return 0;
+}
+
+/* The agent's QEMU, by the argv's pidfile and -name marker. */
+static int adopt_agent_qemu(struct ctx *c)
+{
+        pid_t pid;
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        int r = gv_pidfile_read(c->agent_pidfile, &pid, &e);
+        if (r >= 0)
+                r = gv_proc_adopt(pid, c->marker, &c->agent_qemu, &e);
+        if (r < 0)
+                return fail("The agent said the VM runs, but its QEMU is not there: %s",
+                            gv_error_msg(e, r));
+        return 0;
+}
+
+/* One timed start through the agent, then the untimed checks and kill. */
+static int round_agent(struct ctx *c, uint64_t *ret_ns)
+{
+        int r;
+        uint64_t t0 = now_ns();
+        r = agent_call(c, "POST", "/v1/vms/" VM_NAME "/start", NULL, 200, NULL);
+        uint64_t t1 = now_ns();
+        if (r < 0) {
+                print_log_tail("the agent's log", c->agent_log);
+                return r;
+        }
+
+        _cleanup_(json_decrefp) json_t *vm = NULL;
+        r = agent_call(c, "GET", "/v1/vms/" VM_NAME, NULL, 200, &vm);
+        if (r < 0)
+                return r;
+        if (!json_is_object(vm) || !says_running(vm)) {
+                _cleanup_free_ char *dump = vm ? json_dumps(vm, JSON_COMPACT) : NULL;
+                return fail("The start answered 200 but GET /v1/vms/" VM_NAME " does not say "
+                            "\"running\": %s", dump ? dump : "(no body)");
+        }
+        if (!c->agent_argv && (r = take_argv(c, vm)) < 0)
+                return r;
+        if ((r = adopt_agent_qemu(c)) < 0)
+                return r;
+
+        r = agent_call(c, "POST", "/v1/vms/" VM_NAME "/kill", NULL, 200, NULL);
+        if (r < 0)
+                return r;
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        r = gv_proc_wait(&c->agent_qemu, EXIT_WAIT_MS, NULL, &e);
+        if (r < 0)
+                return fail("Waiting for the agent's QEMU: %s", gv_error_msg(e, r));
+        if (r == 0)
+                return fail("The agent's QEMU (pid %d) still runs %d ms after the kill "
+                            "answered 200.", c->agent_qemu.pid, EXIT_WAIT_MS);
+        gv_proc_close(&c->agent_qemu);
+        *ret_ns = t1 - t0;
+        return 0;
+}
+
+/* ---------------------------------------------------------------- by hand */
+
+static int hand_kill(struct ctx *c)
+{
+        if (c->hand_qemu.pidfd < 0)
+                return 0;
+        (void)gv_proc_signal(&c->hand_qemu, SIGKILL, NULL);
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        int r = gv_proc_wait(&c->hand_qemu, EXIT_WAIT_MS, NULL, &e);
+        if (r <= 0)
+                return fail("The by-hand QEMU (pid %d) did not exit after SIGKILL: %s",
+                            c->hand_qemu.pid, r < 0 ? gv_error_msg(e, r) : "timed out");
+        gv_proc_close(&c->hand_qemu);
+        return 0;
+}
+
+static int round_hand(struct ctx *c, uint64_t *ret_ns, uint64_t *ret_qmp_ns)
+{
+        /* Untimed: no stale socket for gv_qmp_connect() to knock on. */
+        (void)unlink(c->hand_qmp);
+        _cleanup_close_ int log = open(c->hand_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                                       0600);
+        if (log < 0)
+                return fail("Cannot open '%s': %s.", c->hand_log, strerror(errno));
+        /* As the agent runs QEMU: stdio off, stderr to a log, a session of its own. */
+        struct gv_spawn_opts so = { .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = log,
+                                    .new_session = true };
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        _cleanup_(gv_qmp_freep) struct gv_qmp *q = NULL;
+        _cleanup_free_ char *status = NULL;
+        int r;
+
+        uint64_t t0 = now_ns();
+        r = gv_proc_spawn(c->hand_argv, &so, &c->hand_qemu, &e);
+        if (r < 0)
+                return fail("%s", gv_error_msg(e, r));
+        r = gv_qmp_connect(c->hand_qmp, QMP_MS, &q, &e);
+        uint64_t tq = now_ns();
+        if (r >= 0)
+                r = gv_qmp_execute(q, "cont", NULL, QMP_MS, NULL, &e);
+        while (r >= 0) {
+                free(status);
+                status = NULL;
+                r = gv_qmp_query_status(q, QMP_MS, &status, &e);
+                if (r < 0 || strcmp(status, "running") == 0)
+                        break;
+                if (now_ns() - t0 > (uint64_t)QMP_MS * 1000000u) {
+                        r = gv_error_set(&e, ETIMEDOUT, "status still '%s' after %d ms",
+                                         status, QMP_MS);
+                        break;
+                }
+        }
+        uint64_t t1 = now_ns();
+        if (r < 0) {
+                fail("By hand: %s", gv_error_msg(e, r));
+                print_log_tail("the by-hand QEMU's stderr", c->hand_log);
+                (void)hand_kill(c);
+                return -EIO;
+        }
+        if (!c->qemu_version)
+                c->qemu_version = xstrdup(gv_qmp_qemu_version(q));
+        q = gv_qmp_free(q);
+        if ((r = hand_kill(c)) < 0)
+                return r;
+        *ret_ns = t1 - t0;
+        *ret_qmp_ns = tq - t0;
+        return 0;
+}
+
+/* ---------------------------------------------------------------- the run */
+
+static void record(struct ctx *c, int side, unsigned round, bool first, uint64_t ns,
+                   uint64_t qmp_ns)
+{
+        c->samples[side][c->n[side]++] = ns;
+        if (side == SIDE_HAND)
+                c->hand_qmp_ns[c->n[side] - 1] = qmp_ns;
+        if (c->csv) {
+                fprintf(c->csv, "%u,%s,%d,%.3f,", round, side_csv[side], first ? 1 : 0,
+                        (double)ns / NSEC_PER_MSEC);
+                if (side == SIDE_HAND)
+                        fprintf(c->csv, "%.3f", (double)qmp_ns / NSEC_PER_MSEC);
+                fputc('\n', c->csv);
+        }
+}
+
+/* One round: both sides, `first` first. warmup: not recorded. */
+static int run_round(struct ctx *c, unsigned round, int first, bool warmup)
+{
+        for (int k = 0; k < N_SIDES; k++) {
+                int side = k == 0 ? first : 1 - first;
+                uint64_t ns = 0, qmp_ns = 0;
+                int r = side == SIDE_AGENT ? round_agent(c, &ns) : round_hand(c, &ns, &qmp_ns);
+                if (r < 0) {
+                        fprintf(stderr, PROG ": %s start failed in %s %u.\n", side_name[side],
+                                warmup ? "the warm-up round" : "round", round);
+                        return r;
+                }
+                if (ns == 0)
+                        return fail("%s start measured 0 ns in round %u.", side_name[side],
+                                    round);
+                if (!warmup)
+                        record(c, side, round, k == 0, ns, qmp_ns);
+        }
+        return 0;
+}
+
+static void print_machine(struct ctx *c)
+{
+        struct utsname u;
+        _cleanup_free_ char *model = NULL;
+        _cleanup_free_ char *cpuinfo = NULL;
+        if (gv_read_file("/proc/cpuinfo", 1 << 20, &cpuinfo, NULL) >= 0) {
+                char *l = strstr(cpuinfo, "model name");
+                char *colon = l ? strchr(l, ':') : NULL;
+                if (colon) {
+                        colon += 2;
+                        model = strndup(colon, strcspn(colon, "\n"));
+                }
+        }
+        if (uname(&u) < 0)
+                memset(&u, 0, sizeof(u));
+        printf("machine: %ld CPUs online (%s), Linux %s %s\n", sysconf(_SC_NPROCESSORS_ONLN),
+               model ? model : "unknown CPU", u.release, u.machine);
+        printf("build:   %s, sanitizers %s\n", BENCH_BUILDTYPE, BENCH_SANITIZE);
+        printf("qemu:    '%s' %s, accel %s, VM: 1 vCPU, 128 MiB, no disks, no GPUs\n",
+               c->hand_argv[0], c->qemu_version ? c->qemu_version : "?", c->accel);
+        printf("agent:   '%s'\n", c->o.agent);
+        printf("method:  %u timed rounds after 1 warm-up round; each round starts the VM once "
+               "per side,\n         the first side alternating; CLOCK_MONOTONIC; "
+               "nearest-rank percentiles\n", c->o.runs);
+}
+
+static void print_row(const char *name, const struct stats *s)
+{
+        printf("  %-34s %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f\n", name, s->p50, s->p90, s->p99,
+               s->min, s->max, s->mean);
+}
+
+static int report(struct ctx *c)
+{
+        struct stats st[N_SIDES];
+        for (int s = 0; s < N_SIDES; s++)
+                st[s] = stats_of(c->samples[s], c->n[s]);
+        struct stats sq = stats_of(c->hand_qmp_ns, c->n[SIDE_HAND]);
+
+        print_machine(c);
+        printf("\n  start latency (ms)                       p50       p90       p99       min"
+               "       max      mean\n");
+        print_row("agent: POST start -> 200", &st[SIDE_AGENT]);
+        print_row("by hand: fork -> running", &st[SIDE_HAND]);
+        print_row("  of which fork -> QMP ready", &sq);
+
+        double over = st[SIDE_AGENT].p50 - st[SIDE_HAND].p50;
+        bool met = over <= c->o.target_ms;
+        printf("\n  agent overhead at p50: %+.3f ms (%.2fx the by-hand start); at p99: %+.3f ms\n",
+               over, st[SIDE_AGENT].p50 / st[SIDE_HAND].p50,
+               st[SIDE_AGENT].p99 - st[SIDE_HAND].p99);
+        printf("  target: overhead <= %.0f ms at p50: %s\n", c->o.target_ms,
+               met ? "MET" : "MISSED");
+        printf("  checks: %zu agent starts reached 'running' (GET and a live QEMU), %zu by-hand "
+               "starts answered query-status 'running'; every QEMU gone after its kill\n",
+               c->n[SIDE_AGENT], c->n[SIDE_HAND]);
+        if (!met && c->o.enforce)
+                return 3;
+        return 0;
+}
+
+/* Untimed teardown, also after a failure: no QEMU and no agent outlive the benchmark. */
+static void cleanup(struct ctx *c)
+{
+        (void)hand_kill(c);
+        if (c->vm_defined && c->agent.pidfd >= 0 && gv_proc_alive(&c->agent)) {
+                /* A VM left running by a failed round: kill it, then delete the definition. */
+                (void)agent_call(c, "POST", "/v1/vms/" VM_NAME "/kill", NULL, 200, NULL);
+                (void)agent_call(c, "DELETE", "/v1/vms/" VM_NAME, NULL, 200, NULL);
+        }
+        if (c->agent_qemu.pidfd < 0 && c->agent_pidfile && c->marker) {
+                pid_t pid;
+                if (gv_pidfile_read(c->agent_pidfile, &pid, NULL) >= 0)
+                        (void)gv_proc_adopt(pid, c->marker, &c->agent_qemu, NULL);
+        }
+        if (c->agent_qemu.pidfd >= 0) {
+                (void)gv_proc_signal(&c->agent_qemu, SIGKILL, NULL);
+                (void)gv_proc_wait(&c->agent_qemu, EXIT_WAIT_MS, NULL, NULL);
+                gv_proc_close(&c->agent_qemu);
+        }
+        if (c->agent.pidfd >= 0) {
+                (void)gv_proc_signal(&c->agent, SIGTERM, NULL);
+                if (gv_proc_wait(&c->agent, 5000, NULL, NULL) == 0) {
+                        (void)gv_proc_signal(&c->agent, SIGKILL, NULL);
+                        (void)gv_proc_wait(&c->agent, EXIT_WAIT_MS, NULL, NULL);
+                }
+                gv_proc_close(&c->agent);
+        }
+}
+
+static void ctx_done(struct ctx *c)
+{
+        if (c->dir) {
+                if (c->o.keep_dir)
+                        fprintf(stderr, PROG ": kept '%s' (agent.log, state/, hand/).\n",
+                                c->dir);
+                else
+                        (void)gv_rm_rf(c->dir);
+        }
+        free(c->dir);
+        free(c->endpoint);
+        free(c->agent_log);
+        strv_free(c->agent_argv);
+        strv_free(c->hand_argv);
+        free(c->agent_pidfile);
+        free(c->marker);
+        free(c->hand_dir);
+        free(c->hand_qmp);
+        free(c->hand_log);
+        free(c->accel);
+        free(c->qemu_version);
+        for (int s = 0; s < N_SIDES; s++)
+                free(c->samples[s]);
+        free(c->hand_qmp_ns);
+        if (c->csv)
+                (void)fclose(c->csv);
+}
+
+static bool in_path(const char *name)
+{
+        const char *path = getenv("PATH");
+        _cleanup_(strv_freep) char **dirs = strv_split(path ? path : "/usr/bin:/bin", ":");
+        for (char **d = dirs; d && *d; d++) {
+                _cleanup_free_ char *p = gv_path_join_many(*d, name, NULL);
+                if (access(p, X_OK) == 0)
+                        return true;
+        }
+        return false;
+}
+
+int main(int argc, char **argv)
+{
+        struct ctx c = {
+                .o = { .runs = DEFAULT_RUNS, .target_ms = DEFAULT_TARGET_MS },
+                .agent = GV_PROC_NULL,
+                .agent_qemu = GV_PROC_NULL,
+                .hand_qemu = GV_PROC_NULL,
+        };
+        int r = parse_opts(argc, argv, &c.o);
+        if (r != 0)
+                return r;
+        if (!c.o.agent) {
+                const char *env = getenv("GPUVIRT_BENCH_AGENT");
+                c.o.agent = env && *env ? env : BENCH_GPUVIRTD;
+        }
+        if (access(c.o.agent, X_OK) < 0) {
+                printf("skipped: gpuvirtd '%s' is not there (%s); build it (ninja -C build) or "
+                       "name one with --agent.\n", c.o.agent, strerror(errno));
+                return 77;
+        }
+        if (!in_path("qemu-system-x86_64")) {
+                printf("skipped: qemu-system-x86_64 is not in PATH; the benchmark starts real "
+                       "VMs.\n");
+                return 77;
+        }
+
+        /* A write to the agent's socket after it died must fail, not kill us. */
+        (void)signal(SIGPIPE, SIG_IGN);
+
+        const char *tmp = getenv("TMPDIR");
+        _cleanup_free_ char *templ = xasprintf("%s/bench-vm-start-XXXXXX",
+                                               tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(templ)) {
+                fprintf(stderr, PROG ": cannot create a directory '%s': %s.\n", templ,
+                        strerror(errno));
+                return 1;
+        }
+        c.dir = TAKE_PTR(templ);
+        for (int s = 0; s < N_SIDES; s++)
+                c.samples[s] = xreallocarray(NULL, c.o.runs, sizeof(uint64_t));
+        c.hand_qmp_ns = xreallocarray(NULL, c.o.runs, sizeof(uint64_t));
+        if (c.o.out) {
+                c.csv = fopen(c.o.out, "we");
+                if (!c.csv) {
+                        fprintf(stderr, PROG ": cannot write '%s': %s.\n", c.o.out,
+                                strerror(errno));
+                        ctx_done(&c);
+                        return 1;
+                }
+                fputs("round,side,first,start_ms,qmp_ms\n", c.csv);
+        }
+
+        r = agent_start_daemon(&c);
+        if (r >= 0) {
+                r = agent_call(&c, "POST", "/v1/vms",
+                               "{\"name\": \"" VM_NAME "\", \"vcpus\": 1, \"memory_mib\": 128}",
+                               201, NULL);
+                c.vm_defined = r >= 0;
+        }
+        /* The warm-up round goes agent first: its GET gives the argv the by-hand side runs. */
+        if (r >= 0)
+                r = run_round(&c, 0, SIDE_AGENT, true);
+        for (unsigned i = 1; r >= 0 && i <= c.o.runs; i++)
+                r = run_round(&c, i, i % 2 ? SIDE_HAND : SIDE_AGENT, false);
+        if (r >= 0) {
+                r = agent_call(&c, "DELETE", "/v1/vms/" VM_NAME, NULL, 200, NULL);
+                c.vm_defined = r < 0;
+        }
+        cleanup(&c);
+        int ret = 1;
+        if (r >= 0 && c.csv && fflush(c.csv) != 0) {
+                fprintf(stderr, PROG ": cannot write '%s': %s.\n", c.o.out, strerror(errno));
+                r = -EIO;
+        }
+        if (r >= 0)
+                ret = report(&c);
+        ctx_done(&c);
+        return ret;
+}

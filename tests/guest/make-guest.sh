@@ -69,7 +69,8 @@ fi
 # --- tools ---------------------------------------------------------------------------------
 bb=${GV_BUSYBOX:-/bin/busybox}
 [ -x "$bb" ] || skip "no busybox at '$bb': install the package busybox-static"
-if command -v ldd >/dev/null && [[ "$(ldd "$bb" 2>&1 || true)" != *"not a dynamic executable"* ]]; then
+ldd_out=$(ldd "$bb" 2>&1 || true)
+if command -v ldd >/dev/null && [[ $ldd_out != *"not a dynamic executable"* ]]; then
         skip "'$bb' is dynamically linked and cannot run in the initramfs: install busybox-static"
 fi
 command -v cpio >/dev/null || skip "no cpio: install the package cpio"
@@ -145,7 +146,7 @@ if [ -z "$kernel_source" ]; then
                 kernel_source="$vmlinuz"
                 ver=${vmlinuz##*/vmlinuz-}
                 for m in acpi/button input/evdev; do
-                        for f in /lib/modules/"$ver"/kernel/drivers/$m.ko*; do
+                        for f in "/lib/modules/$ver/kernel/drivers/$m".ko*; do
                                 [ -e "$f" ] || continue
                                 mkdir -p "$kroot/lib/modules/$ver/kernel/drivers/${m%/*}"
                                 cp "$f" "$kroot/lib/modules/$ver/kernel/drivers/${m%/*}/"
@@ -158,7 +159,8 @@ if [ -z "$kernel_source" ]; then
                         reason="apt-cache knows no linux-image-*-amd64 package"
                 else
                         reason="'apt-get download $pkg' failed"
-                        reason+=$(grep -E '^E:' "$log" 2>/dev/null | head -n 1 | sed 's/^/: /' || true)
+                        reason+=$(grep -E '^E:' "$log" 2>/dev/null | head -n 1 |
+                                sed 's/^/: /' || true)
                 fi
                 skip "no kernel: $reason, and /boot has no readable vmlinuz-*"
         fi
@@ -180,7 +182,7 @@ cp "$here/init" "$stage/init"
 chmod 755 "$stage/init"
 
 # busybox insmod takes plain .ko files: unpack compressed modules (newer kernels) here.
-for f in $(find "$kroot" -name '*.ko' -o -name '*.ko.xz' -o -name '*.ko.zst' 2>/dev/null); do
+find "$kroot" -name '*.ko' -o -name '*.ko.xz' -o -name '*.ko.zst' | while IFS= read -r f; do
         base=${f##*/}
         case $f in
         *.ko) cp "$f" "$stage/lib/modules/" ;;

@@ -285,14 +285,16 @@ int gv_http_client_parse_head(const char *buf, size_t len, int *ret_status, char
                         return gv_error_set(err, EBADMSG, "a header line does not end in CRLF");
                 if (eol == p)
                         break; /* the empty line: end of the head */
+                if (*p == ' ' || *p == '\t')
+                        return gv_error_set(err, EBADMSG, "a header line is folded (starts with "
+                                            "white space), which HTTP/1.1 no longer allows");
                 const char *colon = memchr(p, ':', (size_t)(eol - p));
                 if (!colon || colon == p)
                         return gv_error_set(err, EBADMSG, "a header line has no 'name:'");
                 for (const char *q = p; q < colon; q++)
                         if (!is_tchar(*q))
                                 return gv_error_set(err, EBADMSG, "a header name holds a "
-                                                    "character that is not allowed (folded "
-                                                    "lines are refused)");
+                                                    "character that is not allowed");
                 const char *v = colon + 1, *ve = eol;
                 while (v < ve && (*v == ' ' || *v == '\t'))
                         v++;
@@ -591,6 +593,56 @@ static bool target_is_valid(const char *s)
         return true;
 }
 
+/* Connect, send, read: the whole exchange on c; *ret written only on success. */
+static int exchange(struct conn *c, const struct gv_http_client_req *rq,
+                    struct gv_http_client_reply *ret, struct gv_error **err)
+{
+        _cleanup_free_ char *host = NULL, *head = NULL, *extra = NULL, *body_hdr = NULL;
+        _cleanup_free_ char *body = NULL;
+        _cleanup_strv_free_ char **headers = NULL;
+        int status = 0;
+
+        int r = conn_open(c, rq->endpoint, &host, err);
+        if (r == -ETIMEDOUT)
+                return gv_error_set(err, ETIMEDOUT, "cannot connect to '%s' within %d ms.",
+                                    rq->endpoint, rq->timeout_ms);
+        if (r < 0)
+                return r;
+
+        extra = strv_join((char *const *)rq->headers, "\r\n");
+        body_hdr = rq->body ? xasprintf("Content-Type: %s\r\nContent-Length: %zu\r\n",
+                                        rq->content_type ? rq->content_type : "application/json",
+                                        rq->body_len)
+                            : xstrdup("");
+        head = xasprintf("%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: gpuvirt/%s\r\n"
+                         "Accept: application/json, application/problem+json, */*\r\n"
+                         "Connection: close\r\n%s%s%s\r\n",
+                         rq->method, rq->path, host, GPUVIRT_VERSION, body_hdr, extra,
+                         *extra ? "\r\n" : "");
+        r = conn_write(c, head, strlen(head), err);
+        if (r >= 0 && rq->body)
+                r = conn_write(c, rq->body, rq->body_len, err);
+        if (r < 0 && r != -EPIPE && r != -ECONNRESET)
+                return gv_error_wrap(err, r, "cannot send the request to '%s'", rq->endpoint);
+        /* On EPIPE/ECONNRESET the server may have answered early (413): read what it said. */
+
+        r = read_head(c, &status, &headers, err);
+        if (r < 0)
+                return r;
+        struct sink s = { .rq = rq, .max = rq->max_body ? rq->max_body
+                                                        : GV_HTTP_CLIENT_MAX_BODY_DEFAULT };
+        r = read_body(c, rq, status, headers, &s, err);
+        body = s.buf;
+        if (r < 0)
+                return r;
+
+        ret->status = status;
+        ret->headers = TAKE_PTR(headers);
+        ret->body = rq->on_data ? NULL : (body ? TAKE_PTR(body) : xstrdup(""));
+        ret->body_len = s.len;
+        return 0;
+}
+
 int gv_http_client_send(const struct gv_http_client_req *rq, struct gv_http_client_reply *ret,
                         struct gv_error **err)
 {
@@ -614,56 +666,10 @@ int gv_http_client_send(const struct gv_http_client_req *rq, struct gv_http_clie
         c->endpoint = rq->endpoint;
         c->timeout_ms = rq->timeout_ms;
         c->deadline_ms = rq->timeout_ms > 0 ? now_ms() + rq->timeout_ms : 0;
-
-        _cleanup_free_ char *host = NULL, *head = NULL;
-        _cleanup_strv_free_ char **headers = NULL;
-        struct sink s = { .rq = rq, .max = rq->max_body ? rq->max_body
-                                                        : GV_HTTP_CLIENT_MAX_BODY_DEFAULT };
-        int status = 0;
-        int r = conn_open(c, rq->endpoint, &host, err);
-        if (r == -ETIMEDOUT)
-                r = gv_error_set(err, ETIMEDOUT, "cannot connect to '%s' within %d ms.",
-                                 rq->endpoint, rq->timeout_ms);
-        if (r < 0)
-                goto out;
-
-        _cleanup_free_ char *extra = strv_join((char *const *)rq->headers, "\r\n");
-        _cleanup_free_ char *body_hdr =
-                rq->body ? xasprintf("Content-Type: %s\r\nContent-Length: %zu\r\n",
-                                     rq->content_type ? rq->content_type : "application/json",
-                                     rq->body_len)
-                         : xstrdup("");
-        head = xasprintf("%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: gpuvirt/%s\r\n"
-                         "Accept: application/json, application/problem+json, */*\r\n"
-                         "Connection: close\r\n%s%s%s\r\n",
-                         rq->method, rq->path, host, GPUVIRT_VERSION, body_hdr, extra,
-                         *extra ? "\r\n" : "");
-        r = conn_write(c, head, strlen(head), err);
-        if (r >= 0 && rq->body)
-                r = conn_write(c, rq->body, rq->body_len, err);
-        if (r == -EPIPE || r == -ECONNRESET)
-                r = 0; /* the server may have answered early (413); read what it said */
-        else if (r < 0) {
-                r = gv_error_wrap(err, r, "cannot send the request to '%s'", rq->endpoint);
-                goto out;
-        }
-
-        r = read_head(c, &status, &headers, err);
-        if (r < 0)
-                goto out;
-        r = read_body(c, rq, status, headers, &s, err);
-        if (r < 0)
-                goto out;
-
-        ret->status = status;
-        ret->headers = TAKE_PTR(headers);
-        ret->body = rq->on_data ? NULL : (s.buf ? TAKE_PTR(s.buf) : xstrdup(""));
-        ret->body_len = s.len;
-out:
-        free(s.buf);
+        int r = exchange(c, rq, ret, err);
         safe_close(c->fd);
         free(c);
-        return r < 0 ? r : 0;
+        return r;
 }
 
 int gv_http_client_request(const char *endpoint, const char *method, const char *path,

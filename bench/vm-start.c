@@ -13,8 +13,8 @@
  *
  *   agent    from sending `POST /v1/vms/bench-vm/start` to receiving its 200 (the agent starts
  *            QEMU with -S, connects QMP, sends `cont` and waits for `running`). Then, untimed:
- *            `GET /v1/vms/bench-vm` must say the VM is running and the QEMU named by the argv's
- *            -pidfile must be alive with the VM's -name marker; `POST .../kill` must answer 200
+ *            `GET /v1/vms/bench-vm` must say "phase": "running" and name as "pid" the QEMU
+ *            of the argv's -pidfile, alive and with the VM's -name marker; `POST .../kill` must answer 200
  *            and that QEMU must be gone within 10 s.
  *   by hand  the argv the agent reports in `GET /v1/vms/bench-vm` ("argv"), with the agent's
  *            run directory (QMP socket, console socket, pidfile) replaced by one of ours: from
@@ -373,19 +373,11 @@ static int agent_start_daemon(struct ctx *c)
         }
 }
 
-/* "running" anywhere the agent may say it: "phase", "state" or "status" (a string, or an
- * object with one of those). */
+/* The agent's word for it: "phase": "running" (src/agent/vm.c, status_json()). */
 static bool says_running(const json_t *vm)
 {
-        static const char *const keys[] = { "phase", "state", "status" };
-        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
-                const json_t *v = json_object_get(vm, keys[i]);
-                if (json_is_string(v) && strcmp(json_string_value(v), "running") == 0)
-                        return true;
-                if (json_is_object(v) && says_running(v))
-                        return true;
-        }
-        return false;
+        const json_t *v = json_object_get(vm, "phase");
+        return json_is_string(v) && strcmp(json_string_value(v), "running") == 0;
 }
 
 /* The value of ",path=" in a -chardev argument, with QEMU's ",," unescaped. */
@@ -484,7 +476,7 @@ static int take_argv(struct ctx *c, const json_t *vm)
 }
 
 /* The agent's QEMU, by the argv's pidfile and -name marker. */
-static int adopt_agent_qemu(struct ctx *c)
+static int adopt_agent_qemu(struct ctx *c, const json_t *vm)
 {
         pid_t pid;
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
@@ -494,6 +486,12 @@ static int adopt_agent_qemu(struct ctx *c)
         if (r < 0)
                 return fail("The agent said the VM runs, but its QEMU is not there: %s",
                             gv_error_msg(e, r));
+        /* The status names the same process ("pid" is null only when QEMU is gone). */
+        const json_t *jp = json_object_get(vm, "pid");
+        if (!json_is_integer(jp) || json_integer_value(jp) != pid)
+                return fail("GET /v1/vms/" VM_NAME " says pid %s, but QEMU's pidfile '%s' "
+                            "says %d.", json_is_integer(jp) ? "another" : "none",
+                            c->agent_pidfile, (int)pid);
         return 0;
 }
 
@@ -520,7 +518,7 @@ static int round_agent(struct ctx *c, uint64_t *ret_ns)
         }
         if (!c->agent_argv && (r = take_argv(c, vm)) < 0)
                 return r;
-        if ((r = adopt_agent_qemu(c)) < 0)
+        if ((r = adopt_agent_qemu(c, vm)) < 0)
                 return r;
 
         r = agent_call(c, "POST", "/v1/vms/" VM_NAME "/kill", NULL, 200, NULL);

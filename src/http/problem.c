@@ -172,8 +172,9 @@ json_t *gv_http_problem_new(unsigned status, const char *slug, const char *title
         } else {
                 json_object_set_new(p, "type", json_string("about:blank"));
         }
-        json_object_set_new(p, "title", gv_http_json_string_lossy(title ? title
-                                                                         : gv_http_status_title(status)));
+        if (!title)
+                title = gv_http_status_title(status);
+        json_object_set_new(p, "title", gv_http_json_string_lossy(title));
         json_object_set_new(p, "status", json_integer(status));
         if (detail)
                 json_object_set_new(p, "detail", gv_http_json_string_lossy(detail));

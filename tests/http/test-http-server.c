@@ -4,6 +4,7 @@
  * on TCP 127.0.0.1:0, driven by the client (and by raw sockets where the client is too polite).
  * Assertions run in the main thread only; helper threads report through plain variables.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -917,6 +918,44 @@ static void test_bad_config(void **state)
         }
 }
 
+static int count_fds(void)
+{
+        int n = 0;
+        DIR *d = opendir("/proc/self/fd");
+        assert_non_null(d);
+        while (readdir(d))
+                n++;
+        closedir(d);
+        return n;
+}
+
+static void test_no_fd_leak(void **state)
+{
+        (void)state;
+        char dir[] = "/tmp/gv-http-fd-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        _cleanup_free_ char *sock = xasprintf("%s/a.sock", dir);
+        _cleanup_free_ char *ep = xasprintf("unix:%s", sock);
+        int before = count_fds();
+
+        for (int i = 0; i < 3; i++) {
+                struct gv_http_config cfg = { .unix_path = sock, .tcp_address = "127.0.0.1:0" };
+                struct gv_http_server *s = NULL, *s2 = NULL;
+                assert_int_equal(gv_http_server_new(&cfg, routes, ELEMENTSOF(routes), NULL, &s,
+                                                    NULL), 0);
+                /* A refused second server cleans up after itself too. */
+                assert_int_equal(gv_http_server_new(&cfg, routes, ELEMENTSOF(routes), NULL, &s2,
+                                                    NULL), -EADDRINUSE);
+                int status = 0;
+                assert_int_equal(gv_http_client_request(ep, "GET", "/v1/vms/a", NULL, TIMEOUT_MS,
+                                                        &status, NULL, NULL), 0);
+                assert_int_equal(status, 200);
+                gv_http_server_free(s);
+        }
+        assert_int_equal(count_fds(), before);
+        assert_int_equal(gv_rm_rf(dir), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -934,6 +973,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_free_ends_streams, fx_setup, fx_teardown),
                 cmocka_unit_test_setup_teardown(test_socket_file, fx_setup, fx_teardown),
                 cmocka_unit_test(test_bad_config),
+                cmocka_unit_test(test_no_fd_leak),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

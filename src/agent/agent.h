@@ -37,6 +37,8 @@ struct gv_agent_config {
         int stop_timeout_ms;         /* graceful stop before quit/kill; 0: 30 s */
         int orphan_grace_ms;         /* reconcile: hardware no VM owns is removed after; 0: 60 s */
         size_t console_log_max;      /* bytes per console log file; 0: 1 MiB */
+        const char *accel;           /* NULL or "auto": probe; "kvm" or "tcg": use that (KVM
+                                      * can open yet hang guests under nested virtualisation) */
 };
 
 enum gv_vm_phase {
@@ -143,6 +145,9 @@ json_t *gv_agent_reconcile(struct gv_agent *a);
 
 /* ---- internal, between the agent's files ---- */
 struct gv_agent_vm *gv_agent_vm_find_locked(struct gv_agent *a, const char *name);
+/* Find a VM and take its lock (never while holding the table lock). -ENOENT with a message. */
+int gv_agent_vm_get(struct gv_agent *a, const char *name, struct gv_agent_vm **ret,
+                    struct gv_error **err);
 int gv_agent_vm_save(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_error **err);
 /* GPU hardware for a VM's GPU requests (gpu-attach.c); host_lock held by the callee. */
 int gv_agent_gpus_attach(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_error **err);

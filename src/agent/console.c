@@ -128,13 +128,9 @@ int gv_agent_console_write(struct gv_agent *a, const char *name, const void *buf
         const char *p = buf;
         int r = 0;
 
-        pthread_mutex_lock(&a->lock);
-        vm = gv_agent_vm_find_locked(a, name);
-        if (vm)
-                pthread_mutex_lock(&vm->lock); /* order: VM table, then VM: brief, no waits */
-        pthread_mutex_unlock(&a->lock);
-        if (!vm)
-                return gv_error_set(err, ENOENT, "No VM '%s' on this host.", name);
+        r = gv_agent_vm_get(a, name, &vm, err);
+        if (r < 0)
+                return r;
         if (vm->phase != GV_VM_RUNNING) {
                 r = gv_error_set(err, EBUSY, "VM '%s' is %s; its console takes input only while "
                                  "it runs.", name, gv_vm_phase_to_string(vm->phase));

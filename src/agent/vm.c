@@ -261,7 +261,7 @@ struct gv_agent_vm *gv_agent_vm_find_locked(struct gv_agent *a, const char *name
 }
 
 /* Find and lock a VM (its own lock). */
-static int vm_get(struct gv_agent *a, const char *name, struct gv_agent_vm **ret,
+int gv_agent_vm_get(struct gv_agent *a, const char *name, struct gv_agent_vm **ret,
                   struct gv_error **err)
 {
         struct gv_agent_vm *vm;
@@ -295,7 +295,7 @@ void gv_agent_vm_exited(struct gv_agent *a, struct gv_agent_vm *vm, bool expecte
                 _cleanup_free_ char *tail = qemu_log_tail(vm);
                 char how[64];
                 if (status < 0)
-                        snprintf(how, sizeof(how), "while the agent was not watching");
+                        snprintf(how, sizeof(how), "exit status unknown: started by an earlier agent");
                 else if (WIFSIGNALED(status))
                         snprintf(how, sizeof(how), "killed by signal %d", WTERMSIG(status));
                 else
@@ -545,7 +545,7 @@ static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_er
 int gv_agent_vm_start(struct gv_agent *a, const char *name, struct gv_error **err)
 {
         struct gv_agent_vm *vm;
-        int r = vm_get(a, name, &vm, err);
+        int r = gv_agent_vm_get(a, name, &vm, err);
 
         if (r < 0)
                 return r;
@@ -612,7 +612,7 @@ static int stop_locked(struct gv_agent *a, struct gv_agent_vm *vm, int timeout_m
 int gv_agent_vm_stop(struct gv_agent *a, const char *name, int timeout_ms, struct gv_error **err)
 {
         struct gv_agent_vm *vm;
-        int r = vm_get(a, name, &vm, err);
+        int r = gv_agent_vm_get(a, name, &vm, err);
 
         if (r < 0)
                 return r;
@@ -624,7 +624,7 @@ int gv_agent_vm_stop(struct gv_agent *a, const char *name, int timeout_ms, struc
 int gv_agent_vm_kill(struct gv_agent *a, const char *name, struct gv_error **err)
 {
         struct gv_agent_vm *vm;
-        int r = vm_get(a, name, &vm, err);
+        int r = gv_agent_vm_get(a, name, &vm, err);
 
         if (r < 0)
                 return r;
@@ -636,7 +636,7 @@ int gv_agent_vm_kill(struct gv_agent *a, const char *name, struct gv_error **err
 int gv_agent_vm_delete(struct gv_agent *a, const char *name, struct gv_error **err)
 {
         struct gv_agent_vm *vm;
-        int r = vm_get(a, name, &vm, err);
+        int r = gv_agent_vm_get(a, name, &vm, err);
 
         if (r < 0)
                 return r;
@@ -715,7 +715,7 @@ static json_t *status_json(struct gv_agent *a, struct gv_agent_vm *vm)
 int gv_agent_vm_status(struct gv_agent *a, const char *name, json_t **ret, struct gv_error **err)
 {
         struct gv_agent_vm *vm;
-        int r = vm_get(a, name, &vm, err);
+        int r = gv_agent_vm_get(a, name, &vm, err);
 
         if (r < 0)
                 return r;
@@ -835,8 +835,25 @@ int gv_agent_new(const struct gv_agent_config *cfg, struct gv_agent **ret, struc
                 goto fail;
         }
         r = gv_qemu_probe(cfg->qemu_binary, cfg->kvm_path, &a->qemu, &qerr);
-        if (r < 0)
+        if (r < 0) {
                 a->qemu_error = xstrdup(gv_error_msg(qerr, r)); /* VMs refuse to start, said */
+        } else if (cfg->accel && strcmp(cfg->accel, "auto") != 0) {
+                enum gv_accel want = gv_accel_from_string(cfg->accel);
+                if ((int)want < 0) {
+                        r = gv_error_set(err, EINVAL, "accel '%s' is not auto, kvm or tcg.",
+                                         cfg->accel);
+                        goto fail;
+                }
+                if (want != a->qemu.accel) {
+                        char *why = xasprintf("%s, chosen by configuration (the probe said: %s)",
+                                              cfg->accel, a->qemu.reason);
+                        free(a->qemu.reason);
+                        a->qemu.reason = why;
+                        free(a->qemu.cpu_model);
+                        a->qemu.cpu_model = xstrdup(want == GV_ACCEL_TCG ? "max" : "host");
+                        a->qemu.accel = want;
+                }
+        }
         hc = (struct gv_host_config){ .sysfs_root = cfg->sysfs_root ? cfg->sysfs_root : "/",
                                       .nvml_library = cfg->nvml_library };
         r = gv_host_open(&hc, &a->host, err);

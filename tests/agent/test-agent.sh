@@ -1,0 +1,124 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# gpuvirtd end to end on a simulated 8xH100 host with real QEMU (TCG): every GPU mode (hardware
+# prepared, QEMU started with a stand-in per GPU, released after), operation ids, bad input,
+# kill -9 of the agent (running VMs untouched and re-adopted), QEMU killed behind the agent's
+# back (reported, GPUs released), graceful stop, delete.
+. "$(dirname "$0")/../integration/lib.sh"
+: "${GPUVIRTD:?GPUVIRTD must name the gpuvirtd binary}"
+command -v qemu-system-x86_64 >/dev/null || { echo "1..0 # SKIP qemu-system-x86_64 is not installed"; exit 0; }
+command -v curl >/dev/null || { echo "1..0 # SKIP curl is not installed"; exit 0; }
+
+new_host dgx-h100 h
+STATE=$TEST_TMP/state
+SOCK=$STATE/agent.sock
+AGENT_PID=
+
+start_agent() {
+        "$GPUVIRT_SIM" exec --root "$ROOT" -- "$GPUVIRTD" --state-dir "$STATE" --accel tcg \
+                --stop-timeout 2 "$@" >>"$TEST_TMP/agent.log" 2>&1 &
+        AGENT_PID=$!
+        for _ in $(seq 100); do
+                curl -sf --unix-socket "$SOCK" http://agent/v1/host >/dev/null 2>&1 && return 0
+                sleep 0.1
+        done
+        echo "Bail out! gpuvirtd did not come up: $(tail -5 "$TEST_TMP/agent.log")"
+        exit 1
+}
+stop_agent() { [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null; wait "$AGENT_PID" 2>/dev/null; AGENT_PID=; }
+trap 'stop_agent; pkill -9 -f "guest=tv" 2>/dev/null; _cleanup' EXIT
+
+# api METHOD PATH [BODY] [OPID]: $HTTP the status, $OUT the body.
+api() {
+        local args=(-s -o "$TEST_TMP/body" -w '%{http_code}' --unix-socket "$SOCK" -X "$1")
+        [ -n "${3:-}" ] && args+=(--data-binary "$3")
+        [ -n "${4:-}" ] && args+=(-H "Operation-Id: $4")
+        HTTP=$(curl "${args[@]}" "http://agent$2")
+        OUT=$(cat "$TEST_TMP/body")
+        LAST_CMD="$1 $2"; RC=$HTTP; ERR=
+}
+check() { # NAME EXPECTED-HTTP JQ-EXPRESSION-THAT-MUST-BE-TRUE
+        if [ "$HTTP" = "$2" ] && jq -e "$3" <<<"$OUT" >/dev/null 2>&1; then _ok "$1"; else _not_ok "$1" "want HTTP $2 and $3"; fi
+}
+qemu_pid() { jq -r '.pid // empty' "$STATE/vms/$1/state.json"; }
+
+start_agent
+api GET /v1/host
+check "host: 8 GPUs, simulated, QEMU on TCG as configured" 200 '(.gpus|length) == 8 and .simulated and .qemu.accel == "tcg"'
+
+# ---- bad input
+api POST /v1/vms '{"name":"tv"}'
+check "a change without Operation-Id is refused" 400 '.type | endswith("operation-id-required")'
+api POST /v1/vms '{"name":' bad1
+check "malformed JSON: 400 naming the position" 400 '.detail | test("line|column")'
+api POST /v1/vms '{"name":"tv","colour":1}' bad2
+check "unknown member named" 400 '.detail | test("colour")'
+{ printf '{"name":"tv","pad":"'; head -c 1100000 /dev/zero | tr '\0' a; printf '"}'; } >"$TEST_TMP/big.json"
+api POST /v1/vms "@$TEST_TMP/big.json" bad3
+check "body over 1 MiB: 413" 413 '.status == 413'
+api GET /v1/vms/nope
+check "unknown VM: 404" 404 '.detail | test("nope")'
+api POST /v1/vms/nope/start '' bad4
+check "start of an unknown VM: 404" 404 '.status == 404'
+api POST /v1/vms '{"name":"Bad_Name"}' bad5
+check "name outside the grammar" 400 '.detail | test("not a valid VM name")'
+
+# ---- define, idempotently
+DEF='{"name":"tv","memory_mib":128,"disks":[{"name":"root","size":"64M"}],"nics":[{"forwards":[{"host_port":46022,"guest_port":22}]}],"gpus":[{"mode":"vgpu","type":"H100XM-20C","gpu":"0"},{"mode":"passthrough","gpu":"1"},{"mode":"mig-vgpu","type":"H100XM-1-10C","gpu":"3"}]}'
+api POST /v1/gpus/3/mode '{"mode":"mig"}' mode1
+check "GPU 3 to MIG mode through the agent" 200 '.mode == "mig"'
+api POST /v1/vms "$DEF" def1
+check "define: 201" 201 '.phase == "defined"'
+api POST /v1/vms "$DEF" def1
+check "the same operation id answers the same, once" 201 '.name == "tv"'
+api POST /v1/vms '{"name":"tv2"}' def1
+check "an operation id reused for another request: 422" 422 '.detail | test("different request")'
+api POST /v1/vms '{"name":"tv","memory_mib":256}' def2
+check "another VM under a taken name: 409" 409 '.detail | test("different definition")'
+
+# ---- start: every GPU mode
+api POST /v1/vms/tv/start '' start1
+check "start: running with three stand-ins" 200 '.phase == "running" and (.devices|length) == 3 and all(.devices[]; .kind == "standin")'
+check "hardware recorded: vGPU, pass-through, MIG instance + vGPU" 200 '[.hw[].kind] | sort == ["mig-gi","passthrough","vgpu","vgpu"]'
+PID=$(qemu_pid tv)
+tr '\0' '\n' <"/proc/$PID/cmdline" >"$TEST_TMP/cmdline"
+assert_eq "$(grep -c '^edu,id=gpu' "$TEST_TMP/cmdline")" 3 "QEMU got one edu stand-in per GPU"
+VF=$(jq -r '.hw[] | select(.kind=="vgpu" and .gpu=="0000:18:00.0") | .id' "$STATE/vms/tv/state.json")
+assert_eq "$(cat "$(dev_dir "$VF")/nvidia/current_vgpu_type")" \
+        "$(catalog H100-SXM5-80GB '.vgpu.types[] | select(.name=="H100XM-20C") | .type_id')" \
+        "the VF carries the vGPU type"
+assert_eq "$(driver_of 0000:2a:00.0)" vfio-pci "the pass-through GPU is bound to vfio-pci"
+api POST /v1/vms/tv/start '' start2
+check "start of a running VM: no-op" 200 '.phase == "running"'
+assert_eq "$(qemu_pid tv)" "$PID" "... the same QEMU"
+api GET /v1/metrics
+check "metrics: the VM's CPU and memory beside the GPUs" 200 '(.gpus|length) == 8 and (.vms[0].rss_mib > 0)'
+
+# ---- kill -9 of the agent: the VM is untouched and re-adopted
+kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null; AGENT_PID=
+kill -0 "$PID" && _ok "QEMU survives kill -9 of the agent" || _not_ok "QEMU survives kill -9 of the agent"
+start_agent
+api GET /v1/vms/tv
+check "restarted agent re-adopts the running VM" 200 ".phase == \"running\" and .pid == $PID"
+
+# ---- QEMU killed behind the agent's back
+kill -9 "$PID"
+for _ in $(seq 50); do api GET /v1/vms/tv; jq -e '.phase == "crashed"' <<<"$OUT" >/dev/null && break; sleep 0.1; done
+check "a killed QEMU is reported, its hardware released" 200 '.phase == "crashed" and (.hw|length) == 0 and (.last_error | test("unexpectedly"))'
+assert_eq "$(cat "$(dev_dir "$VF")/nvidia/current_vgpu_type")" 0 "the VF's vGPU type is cleared"
+assert_eq "$(driver_of 0000:2a:00.0)" nvidia "the pass-through GPU is back on nvidia"
+gv mig list 3 --json
+assert_jq '.gpu_instances | length' 0 "the MIG instance made for the VM is gone"
+
+# ---- graceful stop (no guest answers the power button: quit after the timeout)
+api POST /v1/vms/tv/start '' start3
+check "start again" 200 '.phase == "running"'
+api DELETE /v1/vms/tv '' del1
+check "delete of a running VM: 409" 409 '.detail | test("stop it first")'
+api POST /v1/vms/tv/stop '{"timeout_s":1}' stop1
+check "stop: stopped, hardware released" 200 '.phase == "stopped" and (.hw|length) == 0'
+api DELETE /v1/vms/tv '' del2
+check "delete" 200 '.deleted'
+[ ! -e "$STATE/vms/tv" ] && _ok "its state directory is gone" || _not_ok "its state directory is gone"
+stop_agent
+done_testing

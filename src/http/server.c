@@ -701,7 +701,7 @@ static int listen_tcp(struct gv_http_server *s, const char *addr, int *ret_fd,
                       struct gv_error **err)
 {
         _cleanup_free_ char *host = NULL;
-        uint16_t port;
+        uint16_t port = 0;
         int r = parse_host_port(addr, &host, &port, err);
         if (r < 0)
                 return r;

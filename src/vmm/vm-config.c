@@ -192,7 +192,8 @@ static int parse_mac(const char *s, char out[static sizeof("52:54:00:00:00:00")]
                 return -EINVAL;
         if (b[0] & 1) /* multicast */
                 return -EINVAL;
-        snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
+        snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", (uint8_t)b[0], (uint8_t)b[1],
+                 (uint8_t)b[2], (uint8_t)b[3], (uint8_t)b[4], (uint8_t)b[5]);
         return 0;
 }
 

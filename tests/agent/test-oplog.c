@@ -203,7 +203,21 @@ static void test_invalid_input_rejected(void **state _unused_)
         /* A status outside HTTP's range is refused and the operation stays ours. */
         assert_int_equal(gv_oplog_finish(l, "ok", 99, NULL, NULL), -EINVAL);
         assert_int_equal(gv_oplog_finish(l, "ok", 600, NULL, NULL), -EINVAL);
+        /* A response too large to record is refused, and the operation stays ours. */
+        size_t big_n = GV_OPLOG_FILE_MAX;
+        _cleanup_free_ char *big = xmalloc(big_n + 1);
+        memset(big, 'x', big_n);
+        big[big_n] = 0;
+        json_t *b = json_string(big);
+        _cleanup_(gv_error_freep) struct gv_error *err2 = NULL;
+        assert_int_equal(gv_oplog_finish(l, "ok", 200, b, &err2), -EFBIG);
+        json_decref(b);
+        assert_non_null(strstr(err2->msg, "'ok'"));
+        assert_false(exists(dir, "ok.json.tmp"));
+        assert_int_equal(begin(l, "ok", "POST", "/v1/vms", NULL, NULL, NULL),
+                         GV_OPLOG_IN_PROGRESS);
         finish_ok(l, "ok", 204, NULL);
+        assert_int_equal(begin(l, "ok", "POST", "/v1/vms", NULL, NULL, NULL), GV_OPLOG_REPLAY);
 }
 
 /* ---- the four answers ---- */
@@ -273,7 +287,8 @@ static void test_new_replay_in_progress_mismatch(void **state _unused_)
                 _cleanup_(json_decrefp) json_t *j = load_entry(dir, "op1");
                 assert_string_equal(json_string_value(json_object_get(j, "state")), "done");
                 assert_int_equal(json_integer_value(json_object_get(j, "status")), 200);
-                assert_json_eq(json_object_get(j, "response"), "{\"phase\":\"running\",\"n\":[1,2]}");
+                assert_json_eq(json_object_get(j, "response"),
+                               "{\"phase\":\"running\",\"n\":[1,2]}");
         }
         assert_false(exists(dir, "op1.json.tmp"));
 
@@ -475,6 +490,7 @@ static void test_recover(void **state _unused_)
         struct recover_ctx c2 = { .fail_c = false };
         int n = gv_oplog_recover(l, recover_cb, &c2, NULL);
         assert_true(n >= 1 && n <= 3);
+        assert_int_equal(n, c2.calls);
         assert_true(seen(&c2, "c"));
         /* Every one of a, b, c decided exactly once over the two passes. */
         assert_int_equal(c.calls - 1 + c2.calls, 3);

@@ -22,6 +22,16 @@
 #include "util/fileio.h"
 #include "util/parse.h"
 
+/* An operation the previous agent died in the middle of: the agent's own start-up has already
+ * finished or rolled back what it was doing to the VM (gv_agent_new), and every VM operation is
+ * idempotent, so the journal forgets it and a retry with the same id runs it again. */
+static int recover_op(const char *id, const char *method, const char *path, unsigned *ret_status,
+                      json_t **ret_body, void *userdata)
+{
+        (void)id, (void)method, (void)path, (void)ret_status, (void)ret_body, (void)userdata;
+        return 0;
+}
+
 static void usage(FILE *f)
 {
         fprintf(f, "gpuvirtd --state-dir DIR [--socket PATH] [--listen HOST:PORT]\n"
@@ -109,6 +119,13 @@ int main(int argc, char **argv)
         r = gv_agent_new(&cfg, &api.agent, &err);
         if (r < 0)
                 goto fail;
+        r = gv_oplog_recover(api.oplog, recover_op, NULL, &err);
+        if (r < 0)
+                goto fail;
+        /* The journal keeps a week of finished operations, at most 100,000. */
+        (void)gv_oplog_prune(api.oplog, 7 * 24 * 3600, 100000, NULL);
+        for (const char *const *w = gv_oplog_warnings(api.oplog); *w; w++)
+                fprintf(stderr, "gpuvirtd: %s\n", *w);
         sock = socket_path ? xstrdup(socket_path) : gv_path_join(cfg.state_dir, "agent.sock");
         {
                 size_t n_routes;

@@ -371,12 +371,14 @@ static int agent_start_daemon(struct ctx *c)
         if (r < 0)
                 return fail("%s", gv_error_msg(e, r));
 
-        /* Ready when it answers HTTP on the socket (any status: the route may not exist). */
+        /* Ready when it answers HTTP on the socket: any status (404 for the VM not defined
+         * yet). */
         uint64_t deadline = now_ns() + (uint64_t)AGENT_READY_MS * 1000000u;
         for (;;) {
                 int status = 0;
                 struct gv_error *e2 = NULL;
-                r = gv_http_client_request(c->endpoint, "GET", "/v1/vms", NULL, 2000, &status,
+                r = gv_http_client_request(c->endpoint, "GET", "/v1/vms/" VM_NAME, NULL, 2000,
+                                           &status,
                                            NULL, &e2);
                 if (r >= 0)
                         return 0;

@@ -733,7 +733,8 @@ json_t *gv_agent_vm_list(struct gv_agent *a)
         for (size_t i = 0; i < a->n_vms; i++)
                 strv_extend(&names, a->vms[i]->config->name);
         pthread_mutex_unlock(&a->lock);
-        strv_sort(names);
+        if (names)
+                strv_sort(names);
         STRV_FOREACH(n, names) {
                 json_t *s = NULL;
                 if (gv_agent_vm_status(a, *n, &s, NULL) >= 0)

@@ -140,8 +140,9 @@ static bool cpu_starts(const char *binary, const char *cpu, enum gv_accel accel,
 
         if (st == 0)
                 return true;
+        _cleanup_free_ char *line = out ? last_line(out) : xstrdup("");
         *ret_why = st < 0 ? xasprintf("%s", strerror(-st))
-                          : xasprintf("QEMU exited with %d: %s", st, out ? last_line(out) : "");
+                          : xasprintf("QEMU exited with %d: %s", st, line);
         return false;
 }
 

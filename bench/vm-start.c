@@ -14,8 +14,8 @@
  *   agent    from sending `POST /v1/vms/bench-vm/start` to receiving its 200 (the agent starts
  *            QEMU with -S, connects QMP, sends `cont` and waits for `running`). Then, untimed:
  *            `GET /v1/vms/bench-vm` must say "phase": "running" and name as "pid" the QEMU
- *            of the argv's -pidfile, alive and with the VM's -name marker; `POST .../kill` must answer 200
- *            and that QEMU must be gone within 10 s.
+ *            of the argv's -pidfile, alive and with the VM's -name marker; `POST .../kill`
+ *            must answer 200 and that QEMU must be gone within 10 s.
  *   by hand  the argv the agent reports in `GET /v1/vms/bench-vm` ("argv"), with the agent's
  *            run directory (QMP socket, console socket, pidfile) replaced by one of ours: from
  *            before gv_proc_spawn() (fork+exec) to query-status answering "running", through
@@ -769,7 +769,8 @@ static void print_machine(struct ctx *c)
         printf("agent:   '%s'\n", c->o.agent);
         printf("method:  %u timed rounds after 1 warm-up round; each round starts the VM once "
                "per side,\n         the first side alternating, then once by hand with the "
-               "tight connect loop;\n         CLOCK_MONOTONIC; nearest-rank percentiles\n", c->o.runs);
+               "tight connect loop;\n         CLOCK_MONOTONIC; nearest-rank percentiles\n",
+               c->o.runs);
 }
 
 static void print_row(const char *name, const struct stats *s)

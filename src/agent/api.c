@@ -22,22 +22,6 @@
 typedef int (*mutation_fn)(struct gv_http_request *req, struct gv_agent_api *api,
                            unsigned *ret_status, json_t **ret_body, struct gv_error **err);
 
-static json_t *problem_json(int r, const struct gv_error *e)
-{
-        json_t *p = json_object();
-        unsigned status = gv_http_status_from_errno(r);
-        char type[128];
-
-        snprintf(type, sizeof(type), "%s%s", GV_HTTP_PROBLEM_TYPE_BASE,
-                 gv_http_problem_slug_from_errno(r));
-        json_object_set_new(p, "type", json_string(type));
-        json_object_set_new(p, "title", json_string(gv_http_status_title(status)));
-        json_object_set_new(p, "status", json_integer(status));
-        json_object_set_new(p, "detail", json_string(gv_error_msg(e, r)));
-        json_object_set_new(p, "errno", json_string(gv_errno_name(r)));
-        return p;
-}
-
 static int reply(struct gv_http_request *req, unsigned status, json_t *body /* stolen */)
 {
         if (status >= 400)
@@ -88,7 +72,7 @@ static int mutate(struct gv_http_request *req, struct gv_agent_api *api, mutatio
         }
         r = fn(req, api, &status, &body, &e);
         if (r < 0) {
-                body = problem_json(r, e);
+                body = gv_http_problem_from_error(r, e, gv_http_path(req));
                 status = gv_http_status_from_errno(r);
         }
         if (status >= 500)

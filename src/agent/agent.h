@@ -54,6 +54,20 @@ enum gv_vm_phase {
 const char *gv_vm_phase_to_string(enum gv_vm_phase p);
 enum gv_vm_phase gv_vm_phase_from_string(const char *s);
 
+/* How a VM's QEMU last ended. */
+enum gv_vm_stop_how {
+        GV_VM_STOP_NONE,   /* never ran, or still runs */
+        GV_VM_STOP_GUEST,  /* the guest powered off by itself (QEMU exited 0 unasked) */
+        GV_VM_STOP_ACPI,   /* a stop: the guest answered the ACPI power button */
+        GV_VM_STOP_QUIT,   /* a stop: the guest ignored it; QEMU quit over QMP */
+        GV_VM_STOP_KILL,   /* a kill, or a stop that QMP could not carry out: SIGKILL */
+        GV_VM_STOP_CRASH,  /* QEMU died unasked (signal, non-zero exit, or unknown) */
+        _GV_VM_STOP_MAX,
+        _GV_VM_STOP_INVALID = -EINVAL,
+};
+const char *gv_vm_stop_how_to_string(enum gv_vm_stop_how h);
+enum gv_vm_stop_how gv_vm_stop_how_from_string(const char *s);
+
 /* One piece of GPU hardware a VM holds, enough to release it after a restart. */
 enum gv_hw_kind {
         GV_HW_PASSTHROUGH, /* `gpu` bound to vfio-pci for this VM */
@@ -84,6 +98,7 @@ struct gv_agent_vm {
         struct gv_vm_device *devices; /* what QEMU got, for status */
         size_t n_devices;
         char *last_error;             /* why the last start failed or QEMU died */
+        enum gv_vm_stop_how last_stop; /* how QEMU last ended */
         char **argv;                  /* the QEMU command of the last start */
         int console_fd;               /* relay connection to console.sock, -1 */
         char *dir, *run_dir;          /* STATE/vms/NAME, .../run */
@@ -99,6 +114,9 @@ struct gv_agent {
         pthread_mutex_t lock;         /* the VM table */
         struct gv_agent_vm **vms;
         size_t n_vms;
+        struct gv_agent_vm **deleted; /* left the table; freed with the agent, because a thread
+                                       * may still be waiting on the VM's lock */
+        size_t n_deleted;
         pthread_mutex_t host_lock;
         struct gv_host *host;
         pthread_t supervisor;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "agent/api.h"
+#include "agent/console.h"
 #include "agent/oplog.h"
 #include "http/problem.h"
 #include "http/server.h"
@@ -270,14 +271,25 @@ static int h_vm(struct gv_http_request *req, void *userdata)
         return r < 0 ? gv_http_reply_error(req, r, e) : gv_http_reply_json(req, 200, s);
 }
 
+static ssize_t follow_cb(void *cls, char *buf, size_t max, int stop_fd)
+{
+        return gv_console_follow_read(cls, buf, max, stop_fd);
+}
+
+static void follow_free(void *cls)
+{
+        gv_console_follow_free(cls);
+}
+
 static int h_console_read(struct gv_http_request *req, void *userdata)
 {
-        static const char *const allowed[] = { "bytes", NULL };
+        static const char *const allowed[] = { "bytes", "follow", NULL };
         struct gv_agent_api *api = userdata;
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         _cleanup_free_ char *text = NULL;
-        const char *q = NULL;
+        const char *q = NULL, *fq = NULL;
         uint32_t max = CONSOLE_DEFAULT_BYTES;
+        bool follow = false;
         size_t len = 0;
         int r = gv_http_query_check(req, allowed, &e);
 
@@ -286,6 +298,19 @@ static int h_console_read(struct gv_http_request *req, void *userdata)
         if (r >= 0 && q && (gv_parse_u32(q, 10, &max) < 0 || max > CONSOLE_MAX_BYTES))
                 r = gv_error_set(&e, EINVAL, "bytes: '%s' is not a count up to %u.", q,
                                  CONSOLE_MAX_BYTES);
+        if (r >= 0)
+                r = gv_http_query(req, "follow", &fq, &e);
+        if (r >= 0 && fq && gv_parse_bool(fq, &follow) < 0)
+                r = gv_error_set(&e, EINVAL, "follow: '%s' is not true or false.", fq);
+        if (r >= 0 && follow) {
+                /* A stream of the console's raw bytes (chunked): the last `bytes` of the log,
+                 * then what the guest writes, until its QEMU exits. */
+                struct gv_console_follow *f = NULL;
+                r = gv_agent_console_follow(api->agent, gv_http_param(req, "name"), max, &f, &e);
+                if (r >= 0)
+                        return gv_http_reply_stream(req, 200, "application/octet-stream",
+                                                    follow_cb, f, follow_free);
+        }
         if (r >= 0)
                 r = gv_agent_console_read(api->agent, gv_http_param(req, "name"), max, &text,
                                           &len, &e);

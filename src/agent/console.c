@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -165,4 +166,182 @@ int gv_agent_console_write(struct gv_agent *a, const char *name, const void *buf
 out:
         pthread_mutex_unlock(&vm->lock);
         return r;
+}
+
+/* ---- follow ---- */
+
+#define FOLLOW_RECHECK_MS 500
+
+struct gv_console_follow {
+        struct gv_agent *a;
+        struct gv_agent_vm *vm;   /* valid for the agent's life (deleted VMs are kept) */
+        char *log;                /* run/console.log */
+        char *backlog;
+        size_t n_backlog, pos;
+        int fd;                   /* the log being read, -1 before it exists */
+        int inotify_fd;           /* the run directory, -1 when it could not be watched */
+        bool done;
+};
+
+void gv_console_follow_free(struct gv_console_follow *f)
+{
+        if (!f)
+                return;
+        if (f->fd >= 0)
+                close(f->fd);
+        if (f->inotify_fd >= 0)
+                close(f->inotify_fd);
+        free(f->log);
+        free(f->backlog);
+        free(f);
+}
+
+/* The last `max` bytes of console.log.1 followed by console.log's first `cur` bytes. */
+static char *tail_bytes(const char *old_path, int fd, off_t cur, size_t max, size_t cap,
+                        size_t *ret_len)
+{
+        _cleanup_free_ char *old = NULL;
+        size_t n_old = 0, want = (size_t)cur < max ? max - (size_t)cur : 0;
+        off_t from = (size_t)cur > max ? cur - (off_t)max : 0;
+        char *out;
+        size_t n = 0;
+
+        if (want && gv_read_file(old_path, cap, &old, &n_old) < 0)
+                n_old = 0;
+        if (n_old > want) {
+                memmove(old, old + (n_old - want), want);
+                n_old = want;
+        }
+        out = xmalloc(n_old + (size_t)(cur - from) + 1);
+        if (n_old)
+                memcpy(out, old, n_old);
+        n = n_old;
+        while (fd >= 0 && from < cur) {
+                ssize_t k = pread(fd, out + n, (size_t)(cur - from), from);
+                if (k <= 0)
+                        break;
+                from += k;
+                n += (size_t)k;
+        }
+        *ret_len = n;
+        return out;
+}
+
+int gv_agent_console_follow(struct gv_agent *a, const char *name, size_t backlog,
+                            struct gv_console_follow **ret, struct gv_error **err)
+{
+        struct gv_console_follow *f;
+        struct gv_agent_vm *vm;
+        _cleanup_free_ char *old = NULL;
+        struct stat st;
+
+        pthread_mutex_lock(&a->lock);
+        vm = gv_agent_vm_find_locked(a, name);
+        if (!vm) {
+                pthread_mutex_unlock(&a->lock);
+                return gv_error_set(err, ENOENT, "No VM '%s' on this host.", name);
+        }
+        f = xnew0(struct gv_console_follow, 1);
+        f->a = a;
+        f->vm = vm;
+        f->log = gv_path_join(vm->run_dir, "console.log");
+        old = gv_path_join(vm->run_dir, "console.log.1");
+        f->inotify_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+        if (f->inotify_fd >= 0 &&
+            inotify_add_watch(f->inotify_fd, vm->run_dir,
+                              IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_DELETE_SELF) < 0) {
+                close(f->inotify_fd);
+                f->inotify_fd = -1; /* not started yet: no run directory; poll instead */
+        }
+        pthread_mutex_unlock(&a->lock);
+        /* The watch is in place before the size is taken: nothing written after it is missed,
+         * nothing before it is sent twice. */
+        f->fd = open(f->log, O_RDONLY | O_CLOEXEC);
+        off_t cur = f->fd >= 0 && fstat(f->fd, &st) == 0 ? st.st_size : 0;
+        if (backlog)
+                f->backlog = tail_bytes(old, f->fd, cur, backlog, a->cfg.console_log_max * 2,
+                                        &f->n_backlog);
+        if (f->fd >= 0 && lseek(f->fd, cur, SEEK_SET) < 0) {
+                int r = -errno;
+                gv_console_follow_free(f);
+                return gv_error_set(err, -r, "Cannot read '%s': %s.", f->log, strerror(-r));
+        }
+        *ret = f;
+        return 0;
+}
+
+/* Is the VM still in the table with a QEMU that may write more? */
+static bool follow_live(struct gv_console_follow *f)
+{
+        bool live = false;
+
+        pthread_mutex_lock(&f->a->lock);
+        for (size_t i = 0; i < f->a->n_vms; i++)
+                if (f->a->vms[i] == f->vm) {
+                        /* Read without the VM's lock (an operation may hold it for seconds):
+                         * a stale answer costs one more round. */
+                        enum gv_vm_phase p = __atomic_load_n(&f->vm->phase, __ATOMIC_RELAXED);
+                        live = p == GV_VM_STARTING || p == GV_VM_RUNNING || p == GV_VM_STOPPING;
+                }
+        pthread_mutex_unlock(&f->a->lock);
+        return live;
+}
+
+/* Read what is new: > 0 bytes, 0 nothing now, -errno. Follows a rotation: the old file is read
+ * to its end (it gets no more bytes once renamed), then the new one from its start. */
+static ssize_t follow_read_new(struct gv_console_follow *f, char *buf, size_t max)
+{
+        for (;;) {
+                struct stat now, mine;
+                if (f->fd < 0) {
+                        f->fd = open(f->log, O_RDONLY | O_CLOEXEC);
+                        if (f->fd < 0)
+                                return errno == ENOENT ? 0 : -errno;
+                }
+                ssize_t n = read(f->fd, buf, max);
+                if (n != 0)
+                        return n < 0 ? -errno : n;
+                if (stat(f->log, &now) < 0 || fstat(f->fd, &mine) < 0 ||
+                    now.st_ino != mine.st_ino || now.st_dev != mine.st_dev) {
+                        close(f->fd);
+                        f->fd = -1; /* rotated (or gone): the new file, from its start */
+                        if (access(f->log, F_OK) < 0)
+                                return 0;
+                        continue;
+                }
+                return 0;
+        }
+}
+
+ssize_t gv_console_follow_read(struct gv_console_follow *f, char *buf, size_t max, int stop_fd)
+{
+        if (f->pos < f->n_backlog) {
+                size_t n = MIN(max, f->n_backlog - f->pos);
+                memcpy(buf, f->backlog + f->pos, n);
+                f->pos += n;
+                return (ssize_t)n;
+        }
+        for (;;) {
+                ssize_t n = follow_read_new(f, buf, max);
+                if (n != 0 || f->done)
+                        return n;
+                if (!follow_live(f)) {
+                        /* QEMU is gone, and the supervisor pumped its last bytes before it said
+                         * so: read to the end of the log, then end. */
+                        f->done = true;
+                        continue;
+                }
+                struct pollfd pf[2] = { { .fd = stop_fd, .events = POLLIN },
+                                        { .fd = f->inotify_fd, .events = POLLIN } };
+                int k = poll(pf, f->inotify_fd >= 0 ? 2 : 1, FOLLOW_RECHECK_MS);
+                if (k < 0 && errno != EINTR)
+                        return -errno;
+                if (k > 0 && (pf[0].revents & POLLIN))
+                        return 0; /* the server is stopping */
+                if (k > 0 && f->inotify_fd >= 0 && (pf[1].revents & POLLIN)) {
+                        char ev[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+                        while (read(f->inotify_fd, ev, sizeof(ev)) > 0)
+                                ;
+                }
+        }
 }

@@ -92,7 +92,7 @@ int gv_write_file(const char *path, const char *s, unsigned flags)
                 if (fd < 0)
                         return -errno;
                 int r = write_fd_all(fd, s, n);
-                if (r >= 0 && fsync(fd) < 0)
+                if (r >= 0 && !(flags & GV_WRITE_NOSYNC) && fsync(fd) < 0)
                         r = -errno;
                 if (r >= 0 && rename(tmp, path) < 0)
                         r = -errno;

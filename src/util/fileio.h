@@ -21,7 +21,10 @@ int gv_read_line(const char *path, char **ret);
 enum {
         GV_WRITE_CREATE = 1 << 0,   /* O_CREAT|O_TRUNC, mode 0644 (regular files, not sysfs) */
         GV_WRITE_NEWLINE = 1 << 1,  /* append "\n" unless present */
-        GV_WRITE_ATOMIC = 1 << 2,   /* write to a temp file in the same directory and rename */
+        GV_WRITE_ATOMIC = 1 << 2,   /* write to a temp file in the same directory, fsync, rename */
+        GV_WRITE_NOSYNC = 1 << 3,   /* with ATOMIC: no fsync — whole against a crash of the
+                                     * process, not against a power loss (runtime state that a
+                                     * reboot makes moot anyway) */
 };
 /* Write s to path in one write() (sysfs needs the value in one call). */
 int gv_write_file(const char *path, const char *s, unsigned flags);

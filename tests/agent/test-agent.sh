@@ -5,42 +5,9 @@
 # kill -9 of the agent (running VMs untouched and re-adopted), QEMU killed behind the agent's
 # back (reported, GPUs released), graceful stop, delete.
 . "$(dirname "$0")/../integration/lib.sh"
-: "${GPUVIRTD:?GPUVIRTD must name the gpuvirtd binary}"
-command -v qemu-system-x86_64 >/dev/null || { echo "1..0 # SKIP qemu-system-x86_64 is not installed"; exit 0; }
-command -v curl >/dev/null || { echo "1..0 # SKIP curl is not installed"; exit 0; }
-
 new_host dgx-h100 h
-STATE=$TEST_TMP/state
-SOCK=$STATE/agent.sock
-AGENT_PID=
-
-start_agent() {
-        "$GPUVIRT_SIM" exec --root "$ROOT" -- "$GPUVIRTD" --state-dir "$STATE" --accel tcg \
-                --stop-timeout 2 "$@" >>"$TEST_TMP/agent.log" 2>&1 &
-        AGENT_PID=$!
-        for _ in $(seq 100); do
-                curl -sf --unix-socket "$SOCK" http://agent/v1/host >/dev/null 2>&1 && return 0
-                sleep 0.1
-        done
-        echo "Bail out! gpuvirtd did not come up: $(tail -5 "$TEST_TMP/agent.log")"
-        exit 1
-}
-stop_agent() { [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null; wait "$AGENT_PID" 2>/dev/null; AGENT_PID=; }
+. "$(dirname "$0")/agent-lib.sh"
 trap 'stop_agent; pkill -9 -f "guest=tv" 2>/dev/null; _cleanup' EXIT
-
-# api METHOD PATH [BODY] [OPID]: $HTTP the status, $OUT the body.
-api() {
-        local args=(-s -o "$TEST_TMP/body" -w '%{http_code}' --unix-socket "$SOCK" -X "$1")
-        [ -n "${3:-}" ] && args+=(--data-binary "$3")
-        [ -n "${4:-}" ] && args+=(-H "Operation-Id: $4")
-        HTTP=$(curl "${args[@]}" "http://agent$2")
-        OUT=$(cat "$TEST_TMP/body")
-        LAST_CMD="$1 $2"; RC=$HTTP; ERR=
-}
-check() { # NAME EXPECTED-HTTP JQ-EXPRESSION-THAT-MUST-BE-TRUE
-        if [ "$HTTP" = "$2" ] && jq -e "$3" <<<"$OUT" >/dev/null 2>&1; then _ok "$1"; else _not_ok "$1" "want HTTP $2 and $3"; fi
-}
-qemu_pid() { jq -r '.pid // empty' "$STATE/vms/$1/state.json"; }
 
 start_agent
 api GET /v1/host

@@ -1,0 +1,66 @@
+# SPDX-License-Identifier: MIT
+# shellcheck shell=bash
+# agent-lib.sh — helpers for the gpuvirtd TAP scripts (sourced after tests/integration/lib.sh
+# and `new_host`): start/stop the agent on the simulated host $ROOT with its state in $STATE,
+# call its API, check answers with jq.
+#
+#   start_agent [ARGS...]   gpuvirtd under `gpuvirt-sim exec`, waits until it answers;
+#                           GV_AGENT_ACCEL (default tcg) and GV_AGENT_QEMU pick QEMU's side
+#   stop_agent              SIGTERM and wait
+#   api METHOD PATH [BODY] [OPID]   $HTTP the status, $OUT the body
+#   check NAME HTTP JQ      ok when the status is HTTP and the jq expression is true on $OUT
+#   wait_vm NAME JQ SECS    polls GET /v1/vms/NAME until JQ holds (0) or SECS pass (1)
+
+: "${GPUVIRTD:?GPUVIRTD must name the gpuvirtd binary}"
+command -v qemu-system-x86_64 >/dev/null || { echo "1..0 # SKIP qemu-system-x86_64 is not installed"; exit 0; }
+command -v curl >/dev/null || { echo "1..0 # SKIP curl is not installed"; exit 0; }
+
+STATE=$TEST_TMP/state
+SOCK=$STATE/agent.sock
+AGENT_PID=
+
+start_agent() {
+        local q=()
+        [ -n "${GV_AGENT_QEMU:-}" ] && q=(--qemu "$GV_AGENT_QEMU")
+        "$GPUVIRT_SIM" exec --root "$ROOT" -- "$GPUVIRTD" --state-dir "$STATE" \
+                --accel "${GV_AGENT_ACCEL:-tcg}" --stop-timeout 2 "${q[@]}" "$@" \
+                >>"$TEST_TMP/agent.log" 2>&1 &
+        AGENT_PID=$!
+        for _ in $(seq 100); do
+                curl -sf --unix-socket "$SOCK" http://agent/v1/host >/dev/null 2>&1 && return 0
+                sleep 0.1
+        done
+        echo "Bail out! gpuvirtd did not come up: $(tail -5 "$TEST_TMP/agent.log")"
+        exit 1
+}
+stop_agent() {
+        [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null
+        wait "$AGENT_PID" 2>/dev/null
+        AGENT_PID=
+}
+
+api() {
+        local args=(-s -o "$TEST_TMP/body" -w '%{http_code}' --unix-socket "$SOCK" -X "$1")
+        [ -n "${3:-}" ] && args+=(--data-binary "$3")
+        [ -n "${4:-}" ] && args+=(-H "Operation-Id: $4")
+        HTTP=$(curl "${args[@]}" "http://agent$2")
+        OUT=$(cat "$TEST_TMP/body")
+        LAST_CMD="$1 $2"; RC=$HTTP; ERR=
+}
+check() {
+        if [ "$HTTP" = "$2" ] && jq -e "$3" <<<"$OUT" >/dev/null 2>&1; then
+                _ok "$1"
+        else
+                _not_ok "$1" "want HTTP $2 and $3"
+        fi
+}
+wait_vm() {
+        local deadline=$((SECONDS + $3))
+        while [ $SECONDS -lt $deadline ]; do
+                api GET "/v1/vms/$1"
+                jq -e "$2" <<<"$OUT" >/dev/null 2>&1 && return 0
+                sleep 0.1
+        done
+        return 1
+}
+qemu_pid() { jq -r '.pid // empty' "$STATE/vms/$1/state.json"; }

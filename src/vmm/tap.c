@@ -129,7 +129,11 @@ static int tun_attach(const char *ifname, const char *what, int *ret_fd, bool *r
                                             "exists (mknod /dev/net/tun c 10 200).",
                                             what, ifname);
                 if (r == -EPERM || r == -EACCES)
-                        return error_capability(err, -r, what, ifname);
+                        return gv_error_set(err, -r,
+                                            "Cannot %s '%s': permission denied opening "
+                                            "/dev/net/tun. gpuvirtd needs read-write access to it "
+                                            "and CAP_NET_ADMIN for bridge NICs: run it as root.",
+                                            what, ifname);
                 return gv_error_set(err, -r, "Cannot %s '%s': cannot open /dev/net/tun: %s.",
                                     what, ifname, strerror(-r));
         }
@@ -151,8 +155,9 @@ static int tun_attach(const char *ifname, const char *what, int *ret_fd, bool *r
                                     what, ifname);
         if (r == -EINVAL)
                 return gv_error_set(err, EINVAL,
-                                    "Cannot %s '%s': an interface of that name exists and is not a "
-                                    "single-queue tap device. Remove or rename it (ip link del %s).",
+                                    "Cannot %s '%s': an interface of that name exists and is not "
+                                    "a single-queue tap device. Remove or rename it (ip link del "
+                                    "%s).",
                                     what, ifname, ifname);
         if (r == -EPERM || r == -EACCES)
                 return error_capability(err, -r, what, ifname);
@@ -298,6 +303,17 @@ int gv_tap_create(const char *ifname, const char *bridge, struct gv_error **err)
         r = RET_NERRNO(ioctl(fd, TUNSETPERSIST, 1));
         if (r < 0) {
                 r = gv_error_set(err, -r, "Cannot make tap '%s' persistent: %s.", ifname,
+                                 strerror(-r));
+                goto fail;
+        }
+
+        /* Owned by our uid, which QEMU (our child) shares. The kernel lets any process that can
+         * open /dev/net/tun (often mode 0666) attach to a persistent tap without an owner
+         * (drivers/net/tun.c, tun_not_capable), so an unowned tap could be taken by a local
+         * user between now and QEMU's open, or after QEMU exits. */
+        r = RET_NERRNO(ioctl(fd, TUNSETOWNER, (unsigned long)geteuid()));
+        if (r < 0) {
+                r = gv_error_set(err, -r, "Cannot set the owner of tap '%s': %s.", ifname,
                                  strerror(-r));
                 goto fail;
         }

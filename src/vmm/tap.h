@@ -46,8 +46,9 @@ bool gv_tap_name_is_ours(const char *ifname);
  * bridge if need be) and set it up. gv_bridge_check() runs first and its errors pass through.
  * Other errors: -EINVAL (bad name, or an interface of that name exists and is not a tap),
  * -EBUSY (the tap is held open, e.g. by a QEMU still running), -ENOENT (no /dev/net/tun: load
- * the tun module), -EPERM (the agent lacks CAP_NET_ADMIN). A tap this call made is removed
- * again when a later step fails. */
+ * the tun module), -EPERM (the agent lacks CAP_NET_ADMIN), -EACCES (it may not open
+ * /dev/net/tun). The tap is owned by the caller's euid (TUNSETOWNER), which QEMU, spawned by the
+ * agent, shares. A tap this call made is removed again when a later step fails. */
 int gv_tap_create(const char *ifname, const char *bridge, struct gv_error **err);
 
 /* Remove the persistent tap `ifname`. -ENOENT when no interface of that name exists (callers

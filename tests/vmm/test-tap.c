@@ -19,11 +19,13 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,19 +45,25 @@ static char *shaped;              /* a bridge named in our tap shape: not a tap 
 static char *tap0, *tap1;         /* gv_tap_name(random UUID, 0 and 1) */
 static char **made;               /* every interface this program made, for cleanup */
 
-/* Run ip(8) with the arguments; 0 or the error (stderr in the message). */
-static int ip(struct gv_error **err, ...)
+/* Run ip(8) with the NULL-terminated arguments; 0 or the error (stderr in the message). */
+static int ipv(struct gv_error **err, va_list ap)
 {
         const char *argv[16] = { "ip" };
         size_t n = 1;
-        va_list ap;
 
-        va_start(ap, err);
         for (const char *a; n < ELEMENTSOF(argv) - 1 && (a = va_arg(ap, const char *)); n++)
                 argv[n] = a;
-        va_end(ap);
         argv[n] = NULL;
         return gv_proc_run((char *const *)argv, 5000, 4096, NULL, NULL, err);
+}
+
+static int ip(struct gv_error **err, ...)
+{
+        va_list ap;
+        va_start(ap, err);
+        int r = ipv(err, ap);
+        va_end(ap);
+        return r;
 }
 
 static void cleanup_all(void)
@@ -79,19 +87,14 @@ static void made_add(const char *name)
                 strv_extend(&made, name);
 }
 
+/* ip(8) inside a test: fails the test with what and the error. */
 static void must_ip(const char *what, ...)
 {
-        const char *argv[16] = { "ip" };
-        size_t n = 1;
-        va_list ap;
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
-
+        va_list ap;
         va_start(ap, what);
-        for (const char *a; n < ELEMENTSOF(argv) - 1 && (a = va_arg(ap, const char *)); n++)
-                argv[n] = a;
+        int r = ipv(&e, ap);
         va_end(ap);
-        argv[n] = NULL;
-        int r = gv_proc_run((char *const *)argv, 5000, 4096, NULL, NULL, &e);
         if (r < 0)
                 fail_msg("%s: %s", what, gv_error_msg(e, r));
 }
@@ -148,6 +151,9 @@ static void assert_tap_on(const char *tap, const char *br)
         uint32_t tf = read_hex_attr(tap, "tun_flags");
         assert_true(tf & IFF_TAP);
         assert_true(tf & IFF_PERSIST);
+        /* Owned by us, so a local user cannot attach to it through a world-usable
+         * /dev/net/tun. */
+        assert_int_equal(read_dec_attr(tap, "owner"), geteuid());
         assert_int_equal(read_dec_attr(tap, "mtu"), read_dec_attr(br, "mtu"));
 }
 
@@ -334,6 +340,52 @@ static void test_create_refused(void **state)
         assert_tap_on(tap0, bridge);
 }
 
+/* gv_tap_create(ifname, bridge) in a child without CAP_NET_ADMIN (dropped from its effective
+ * set; it stays uid 0 for file access). Returns the child's report: "RETURN MESSAGE". */
+static char *create_without_net_admin(const char *ifname)
+{
+        int pfd[2];
+        assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+                struct __user_cap_data_struct d[2];
+                struct gv_error *e = NULL;
+                if (syscall(SYS_capget, &h, d) < 0)
+                        _exit(2);
+                d[CAP_NET_ADMIN / 32].effective &= ~(1u << (CAP_NET_ADMIN % 32));
+                if (syscall(SYS_capset, &h, d) < 0)
+                        _exit(3);
+                int r = gv_tap_create(ifname, bridge, &e);
+                dprintf(pfd[1], "%d %s", r, gv_error_msg(e, r));
+                _exit(0);
+        }
+        close(pfd[1]);
+        char *buf = xmalloc(4096);
+        ssize_t n = 0, k;
+        while (n < 4095 && (k = read(pfd[0], buf + n, 4095 - (size_t)n)) > 0)
+                n += k;
+        buf[n] = '\0';
+        close(pfd[0]);
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        return buf;
+}
+
+static void test_no_capability(void **state)
+{
+        (void)state;
+        _cleanup_free_ char *want = xasprintf("%d ", -EPERM);
+
+        _cleanup_free_ char *c = create_without_net_admin(tap1);
+        if (!gv_startswith(c, want) || !strstr(c, "needs CAP_NET_ADMIN"))
+                fail_msg("create without CAP_NET_ADMIN: %s", c);
+        assert_false(iface_exists(tap1));
+}
+
 static bool in_path(const char *prog)
 {
         const char *path = getenv("PATH");
@@ -497,17 +549,11 @@ static int group_teardown(void **state)
 /* ip(8) during setup: 0, or -1 with the reason in *why. */
 static int setup_ip(char **why, const char *what, ...)
 {
-        const char *argv[16] = { "ip" };
-        size_t n = 1;
-        va_list ap;
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
-
+        va_list ap;
         va_start(ap, what);
-        for (const char *a; n < ELEMENTSOF(argv) - 1 && (a = va_arg(ap, const char *)); n++)
-                argv[n] = a;
+        int r = ipv(&e, ap);
         va_end(ap);
-        argv[n] = NULL;
-        int r = gv_proc_run((char *const *)argv, 5000, 4096, NULL, NULL, &e);
         if (r < 0) {
                 *why = xasprintf("%s: %s", what, gv_error_msg(e, r));
                 return -1;
@@ -568,6 +614,7 @@ int main(void)
                 cmocka_unit_test(test_bridge_check),
                 cmocka_unit_test(test_create),
                 cmocka_unit_test(test_create_refused),
+                cmocka_unit_test(test_no_capability),
                 cmocka_unit_test(test_qemu),
                 cmocka_unit_test(test_list),
                 cmocka_unit_test(test_delete),

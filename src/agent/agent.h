@@ -12,7 +12,9 @@
  *
  * Locking: `lock` guards the VM table; each VM has its own mutex held for the whole of an
  * operation on it; `host_lock` serialises the hardware layer (struct gv_host is not
- * thread-safe). Order: VM, then host; never the table while waiting on a VM.
+ * thread-safe). Order: VM, then host, then table; never the table while waiting on a VM.
+ * Each VM's `cache_lock` (its last saved status, answered while an operation holds the VM) is
+ * a leaf, taken last.
  */
 #pragma once
 
@@ -35,7 +37,10 @@ struct gv_agent_config {
         const char *qemu_binary;     /* NULL: qemu-system-x86_64 */
         const char *kvm_path;        /* NULL: /dev/kvm */
         int stop_timeout_ms;         /* graceful stop before quit/kill; 0: 30 s */
-        int orphan_grace_ms;         /* reconcile: hardware no VM owns is removed after; 0: 60 s */
+        int orphan_grace_ms;         /* reconcile: hardware no VM owns is removed after; 0: 60 s;
+                                      * negative: at once */
+        int reconcile_interval_ms;   /* 0: min(grace / 4, 10 s), at least 100 ms; negative: only
+                                      * when asked (gv_agent_reconcile) */
         size_t console_log_max;      /* bytes per console log file; 0: 1 MiB */
         const char *accel;           /* NULL or "auto": probe; "kvm" or "tcg": use that (KVM
                                       * can open yet hang guests under nested virtualisation) */
@@ -100,6 +105,9 @@ struct gv_agent_vm {
         char *last_error;             /* why the last start failed or QEMU died */
         enum gv_vm_stop_how last_stop; /* how QEMU last ended */
         char **argv;                  /* the QEMU command of the last start */
+        json_t *status_cache;         /* status as of the last save, under cache_lock: what
+                                       * status answers while an operation holds `lock` */
+        pthread_mutex_t cache_lock;   /* a leaf: nothing is locked while it is held */
         int console_fd;               /* relay connection to console.sock, -1 */
         char *dir, *run_dir;          /* STATE/vms/NAME, .../run */
 };
@@ -123,6 +131,8 @@ struct gv_agent {
         int wake_fd;                  /* eventfd: the supervisor re-reads the VM table */
         bool supervisor_running;
         bool stopping;
+        struct gv_reconcile *reconcile; /* reconcile.c: host configuration, orphans seen, the
+                                         * last report; guarded by host_lock */
 };
 
 /* Open the state directory, probe QEMU, open the host, re-adopt running QEMUs (none is
@@ -160,6 +170,8 @@ json_t *gv_agent_metrics(struct gv_agent *a);
 /* Reconcile once (reconcile.c): hardware no VM owns, seen for longer than the grace period,
  * is removed; dead QEMUs are reported and their GPUs released. Returns what it did. */
 json_t *gv_agent_reconcile(struct gv_agent *a);
+/* The last pass's report (a copy), or NULL before the first. */
+json_t *gv_agent_reconcile_last(struct gv_agent *a);
 
 /* ---- internal, between the agent's files ---- */
 struct gv_agent_vm *gv_agent_vm_find_locked(struct gv_agent *a, const char *name);
@@ -175,3 +187,16 @@ void gv_agent_vm_exited(struct gv_agent *a, struct gv_agent_vm *vm, bool expecte
                         int status);
 void gv_agent_wake(struct gv_agent *a);
 void *gv_agent_supervise(void *agent);
+/* Reconcile (reconcile.c). The host configuration (STATE/host.json: each GPU's mode and MIG
+ * layout the administrator set through the agent) is read, or on the first start the host
+ * adopted as it is; idempotent; host_lock held. -errno when host.json cannot be read. */
+int gv_agent_hostcfg_load(struct gv_agent *a, struct gv_error **err);
+/* The administrator set GPU g (fresh) through the agent: its mode, and with `layout` its MIG
+ * instances, are the configuration from now on; saved. host_lock held. */
+int gv_agent_hostcfg_record(struct gv_agent *a, const struct gv_gpu *g, bool layout,
+                            struct gv_error **err);
+/* From the supervisor loop: a pass when one is due (*next_ms starts at 0). Returns the ms
+ * until the next, -1 when passes run only when asked. */
+int gv_agent_reconcile_tick(struct gv_agent *a, int64_t *next_ms);
+/* Frees the reconcile state; idempotent. After the supervisor has stopped. */
+void gv_agent_reconcile_done(struct gv_agent *a);

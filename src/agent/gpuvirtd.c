@@ -4,6 +4,7 @@
  *
  *   gpuvirtd --state-dir DIR [--socket PATH] [--listen HOST:PORT] [--sysfs-root DIR]
  *            [--nvml-library PATH] [--qemu PATH] [--accel auto|kvm|tcg] [--stop-timeout S]
+ *            [--orphan-grace S]
  *
  * Serves the agent API on a UNIX socket (default DIR/agent.sock, mode 0600) and optionally on
  * TCP. SIGTERM/SIGINT stop the agent; running VMs keep running and are re-adopted by the next
@@ -36,7 +37,8 @@ static void usage(FILE *f)
 {
         fprintf(f, "gpuvirtd --state-dir DIR [--socket PATH] [--listen HOST:PORT]\n"
                    "         [--sysfs-root DIR] [--nvml-library PATH] [--qemu PATH]\n"
-                   "         [--accel auto|kvm|tcg] [--stop-timeout SECONDS]\n");
+                   "         [--accel auto|kvm|tcg] [--stop-timeout SECONDS]\n"
+                   "         [--orphan-grace SECONDS]\n");
 }
 
 int main(int argc, char **argv)
@@ -50,6 +52,7 @@ int main(int argc, char **argv)
                 { "qemu", required_argument, NULL, 'q' },
                 { "accel", required_argument, NULL, 'a' },
                 { "stop-timeout", required_argument, NULL, 't' },
+                { "orphan-grace", required_argument, NULL, 'g' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -83,6 +86,18 @@ int main(int argc, char **argv)
                                 return 2;
                         }
                         cfg.stop_timeout_ms = (int)s * 1000;
+                        break;
+                }
+                case 'g': {
+                        /* Hardware no VM owns is removed after this long (docs/agent.md,
+                         * "Reconcile"); 0: at once. */
+                        uint32_t s;
+                        if (gv_parse_u32(optarg, 10, &s) < 0 || s > 86400) {
+                                fprintf(stderr, "gpuvirtd: --orphan-grace: '%s' is not 0..86400 "
+                                                "seconds.\n", optarg);
+                                return 2;
+                        }
+                        cfg.orphan_grace_ms = s ? (int)s * 1000 : -1;
                         break;
                 }
                 case 'h': usage(stdout); return 0;

@@ -74,14 +74,25 @@ int gv_agent_gpu_set_mode(struct gv_agent *a, const char *gpu, const char *mode,
                 return gv_error_set(err, EINVAL, "'%s' is not a GPU mode; valid: %s.", mode, names);
         }
         pthread_mutex_lock(&a->host_lock);
-        r = gv_host_find_gpu(a->host, gpu, &g, err);
+        /* Before anything changes: on the first start the host is adopted as it is
+         * (reconcile.c), and an unreadable host.json refuses the change. */
+        r = gv_agent_hostcfg_load(a, err);
+        if (r >= 0)
+                r = gv_host_find_gpu(a->host, gpu, &g, err);
         if (r >= 0) {
                 _cleanup_free_ char *who = holder(a, g->bdf);
+                bool changed = false;
                 if (who)
                         r = gv_error_set(err, EBUSY, "GPU %s is in use by VM '%s'; stop it "
                                          "first.", g->bdf, who);
-                else if (g->mode != m)
+                else if (g->mode != m) {
+                        changed = true;
                         r = gv_gpu_set_mode(a->host, g, m, err);
+                }
+                /* The mode the administrator set is the host configuration the reconcile loop
+                 * keeps; so is the MIG layout when the mode changed (none then). */
+                if (r >= 0)
+                        r = gv_agent_hostcfg_record(a, g, changed, err);
         }
         pthread_mutex_unlock(&a->host_lock);
         return r;
@@ -94,15 +105,23 @@ int gv_agent_gpu_mig_apply(struct gv_agent *a, const char *gpu, char *const *pro
         int r;
 
         pthread_mutex_lock(&a->host_lock);
-        r = gv_host_find_gpu(a->host, gpu, &g, err);
+        r = gv_agent_hostcfg_load(a, err); /* as in gv_agent_gpu_set_mode() */
+        if (r >= 0)
+                r = gv_host_find_gpu(a->host, gpu, &g, err);
         if (r >= 0) {
                 _cleanup_free_ char *who = holder(a, g->bdf);
+                _cleanup_free_ char *layout = NULL;
                 /* The layout call itself keeps instances a vGPU uses and refuses to destroy
                  * them; a VM holding the GPU whole is refused here. */
                 if (who && g->mode != GV_GPU_MODE_MIG)
                         r = gv_error_set(err, EBUSY, "GPU %s is in use by VM '%s'.", g->bdf, who);
                 else
-                        r = gv_gpu_mig_apply(a->host, g, profiles, false, ret_layout, err);
+                        r = gv_gpu_mig_apply(a->host, g, profiles, false, &layout, err);
+                /* The instances it leaves (less those VMs own) are the host configuration. */
+                if (r >= 0)
+                        r = gv_agent_hostcfg_record(a, g, true, err);
+                if (r >= 0 && ret_layout)
+                        *ret_layout = TAKE_PTR(layout);
         }
         pthread_mutex_unlock(&a->host_lock);
         return r;

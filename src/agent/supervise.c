@@ -24,12 +24,16 @@ struct slot {
 void *gv_agent_supervise(void *agent)
 {
         struct gv_agent *a = agent;
+        int64_t next_reconcile = 0;
 
         while (!__atomic_load_n(&a->stopping, __ATOMIC_SEQ_CST)) {
                 struct pollfd *pf;
                 struct slot *slots;
                 size_t n = 1;
                 bool busy = false;
+                /* The reconcile loop (reconcile.c) runs here when due; the poll waits no longer
+                 * than until its next pass. */
+                int reconcile_ms = gv_agent_reconcile_tick(a, &next_reconcile);
 
                 pthread_mutex_lock(&a->lock);
                 pf = xnew0(struct pollfd, 2 * a->n_vms + 1);
@@ -57,7 +61,10 @@ void *gv_agent_supervise(void *agent)
                 }
                 pthread_mutex_unlock(&a->lock);
 
-                int r = poll(pf, n, busy ? 50 : 1000);
+                int timeout = busy ? 50 : 1000;
+                if (reconcile_ms >= 0 && reconcile_ms < timeout)
+                        timeout = reconcile_ms;
+                int r = poll(pf, n, timeout);
                 if (r > 0 && (pf[0].revents & POLLIN)) {
                         uint64_t v;
                         (void)!read(a->wake_fd, &v, sizeof(v));
@@ -94,5 +101,6 @@ void *gv_agent_supervise(void *agent)
                 free(pf);
                 free(slots);
         }
+        gv_agent_reconcile_done(a); /* nothing runs a pass once the supervisor has stopped */
         return NULL;
 }

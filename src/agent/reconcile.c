@@ -126,7 +126,7 @@ struct orphan {
         size_t gpu;                       /* index into host->gpus */
         char id[GV_UUID_STR_LEN + 1];     /* vgpu: mdev UUID or VF address */
         uint32_t gi;                      /* mig-gi */
-        char *profile;                    /* mig-gi */
+        char *profile;                    /* mig-gi (a copy: a refresh frees the GPU's) */
         struct gv_mig_placement placement; /* mig-gi */
         enum gv_gpu_mode target;          /* vfio-binding: the configured mode */
         size_t seen;                      /* index into rc->seen */
@@ -733,7 +733,9 @@ static bool scan_gpu(struct gv_agent *a, struct gv_reconcile *rc, size_t i, cons
                         if (owned_gi(o, g, gi) || cfg_has_gi(c, gi))
                                 continue;
                         struct orphan x = { .kind = ORPHAN_MIG_GI, .gpu = i, .gi = gi->id,
-                                            .profile = gi->profile_name,
+                                            .profile = gi->profile_name
+                                                               ? xstrdup(gi->profile_name)
+                                                               : NULL,
                                             .placement = gi->placement };
                         x.seen = seen_mark(rc, xasprintf("mig-gi %s %u %s %u+%u", g->bdf, gi->id,
                                                          gi->profile_name ? gi->profile_name
@@ -857,6 +859,8 @@ static void orphans_pass(struct gv_agent *a, struct gv_reconcile *rc, bool may_r
                         json_array_append_new(out, j);
                 }
         seen_sweep(rc);
+        for (size_t i = 0; i < n; i++)
+                free(l[i].profile);
 }
 
 json_t *gv_agent_reconcile(struct gv_agent *a)

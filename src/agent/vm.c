@@ -108,9 +108,10 @@ static json_t *device_json(const struct gv_vm_device *d)
         return o;
 }
 
+static json_t *status_json(struct gv_agent *a, struct gv_agent_vm *vm);
+
 int gv_agent_vm_save(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_error **err)
 {
-        (void)a;
         _cleanup_json_ json_t *j = json_object();
         _cleanup_free_ char *path = gv_path_join(vm->dir, "state.json"), *text = NULL;
         json_t *hw = json_array(), *dev = json_array();
@@ -137,6 +138,13 @@ int gv_agent_vm_save(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_error
          * made 7 fsyncs, now 4: the operation journal's (BENCHMARKS.md, VM start). */
         r = gv_write_file(path, text, GV_WRITE_CREATE | GV_WRITE_ATOMIC | GV_WRITE_NOSYNC |
                                               GV_WRITE_NEWLINE);
+        /* What status answers while an operation holds the VM's lock (gv_agent_vm_status). */
+        json_t *snap = status_json(a, vm), *old;
+        pthread_mutex_lock(&vm->cache_lock);
+        old = vm->status_cache;
+        vm->status_cache = snap;
+        pthread_mutex_unlock(&vm->cache_lock);
+        json_decref(old);
         if (r < 0)
                 return gv_error_set(err, -r, "Cannot write '%s': %s.", path, strerror(-r));
         return 0;
@@ -180,6 +188,7 @@ static struct gv_agent_vm *vm_new(struct gv_agent *a, struct gv_vm_config *c)
         struct gv_agent_vm *vm = xnew0(struct gv_agent_vm, 1);
 
         pthread_mutex_init(&vm->lock, NULL);
+        pthread_mutex_init(&vm->cache_lock, NULL);
         vm->config = c;
         vm->phase = GV_VM_DEFINED;
         vm->proc = GV_PROC_NULL;
@@ -204,10 +213,12 @@ static void vm_free(struct gv_agent_vm *vm)
         free(vm->hw);
         free(vm->last_error);
         strv_free(vm->argv);
+        json_decref(vm->status_cache);
         gv_vm_config_free(vm->config);
         free(vm->dir);
         free(vm->run_dir);
         pthread_mutex_destroy(&vm->lock);
+        pthread_mutex_destroy(&vm->cache_lock);
         free(vm);
 }
 
@@ -772,12 +783,31 @@ static json_t *status_json(struct gv_agent *a, struct gv_agent_vm *vm)
 int gv_agent_vm_status(struct gv_agent *a, const char *name, json_t **ret, struct gv_error **err)
 {
         struct gv_agent_vm *vm;
-        int r = gv_agent_vm_get(a, name, &vm, err);
+        json_t *s;
 
-        if (r < 0)
-                return r;
-        *ret = status_json(a, vm);
+        pthread_mutex_lock(&a->lock);
+        vm = gv_agent_vm_find_locked(a, name);
+        if (!vm) {
+                pthread_mutex_unlock(&a->lock);
+                return gv_error_set(err, ENOENT, "No VM '%s' on this host.", name);
+        }
+        /* trylock under the table lock cannot deadlock the lock order. */
+        if (pthread_mutex_trylock(&vm->lock) != 0) {
+                /* An operation holds the VM — a start waits for QEMU, a stop for the guest,
+                 * for seconds: answer with what it last saved rather than wait for it. */
+                pthread_mutex_lock(&vm->cache_lock);
+                s = vm->status_cache ? json_deep_copy(vm->status_cache) : json_object();
+                pthread_mutex_unlock(&vm->cache_lock);
+                pthread_mutex_unlock(&a->lock);
+                json_object_set_new(s, "busy", json_true());
+                *ret = s;
+                return 0;
+        }
+        pthread_mutex_unlock(&a->lock);
+        s = status_json(a, vm);
+        json_object_set_new(s, "busy", json_false());
         pthread_mutex_unlock(&vm->lock);
+        *ret = s;
         return 0;
 }
 

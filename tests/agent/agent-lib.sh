@@ -10,6 +10,8 @@
 #   api METHOD PATH [BODY] [OPID]   $HTTP the status, $OUT the body
 #   check NAME HTTP JQ      ok when the status is HTTP and the jq expression is true on $OUT
 #   wait_vm NAME JQ SECS    polls GET /v1/vms/NAME until JQ holds (0) or SECS pass (1)
+#   vf_types_set            VFs with a vGPU type set on the simulated host
+#   running PID             the process exists and is not a zombie
 
 : "${GPUVIRTD:?GPUVIRTD must name the gpuvirtd binary}"
 command -v qemu-system-x86_64 >/dev/null || { echo "1..0 # SKIP qemu-system-x86_64 is not installed"; exit 0; }
@@ -63,4 +65,9 @@ wait_vm() {
         done
         return 1
 }
+# running PID: the process exists and is not a zombie (a QEMU whose agent died is reparented,
+# and a sandbox's init may never reap it).
+running() { [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
 qemu_pid() { jq -r '.pid // empty' "$STATE/vms/$1/state.json"; }
+# vf_types_set: how many VFs of the simulated host carry a vGPU type (vendor-VFIO vGPUs alive).
+vf_types_set() { grep -lvx 0 "$ROOT"/sys/bus/pci/devices/*/nvidia/current_vgpu_type 2>/dev/null | wc -l; }

@@ -7,7 +7,7 @@
 . "$(dirname "$0")/../integration/lib.sh"
 new_host dgx-h100 h
 . "$(dirname "$0")/agent-lib.sh"
-trap 'stop_agent; pkill -9 -f "guest=tv" 2>/dev/null; _cleanup' EXIT
+trap 'stop_agent; pkill -9 -f "guest=t[vs]," 2>/dev/null; _cleanup' EXIT
 
 start_agent
 api GET /v1/host
@@ -80,6 +80,73 @@ assert_jq '.gpu_instances | length' 0 "the MIG instance made for the VM is gone"
 # ---- graceful stop (no guest answers the power button: quit after the timeout)
 api POST /v1/vms/tv/start '' start3
 check "start again" 200 '.phase == "running"'
+PID=$(qemu_pid tv)
+
+# ---- kill -9 of the agent in the middle of a start and of a stop; tv runs throughout.
+# The agent runs QEMU through a wrapper that, for VM ts only, first sleeps (so the agent is
+# caught between spawning QEMU and seeing it run), then execs QEMU or exits as QEMU would when
+# it fails ($TEST_TMP/wrap.mode: exec or fail).
+cat >"$TEST_TMP/qemu-wrap" <<'WRAP'
+#!/bin/bash
+case " $* " in
+*" guest=ts,"*) sleep 2; [ "$(cat "${0%/*}/wrap.mode")" = exec ] || exit 1 ;;
+esac
+exec qemu-system-x86_64 "$@"
+WRAP
+chmod +x "$TEST_TMP/qemu-wrap"
+stop_agent
+GV_AGENT_QEMU=$TEST_TMP/qemu-wrap start_agent
+TSDEF='{"name":"ts","memory_mib":128,"gpus":[{"mode":"vgpu","type":"H100XM-20C","gpu":"5"}]}'
+api POST /v1/vms "$TSDEF" ts-def
+check "define ts" 201 '.phase == "defined"'
+VF0=$(vf_types_set)
+
+# mid-start, QEMU comes up after the agent died: the restarted agent finishes the start
+echo exec >"$TEST_TMP/wrap.mode"
+curl -s --unix-socket "$SOCK" -X POST -H 'Operation-Id: ts-start1' http://agent/v1/vms/ts/start >/dev/null &
+CURL=$!
+wait_vm ts '.phase == "starting" and .pid != null' 10
+sleep 0.5
+assert_eq "$(jq -r .phase "$STATE/vms/ts/state.json")" starting "the agent is in the middle of the start"
+assert_eq "$(vf_types_set)" $((VF0 + 1)) "... with the vGPU made and QEMU spawned"
+TSPID=$(qemu_pid ts)
+kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null; AGENT_PID=; wait "$CURL" 2>/dev/null
+GV_AGENT_QEMU=$TEST_TMP/qemu-wrap start_agent
+api GET /v1/vms/ts
+check "restart: the interrupted start is finished" 200 ".phase == \"running\" and .pid == $TSPID and (.hw|length) == 1"
+assert_eq "$(vf_types_set)" $((VF0 + 1)) "... with its one vGPU, none leaked"
+api POST /v1/vms/ts/start '' ts-start1
+check "a retry of the interrupted start's operation id is a no-op" 200 ".phase == \"running\" and .pid == $TSPID"
+
+# mid-stop: nothing in ts answers the power button, so the agent is caught waiting for it
+curl -s --unix-socket "$SOCK" -X POST -H 'Operation-Id: ts-stop1' --data '{"timeout_s":30}' http://agent/v1/vms/ts/stop >/dev/null &
+CURL=$!
+wait_vm ts '.phase == "stopping"' 10
+assert_eq "$(jq -r .phase "$STATE/vms/ts/state.json")" stopping "the agent is in the middle of the stop"
+kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null; AGENT_PID=; wait "$CURL" 2>/dev/null
+running "$TSPID" && _ok "QEMU outlives the agent killed mid-stop" || _not_ok "QEMU outlives the agent killed mid-stop"
+GV_AGENT_QEMU=$TEST_TMP/qemu-wrap start_agent
+api GET /v1/vms/ts
+check "restart: the interrupted stop is finished" 200 '.phase == "stopped" and (.hw|length) == 0 and .pid == null'
+running "$TSPID" && _not_ok "its QEMU is gone" "pid $TSPID still runs" || _ok "its QEMU is gone"
+assert_eq "$(vf_types_set)" "$VF0" "its vGPU is released"
+
+# mid-start, QEMU never comes up: the restarted agent rolls the start back
+echo fail >"$TEST_TMP/wrap.mode"
+curl -s --unix-socket "$SOCK" -X POST -H 'Operation-Id: ts-start2' http://agent/v1/vms/ts/start >/dev/null &
+CURL=$!
+wait_vm ts '.phase == "starting" and .pid != null' 10
+sleep 0.5
+assert_eq "$(vf_types_set)" $((VF0 + 1)) "second start: the vGPU is made"
+kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null; AGENT_PID=; wait "$CURL" 2>/dev/null
+GV_AGENT_QEMU=$TEST_TMP/qemu-wrap start_agent
+api GET /v1/vms/ts
+check "restart: the start whose QEMU never ran is rolled back, saying so" 200 '.phase == "stopped" and (.hw|length) == 0 and (.last_error | test("rolled back"))'
+assert_eq "$(vf_types_set)" "$VF0" "... and its vGPU is released"
+api GET /v1/vms/tv
+check "tv ran untouched through three kills of the agent" 200 ".phase == \"running\" and .pid == $PID"
+api DELETE /v1/vms/ts '' ts-del
+check "delete ts" 200 '.deleted'
 api DELETE /v1/vms/tv '' del1
 check "delete of a running VM: 409" 409 '.detail | test("stop it first")'
 api POST /v1/vms/tv/stop '{"timeout_s":1}' stop1

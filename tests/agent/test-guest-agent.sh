@@ -42,8 +42,6 @@ console_ok() { # NAME FILE REGEX SECS
                 tr -d '\r' <"$2" 2>/dev/null | tail -n 20 | diag
         fi
 }
-vgpus_on_host() { find "$ROOT/sys/bus/mdev/devices" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
-vf_types_set() { grep -lvx 0 "$ROOT"/sys/bus/pci/devices/*/nvidia/current_vgpu_type 2>/dev/null | wc -l; }
 
 start_agent
 DEF=$(jq -nc --arg k "$GUEST/vmlinuz" --arg i "$GUEST/initramfs.cpio.gz" \

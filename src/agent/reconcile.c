@@ -528,7 +528,7 @@ int gv_agent_hostcfg_load(struct gv_agent *a, struct gv_error **err)
         if (modes) {
                 r = cfg_save(a, rc, err);
                 if (r < 0)
-                        return r; /* not loaded: nothing is removed, and the next call tries again */
+                        return r; /* not loaded: nothing is removed; the next call tries again */
                 _cleanup_free_ char *list = strv_join(modes, ", ");
                 free(rc->note);
                 rc->note = xasprintf("%s: the host as it is became the host configuration, so "
@@ -846,7 +846,7 @@ static void orphans_pass(struct gv_agent *a, struct gv_reconcile *rc, bool may_r
                                 int r = remove_orphan(a, x, &e);
                                 if (r >= 0) {
                                         action = "removed";
-                                        s->mark = false; /* if it comes back, its clock starts over */
+                                        s->mark = false; /* back again: a new clock */
                                 } else {
                                         action = "failed";
                                         json_object_set_new(j, "error",
@@ -871,6 +871,7 @@ json_t *gv_agent_reconcile(struct gv_agent *a)
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         _cleanup_free_ char *skipped = NULL;
         struct gv_reconcile *rc;
+        int64_t t0 = now_ms();
         int r;
 
         /* First the VMs, one lock at a time and none held after: what a dead QEMU held is
@@ -906,6 +907,7 @@ json_t *gv_agent_reconcile(struct gv_agent *a)
         json_object_set_new(report, "grace_s", json_integer(MAX(a->cfg.orphan_grace_ms, 0) / 1000));
         json_object_set_new(report, "time", json_integer((json_int_t)time(NULL)));
         json_object_set_new(report, "notes", notes);
+        json_object_set_new(report, "duration_ms", json_integer(now_ms() - t0));
         json_decref(rc->last);
         rc->last = json_deep_copy(report);
         pthread_mutex_unlock(&a->host_lock);

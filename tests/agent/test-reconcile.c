@@ -160,6 +160,21 @@ static json_t *pass(struct gv_agent *a)
         return j;
 }
 
+/* A pass no VM's lock was busy for. The supervisor holds a VM's lock for an instant on each of
+ * its turns (trylock), and a pass that meets it then skips that VM and removes nothing, as it
+ * should: try again. */
+static json_t *pass_settled(struct gv_agent *a)
+{
+        for (int i = 0;; i++) {
+                json_t *j = pass(a);
+                const char *why = json_string_value(json_object_get(j, "skipped"));
+                if (!why || !strstr(why, "in the middle of an operation") || i == 20)
+                        return j;
+                json_decref(j);
+                usleep(10 * 1000);
+        }
+}
+
 static size_t n_orphans(const json_t *rep)
 {
         return json_array_size(json_object_get(rep, "orphans"));
@@ -385,7 +400,7 @@ static void test_vm_hardware_is_owned(void **state)
         if (r < 0)
                 fail_msg("%s", gv_error_msg(e, r));
 
-        rep = pass(a);
+        rep = pass_settled(a);
         if (n_orphans(rep))
                 dump_on_failure(rep);
         assert_int_equal(n_orphans(rep), 0);
@@ -410,7 +425,7 @@ static void test_vm_hardware_is_owned(void **state)
         assert_int_equal(n_orphans(rep), 1);
         json_decref(rep);
         assert_int_equal(n_vgpus(f, GPU2), 1);
-        rep = pass(a);
+        rep = pass_settled(a);
         assert_int_equal(count(rep, "vgpu", GPU2, "removed"), 1);
         assert_int_equal(n_orphans(rep), 1);
         json_decref(rep);
@@ -487,7 +502,7 @@ static void test_dead_qemu_and_leftovers(void **state)
         assert_int_equal(n_vgpus(f, GPU0), 1);
         assert_int_equal(n_vgpus(f, GPU2), 1);
 
-        rep = pass(a);
+        rep = pass_settled(a);
         if (json_array_size(json_object_get(rep, "crashed")) != 1)
                 dump_on_failure(rep);
         assert_int_equal(json_array_size(json_object_get(rep, "crashed")), 1);
@@ -510,7 +525,7 @@ static void test_dead_qemu_and_leftovers(void **state)
                                "QEMU is gone"));
 
         /* Said once: the next pass has nothing to do. */
-        rep = pass(a);
+        rep = pass_settled(a);
         assert_int_equal(json_array_size(json_object_get(rep, "crashed")), 0);
         assert_int_equal(json_array_size(json_object_get(rep, "released")), 0);
         json_decref(rep);

@@ -78,6 +78,7 @@ enum gv_hw_kind {
         GV_HW_PASSTHROUGH, /* `gpu` bound to vfio-pci for this VM */
         GV_HW_VGPU,        /* `id`: an mdev UUID or a VF address with a vGPU type set */
         GV_HW_MIG_GI,      /* GPU instance `gi` on `gpu`, created for this VM */
+        GV_HW_TAP,         /* tap device `id` for a bridge NIC (src/vmm/tap.h); `gpu` empty */
         _GV_HW_MAX,
         _GV_HW_INVALID = -EINVAL,
 };
@@ -181,7 +182,14 @@ int gv_agent_vm_get(struct gv_agent *a, const char *name, struct gv_agent_vm **r
 int gv_agent_vm_save(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_error **err);
 /* GPU hardware for a VM's GPU requests (gpu-attach.c); host_lock held by the callee. */
 int gv_agent_gpus_attach(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_error **err);
+/* Releases every piece of hardware the VM records, GPU or not (taps too), newest first. */
 void gv_agent_gpus_release(struct gv_agent *a, struct gv_agent_vm *vm);
+/* Record a piece of hardware the moment it exists (state.json); host_lock held. */
+void gv_agent_hw_record(struct gv_agent *a, struct gv_agent_vm *vm, const struct gv_hw *hw);
+/* Taps for the VM's bridge NICs (net-attach.c), each recorded as it is made. *ret_taps (strv)
+ * has one entry per NIC: the tap's name, "" for a user NIC. */
+int gv_agent_nics_attach(struct gv_agent *a, struct gv_agent_vm *vm, char ***ret_taps,
+                         struct gv_error **err);
 /* Called with vm->lock held when QEMU has exited (supervisor, stop, kill). */
 void gv_agent_vm_exited(struct gv_agent *a, struct gv_agent_vm *vm, bool expected,
                         int status);

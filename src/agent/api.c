@@ -329,6 +329,34 @@ static int h_console_read(struct gv_http_request *req, void *userdata)
                                                       (json_int_t)len));
 }
 
+/* ---- reconcile ---- */
+
+static int do_reconcile(struct gv_http_request *req, struct gv_agent_api *api, unsigned *st,
+                        json_t **body, struct gv_error **err)
+{
+        _cleanup_json_ json_t *in = NULL;
+        int r = body_object(req, &in, err);
+
+        if (r >= 0 && json_object_size(in))
+                r = gv_error_set(err, EINVAL, "A reconcile pass takes no parameters.");
+        if (r < 0)
+                return r;
+        *st = 200;
+        *body = gv_agent_reconcile(api->agent);
+        return 0;
+}
+MUTATION(reconcile)
+
+static int h_reconcile_last(struct gv_http_request *req, void *userdata)
+{
+        struct gv_agent_api *api = userdata;
+        json_t *j = gv_agent_reconcile_last(api->agent);
+        if (!j)
+                return gv_http_reply_problem(req, 404, "not-found", NULL, "No reconcile pass has "
+                                             "run yet; POST /v1/reconcile runs one.");
+        return gv_http_reply_json(req, 200, j);
+}
+
 static const struct gv_http_route routes[] = {
         { "GET", "/v1/host", h_host },
         { "GET", "/v1/metrics", h_metrics },
@@ -343,6 +371,8 @@ static const struct gv_http_route routes[] = {
         { "POST", "/v1/vms/{name}/kill", h_kill },
         { "GET", "/v1/vms/{name}/console", h_console_read },
         { "POST", "/v1/vms/{name}/console", h_console_write },
+        { "GET", "/v1/reconcile", h_reconcile_last },
+        { "POST", "/v1/reconcile", h_reconcile },
 };
 
 const struct gv_http_route *gv_agent_api_routes(size_t *ret_n)

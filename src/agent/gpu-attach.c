@@ -23,11 +23,13 @@
 #include "util/alloc.h"
 #include "util/enum-table.h"
 #include "util/strv.h"
+#include "vmm/tap.h"
 
 static const char *const hw_kind_table[_GV_HW_MAX] = {
         [GV_HW_PASSTHROUGH] = "passthrough",
         [GV_HW_VGPU] = "vgpu",
         [GV_HW_MIG_GI] = "mig-gi",
+        [GV_HW_TAP] = "tap",
 };
 DEFINE_STRING_TABLE_LOOKUP(gv_hw_kind, enum gv_hw_kind, hw_kind_table);
 
@@ -52,7 +54,7 @@ static bool held_whole_by_other(struct gv_agent *a, const struct gv_agent_vm *se
         return held;
 }
 
-static void record(struct gv_agent *a, struct gv_agent_vm *vm, const struct gv_hw *hw)
+void gv_agent_hw_record(struct gv_agent *a, struct gv_agent_vm *vm, const struct gv_hw *hw)
 {
         vm->hw = xreallocarray(vm->hw, vm->n_hw + 1, sizeof(*vm->hw));
         vm->hw[vm->n_hw++] = *hw;
@@ -106,7 +108,7 @@ static int attach_passthrough(struct gv_agent *a, struct gv_agent_vm *vm, struct
                         return r;
         }
         snprintf(hw.gpu, sizeof(hw.gpu), "%s", g->bdf);
-        record(a, vm, &hw);
+        gv_agent_hw_record(a, vm, &hw);
         /* Every function of the device (passthrough.md §5): the GPU first, then its siblings. */
         strv_extend(&d.functions, g->bdf);
         for (size_t i = 0; i < g->n_group; i++)
@@ -179,7 +181,7 @@ static int attach_vgpu(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_gpu
                 return r;
         snprintf(hw.gpu, sizeof(hw.gpu), "%s", g->bdf);
         snprintf(hw.id, sizeof(hw.id), "%s", id);
-        record(a, vm, &hw);
+        gv_agent_hw_record(a, vm, &hw);
         vgpu_device(a, g, id, req->type, &d);
         add_device(vm, &d);
         return 0;
@@ -238,14 +240,14 @@ static int attach_mig_vgpu(struct gv_agent *a, struct gv_agent_vm *vm, struct gv
                 if (!gi_known(before, n_before, g->gis[i].id)) {
                         gi.gi = g->gis[i].id;
                         snprintf(gi.gpu, sizeof(gi.gpu), "%s", g->bdf);
-                        record(a, vm, &gi);
+                        gv_agent_hw_record(a, vm, &gi);
                 }
         r = gv_gpu_vgpu_create(a->host, g, req->type, id, err);
         if (r < 0)
                 return r; /* the caller releases the instance with the rest */
         snprintf(hw.gpu, sizeof(hw.gpu), "%s", g->bdf);
         snprintf(hw.id, sizeof(hw.id), "%s", id);
-        record(a, vm, &hw);
+        gv_agent_hw_record(a, vm, &hw);
         vgpu_device(a, g, id, req->type, &d);
         add_device(vm, &d);
         return 0;
@@ -346,6 +348,9 @@ void gv_agent_gpus_release(struct gv_agent *a, struct gv_agent_vm *vm)
                         break;
                 case GV_HW_PASSTHROUGH:
                         r = g ? gv_gpu_set_mode(a->host, g, GV_GPU_MODE_NONE, NULL) : -ENODEV;
+                        break;
+                case GV_HW_TAP:
+                        r = gv_tap_delete(hw->id, NULL); /* -ENOENT: already gone */
                         break;
                 default:
                         break;

@@ -23,8 +23,11 @@
  *                 is owned with it;
  *   vfio-binding  a GPU in mode passthrough (bound to vfio-pci) that no VM holds while the
  *                 configuration's mode for it is another one: it is set back to that mode;
- *   tap           (not yet: tap devices for bridge NICs, src/vmm/tap.h, a GV_HW_ kind of their
- *                 own) — see "TAP" below for where they go.
+ *   tap           a tap device (src/vmm/tap.h) named for a bridge NIC of one of this agent's
+ *                 VMs (gv_tap_name(): the VM's UUID and the NIC's index) that the VM does not
+ *                 record: left by an agent killed between making it and recording it, or by a
+ *                 failed delete. Taps of names no VM here derives are another agent's (or a
+ *                 deleted VM's) and are left alone.
  * An orphan is removed once it has been seen orphaned on every pass for cfg.orphan_grace_ms
  * (first-seen times in memory on CLOCK_MONOTONIC; an object that is owned again, or gone, is
  * forgotten; a restart of the agent starts the clocks over). On one GPU: vGPUs before GPU
@@ -58,6 +61,7 @@
 #include "util/fileio.h"
 #include "util/json.h"
 #include "util/strv.h"
+#include "vmm/tap.h"
 
 #define HOSTCFG_FILE "host.json"
 #define HOSTCFG_MAX (4u << 20)
@@ -104,7 +108,7 @@ enum orphan_kind {
         ORPHAN_VGPU,
         ORPHAN_MIG_GI,
         ORPHAN_VFIO_BINDING,
-        /* TAP: ORPHAN_TAP goes here (after the GPU kinds: a tap is independent of them). */
+        ORPHAN_TAP,          /* after the GPU kinds: a tap is independent of them */
         _ORPHAN_KIND_MAX,
         _ORPHAN_KIND_INVALID = -EINVAL,
 };
@@ -113,6 +117,7 @@ static const char *const orphan_kind_table[_ORPHAN_KIND_MAX] = {
         [ORPHAN_VGPU] = "vgpu",
         [ORPHAN_MIG_GI] = "mig-gi",
         [ORPHAN_VFIO_BINDING] = "vfio-binding",
+        [ORPHAN_TAP] = "tap",
 };
 
 static const char *orphan_kind_to_string(enum orphan_kind k)
@@ -123,8 +128,8 @@ static const char *orphan_kind_to_string(enum orphan_kind k)
 /* One orphan found by this pass. */
 struct orphan {
         enum orphan_kind kind;
-        size_t gpu;                       /* index into host->gpus */
-        char id[GV_UUID_STR_LEN + 1];     /* vgpu: mdev UUID or VF address */
+        size_t gpu;                       /* index into host->gpus; not for a tap */
+        char id[GV_UUID_STR_LEN + 1];     /* vgpu: mdev UUID or VF address; tap: its name */
         uint32_t gi;                      /* mig-gi */
         char *profile;                    /* mig-gi (a copy: a refresh frees the GPU's) */
         struct gv_mig_placement placement; /* mig-gi */
@@ -132,10 +137,12 @@ struct orphan {
         size_t seen;                      /* index into rc->seen */
 };
 
-/* Every VM's recorded hardware, copied under the table lock. */
+/* Every VM's recorded hardware, copied under the table lock; and the taps its bridge NICs
+ * would have (gv_tap_name()), recorded or not. */
 struct owned {
         struct gv_hw *hw;
         size_t n;
+        char **tap_names;
 };
 
 static int64_t now_ms(void)
@@ -197,6 +204,12 @@ static void owned_snapshot(struct gv_agent *a, struct owned *ret)
         pthread_mutex_lock(&a->lock);
         for (size_t i = 0; i < a->n_vms; i++) {
                 const struct gv_agent_vm *vm = a->vms[i];
+                for (size_t k = 0; k < vm->config->n_nics; k++)
+                        if (vm->config->nics[k].mode == GV_VM_NIC_BRIDGE) {
+                                char *t = gv_tap_name(vm->config->uuid, k);
+                                if (t)
+                                        strv_consume(&o.tap_names, t);
+                        }
                 if (!vm->n_hw)
                         continue;
                 o.hw = xreallocarray(o.hw, o.n + vm->n_hw, sizeof(*o.hw));
@@ -755,11 +768,45 @@ static bool scan_gpu(struct gv_agent *a, struct gv_reconcile *rc, size_t i, cons
         return changed;
 }
 
+/* Taps named for this agent's bridge NICs that no VM records. */
+static void scan_taps(struct gv_reconcile *rc, const struct owned *o, int64_t now,
+                      struct orphan **l, size_t *n, json_t *notes)
+{
+        _cleanup_strv_free_ char **taps = NULL;
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        int r;
+
+        if (!o->tap_names)
+                return; /* no VM here has a bridge NIC: nothing to look for */
+        r = gv_tap_list(&taps, &e);
+        if (r < 0) {
+                json_array_append_new(notes, json_string(gv_error_msg(e, r)));
+                return;
+        }
+        STRV_FOREACH(t, taps) {
+                bool recorded = false;
+                if (!strv_contains(o->tap_names, *t))
+                        continue;
+                for (size_t k = 0; k < o->n && !recorded; k++)
+                        recorded = o->hw[k].kind == GV_HW_TAP && strcmp(o->hw[k].id, *t) == 0;
+                if (recorded)
+                        continue;
+                struct orphan x = { .kind = ORPHAN_TAP };
+                snprintf(x.id, sizeof(x.id), "%s", *t);
+                x.seen = seen_mark(rc, xasprintf("tap %s", *t), now);
+                orphan_add(l, n, &x);
+        }
+}
+
 static int remove_orphan(struct gv_agent *a, const struct orphan *x, struct gv_error **err)
 {
-        struct gv_gpu *g = &a->host->gpus[x->gpu];
+        struct gv_gpu *g = x->kind == ORPHAN_TAP ? NULL : &a->host->gpus[x->gpu];
 
         switch (x->kind) {
+        case ORPHAN_TAP: {
+                int r = gv_tap_delete(x->id, err);
+                return r == -ENOENT ? 0 : r;
+        }
         case ORPHAN_VGPU:
                 return gv_host_vgpu_destroy(a->host, x->id, err);
         case ORPHAN_MIG_GI:
@@ -773,12 +820,18 @@ static int remove_orphan(struct gv_agent *a, const struct orphan *x, struct gv_e
 
 static json_t *orphan_json(struct gv_agent *a, const struct orphan *x, int64_t seen_ms)
 {
-        const struct gv_gpu *g = &a->host->gpus[x->gpu];
+        const struct gv_gpu *g = x->kind == ORPHAN_TAP ? NULL : &a->host->gpus[x->gpu];
         json_t *o = json_object();
 
         json_object_set_new(o, "kind", json_string(orphan_kind_to_string(x->kind)));
-        json_object_set_new(o, "gpu", json_string(g->bdf));
+        json_object_set_new(o, "gpu", g ? json_string(g->bdf) : json_null());
         switch (x->kind) {
+        case ORPHAN_TAP:
+                json_object_set_new(o, "id", json_string(x->id));
+                json_object_set_new(o, "detail", json_sprintf("tap %s, named for a bridge NIC of "
+                                                              "a VM here, that no VM records",
+                                                              x->id));
+                break;
         case ORPHAN_VGPU:
                 json_object_set_new(o, "id", json_string(x->id));
                 json_object_set_new(o, "detail", json_sprintf("vGPU %s that no VM records",
@@ -823,15 +876,16 @@ static void orphans_pass(struct gv_agent *a, struct gv_reconcile *rc, bool may_r
         owned_snapshot(a, &o);
         for (size_t i = 0; i < a->host->n_gpus; i++)
                 changed |= scan_gpu(a, rc, i, &o, now, &l, &n);
-        /* TAP: tap devices no VM records are found here (their own list, not per GPU). */
+        scan_taps(rc, &o, now, &l, &n, notes);
         free(o.hw);
+        strv_free(o.tap_names);
         if (changed) {
                 _cleanup_(gv_error_freep) struct gv_error *e = NULL;
                 int r = cfg_save(a, rc, &e);
                 if (r < 0)
                         json_array_append_new(notes, json_string(gv_error_msg(e, r)));
         }
-        /* vGPUs, then GPU instances, then modes (TAP: then taps). */
+        /* vGPUs, then GPU instances, then modes, then taps. */
         for (int kind = 0; kind < _ORPHAN_KIND_MAX; kind++)
                 for (size_t i = 0; i < n; i++) {
                         const struct orphan *x = &l[i];

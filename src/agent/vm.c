@@ -83,7 +83,7 @@ static json_t *hw_json(const struct gv_hw *hw)
         json_t *o = json_object();
         json_object_set_new(o, "kind", json_string(gv_hw_kind_to_string(hw->kind)));
         json_object_set_new(o, "gpu", json_string(hw->gpu));
-        if (hw->kind == GV_HW_VGPU)
+        if (hw->kind == GV_HW_VGPU || hw->kind == GV_HW_TAP)
                 json_object_set_new(o, "id", json_string(hw->id));
         if (hw->kind == GV_HW_MIG_GI)
                 json_object_set_new(o, "gi", json_integer(hw->gi));
@@ -510,7 +510,7 @@ static int wait_running(struct gv_qmp *q, struct gv_error **err)
 
 static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_error **err)
 {
-        _cleanup_strv_free_ char **files = NULL, **formats = NULL, **argv = NULL;
+        _cleanup_strv_free_ char **files = NULL, **formats = NULL, **argv = NULL, **taps = NULL;
         _cleanup_(gv_qmp_freep) struct gv_qmp *q = NULL;
         _cleanup_free_ char *qmp = run_path(vm, "qmp.sock"), *con = run_path(vm, "console.sock");
         _cleanup_free_ char *pid = run_path(vm, "qemu.pid"), *log = run_path(vm, "qemu.log");
@@ -531,6 +531,9 @@ static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_er
         r = prepare_disks(vm, &files, &formats, err);
         if (r < 0)
                 return r;
+        r = gv_agent_nics_attach(a, vm, &taps, err);
+        if (r < 0)
+                return r;
         r = gv_agent_gpus_attach(a, vm, err);
         if (r < 0)
                 return r;
@@ -546,16 +549,11 @@ static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_er
                         .pidfile = pid,
                         .disk_files = (const char *const *)files,
                         .disk_formats = (const char *const *)formats,
+                        .taps = (const char *const *)taps,
                         .devices = vm->devices,
                         .n_devices = vm->n_devices,
                         .paused = true,
                 };
-                for (size_t i = 0; i < vm->config->n_nics; i++)
-                        if (vm->config->nics[i].mode == GV_VM_NIC_BRIDGE)
-                                return gv_error_set(err, EOPNOTSUPP, "NIC %zu: bridge '%s' is not "
-                                                    "configured on this host (the agent "
-                                                    "creates no tap devices yet); use mode "
-                                                    "user.", i, vm->config->nics[i].bridge);
                 r = gv_qemu_argv(vm->config, &rt, &argv, err);
                 if (r < 0)
                         return r;
@@ -713,7 +711,8 @@ int gv_agent_vm_delete(struct gv_agent *a, const char *name, struct gv_error **e
                 return gv_error_set(err, EBUSY, "VM '%s' still holds GPU hardware that could "
                                     "not be released (%s %s); see the agent's reconcile "
                                     "report.", name, gv_hw_kind_to_string(vm->hw[0].kind),
-                                    vm->hw[0].kind == GV_HW_VGPU ? vm->hw[0].id : vm->hw[0].gpu);
+                                    vm->hw[0].kind == GV_HW_VGPU || vm->hw[0].kind == GV_HW_TAP
+                                            ? vm->hw[0].id : vm->hw[0].gpu);
         }
         pthread_mutex_lock(&a->lock);
         for (size_t i = 0; i < a->n_vms; i++)
@@ -998,6 +997,7 @@ struct gv_agent *gv_agent_free(struct gv_agent *a)
                 gv_agent_wake(a);
                 pthread_join(a->supervisor, NULL);
         }
+        gv_agent_reconcile_done(a);
         for (size_t i = 0; i < a->n_vms; i++)
                 vm_free(a->vms[i]); /* closes pidfds; QEMUs keep running */
         free(a->vms);

@@ -22,6 +22,7 @@ static const struct {
         { EALREADY, 409, "busy" },
         { EINPROGRESS, 409, "busy" },
         { ENOSPC, 409, "no-capacity" },
+        { ENODEV, 409, "not-on-this-host" }, /* no such GPU, bridge, ... here: configure it */
         { EINVAL, 400, "invalid-request" },
         { ERANGE, 400, "invalid-request" },
         { EBADMSG, 400, "invalid-request" },

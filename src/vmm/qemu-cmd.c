@@ -238,7 +238,7 @@ int gv_qemu_argv(const struct gv_vm_config *c, const struct gv_qemu_runtime *rt,
                         }
                         add(&argv, "-netdev", TAKE_PTR(netdev));
                 } else {
-                        if (!rt->taps || !rt->taps[i])
+                        if (!rt->taps || !rt->taps[i] || !rt->taps[i][0])
                                 return gv_error_set(err, EINVAL, "NIC %zu on bridge '%s' has no "
                                                     "tap device.", i, n->bridge);
                         add(&argv, "-netdev",

@@ -62,6 +62,15 @@ static char *holder(struct gv_agent *a, const char *bdf)
         return who;
 }
 
+/* The GPU a path names (/v1/gpus/{gpu}/...): one this host lacks is a resource not found
+ * (404), not a device missing for a request (ENODEV, 409). */
+static int gpu_resource(struct gv_agent *a, const char *gpu, struct gv_gpu **ret,
+                        struct gv_error **err)
+{
+        int r = gv_host_find_gpu(a->host, gpu, ret, err);
+        return r == -ENODEV ? -ENOENT : r;
+}
+
 int gv_agent_gpu_set_mode(struct gv_agent *a, const char *gpu, const char *mode,
                           struct gv_error **err)
 {
@@ -78,7 +87,7 @@ int gv_agent_gpu_set_mode(struct gv_agent *a, const char *gpu, const char *mode,
          * (reconcile.c), and an unreadable host.json refuses the change. */
         r = gv_agent_hostcfg_load(a, err);
         if (r >= 0)
-                r = gv_host_find_gpu(a->host, gpu, &g, err);
+                r = gpu_resource(a, gpu, &g, err);
         if (r >= 0) {
                 _cleanup_free_ char *who = holder(a, g->bdf);
                 bool changed = false;
@@ -107,7 +116,7 @@ int gv_agent_gpu_mig_apply(struct gv_agent *a, const char *gpu, char *const *pro
         pthread_mutex_lock(&a->host_lock);
         r = gv_agent_hostcfg_load(a, err); /* as in gv_agent_gpu_set_mode() */
         if (r >= 0)
-                r = gv_host_find_gpu(a->host, gpu, &g, err);
+                r = gpu_resource(a, gpu, &g, err);
         if (r >= 0) {
                 _cleanup_free_ char *who = holder(a, g->bdf);
                 _cleanup_free_ char *layout = NULL;

@@ -564,8 +564,9 @@ static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_er
         log_fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (log_fd < 0)
                 return gv_error_set(err, errno, "Cannot open '%s': %m.", log);
+        /* umask 0177: QEMU's sockets and pidfile are 0600 (it makes no directories). */
         struct gv_spawn_opts so = { .stdin_fd = -1, .stdout_fd = log_fd, .stderr_fd = log_fd,
-                                    .new_session = true, .umask = 077 };
+                                    .new_session = true, .umask = 0177 };
         r = gv_proc_spawn(argv, &so, &vm->proc, err);
         if (r < 0)
                 return r;

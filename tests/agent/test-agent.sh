@@ -29,6 +29,41 @@ api POST /v1/vms/nope/start '' bad4
 check "start of an unknown VM: 404" 404 '.status == 404'
 api POST /v1/vms '{"name":"Bad_Name"}' bad5
 check "name outside the grammar" 400 '.detail | test("not a valid VM name")'
+# every other endpoint: a clear 4xx naming what is wrong, nothing changed
+api POST /v1/gpus/0000:99:00.0/mode '{"mode":"passthrough"}' bad6
+check "mode of a GPU this host lacks: 404" 404 '.detail | test("0000:99:00.0")'
+api POST /v1/gpus/0/mode '{"mode":"turbo"}' bad7
+check "unknown GPU mode: 400 listing the modes" 400 '.detail | test("turbo") and test("passthrough")'
+api POST /v1/gpus/0/mode '{"mode":1}' bad8
+check "GPU mode of the wrong type: 400" 400 '.detail | test("mode")'
+api POST /v1/gpus/0/mig '{"profiles":"3g.40gb"}' bad9
+check "MIG profiles not a list: 400" 400 '.detail | test("profiles")'
+api POST /v1/gpus/0/mig '{"profiles":["9g.999gb"]}' bad10
+check "MIG layout on a GPU not in MIG mode, or an unknown profile: 4xx naming it" 4"$(cut -c2- <<<"$HTTP")" '.status >= 400 and .status < 500 and (.detail | length > 0)'
+api POST /v1/vms/nope/stop '{"timeout_s":99999}' bad11
+check "stop timeout out of range: 400" 400 '.detail | test("3600")'
+api POST /v1/vms/nope/stop '{"wait":1}' bad12
+check "stop with an unknown member: 400" 400 '.detail | test("timeout_s")'
+api POST /v1/vms/nope/kill '' bad13
+check "kill of an unknown VM: 404" 404 '.detail | test("nope")'
+api DELETE /v1/vms/nope '' bad14
+check "delete of an unknown VM: 404" 404 '.detail | test("nope")'
+api GET '/v1/vms/nope/console?bytes=lots'
+check "console bytes not a count: 400" 400 '.detail | test("bytes")'
+api GET '/v1/vms/nope/console?colour=1'
+check "console with an unknown query parameter: 400" 400 '.detail | test("colour")'
+api POST /v1/vms/nope/console 'x' bad15
+check "console write to an unknown VM: 404" 404 '.detail | test("nope")'
+api POST /v1/reconcile '{"now":true}' bad16
+check "reconcile takes no parameters: 400" 400 '.detail | test("no parameters")'
+api POST /v1/vms '{"name":"tv"}' 'bad id!'
+check "an Operation-Id outside its grammar: 400" 400 '.detail | test("Operation-Id")'
+api GET /v1/nothing
+check "unknown path: 404" 404 '.status == 404'
+api PUT /v1/vms '{}'
+check "wrong method: 405" 405 '.status == 405'
+api GET /v1/vms
+check "none of it defined a VM" 200 'length == 0'
 
 # ---- define, idempotently
 DEF='{"name":"tv","memory_mib":128,"disks":[{"name":"root","size":"64M"}],"nics":[{"forwards":[{"host_port":46022,"guest_port":22}]}],"gpus":[{"mode":"vgpu","type":"H100XM-20C","gpu":"0"},{"mode":"passthrough","gpu":"1"},{"mode":"mig-vgpu","type":"H100XM-1-10C","gpu":"3"}]}'
@@ -49,6 +84,7 @@ check "start: running with three stand-ins" 200 '.phase == "running" and (.devic
 check "hardware recorded: vGPU, pass-through, MIG instance + vGPU" 200 '[.hw[].kind] | sort == ["mig-gi","passthrough","vgpu","vgpu"]'
 PID=$(qemu_pid tv)
 tr '\0' '\n' <"/proc/$PID/cmdline" >"$TEST_TMP/cmdline"
+assert_eq "$(stat -c %a "$STATE/vms/tv/run/qmp.sock")" 600 "the QMP socket is mode 0600"
 assert_eq "$(grep -c '^edu,id=gpu' "$TEST_TMP/cmdline")" 3 "QEMU got one edu stand-in per GPU"
 VF=$(jq -r '.hw[] | select(.kind=="vgpu" and .gpu=="0000:18:00.0") | .id' "$STATE/vms/tv/state.json")
 assert_eq "$(cat "$(dev_dir "$VF")/nvidia/current_vgpu_type")" \

@@ -230,3 +230,17 @@ int gv_file_exists(const char *path)
                 return 1;
         return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
 }
+
+bool gv_program_in_path(const char *prog)
+{
+        const char *path = getenv("PATH");
+        _cleanup_free_ char *copy = xstrdup(path && *path ? path : "/usr/bin:/bin");
+        char *save = NULL;
+
+        for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+                _cleanup_free_ char *p = gv_path_join(d, prog);
+                if (access(p, X_OK) == 0)
+                        return true;
+        }
+        return false;
+}

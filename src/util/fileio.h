@@ -4,6 +4,8 @@
  */
 #pragma once
 
+#include <stdbool.h>
+
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -43,3 +45,5 @@ char *gv_path_join_many(const char *first, ...) __attribute__((sentinel));
 #define gv_path_join(...) gv_path_join_many(__VA_ARGS__, NULL)
 
 int gv_file_exists(const char *path); /* 1 yes, 0 no, <0 error other than ENOENT */
+/* Whether `prog` is an executable in a folder of $PATH (default "/usr/bin:/bin"). */
+bool gv_program_in_path(const char *prog);

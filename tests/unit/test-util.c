@@ -95,6 +95,33 @@ static void test_files(void **state)
         assert_int_equal(gv_rm_rf("/"), -EINVAL);
 }
 
+static void test_program_in_path(void **state)
+{
+        (void)state;
+        char dir[] = "/tmp/gv-util-path.XXXXXX";
+        _cleanup_free_ char *old = getenv("PATH") ? xstrdup(getenv("PATH")) : NULL;
+        assert_non_null(mkdtemp(dir));
+        _cleanup_free_ char *exe = xasprintf("%s/gv-tool", dir);
+        _cleanup_free_ char *plain = xasprintf("%s/gv-data", dir);
+        assert_int_equal(gv_write_file(exe, "#!/bin/sh\n", GV_WRITE_CREATE), 0);
+        assert_int_equal(chmod(exe, 0755), 0);
+        assert_int_equal(gv_write_file(plain, "x", GV_WRITE_CREATE), 0);
+        _cleanup_free_ char *p = xasprintf("/nonexistent-dir:%s", dir);
+        setenv("PATH", p, 1);
+        assert_true(gv_program_in_path("gv-tool"));
+        assert_false(gv_program_in_path("gv-data")); /* not executable */
+        assert_false(gv_program_in_path("gv-missing"));
+        setenv("PATH", "/nonexistent-dir", 1);
+        assert_false(gv_program_in_path("gv-tool"));
+        if (old)
+                setenv("PATH", old, 1);
+        else
+                unsetenv("PATH");
+        unlink(exe);
+        unlink(plain);
+        rmdir(dir);
+}
+
 static void test_json(void **state)
 {
         (void)state;
@@ -169,7 +196,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_error_chain), cmocka_unit_test(test_files),
                 cmocka_unit_test(test_json),        cmocka_unit_test(test_strv),
-                cmocka_unit_test(test_enum),
+                cmocka_unit_test(test_enum),        cmocka_unit_test(test_program_in_path),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

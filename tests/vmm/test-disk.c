@@ -31,20 +31,6 @@ static char *tpath(const char *name)
         return xasprintf("%s/%s", tmpdir, name);
 }
 
-static bool in_path(const char *prog)
-{
-        const char *path = getenv("PATH");
-        if (!path)
-                path = "/usr/bin:/bin";
-        _cleanup_free_ char *copy = xstrdup(path);
-        char *save = NULL;
-        for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-                _cleanup_free_ char *p = xasprintf("%s/%s", d, prog);
-                if (access(p, X_OK) == 0)
-                        return true;
-        }
-        return false;
-}
 
 /* A raw image: a sparse file of size bytes. */
 static char *make_raw(const char *name, uint64_t size)
@@ -369,7 +355,7 @@ static void test_readonly_file(void **state)
 static void test_in_use(void **state)
 {
         (void)state;
-        if (!in_path("qemu-system-x86_64")) {
+        if (!gv_program_in_path("qemu-system-x86_64")) {
                 print_message("skipped: qemu-system-x86_64 is not installed; the lock test "
                               "needs a QEMU holding the image\n");
                 skip();
@@ -406,7 +392,7 @@ static void test_in_use(void **state)
 
 int main(void)
 {
-        if (!in_path("qemu-img")) {
+        if (!gv_program_in_path("qemu-img")) {
                 printf("test-disk: skipped: qemu-img is not installed (not found in PATH)\n");
                 return 77;
         }

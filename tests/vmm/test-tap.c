@@ -386,20 +386,6 @@ static void test_no_capability(void **state)
         assert_false(iface_exists(tap1));
 }
 
-static bool in_path(const char *prog)
-{
-        const char *path = getenv("PATH");
-        if (!path)
-                path = "/usr/bin:/bin";
-        _cleanup_free_ char *copy = xstrdup(path);
-        char *save = NULL;
-        for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-                _cleanup_free_ char *p = xasprintf("%s/%s", d, prog);
-                if (access(p, X_OK) == 0)
-                        return true;
-        }
-        return false;
-}
 
 /* QEMU opens the tap by name, as qemu-cmd.c renders a bridge NIC, and the tap outlives it. */
 static void test_qemu(void **state)
@@ -409,7 +395,7 @@ static void test_qemu(void **state)
         char out_path[] = "/tmp/gv-test-tap-XXXXXX";
         int r;
 
-        if (!in_path("qemu-system-x86_64")) {
+        if (!gv_program_in_path("qemu-system-x86_64")) {
                 print_message("qemu-system-x86_64 is not installed (not in PATH): skipping the "
                               "real-QEMU tap test\n");
                 skip();
@@ -569,7 +555,7 @@ static int setup_host(char **ret_why)
                                      "run as root", strerror(errno));
                 return 0;
         }
-        if (!in_path("ip")) {
+        if (!gv_program_in_path("ip")) {
                 *ret_why = xstrdup("ip (iproute2) is not installed");
                 return 0;
         }

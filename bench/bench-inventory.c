@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "stats.h"
 #include "catalog/catalog.h"
 #include "host/host.h"
 #include "host/sim-profile.h"
@@ -73,7 +74,6 @@
 
 #define DEFAULT_RUNS 100u
 #define WARMUP_ROUNDS 2u
-#define NSEC_PER_MSEC 1000000.0
 
 /* ---------------------------------------------------------------- options */
 
@@ -192,50 +192,6 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 }
 
 /* ---------------------------------------------------------------- timing and statistics */
-
-static uint64_t now_ns(void)
-{
-        struct timespec ts;
-        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-struct stats {
-        double p50, p99, min, max, mean; /* milliseconds */
-};
-
-static int cmp_u64(const void *a, const void *b)
-{
-        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-        return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentile of a sorted array: the smallest value with at least pct% of the
- * samples at or below it. */
-static uint64_t percentile(const uint64_t *sorted, size_t n, unsigned pct)
-{
-        size_t rank = (n * pct + 99) / 100;
-        if (rank == 0)
-                rank = 1;
-        return sorted[rank - 1];
-}
-
-static struct stats stats_of(const uint64_t *samples, size_t n)
-{
-        _cleanup_free_ uint64_t *s = xreallocarray(NULL, n, sizeof(*s));
-        memcpy(s, samples, n * sizeof(*s));
-        qsort(s, n, sizeof(*s), cmp_u64);
-        double sum = 0;
-        for (size_t i = 0; i < n; i++)
-                sum += (double)s[i];
-        return (struct stats){
-                .p50 = (double)percentile(s, n, 50) / NSEC_PER_MSEC,
-                .p99 = (double)percentile(s, n, 99) / NSEC_PER_MSEC,
-                .min = (double)s[0] / NSEC_PER_MSEC,
-                .max = (double)s[n - 1] / NSEC_PER_MSEC,
-                .mean = sum / (double)n / NSEC_PER_MSEC,
-        };
-}
 
 /* ---------------------------------------------------------------- the tree and the walk */
 
@@ -375,7 +331,7 @@ static uint64_t m_inventory(struct ctx *c, bool with_nvml)
         };
         struct gv_error *e = NULL;
         struct gv_host *h = NULL;
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         int r = gv_host_open(&cfg, &h, &e);
         if (r >= 0) {
                 size_t uuids = count_with_uuid(h);
@@ -391,7 +347,7 @@ static uint64_t m_inventory(struct ctx *c, bool with_nvml)
                                               "reached NVML", c->nvml_bogus));
         }
         h = gv_host_free(h);
-        uint64_t dt = now_ns() - t0;
+        uint64_t dt = bench_now_ns() - t0;
         if (r < 0)
                 fail_set(c, xasprintf("gv_host_open failed: %s", gv_error_msg(e, r)));
         gv_error_free(e);
@@ -412,10 +368,10 @@ static uint64_t m_nvml_open(struct ctx *c)
 {
         struct gv_error *e = NULL;
         struct gv_nvml *n = NULL;
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         int r = gv_nvml_open(c->nvml, &n, &e);
         n = gv_nvml_unref(n);
-        uint64_t dt = now_ns() - t0;
+        uint64_t dt = bench_now_ns() - t0;
         if (r < 0)
                 fail_set(c, xasprintf("gv_nvml_open failed: %s", gv_error_msg(e, r)));
         gv_error_free(e);
@@ -432,10 +388,10 @@ static uint64_t m_inventory_warm(struct ctx *c)
         int r = gv_host_open(&cfg, &h, &e);
         uint64_t dt = 0;
         if (r >= 0) {
-                uint64_t t0 = now_ns();
+                uint64_t t0 = bench_now_ns();
                 for (size_t i = 0; i < h->n_gpus && r >= 0; i++)
                         r = gv_host_refresh_gpu(h, &h->gpus[i], &e);
-                dt = now_ns() - t0;
+                dt = bench_now_ns() - t0;
                 if (r >= 0 && count_with_uuid(h) != c->want_gpus)
                         fail_set(c, xasprintf("warm refresh read %zu GPUs' UUIDs, the profile "
                                               "has %zu GPUs", count_with_uuid(h), c->want_gpus));
@@ -452,14 +408,14 @@ static uint64_t m_pci(struct ctx *c)
         struct gv_error *e = NULL;
         struct gv_sysfs *fs = NULL;
         struct gv_pci_inventory *inv = NULL;
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         int r = gv_sysfs_new(c->root, &fs, &e);
         if (r >= 0)
                 r = gv_pci_enumerate(fs, 0, &inv, &e);
         size_t n = inv ? inv->n_devices : 0, problems = inv ? inv->n_problems : 0;
         inv = gv_pci_inventory_free(inv);
         fs = gv_sysfs_free(fs);
-        uint64_t dt = now_ns() - t0;
+        uint64_t dt = bench_now_ns() - t0;
         if (r < 0)
                 fail_set(c, xasprintf("PCI enumeration failed: %s", gv_error_msg(e, r)));
         else if (problems > 0 || n < c->want_gpus)
@@ -478,10 +434,10 @@ static uint64_t m_catalog(struct ctx *c)
 {
         struct gv_error *e = NULL;
         struct gv_catalog *cat = NULL;
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         int r = gv_catalog_load_default(&cat, &e);
         cat = gv_catalog_free(cat);
-        uint64_t dt = now_ns() - t0;
+        uint64_t dt = bench_now_ns() - t0;
         if (r < 0)
                 fail_set(c, xasprintf("catalog load failed: %s", gv_error_msg(e, r)));
         gv_error_free(e);
@@ -490,11 +446,11 @@ static uint64_t m_catalog(struct ctx *c)
 
 static uint64_t m_dlopen(struct ctx *c)
 {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         void *dl = dlopen(c->nvml, RTLD_NOW | RTLD_LOCAL);
         if (dl)
                 dlclose(dl);
-        uint64_t dt = now_ns() - t0;
+        uint64_t dt = bench_now_ns() - t0;
         if (!dl) {
                 const char *e = dlerror();
                 fail_set(c, xasprintf("dlopen('%s') failed: %s", c->nvml, e ? e : "unknown"));
@@ -504,9 +460,9 @@ static uint64_t m_dlopen(struct ctx *c)
 
 static uint64_t m_process(struct ctx *c, char *const *argv, const char *what)
 {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         int r = run_process(argv, c->devnull, false);
-        uint64_t dt = now_ns() - t0;
+        uint64_t dt = bench_now_ns() - t0;
         if (r != 0)
                 fail_set(c, r < 0 ? xasprintf("cannot start %s: %s", what, strerror(-r)) :
                                     xasprintf("%s exited with status %d", what, r));
@@ -536,9 +492,9 @@ static uint64_t m_true(struct ctx *c)
 static uint64_t m_walk(struct ctx *c)
 {
         struct tree_count t;
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         int r = walk_tree(c->sys, &t);
-        uint64_t dt = now_ns() - t0;
+        uint64_t dt = bench_now_ns() - t0;
         if (r < 0)
                 fail_set(c, xasprintf("walking '%s' failed: %s", c->sys, strerror(-r)));
         else if (tree_total(&t) != tree_total(&c->tree))
@@ -604,7 +560,7 @@ static bool nvml_still_loaded(const char *path)
         return true;
 }
 
-static void print_row(const char *label, const struct stats *s)
+static void print_row(const char *label, const struct bench_stats *s)
 {
         printf("  %-41s %9.3f %9.3f %9.3f %9.3f %9.3f\n", label, s->p50, s->p99, s->min, s->max,
                s->mean);
@@ -679,9 +635,9 @@ static int bench_profile(const struct opts *o, const char *profile_name)
         }
         bool unloaded = !nvml_still_loaded(c.nvml);
 
-        struct stats s[_M_MAX];
+        struct bench_stats s[_M_MAX];
         for (size_t m = 0; m < _M_MAX; m++)
-                s[m] = stats_of(samples[m], o->runs);
+                s[m] = bench_stats_of(samples[m], o->runs);
 
         printf("\nprofile %s: %zu GPUs, %zu PCI functions\n", profile_name, c.want_gpus,
                c.pci_functions);

@@ -55,6 +55,7 @@
 
 #include <jansson.h>
 
+#include "stats.h"
 #include "config.h"
 #include "http/client.h"
 #include "util/alloc.h"
@@ -79,7 +80,6 @@
 #define VM_NAME "bench-vm"
 #define DEFAULT_RUNS 50u
 #define DEFAULT_TARGET_MS 30.0
-#define NSEC_PER_MSEC 1000000.0
 
 /* Generous limits: the smoke test runs under ASan+UBSan, possibly on TCG, on 2 CPUs. */
 #define AGENT_READY_MS 15000
@@ -211,50 +211,6 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
 /* ---------------------------------------------------------------- timing and statistics */
 
-static uint64_t now_ns(void)
-{
-        struct timespec ts;
-        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-struct stats {
-        double p50, p90, p99, min, max, mean; /* milliseconds */
-};
-
-static int cmp_u64(const void *a, const void *b)
-{
-        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-        return (x > y) - (x < y);
-}
-
-/* Nearest rank: the smallest sample with at least pct% of the samples at or below it. */
-static uint64_t percentile(const uint64_t *sorted, size_t n, unsigned pct)
-{
-        size_t rank = (n * pct + 99) / 100;
-        if (rank == 0)
-                rank = 1;
-        return sorted[rank - 1];
-}
-
-static struct stats stats_of(const uint64_t *samples, size_t n)
-{
-        _cleanup_free_ uint64_t *s = xreallocarray(NULL, n, sizeof(*s));
-        memcpy(s, samples, n * sizeof(*s));
-        qsort(s, n, sizeof(*s), cmp_u64);
-        double sum = 0;
-        for (size_t i = 0; i < n; i++)
-                sum += (double)s[i];
-        return (struct stats){
-                .p50 = (double)percentile(s, n, 50) / NSEC_PER_MSEC,
-                .p90 = (double)percentile(s, n, 90) / NSEC_PER_MSEC,
-                .p99 = (double)percentile(s, n, 99) / NSEC_PER_MSEC,
-                .min = (double)s[0] / NSEC_PER_MSEC,
-                .max = (double)s[n - 1] / NSEC_PER_MSEC,
-                .mean = sum / (double)n / NSEC_PER_MSEC,
-        };
-}
-
 /* ---------------------------------------------------------------- the run's context */
 
 struct ctx {
@@ -382,7 +338,7 @@ static int agent_start_daemon(struct ctx *c)
 
         /* Ready when it answers HTTP on the socket: any status (404 for the VM not defined
          * yet). */
-        uint64_t deadline = now_ns() + (uint64_t)AGENT_READY_MS * 1000000u;
+        uint64_t deadline = bench_now_ns() + (uint64_t)AGENT_READY_MS * 1000000u;
         for (;;) {
                 int status = 0;
                 struct gv_error *e2 = NULL;
@@ -398,7 +354,7 @@ static int agent_start_daemon(struct ctx *c)
                         print_log_tail("the agent's log", c->agent_log);
                         return -EIO;
                 }
-                if (now_ns() > deadline) {
+                if (bench_now_ns() > deadline) {
                         fail("'%s' did not answer on '%s' within %d ms: %s", c->o.agent, sock,
                              AGENT_READY_MS, gv_error_msg(e2, r));
                         gv_error_free(e2);
@@ -536,18 +492,18 @@ static int adopt_agent_qemu(struct ctx *c, const json_t *vm)
 static int round_agent(struct ctx *c, uint64_t *ret_ns, uint64_t *ret_get_ns)
 {
         int r;
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         r = agent_call(c, "POST", "/v1/vms/" VM_NAME "/start", NULL, 200, NULL);
-        uint64_t t1 = now_ns();
+        uint64_t t1 = bench_now_ns();
         if (r < 0) {
                 print_log_tail("the agent's log", c->agent_log);
                 return r;
         }
 
         _cleanup_(json_decrefp) json_t *vm = NULL;
-        uint64_t g0 = now_ns();
+        uint64_t g0 = bench_now_ns();
         r = agent_call(c, "GET", "/v1/vms/" VM_NAME, NULL, 200, &vm);
-        uint64_t g1 = now_ns();
+        uint64_t g1 = bench_now_ns();
         if (r < 0)
                 return r;
         if (!json_is_object(vm) || !says_running(vm)) {
@@ -601,7 +557,7 @@ static int connect_tight(const char *path, struct gv_qmp **ret, struct gv_error 
         if (strlen(path) >= sizeof(sa.sun_path))
                 return gv_error_set(err, ENAMETOOLONG, "'%s' is too long for a socket.", path);
         strcpy(sa.sun_path, path);
-        uint64_t deadline = now_ns() + (uint64_t)QMP_MS * 1000000u;
+        uint64_t deadline = bench_now_ns() + (uint64_t)QMP_MS * 1000000u;
         for (;;) {
                 int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
                 if (fd < 0)
@@ -610,7 +566,7 @@ static int connect_tight(const char *path, struct gv_qmp **ret, struct gv_error 
                         return gv_qmp_open_fd(fd, QMP_MS, ret, err);
                 int k = errno;
                 (void)close(fd);
-                if ((k != ENOENT && k != ECONNREFUSED) || now_ns() > deadline)
+                if ((k != ENOENT && k != ECONNREFUSED) || bench_now_ns() > deadline)
                         return gv_error_set(err, k, "Cannot connect to '%s': %s.", path,
                                             strerror(k));
                 (void)nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000 }, NULL);
@@ -633,13 +589,13 @@ static int round_hand(struct ctx *c, bool tight, uint64_t *ret_ns, uint64_t *ret
         _cleanup_free_ char *status = NULL;
         int r;
 
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         r = gv_proc_spawn(c->hand_argv, &so, &c->hand_qemu, &e);
         if (r < 0)
                 return fail("%s", gv_error_msg(e, r));
         r = tight ? connect_tight(c->hand_qmp, &q, &e) : gv_qmp_connect(c->hand_qmp, QMP_MS, &q,
                                                                         &e);
-        uint64_t tq = now_ns();
+        uint64_t tq = bench_now_ns();
         if (r >= 0)
                 r = gv_qmp_execute(q, "cont", NULL, QMP_MS, NULL, &e);
         while (r >= 0) {
@@ -648,13 +604,13 @@ static int round_hand(struct ctx *c, bool tight, uint64_t *ret_ns, uint64_t *ret
                 r = gv_qmp_query_status(q, QMP_MS, &status, &e);
                 if (r < 0 || strcmp(status, "running") == 0)
                         break;
-                if (now_ns() - t0 > (uint64_t)QMP_MS * 1000000u) {
+                if (bench_now_ns() - t0 > (uint64_t)QMP_MS * 1000000u) {
                         r = gv_error_set(&e, ETIMEDOUT, "status still '%s' after %d ms",
                                          status, QMP_MS);
                         break;
                 }
         }
-        uint64_t t1 = now_ns();
+        uint64_t t1 = bench_now_ns();
         if (r < 0) {
                 fail("By hand: %s", gv_error_msg(e, r));
                 print_log_tail("the by-hand QEMU's stderr", c->hand_log);
@@ -680,7 +636,7 @@ static void record(struct ctx *c, int m, unsigned round, int first, uint64_t ns)
                 fprintf(c->csv, "%u,%s,", round, measure_csv[m]);
                 if (first >= 0)
                         fprintf(c->csv, "%d", first);
-                fprintf(c->csv, ",%.3f\n", (double)ns / NSEC_PER_MSEC);
+                fprintf(c->csv, ",%.3f\n", (double)ns / BENCH_NSEC_PER_MSEC);
         }
 }
 
@@ -692,7 +648,7 @@ static int durable_write(struct ctx *c, uint64_t *ret_ns)
         memset(buf, 'x', sizeof(buf));
         _cleanup_free_ char *tmp = gv_path_join_many(c->dir, "durable.tmp", NULL);
         _cleanup_free_ char *dst = gv_path_join_many(c->dir, "durable.json", NULL);
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0 || write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf) || fsync(fd) < 0 ||
             rename(tmp, dst) < 0)
@@ -700,7 +656,7 @@ static int durable_write(struct ctx *c, uint64_t *ret_ns)
         _cleanup_close_ int dfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0 || fsync(dfd) < 0)
                 return fail("Cannot fsync '%s': %s.", c->dir, strerror(errno));
-        *ret_ns = now_ns() - t0;
+        *ret_ns = bench_now_ns() - t0;
         return 0;
 }
 
@@ -773,7 +729,7 @@ static void print_machine(struct ctx *c)
                c->o.runs);
 }
 
-static void print_row(const char *name, const struct stats *s)
+static void print_row(const char *name, const struct bench_stats *s)
 {
         printf("  %-34s %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f\n", name, s->p50, s->p90, s->p99,
                s->min, s->max, s->mean);
@@ -781,9 +737,9 @@ static void print_row(const char *name, const struct stats *s)
 
 static int report(struct ctx *c)
 {
-        struct stats st[N_MEASURES];
+        struct bench_stats st[N_MEASURES];
         for (int m = 0; m < N_MEASURES; m++)
-                st[m] = stats_of(c->samples[m], c->n[m]);
+                st[m] = bench_stats_of(c->samples[m], c->n[m]);
 
         print_machine(c);
         printf("\n  start latency (ms)                       p50       p90       p99       min"

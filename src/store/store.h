@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store.h — the controller's store: what should exist (hosts, VMs and what placement reserved
+ * for them, images, API tokens) and what happened (operations, events). One ops struct per
+ * backend: SQLite now (store-sqlite.c), PostgreSQL later; the controller names no backend.
+ *
+ * Model: a document store. Every object is a JSON document in a collection (enum
+ * gv_store_kind) under a key unique in that collection, with a generation that starts at 1 and
+ * grows by one on every write. Writes go in atomic batches (gv_store_write): each item creates
+ * (the key must be free), updates or deletes (the item's generation must be the one given:
+ * compare-and-swap), and a batch is all or nothing. "Reserve, then act" (DESIGN.md) is one batch:
+ * the host's allocation document at the generation placement read, and the VM's document.
+ *
+ * Events: an append-only log with a sequence number per event (strictly increasing), read from
+ * a point (Server-Sent Events resume with Last-Event-ID).
+ *
+ * Thread safety: a store may be used from several threads at once (the backend serialises).
+ * Errors: -errno with a gv_error: -ENOENT (no such key), -EEXIST (create of a taken key),
+ * -ESTALE (a generation did not match: someone else wrote first; re-read and retry), -EINVAL
+ * (bad location, key or document), -EIO (the backend failed; its message included).
+ */
+#pragma once
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/error.h"
+
+enum gv_store_kind {
+        GV_STORE_HOST,        /* key: host name; the host's registration and inventory */
+        GV_STORE_ALLOC,       /* key: host name; what placement reserved on it (CAS target) */
+        GV_STORE_VM,          /* key: VM name */
+        GV_STORE_OPERATION,   /* key: operation id */
+        GV_STORE_IMAGE,       /* key: image name */
+        GV_STORE_TOKEN,       /* key: token id (the secret is stored hashed inside) */
+        GV_STORE_IDEMPOTENCY, /* key: Idempotency-Key; the request's hash and first answer */
+        _GV_STORE_KIND_MAX,
+        _GV_STORE_KIND_INVALID = -EINVAL,
+};
+const char *gv_store_kind_to_string(enum gv_store_kind k);
+enum gv_store_kind gv_store_kind_from_string(const char *s);
+
+/* Keys: 1..255 bytes of printable ASCII without '/' (names and ids are narrower already). */
+#define GV_STORE_KEY_MAX 255
+
+struct gv_store_obj {
+        char *key;
+        json_t *doc;          /* owned */
+        int64_t generation;   /* >= 1 */
+        int64_t created_at;   /* CLOCK_REALTIME milliseconds of the create */
+        int64_t updated_at;   /* ... of the last write */
+};
+void gv_store_obj_done(struct gv_store_obj *o);
+void gv_store_objs_free(struct gv_store_obj *o, size_t n);
+
+enum gv_store_op {
+        GV_STORE_CREATE, /* key must not exist; generation becomes 1 */
+        GV_STORE_UPDATE, /* key must exist at `generation`; it becomes generation + 1 */
+        GV_STORE_DELETE, /* key must exist at `generation` */
+        GV_STORE_PUT,    /* create or replace whatever is there (no CAS): for caches only */
+};
+
+struct gv_store_write {
+        enum gv_store_op op;
+        enum gv_store_kind kind;
+        const char *key;
+        const json_t *doc;     /* CREATE, UPDATE, PUT (borrowed) */
+        int64_t generation;    /* UPDATE, DELETE: the one read */
+        int64_t new_generation; /* out: after a successful batch (DELETE: 0) */
+};
+
+struct gv_store_event {
+        int64_t seq;
+        int64_t time;          /* CLOCK_REALTIME milliseconds */
+        char *type;            /* "vm.created", "host.down", "operation.progress", ... */
+        char *subject;         /* "vm/infer-1", "host/node-a", "operation/ID" */
+        json_t *data;          /* owned */
+};
+void gv_store_events_free(struct gv_store_event *e, size_t n);
+
+struct gv_store;
+
+struct gv_store_ops {
+        const char *scheme;    /* "sqlite" */
+        /* location: what follows "SCHEME:" in the URL (sqlite: a file path). Creates and
+         * migrates the schema to the newest version. */
+        int (*open)(const char *location, void **ret, struct gv_error **err);
+        void (*close)(void *b);
+        int (*get)(void *b, enum gv_store_kind kind, const char *key, struct gv_store_obj *ret,
+                   struct gv_error **err);
+        /* Every object of a kind, in key order. */
+        int (*list)(void *b, enum gv_store_kind kind, struct gv_store_obj **ret, size_t *ret_n,
+                    struct gv_error **err);
+        /* All or nothing. On -ESTALE / -EEXIST / -ENOENT the error names the item (kind/key). */
+        int (*write)(void *b, struct gv_store_write *w, size_t n, struct gv_error **err);
+        /* Append events atomically with a batch (n_w may be 0): the write and its events are
+         * one transaction, so an event never tells of a write that did not happen. */
+        int (*write_with_events)(void *b, struct gv_store_write *w, size_t n_w,
+                                 const struct gv_store_event *ev, size_t n_ev,
+                                 struct gv_error **err);
+        /* Events with seq > after, oldest first, at most max. */
+        int (*events)(void *b, int64_t after, size_t max, struct gv_store_event **ret,
+                      size_t *ret_n, struct gv_error **err);
+        /* Drop events older than the newest `keep`. */
+        int (*events_trim)(void *b, size_t keep, struct gv_error **err);
+        /* The schema version the backend is at (migrations are numbered from 1). */
+        int (*schema_version)(void *b, int *ret, struct gv_error **err);
+};
+
+extern const struct gv_store_ops gv_store_sqlite_ops;
+
+/* "sqlite:/var/lib/gpuvirt/gpuvirt.db" (also a bare path: SQLite). -EINVAL listing the
+ * schemes known for anything else. */
+int gv_store_open(const char *url, struct gv_store **ret, struct gv_error **err);
+struct gv_store *gv_store_free(struct gv_store *s);
+const char *gv_store_scheme(const struct gv_store *s);
+
+int gv_store_get(struct gv_store *s, enum gv_store_kind kind, const char *key,
+                 struct gv_store_obj *ret, struct gv_error **err);
+int gv_store_list(struct gv_store *s, enum gv_store_kind kind, struct gv_store_obj **ret,
+                  size_t *ret_n, struct gv_error **err);
+int gv_store_write(struct gv_store *s, struct gv_store_write *w, size_t n, struct gv_error **err);
+int gv_store_write_events(struct gv_store *s, struct gv_store_write *w, size_t n_w,
+                          const struct gv_store_event *ev, size_t n_ev, struct gv_error **err);
+int gv_store_events(struct gv_store *s, int64_t after, size_t max, struct gv_store_event **ret,
+                    size_t *ret_n, struct gv_error **err);
+int gv_store_events_trim(struct gv_store *s, size_t keep, struct gv_error **err);
+int gv_store_schema_version(struct gv_store *s, int *ret, struct gv_error **err);
+
+/* Convenience: one create / update / delete (a batch of one). ret_generation may be NULL. */
+int gv_store_create(struct gv_store *s, enum gv_store_kind kind, const char *key,
+                    const json_t *doc, int64_t *ret_generation, struct gv_error **err);
+int gv_store_update(struct gv_store *s, enum gv_store_kind kind, const char *key,
+                    const json_t *doc, int64_t generation, int64_t *ret_generation,
+                    struct gv_error **err);
+int gv_store_delete(struct gv_store *s, enum gv_store_kind kind, const char *key,
+                    int64_t generation, struct gv_error **err);

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * controller.h — the controller (gpuvirtd in controller role; docs/api.md): every host, GPU,
+ * slice and VM of the cluster, in the store (src/store) and, for placement, in memory
+ * (src/sched). It places requests, reserves in the store (compare-and-swap on the host's
+ * allocation document), drives the agents over their HTTP API, and keeps operations and events.
+ *
+ * The API layer (api-*.c) is thin: it parses, checks roles, and calls these. Every call is
+ * thread-safe. Errors are -errno with a gv_error whose message says what to fix; the HTTP status
+ * comes from the errno (src/http/problem.c): -ENOENT 404, -EEXIST/-EBUSY 409, -ENOSPC 409
+ * (no capacity, with the engine's explanation), -EINVAL 400, -EACCES 401, -EPERM 403.
+ */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/error.h"
+
+struct gv_controller_config {
+        const char *store_url;        /* required: "sqlite:PATH" */
+        int host_down_after_ms;       /* no heartbeat for this long: host down; 0: 15 s */
+        int poll_interval_ms;         /* inventory and VM state polled from each agent; 0: 2 s */
+        int agent_timeout_ms;         /* one agent call; 0: 120 s (a start may take a while) */
+};
+
+struct gv_controller;
+
+int gv_controller_new(const struct gv_controller_config *cfg, struct gv_controller **ret,
+                      struct gv_error **err);
+/* Waits for running operations to reach a safe point (they are resumed at the next start). */
+struct gv_controller *gv_controller_free(struct gv_controller *c);
+
+/* ---- authentication (auth.c) ---- */
+
+enum gv_role {
+        GV_ROLE_VIEWER,
+        GV_ROLE_OPERATOR,
+        GV_ROLE_ADMIN,
+        _GV_ROLE_MAX,
+        _GV_ROLE_INVALID = -EINVAL,
+};
+const char *gv_role_to_string(enum gv_role r);
+enum gv_role gv_role_from_string(const char *s);
+
+/* "Bearer SECRET" (the Authorization header's value) → the token's role. -EACCES with a
+ * message when it is missing, malformed or unknown (constant-time comparison of hashes). */
+int gv_controller_authenticate(struct gv_controller *c, const char *authorization,
+                               enum gv_role *ret, struct gv_error **err);
+/* A new token: *ret {"id", "name", "role", "token": SECRET, "created_at"}; only its SHA-256 is
+ * stored. */
+int gv_controller_token_create(struct gv_controller *c, const char *name, enum gv_role role,
+                               json_t **ret, struct gv_error **err);
+json_t *gv_controller_tokens(struct gv_controller *c);
+int gv_controller_token_delete(struct gv_controller *c, const char *id, struct gv_error **err);
+
+/* ---- hosts and GPUs (hosts.c) ---- */
+
+/* An agent registers (or re-registers with a new endpoint): the controller reads its inventory
+ * at once (-EHOSTDOWN with the reason when it cannot reach it). *ret: the host. */
+int gv_controller_host_register(struct gv_controller *c, const char *name, const char *endpoint,
+                                json_t **ret, struct gv_error **err);
+int gv_controller_host_heartbeat(struct gv_controller *c, const char *name, json_t **ret,
+                                 struct gv_error **err);
+json_t *gv_controller_hosts(struct gv_controller *c);
+int gv_controller_host(struct gv_controller *c, const char *name, json_t **ret,
+                       struct gv_error **err);
+json_t *gv_controller_gpus(struct gv_controller *c);
+int gv_controller_gpu(struct gv_controller *c, const char *host, const char *gpu, json_t **ret,
+                      struct gv_error **err);
+int gv_controller_gpu_vgpu_types(struct gv_controller *c, const char *host, const char *gpu,
+                                 json_t **ret, struct gv_error **err);
+
+/* ---- operations (operations.c): what every change answers ---- */
+
+/* wait_ms: 0 answers at once; > 0 waits until it ends or the time passes. *ret: operation. */
+int gv_controller_operation(struct gv_controller *c, const char *id, int wait_ms, json_t **ret,
+                            struct gv_error **err);
+json_t *gv_controller_operations(struct gv_controller *c, size_t limit);
+/* Whether the operation JSON has ended (succeeded or failed). */
+bool gv_controller_operation_done(const json_t *op);
+
+/* Changes. Each checks what it can at once (names, the request, the state, placement): a
+ * refusal is an error and nothing changed. Otherwise *ret_op is the operation that carries it
+ * out (its state may already be final). */
+int gv_controller_gpu_set_mode(struct gv_controller *c, const char *host, const char *gpu,
+                               const char *mode, json_t **ret_op, struct gv_error **err);
+int gv_controller_gpu_mig_apply(struct gv_controller *c, const char *host, const char *gpu,
+                                const json_t *profiles, json_t **ret_op, struct gv_error **err);
+int gv_controller_vm_create(struct gv_controller *c, const json_t *spec, json_t **ret_op,
+                            struct gv_error **err);
+int gv_controller_vm_start(struct gv_controller *c, const char *name, json_t **ret_op,
+                           struct gv_error **err);
+int gv_controller_vm_stop(struct gv_controller *c, const char *name, int timeout_s,
+                          json_t **ret_op, struct gv_error **err);
+int gv_controller_vm_delete(struct gv_controller *c, const char *name, json_t **ret_op,
+                            struct gv_error **err);
+
+/* ---- VMs ---- */
+
+json_t *gv_controller_vms(struct gv_controller *c);
+int gv_controller_vm(struct gv_controller *c, const char *name, json_t **ret,
+                     struct gv_error **err);
+
+/* ---- images (images.c) ---- */
+
+json_t *gv_controller_images(struct gv_controller *c);
+int gv_controller_image_register(struct gv_controller *c, const json_t *body, json_t **ret,
+                                 struct gv_error **err);
+int gv_controller_image_delete(struct gv_controller *c, const char *name, struct gv_error **err);
+
+/* ---- events (events.c) ---- */
+
+/* Events with seq > after, at most max; waits up to wait_ms for the first when there are none.
+ * *ret: an array of {"seq", "time", "type", "subject", "data"}. */
+int gv_controller_events(struct gv_controller *c, int64_t after, size_t max, int wait_ms,
+                         json_t **ret, struct gv_error **err);

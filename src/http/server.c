@@ -175,6 +175,19 @@ int gv_http_reply_error(struct gv_http_request *req, int r, const struct gv_erro
         return gv_http_reply_problem_json(req, status, p);
 }
 
+int gv_http_reply_header(struct gv_http_request *req, const char *name, const char *value)
+{
+        if (!req->response || !name || !value || !*name)
+                return -EINVAL;
+        for (const char *p = name; *p; p++)
+                if ((unsigned char)*p <= ' ' || *p == ':' || *p == 0x7f)
+                        return -EINVAL;
+        for (const char *p = value; *p; p++)
+                if (((unsigned char)*p < ' ' && *p != '\t') || *p == 0x7f)
+                        return -EINVAL;
+        return MHD_add_response_header(req->response, name, value) == MHD_YES ? 0 : -EINVAL;
+}
+
 struct stream {
         gv_http_stream_cb cb;
         void *cls;

@@ -112,6 +112,11 @@ int gv_http_reply_problem_json(struct gv_http_request *req, unsigned status, jso
  * strerror when e is NULL. */
 int gv_http_reply_error(struct gv_http_request *req, int r, const struct gv_error *e);
 
+/* Add a header to the reply just made (after a gv_http_reply_*() call, before the handler
+ * returns): Location, WWW-Authenticate, Cache-Control. -EINVAL without a reply, or for a name
+ * or value with a control character. */
+int gv_http_reply_header(struct gv_http_request *req, const char *name, const char *value);
+
 /* Streaming reply (chunked transfer encoding), for the serial console in follow mode. The
  * callback fills buf with up to max bytes and returns how many (> 0), 0 at the end of the
  * stream, or -errno to abort (the connection is closed without the final chunk, so the client

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store-priv.h — what the store's own tests and diagnostics need beyond store.h. Not for the
+ * controller: it names a backend.
+ */
+#pragma once
+
+#include "store.h"
+
+/* The backend's handle behind a store (the `void *b` its ops receive). */
+void *gv_store_backend(struct gv_store *s);
+
+/* Run "PRAGMA name" on an SQLite store's own connection (synchronous, for one, is per
+ * connection) and return the first column of its first row as text. -EOPNOTSUPP for a store of
+ * another backend; -EINVAL for a name that is not [a-z_]+. */
+int gv_store_sqlite_pragma(struct gv_store *s, const char *name, char **ret,
+                           struct gv_error **err);
+
+/* The schema version the SQLite backend migrates to (the number of its migration steps). */
+extern const int gv_store_sqlite_schema_newest;

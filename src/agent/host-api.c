@@ -5,6 +5,8 @@
  * sample (GPU utilisation beside each VM's CPU and memory).
  */
 #include <errno.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,6 +41,17 @@ json_t *gv_agent_host_json(struct gv_agent *a)
         }
         json_object_set_new(j, "qemu", q);
         json_object_set_new(j, "simulated", json_boolean(a->simulated));
+        {
+                /* What VMs can have of this machine, for placement (the controller). */
+                struct sysinfo si;
+                long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+                json_object_set_new(j, "cpus", json_integer(cpus > 0 ? cpus : 1));
+                json_object_set_new(j, "memory_mib",
+                                    sysinfo(&si) == 0
+                                            ? json_integer((json_int_t)((uint64_t)si.totalram *
+                                                                        si.mem_unit >> 20))
+                                            : json_null());
+        }
         if (a->problems) {
                 json_t *p = json_array();
                 STRV_FOREACH(s, a->problems)

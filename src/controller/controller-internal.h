@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * controller-internal.h — what the controller's files share (not for the API layer).
+ *
+ * State: the store is the truth (hosts with their last inventory, allocations per host, VMs
+ * with their placement, operations, events). In memory: the placement model (a gv_sched_cluster
+ * rebuilt from the store whenever a host's inventory or a placement changes outside the
+ * decision path) and the running operations' threads.
+ *
+ * Locking: `mu` guards the model and serialises decisions (place + reserve + the store batch);
+ * store calls are thread-safe on their own. `cond` is broadcast on every operation change and
+ * event, for waiters. Agent calls are never made with `mu` held.
+ */
+#pragma once
+
+#include <pthread.h>
+
+#include "catalog/catalog.h"
+#include "util/macro.h"
+#include "controller/controller.h"
+#include "sched/sched.h"
+#include "store/store.h"
+
+struct gv_controller {
+        struct gv_controller_config cfg;
+        struct gv_store *store;
+        struct gv_catalog *catalog;
+        pthread_mutex_t mu;
+        pthread_cond_t cond;
+        uint64_t changes;                 /* bumped (under mu) with every broadcast of cond */
+        struct gv_sched_cluster *cluster; /* the model; NULL until built */
+        bool model_dirty;
+        char **model_problems;            /* what the last rebuild could not place (strv) */
+        char **gpu_pci;                   /* per model GPU id: its PCI address (strv) */
+        /* operations' threads */
+        pthread_t *threads;
+        size_t n_threads;
+        /* the poller */
+        pthread_t poller;
+        bool poller_running;
+        bool stopping;
+};
+
+/* ---- controller.c ---- */
+int64_t gv_ctl_now_ms(void);
+/* A new random id "PREFIX-" + 16 hex digits. */
+char *gv_ctl_new_id(const char *prefix);
+/* Start a joinable thread that the controller waits for when freed. */
+void gv_ctl_spawn(struct gv_controller *c, void *(*fn)(void *), void *arg);
+
+/* ---- events.c ---- */
+/* Append one event (no store write besides it); wakes waiters. Best effort: a failure to
+ * record an event never fails the change it tells of. */
+void gv_ctl_event(struct gv_controller *c, const char *type, const char *subject,
+                  json_t *data /* stolen */);
+/* A batch and its event, atomically; wakes waiters. */
+int gv_ctl_write_event(struct gv_controller *c, struct gv_store_write *w, size_t n,
+                       const char *type, const char *subject, json_t *data /* stolen */,
+                       struct gv_error **err);
+
+/* ---- operations.c ---- */
+typedef int (*gv_ctl_op_fn)(struct gv_controller *c, const char *op_id, json_t *arg,
+                            json_t **ret_result, struct gv_error **err);
+/* Record a new operation (state pending) and run fn in a thread; *ret_op: its document. The
+ * kind names the function for a resume after a restart (gv_ctl_op_resume_all). */
+int gv_ctl_op_start(struct gv_controller *c, const char *kind, const char *target,
+                    json_t *arg /* stolen */, json_t **ret_op, struct gv_error **err);
+void gv_ctl_op_progress(struct gv_controller *c, const char *op_id, int pct, const char *fmt,
+                        ...) _printf_(4, 5);
+/* Operations the store says were running when the controller stopped: run again (every step
+ * of every operation is idempotent). */
+void gv_ctl_op_resume_all(struct gv_controller *c);
+/* The function of a kind (vms.c and hosts.c register theirs in this table). */
+gv_ctl_op_fn gv_ctl_op_fn_of(const char *kind);
+
+/* ---- hosts.c ---- */
+void *gv_ctl_poller(void *controller);
+/* Call a host's agent: method path body → status and JSON. -EHOSTDOWN when unreachable;
+ * a problem answer (4xx/5xx) becomes an error carrying its detail and the errno it names. */
+int gv_ctl_agent_call(struct gv_controller *c, const char *host, const char *method,
+                      const char *path, const json_t *body, const char *operation_id,
+                      json_t **ret, struct gv_error **err);
+int gv_ctl_host_refresh(struct gv_controller *c, const char *host, struct gv_error **err);
+int gv_ctl_op_gpu_mode(struct gv_controller *c, const char *op_id, json_t *arg,
+                       json_t **ret_result, struct gv_error **err);
+int gv_ctl_op_gpu_mig(struct gv_controller *c, const char *op_id, json_t *arg,
+                      json_t **ret_result, struct gv_error **err);
+
+/* ---- model.c ---- */
+/* Rebuild the model from the store when dirty (mu held). */
+int gv_ctl_model_ensure(struct gv_controller *c, struct gv_error **err);
+void gv_ctl_model_dirty(struct gv_controller *c);
+/* The request a VM spec's "gpus" (and vcpus, memory) asks for; names borrowed from spec. */
+int gv_ctl_request_from_spec(struct gv_controller *c, const json_t *spec,
+                             struct gv_sched_request *ret, struct gv_error **err);
+json_t *gv_ctl_placement_to_json(struct gv_controller *c, const struct gv_sched_placement *pl,
+                                 const char *policy);
+int gv_ctl_placement_from_json(struct gv_controller *c, const json_t *j,
+                               struct gv_sched_placement *ret, struct gv_error **err);
+
+/* ---- vms.c ---- */
+int gv_ctl_op_vm_create(struct gv_controller *c, const char *op_id, json_t *arg,
+                        json_t **ret_result, struct gv_error **err);
+int gv_ctl_op_vm_start(struct gv_controller *c, const char *op_id, json_t *arg,
+                       json_t **ret_result, struct gv_error **err);
+int gv_ctl_op_vm_stop(struct gv_controller *c, const char *op_id, json_t *arg,
+                      json_t **ret_result, struct gv_error **err);
+int gv_ctl_op_vm_delete(struct gv_controller *c, const char *op_id, json_t *arg,
+                        json_t **ret_result, struct gv_error **err);
+/* The poller saw the agent's view of a host's VMs: bring their states up to date. */
+void gv_ctl_vms_observe(struct gv_controller *c, const char *host, const json_t *agent_vms,
+                        bool host_down);

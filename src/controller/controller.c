@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * controller.c — the controller's life: open the store and the catalog, build the placement
+ * model, resume what a previous run left in the middle, poll the agents (controller.h).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "controller/controller-internal.h"
+#include "util/alloc.h"
+#include "util/strv.h"
+
+int64_t gv_ctl_now_ms(void)
+{
+        struct timespec ts;
+        (void)clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+char *gv_ctl_new_id(const char *prefix)
+{
+        uint64_t x = 0;
+
+        if (getrandom(&x, sizeof(x), 0) != sizeof(x))
+                x = (uint64_t)gv_ctl_now_ms() ^ ((uint64_t)clock() << 32);
+        return xasprintf("%s-%016" PRIx64, prefix, x);
+}
+
+void gv_ctl_spawn(struct gv_controller *c, void *(*fn)(void *), void *arg)
+{
+        pthread_t t;
+
+        if (pthread_create(&t, NULL, fn, arg) != 0)
+                abort(); /* out of threads: as out of memory */
+        pthread_mutex_lock(&c->mu);
+        c->threads = xreallocarray(c->threads, c->n_threads + 1, sizeof(*c->threads));
+        c->threads[c->n_threads++] = t;
+        pthread_mutex_unlock(&c->mu);
+}
+
+int gv_controller_new(const struct gv_controller_config *cfg, struct gv_controller **ret,
+                      struct gv_error **err)
+{
+        struct gv_controller *c = xnew0(struct gv_controller, 1);
+        int r;
+
+        c->cfg = *cfg;
+        if (c->cfg.host_down_after_ms <= 0)
+                c->cfg.host_down_after_ms = 15000;
+        if (c->cfg.poll_interval_ms <= 0)
+                c->cfg.poll_interval_ms = 2000;
+        if (c->cfg.agent_timeout_ms <= 0)
+                c->cfg.agent_timeout_ms = 120000;
+        pthread_mutex_init(&c->mu, NULL);
+        pthread_cond_init(&c->cond, NULL);
+        c->model_dirty = true;
+        r = gv_store_open(cfg->store_url, &c->store, err);
+        if (r >= 0)
+                r = gv_catalog_load_default(&c->catalog, err);
+        if (r >= 0) {
+                pthread_mutex_lock(&c->mu);
+                r = gv_ctl_model_ensure(c, err);
+                pthread_mutex_unlock(&c->mu);
+        }
+        if (r < 0) {
+                gv_controller_free(c);
+                return r;
+        }
+        gv_ctl_op_resume_all(c);
+        if (pthread_create(&c->poller, NULL, gv_ctl_poller, c) == 0)
+                c->poller_running = true;
+        *ret = c;
+        return 0;
+}
+
+struct gv_controller *gv_controller_free(struct gv_controller *c)
+{
+        if (!c)
+                return NULL;
+        pthread_mutex_lock(&c->mu);
+        c->stopping = true;
+        pthread_cond_broadcast(&c->cond);
+        pthread_mutex_unlock(&c->mu);
+        if (c->poller_running)
+                pthread_join(c->poller, NULL);
+        /* Operations run to their end: each step is short or bounded by agent_timeout_ms, and
+         * what is left half done is resumed at the next start anyway. */
+        for (;;) {
+                pthread_t t;
+                pthread_mutex_lock(&c->mu);
+                if (!c->n_threads) {
+                        pthread_mutex_unlock(&c->mu);
+                        break;
+                }
+                t = c->threads[--c->n_threads];
+                pthread_mutex_unlock(&c->mu);
+                pthread_join(t, NULL);
+        }
+        free(c->threads);
+        gv_sched_cluster_free(c->cluster);
+        strv_free(c->model_problems);
+        strv_free(c->gpu_pci);
+        gv_catalog_free(c->catalog);
+        gv_store_free(c->store);
+        pthread_cond_destroy(&c->cond);
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+        return NULL;
+}

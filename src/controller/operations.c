@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * operations.c — long actions as operations (docs/api.md): a document in the store with state,
+ * progress and message, carried out by a thread. Every step an operation takes is idempotent
+ * (agent calls carry an Operation-Id derived from the operation's id), so an operation the
+ * controller was in the middle of when it stopped is simply run again at the next start.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "controller/controller-internal.h"
+#include "http/problem.h"
+#include "util/alloc.h"
+#include "util/json.h"
+
+static const struct {
+        const char *kind;
+        gv_ctl_op_fn fn;
+} op_table[] = {
+        { "vm.create", gv_ctl_op_vm_create },
+        { "vm.start", gv_ctl_op_vm_start },
+        { "vm.stop", gv_ctl_op_vm_stop },
+        { "vm.delete", gv_ctl_op_vm_delete },
+        { "gpu.mode", gv_ctl_op_gpu_mode },
+        { "gpu.mig", gv_ctl_op_gpu_mig },
+};
+
+gv_ctl_op_fn gv_ctl_op_fn_of(const char *kind)
+{
+        for (size_t i = 0; i < ELEMENTSOF(op_table); i++)
+                if (strcmp(op_table[i].kind, kind) == 0)
+                        return op_table[i].fn;
+        return NULL;
+}
+
+bool gv_controller_operation_done(const json_t *op)
+{
+        const char *s = json_string_value(json_object_get(op, "state"));
+        return s && (strcmp(s, "succeeded") == 0 || strcmp(s, "failed") == 0);
+}
+
+static void wake(struct gv_controller *c)
+{
+        pthread_mutex_lock(&c->mu);
+        c->changes++;
+        pthread_cond_broadcast(&c->cond);
+        pthread_mutex_unlock(&c->mu);
+}
+
+/* Write the operation's document (only its own thread writes it after the create). */
+static void op_save(struct gv_controller *c, json_t *doc, const char *event)
+{
+        const char *id = json_string_value(json_object_get(doc, "id"));
+        struct gv_store_write w = { .op = GV_STORE_PUT, .kind = GV_STORE_OPERATION, .key = id,
+                                    .doc = doc };
+        _cleanup_free_ char *subject = xasprintf("operation/%s", id);
+
+        json_object_set_new(doc, "updated_at", json_integer(gv_ctl_now_ms() / 1000));
+        if (event) {
+                json_t *data = json_pack("{s:O, s:O, s:O, s:O}", "kind",
+                                         json_object_get(doc, "kind"), "target",
+                                         json_object_get(doc, "target"), "state",
+                                         json_object_get(doc, "state"), "progress",
+                                         json_object_get(doc, "progress"));
+                (void)gv_ctl_write_event(c, &w, 1, event, subject, data, NULL);
+        } else {
+                (void)gv_store_write(c->store, &w, 1, NULL);
+        }
+        wake(c);
+}
+
+static json_t *op_load(struct gv_controller *c, const char *id)
+{
+        struct gv_store_obj o = { 0 };
+        json_t *doc = NULL;
+
+        if (gv_store_get(c->store, GV_STORE_OPERATION, id, &o, NULL) >= 0)
+                doc = json_incref(o.doc);
+        gv_store_obj_done(&o);
+        return doc;
+}
+
+void gv_ctl_op_progress(struct gv_controller *c, const char *op_id, int pct, const char *fmt,
+                        ...)
+{
+        _cleanup_json_ json_t *doc = op_load(c, op_id);
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+
+        if (!doc)
+                return;
+        va_start(ap, fmt);
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        json_object_set_new(doc, "progress", json_integer(pct));
+        json_object_set_new(doc, "message", json_string(msg ? msg : ""));
+        op_save(c, doc, "operation.progress");
+}
+
+struct op_run {
+        struct gv_controller *c;
+        char *id;
+};
+
+static void *op_thread(void *arg)
+{
+        struct op_run *run = arg;
+        struct gv_controller *c = run->c;
+        _cleanup_json_ json_t *doc = op_load(c, run->id);
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        json_t *result = NULL;
+        gv_ctl_op_fn fn;
+        int r;
+
+        if (!doc)
+                goto out;
+        fn = gv_ctl_op_fn_of(json_string_value(json_object_get(doc, "kind")));
+        json_object_set_new(doc, "state", json_string("running"));
+        op_save(c, doc, "operation.progress");
+        if (!fn)
+                r = gv_error_set(&e, EINVAL, "Unknown operation kind '%s'.",
+                                 json_string_value(json_object_get(doc, "kind")));
+        else
+                r = fn(c, run->id, json_object_get(doc, "arg"), &result, &e);
+        json_decref(doc);
+        doc = op_load(c, run->id); /* progress was written meanwhile */
+        if (!doc)
+                goto out;
+        if (r >= 0) {
+                json_object_set_new(doc, "state", json_string("succeeded"));
+                json_object_set_new(doc, "progress", json_integer(100));
+                json_object_set_new(doc, "result", result ? result : json_null());
+                result = NULL;
+        } else {
+                json_object_set_new(doc, "state", json_string("failed"));
+                json_object_set_new(doc, "error", gv_http_problem_from_error(r, e, NULL));
+                json_object_set_new(doc, "message", json_string(gv_error_msg(e, r)));
+        }
+        op_save(c, doc, "operation.done");
+out:
+        json_decref(result);
+        free(run->id);
+        free(run);
+        return NULL;
+}
+
+static void op_run_thread(struct gv_controller *c, const char *id)
+{
+        struct op_run *run = xnew0(struct op_run, 1);
+        run->c = c;
+        run->id = xstrdup(id);
+        gv_ctl_spawn(c, op_thread, run);
+}
+
+int gv_ctl_op_start(struct gv_controller *c, const char *kind, const char *target, json_t *arg,
+                    json_t **ret_op, struct gv_error **err)
+{
+        _cleanup_free_ char *id = gv_ctl_new_id("op");
+        int64_t now = gv_ctl_now_ms() / 1000;
+        json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:I, s:I, s:n, s:n, s:o}", "id",
+                                id, "kind", kind, "target", target, "state", "pending",
+                                "progress", 0, "message", "", "created_at", (json_int_t)now,
+                                "updated_at", (json_int_t)now, "result", "error", "arg",
+                                arg ? arg : json_object());
+        struct gv_store_write w = { .op = GV_STORE_CREATE, .kind = GV_STORE_OPERATION, .key = id,
+                                    .doc = doc };
+        _cleanup_free_ char *subject = xasprintf("operation/%s", id);
+        int r = gv_ctl_write_event(c, &w, 1, "operation.progress", subject,
+                                   json_pack("{s:s, s:s, s:s}", "kind", kind, "target", target,
+                                             "state", "pending"),
+                                   err);
+        if (r < 0) {
+                json_decref(doc);
+                return r;
+        }
+        op_run_thread(c, id);
+        if (ret_op) {
+                json_object_del(doc, "arg");
+                *ret_op = doc;
+        } else {
+                json_decref(doc);
+        }
+        return 0;
+}
+
+void gv_ctl_op_resume_all(struct gv_controller *c)
+{
+        struct gv_store_obj *o = NULL;
+        size_t n = 0;
+
+        if (gv_store_list(c->store, GV_STORE_OPERATION, &o, &n, NULL) < 0)
+                return;
+        for (size_t i = 0; i < n; i++)
+                if (!gv_controller_operation_done(o[i].doc))
+                        op_run_thread(c, o[i].key);
+        gv_store_objs_free(o, n);
+}
+
+static json_t *public_op(json_t *doc)
+{
+        json_t *p = json_deep_copy(doc);
+        json_object_del(p, "arg");
+        return p;
+}
+
+int gv_controller_operation(struct gv_controller *c, const char *id, int wait_ms, json_t **ret,
+                            struct gv_error **err)
+{
+        struct timespec deadline;
+
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += wait_ms / 1000;
+        deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+                deadline.tv_sec++;
+                deadline.tv_nsec -= 1000000000L;
+        }
+        for (;;) {
+                uint64_t seen;
+                int w = 0;
+                pthread_mutex_lock(&c->mu);
+                seen = c->changes;
+                pthread_mutex_unlock(&c->mu);
+                _cleanup_json_ json_t *doc = op_load(c, id);
+                if (!doc)
+                        return gv_error_set(err, ENOENT, "No operation '%s'.", id);
+                if (wait_ms <= 0 || gv_controller_operation_done(doc)) {
+                        *ret = public_op(doc);
+                        return 0;
+                }
+                pthread_mutex_lock(&c->mu);
+                while (!c->stopping && c->changes == seen && w != ETIMEDOUT)
+                        w = pthread_cond_timedwait(&c->cond, &c->mu, &deadline);
+                bool stop = c->stopping;
+                pthread_mutex_unlock(&c->mu);
+                if (w == ETIMEDOUT || stop)
+                        wait_ms = 0;
+        }
+}
+
+static int cmp_created_desc(const void *a, const void *b)
+{
+        const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+        json_int_t cx = json_integer_value(json_object_get(x, "created_at"));
+        json_int_t cy = json_integer_value(json_object_get(y, "created_at"));
+        return (cy > cx) - (cy < cx);
+}
+
+json_t *gv_controller_operations(struct gv_controller *c, size_t limit)
+{
+        struct gv_store_obj *o = NULL;
+        size_t n = 0;
+        json_t *a = json_array();
+
+        if (gv_store_list(c->store, GV_STORE_OPERATION, &o, &n, NULL) < 0)
+                return a;
+        json_t **v = xnew0(json_t *, n + 1);
+        for (size_t i = 0; i < n; i++)
+                v[i] = o[i].doc;
+        qsort(v, n, sizeof(*v), cmp_created_desc);
+        for (size_t i = 0; i < n && (!limit || i < limit); i++)
+                json_array_append_new(a, public_op(v[i]));
+        free(v);
+        gv_store_objs_free(o, n);
+        return a;
+}

@@ -1,0 +1,669 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vms.c — VMs across hosts (docs/api.md): create = validate, place, reserve (one store batch:
+ * the host's allocation document at the generation read, compare-and-swap, and the VM's
+ * document), then an operation that defines and starts the VM on its agent; any failure there
+ * removes what the agent made and releases the reservation. Start, stop and delete are
+ * operations too; the poller keeps each VM's state in step with its agent.
+ *
+ * VM document: {"name", "uuid", "state", "host", "spec" (the create request, normalised),
+ * "placement" ({"host", "policy", "gpus": [...]}, null once released), "error", "created_at"}.
+ * Allocation document (per host): {"vms": {NAME: placement}}.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "controller/controller-internal.h"
+#include "util/alloc.h"
+#include "util/json.h"
+#include "util/parse.h"
+#include "util/strv.h"
+
+#define VM_CREATE_KEYS \
+        "name", "image", "disk_size", "vcpus", "memory_mib", "gpus", "nics", "cloud_init", \
+        "policy", "host"
+
+static int vm_get(struct gv_controller *c, const char *name, struct gv_store_obj *ret,
+                  struct gv_error **err)
+{
+        int r = gv_store_get(c->store, GV_STORE_VM, name, ret, NULL);
+        if (r == -ENOENT)
+                return gv_error_set(err, ENOENT, "No VM '%s' (gpuvirt vm list shows them).",
+                                    name);
+        if (r < 0)
+                return gv_error_set(err, -r, "Cannot read VM '%s' from the store.", name);
+        return 0;
+}
+
+/* Read-modify-write of a VM document with CAS and an event. */
+static int vm_update(struct gv_controller *c, const char *name,
+                     void (*fn)(json_t *doc, void *arg), void *arg, const char *event,
+                     struct gv_error **err)
+{
+        for (int tries = 0; tries < 10; tries++) {
+                struct gv_store_obj v = { 0 };
+                int r = vm_get(c, name, &v, err);
+                if (r < 0)
+                        return r;
+                json_t *doc = json_deep_copy(v.doc);
+                fn(doc, arg);
+                struct gv_store_write w = { .op = GV_STORE_UPDATE, .kind = GV_STORE_VM,
+                                            .key = name, .doc = doc, .generation = v.generation };
+                _cleanup_free_ char *subj = xasprintf("vm/%s", name);
+                _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+                r = gv_ctl_write_event(c, &w, 1, event, subj,
+                                       json_pack("{s:O, s:O}", "state",
+                                                 json_object_get(doc, "state"), "host",
+                                                 json_object_get(doc, "host")),
+                                       &e);
+                json_decref(doc);
+                gv_store_obj_done(&v);
+                if (r == -ESTALE)
+                        continue;
+                if (r < 0) {
+                        gv_error_propagate(err, TAKE_PTR(e));
+                        return r;
+                }
+                return 0;
+        }
+        return gv_error_set(err, ESTALE, "VM '%s' changed under every retry.", name);
+}
+
+struct state_arg {
+        const char *state;
+        const char *error; /* NULL: clear */
+};
+
+static void set_state(json_t *doc, void *arg)
+{
+        const struct state_arg *a = arg;
+        json_object_set_new(doc, "state", json_string(a->state));
+        json_object_set_new(doc, "error", a->error ? json_string(a->error) : json_null());
+}
+
+static int vm_set_state(struct gv_controller *c, const char *name, const char *state,
+                        const char *error)
+{
+        struct state_arg a = { state, error };
+        return vm_update(c, name, set_state, &a, "vm.state", NULL);
+}
+
+/* ---- reserve and release ---- */
+
+/* The batch that reserves (placement != NULL) or releases (NULL) `name` on `host`. */
+static int alloc_write(struct gv_controller *c, const char *host, const char *name,
+                       const json_t *placement, struct gv_store_write *vm_write,
+                       const char *event, json_t *event_data, struct gv_error **err)
+{
+        for (int tries = 0; tries < 10; tries++) {
+                struct gv_store_obj a = { 0 };
+                _cleanup_json_ json_t *doc = NULL;
+                struct gv_store_write w[2] = { { .kind = GV_STORE_ALLOC, .key = host } };
+                _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+                int r = gv_store_get(c->store, GV_STORE_ALLOC, host, &a, NULL);
+                if (r >= 0) {
+                        doc = json_deep_copy(a.doc);
+                        w[0].op = GV_STORE_UPDATE;
+                        w[0].generation = a.generation;
+                } else {
+                        doc = json_pack("{s:{}}", "vms");
+                        w[0].op = GV_STORE_CREATE;
+                }
+                gv_store_obj_done(&a);
+                if (!json_is_object(json_object_get(doc, "vms")))
+                        json_object_set_new(doc, "vms", json_object());
+                if (placement)
+                        json_object_set(json_object_get(doc, "vms"), name, (json_t *)placement);
+                else
+                        json_object_del(json_object_get(doc, "vms"), name);
+                w[0].doc = doc;
+                w[1] = *vm_write;
+                _cleanup_free_ char *subj = xasprintf("vm/%s", name);
+                r = gv_ctl_write_event(c, w, 2, event, subj, json_incref(event_data), &e);
+                if (r == -ESTALE && w[1].op != GV_STORE_CREATE)
+                        continue; /* someone else wrote the host's allocations: re-read */
+                if (r == -ESTALE || (r == -EEXIST && tries == 0 && w[0].op == GV_STORE_CREATE &&
+                                     !strstr(gv_error_msg(e, r), "vm")))
+                        continue;
+                json_decref(event_data);
+                if (r < 0) {
+                        gv_error_propagate(err, TAKE_PTR(e));
+                        return r;
+                }
+                return 0;
+        }
+        json_decref(event_data);
+        return gv_error_set(err, ESTALE, "The allocations of host %s changed under every retry.",
+                            host);
+}
+
+/* Release a VM's reservation and record why (state failed with the error), or delete it. */
+static int vm_release(struct gv_controller *c, const char *name, const char *error, bool delete)
+{
+        struct gv_store_obj v = { 0 };
+        int r = vm_get(c, name, &v, NULL);
+        const char *host;
+
+        if (r < 0)
+                return r;
+        host = json_string_value(json_object_get(json_object_get(v.doc, "placement"), "host"));
+        _cleanup_json_ json_t *doc = json_deep_copy(v.doc);
+        struct gv_store_write w = { .kind = GV_STORE_VM, .key = name, .generation = v.generation };
+        if (delete) {
+                w.op = GV_STORE_DELETE;
+        } else {
+                w.op = GV_STORE_UPDATE;
+                json_object_set_new(doc, "state", json_string("failed"));
+                json_object_set_new(doc, "placement", json_null());
+                json_object_set_new(doc, "error", error ? json_string(error) : json_null());
+                w.doc = doc;
+        }
+        const char *ev = delete ? "vm.deleted" : "vm.state";
+        json_t *data = json_pack("{s:s, s:s?}", "state", delete ? "deleted" : "failed", "error",
+                                 error);
+        if (host)
+                r = alloc_write(c, host, name, NULL, &w, ev, data, NULL);
+        else {
+                _cleanup_free_ char *subj = xasprintf("vm/%s", name);
+                r = gv_ctl_write_event(c, &w, 1, ev, subj, data, NULL);
+        }
+        gv_store_obj_done(&v);
+        gv_ctl_model_dirty(c);
+        return r;
+}
+
+/* ---- create ---- */
+
+static int check_keys(const json_t *spec, struct gv_error **err)
+{
+        static const char *const keys[] = { VM_CREATE_KEYS, NULL };
+        const char *k;
+        json_t *v;
+
+        if (!json_is_object(spec))
+                return gv_error_set(err, EINVAL, "A VM is a JSON object (docs/api.md, "
+                                    "vm-create).");
+        json_object_foreach((json_t *)spec, k, v)
+                if (!strv_contains((char **)keys, k))
+                        return gv_error_set(err, EINVAL, "Unknown member '%s'; a VM takes name, "
+                                            "image, disk_size, vcpus, memory_mib, gpus, nics, "
+                                            "cloud_init, policy, host.", k);
+        if (json_array_size(json_object_get(spec, "gpus")) > 1)
+                return gv_error_set(err, EINVAL, "gpus: at most one GPU request per VM in this "
+                                    "version.");
+        if (json_object_get(spec, "gpus") && !json_is_array(json_object_get(spec, "gpus")))
+                return gv_error_set(err, EINVAL, "gpus: a list (e.g. [{\"kind\": \"vgpu\", "
+                                    "\"type\": \"H100XM-20C\"}]).");
+        if (json_object_get(spec, "cloud_init"))
+                return gv_error_set(err, ENOSYS, "cloud_init: NoCloud seeds are not supported "
+                                    "yet; leave it out.");
+        return 0;
+}
+
+/* A bare MIG instance reaches a VM as the MIG-backed vGPU of its profile (vgpu.md §8): the
+ * C-series type of the profile on that model, if any. */
+static const char *mig_vgpu_type(const struct gv_gpu_model *gm, const char *profile)
+{
+        const char *any = NULL;
+        for (size_t i = 0; gm && i < gm->n_vgpu_types; i++) {
+                const struct gv_vgpu_type *t = &gm->vgpu_types[i];
+                if (!t->gi_profile || strcmp(t->gi_profile, profile) != 0)
+                        continue;
+                if (t->series == GV_VGPU_SERIES_C)
+                        return t->name;
+                any = any ? any : t->name;
+        }
+        return any;
+}
+
+static int placement_agent_types(struct gv_controller *c, const struct gv_sched_placement *p,
+                                 json_t *pl, struct gv_error **err)
+{
+        for (uint32_t i = 0; i < p->n_slots; i++) {
+                const struct gv_sched_slot *s = &p->slots[i];
+                const struct gv_sched_gpu *g = gv_sched_cluster_gpu(c->cluster, s->gpu);
+                const struct gv_gpu_model *gm = gv_sched_cluster_model(c->cluster,
+                                                                       g->model)->catalog;
+                json_t *js = json_array_get(json_object_get(pl, "gpus"), i);
+                const char *name = json_string_value(json_object_get(js, "name"));
+                if (s->alloc != GV_SCHED_ALLOC_MIG)
+                        continue;
+                const char *t = name ? mig_vgpu_type(gm, name) : NULL;
+                if (!t)
+                        return gv_error_set(err, EOPNOTSUPP, "MIG %s on %s: a VM gets a MIG "
+                                            "instance through a MIG-backed vGPU, and the catalog "
+                                            "has none for this profile; ask for a vGPU type.",
+                                            name ? name : "?", gm ? gm->name : "?");
+                json_object_set_new(js, "vgpu_type", json_string(t));
+        }
+        return 0;
+}
+
+int gv_controller_vm_create(struct gv_controller *c, const json_t *spec_in, json_t **ret_op,
+                            struct gv_error **err)
+{
+        _cleanup_json_ json_t *spec = NULL, *pl = NULL, *vm = NULL;
+        const struct gv_sched_policy *policy = gv_sched_policy_default();
+        const char *name = NULL, *pname = NULL, *image = NULL;
+        struct gv_sched_request rq;
+        struct gv_sched_placement p;
+        struct gv_sched_explain why;
+        uint8_t uuid[16];
+        char us[37];
+        int r;
+
+        r = check_keys(spec_in, err);
+        if (r < 0)
+                return r;
+        spec = json_deep_copy(spec_in);
+        r = gv_json_get_string(spec, "name", &name, err);
+        if (r >= 0 && !gv_name_is_valid(name))
+                r = gv_error_set(err, EINVAL, "name: '%s' is not a valid VM name (lower-case "
+                                 "letters, digits and '-', 1-63, starting and ending with a "
+                                 "letter or digit).", name);
+        if (r >= 0)
+                r = gv_json_opt_string(spec, "policy", &pname, err);
+        if (r >= 0 && pname)
+                r = gv_sched_policy_find(pname, &policy, err);
+        if (r >= 0)
+                r = gv_json_opt_string(spec, "image", &image, err);
+        if (r < 0)
+                return r;
+        if (image) {
+                struct gv_store_obj im = { 0 };
+                if (gv_store_get(c->store, GV_STORE_IMAGE, image, &im, NULL) < 0)
+                        return gv_error_set(err, ENOENT, "image: no image '%s' (gpuvirt image "
+                                            "list shows them).", image);
+                gv_store_obj_done(&im);
+        }
+        if (!json_object_get(spec, "vcpus"))
+                json_object_set_new(spec, "vcpus", json_integer(1));
+        if (!json_object_get(spec, "memory_mib"))
+                json_object_set_new(spec, "memory_mib", json_integer(1024));
+
+        pthread_mutex_lock(&c->mu);
+        r = gv_ctl_model_ensure(c, err);
+        if (r >= 0) {
+                struct gv_store_obj old = { 0 };
+                if (gv_store_get(c->store, GV_STORE_VM, name, &old, NULL) >= 0)
+                        r = gv_error_set(err, EEXIST, "A VM named '%s' exists already.", name);
+                gv_store_obj_done(&old);
+        }
+        if (r >= 0)
+                r = gv_ctl_request_from_spec(c, spec, &rq, err);
+        if (r >= 0)
+                r = gv_sched_request_resolve(c->cluster, &rq, err);
+        if (r >= 0) {
+                r = gv_sched_place(c->cluster, policy, &rq, &p, &why, err);
+                if (r == -ENOSPC) {
+                        _cleanup_free_ char *x = gv_sched_explain_format(&rq, &why);
+                        gv_error_free(err ? *err : NULL);
+                        if (err)
+                                *err = NULL;
+                        r = gv_error_set(err, ENOSPC, "%s", x);
+                }
+        }
+        if (r >= 0) {
+                pl = gv_ctl_placement_to_json(c, &p, policy->name);
+                r = placement_agent_types(c, &p, pl, err);
+        }
+        if (r >= 0)
+                r = gv_sched_reserve(c->cluster, &rq, &p, err);
+        if (r >= 0) {
+                if (getrandom(uuid, sizeof(uuid), 0) != sizeof(uuid))
+                        memset(uuid, 0x5a, sizeof(uuid));
+                uuid[6] = (uuid[6] & 0x0f) | 0x40;
+                uuid[8] = (uuid[8] & 0x3f) | 0x80;
+                snprintf(us, sizeof(us),
+                         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                         uuid[0], uuid[1], uuid[2], uuid[3], uuid[4], uuid[5], uuid[6], uuid[7],
+                         uuid[8], uuid[9], uuid[10], uuid[11], uuid[12], uuid[13], uuid[14],
+                         uuid[15]);
+                vm = json_pack("{s:s, s:s, s:s, s:O, s:O, s:O, s:n, s:I}", "name", name, "uuid",
+                               us, "state", "pending", "host", json_object_get(pl, "host"),
+                               "spec", spec, "placement", pl, "error", "created_at",
+                               (json_int_t)(gv_ctl_now_ms() / 1000));
+                struct gv_store_write w = { .op = GV_STORE_CREATE, .kind = GV_STORE_VM,
+                                            .key = name, .doc = vm };
+                r = alloc_write(c, json_string_value(json_object_get(pl, "host")), name, pl, &w,
+                                "vm.created", json_pack("{s:s, s:O}", "state", "pending",
+                                                        "placement", pl),
+                                err);
+                if (r < 0) {
+                        (void)gv_sched_release(c->cluster, &rq, &p, NULL);
+                        c->model_dirty = true;
+                }
+        }
+        pthread_mutex_unlock(&c->mu);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *target = xasprintf("vm/%s", name);
+        return gv_ctl_op_start(c, "vm.create", target, json_pack("{s:s}", "name", name), ret_op,
+                               err);
+}
+
+/* The agent's VM definition (docs/agent.md) of a VM document. */
+static json_t *agent_definition(struct gv_controller *c, const json_t *vm, struct gv_error **err)
+{
+        const json_t *spec = json_object_get(vm, "spec"), *s;
+        const char *image = json_string_value(json_object_get(spec, "image"));
+        json_t *gpus = json_array(), *disks = json_array();
+        size_t i;
+
+        json_array_foreach(json_object_get(json_object_get(vm, "placement"), "gpus"), i, s) {
+                const char *alloc = json_string_value(json_object_get(s, "alloc")) ?: "";
+                json_t *pci = json_object_get(s, "pci"), *name = json_object_get(s, "name");
+                json_t *g;
+                if (strcmp(alloc, "whole") == 0)
+                        g = json_pack("{s:s, s:O}", "mode", "passthrough", "gpu", pci);
+                else if (strcmp(alloc, "vgpu") == 0)
+                        g = json_pack("{s:s, s:O, s:O}", "mode", "vgpu", "type", name, "gpu", pci);
+                else if (strcmp(alloc, "mig-vgpu") == 0)
+                        g = json_pack("{s:s, s:O, s:O}", "mode", "mig-vgpu", "type", name, "gpu",
+                                      pci);
+                else if (strcmp(alloc, "mig") == 0)
+                        g = json_pack("{s:s, s:O, s:O}", "mode", "mig-vgpu", "type",
+                                      json_object_get(s, "vgpu_type"), "gpu", pci);
+                else
+                        g = NULL;
+                if (!g) {
+                        json_decref(gpus);
+                        json_decref(disks);
+                        gv_error_set(err, EINVAL, "placement: allocation '%s' cannot be given to "
+                                     "a VM.", alloc);
+                        return NULL;
+                }
+                json_array_append_new(gpus, g);
+        }
+        if (image) {
+                struct gv_store_obj im = { 0 };
+                if (gv_store_get(c->store, GV_STORE_IMAGE, image, &im, err) < 0) {
+                        json_decref(gpus);
+                        json_decref(disks);
+                        return NULL;
+                }
+                json_t *d = json_pack("{s:s, s:O}", "name", "root", "base",
+                                      json_object_get(im.doc, "path"));
+                if (json_object_get(spec, "disk_size"))
+                        json_object_set(d, "size", json_object_get(spec, "disk_size"));
+                json_array_append_new(disks, d);
+                gv_store_obj_done(&im);
+        }
+        json_t *def = json_pack("{s:O, s:O, s:O, s:O, s:o, s:o}", "name",
+                                json_object_get(vm, "name"), "uuid", json_object_get(vm, "uuid"),
+                                "vcpus", json_object_get(spec, "vcpus"), "memory_mib",
+                                json_object_get(spec, "memory_mib"), "gpus", gpus, "disks",
+                                disks);
+        if (json_object_get(spec, "nics"))
+                json_object_set(def, "nics", json_object_get(spec, "nics"));
+        return def;
+}
+
+static int agent_vm(struct gv_controller *c, const char *op_id, const char *step,
+                    const char *host, const char *method, const char *path, const json_t *body,
+                    json_t **ret, struct gv_error **err)
+{
+        _cleanup_free_ char *opid = xasprintf("%s-%s", op_id, step);
+        return gv_ctl_agent_call(c, host, method, path, body, opid, ret, err);
+}
+
+int gv_ctl_op_vm_create(struct gv_controller *c, const char *op_id, json_t *arg,
+                        json_t **ret_result, struct gv_error **err)
+{
+        const char *name = json_string_value(json_object_get(arg, "name"));
+        struct gv_store_obj v = { 0 };
+        _cleanup_json_ json_t *def = NULL, *st = NULL;
+        _cleanup_free_ char *start = NULL, *kill = NULL, *del = NULL;
+        const char *host;
+        int r = vm_get(c, name ? name : "?", &v, err);
+
+        if (r < 0)
+                return r;
+        host = json_string_value(json_object_get(v.doc, "host"));
+        if (!json_is_object(json_object_get(v.doc, "placement")) || !host) {
+                gv_store_obj_done(&v);
+                return gv_error_set(err, EINVAL, "VM '%s' holds no reservation (state %s).", name,
+                                    json_string_value(json_object_get(v.doc, "state")));
+        }
+        start = xasprintf("/v1/vms/%s/start", name);
+        kill = xasprintf("/v1/vms/%s/kill", name);
+        del = xasprintf("/v1/vms/%s", name);
+        def = agent_definition(c, v.doc, err);
+        r = def ? 0 : -EINVAL;
+        if (r >= 0) {
+                gv_ctl_op_progress(c, op_id, 20, "defining %s on %s", name, host);
+                r = agent_vm(c, op_id, "define", host, "POST", "/v1/vms", def, NULL, err);
+        }
+        if (r >= 0) {
+                (void)vm_set_state(c, name, "starting", NULL);
+                gv_ctl_op_progress(c, op_id, 50, "starting %s on %s", name, host);
+                r = agent_vm(c, op_id, "start", host, "POST", start, NULL, &st, err);
+        }
+        if (r < 0) {
+                /* Leave nothing behind: the agent's VM (and with it its GPU hardware), then the
+                 * reservation; the VM stays, failed, saying why. */
+                _cleanup_free_ char *why = xstrdup(gv_error_msg(err ? *err : NULL, r));
+                gv_ctl_op_progress(c, op_id, 90, "cleaning up on %s: %s", host, why);
+                (void)agent_vm(c, op_id, "kill", host, "POST", kill, NULL, NULL, NULL);
+                (void)agent_vm(c, op_id, "delete", host, "DELETE", del, NULL, NULL, NULL);
+                (void)vm_release(c, name, why, false);
+                gv_store_obj_done(&v);
+                return r;
+        }
+        (void)vm_set_state(c, name, "running", NULL);
+        *ret_result = json_pack("{s:s, s:s, s:O}", "vm", name, "host", host, "placement",
+                                json_object_get(v.doc, "placement"));
+        gv_store_obj_done(&v);
+        return 0;
+}
+
+/* ---- start, stop, delete ---- */
+
+static int vm_op(struct gv_controller *c, const char *kind, const char *name, json_t *arg,
+                 json_t **ret_op, struct gv_error **err)
+{
+        struct gv_store_obj v = { 0 };
+        int r = vm_get(c, name, &v, err);
+
+        if (r >= 0 && strcmp(kind, "vm.delete") != 0 &&
+            !json_is_object(json_object_get(v.doc, "placement")))
+                r = gv_error_set(err, EBUSY, "VM '%s' is %s and holds no placement; delete it "
+                                 "and create it again.", name,
+                                 json_string_value(json_object_get(v.doc, "state")));
+        gv_store_obj_done(&v);
+        if (r < 0) {
+                json_decref(arg);
+                return r;
+        }
+        json_object_set_new(arg, "name", json_string(name));
+        _cleanup_free_ char *target = xasprintf("vm/%s", name);
+        return gv_ctl_op_start(c, kind, target, arg, ret_op, err);
+}
+
+int gv_controller_vm_start(struct gv_controller *c, const char *name, json_t **ret_op,
+                           struct gv_error **err)
+{
+        return vm_op(c, "vm.start", name, json_object(), ret_op, err);
+}
+
+int gv_controller_vm_stop(struct gv_controller *c, const char *name, int timeout_s,
+                          json_t **ret_op, struct gv_error **err)
+{
+        if (timeout_s < 0 || timeout_s > 3600)
+                return gv_error_set(err, EINVAL, "timeout_s: 0..3600.");
+        return vm_op(c, "vm.stop", name, json_pack("{s:i}", "timeout_s", timeout_s), ret_op,
+                     err);
+}
+
+int gv_controller_vm_delete(struct gv_controller *c, const char *name, json_t **ret_op,
+                            struct gv_error **err)
+{
+        return vm_op(c, "vm.delete", name, json_object(), ret_op, err);
+}
+
+static int simple_vm_op(struct gv_controller *c, const char *op_id, json_t *arg,
+                        const char *verb, const char *during, const char *after,
+                        const json_t *body, json_t **ret_result, struct gv_error **err)
+{
+        const char *name = json_string_value(json_object_get(arg, "name"));
+        struct gv_store_obj v = { 0 };
+        int r = vm_get(c, name ? name : "?", &v, err);
+        _cleanup_free_ char *path = NULL;
+        const char *host;
+
+        if (r < 0)
+                return r;
+        host = json_string_value(json_object_get(v.doc, "host"));
+        path = xasprintf("/v1/vms/%s/%s", name, verb);
+        (void)vm_set_state(c, name, during, NULL);
+        gv_ctl_op_progress(c, op_id, 30, "%s on %s", during, host ? host : "?");
+        r = host ? agent_vm(c, op_id, verb, host, "POST", path, body, NULL, err)
+                 : gv_error_set(err, EINVAL, "VM '%s' has no host.", name);
+        (void)vm_set_state(c, name, r >= 0 ? after : "failed",
+                           r >= 0 ? NULL : gv_error_msg(err ? *err : NULL, r));
+        if (r >= 0)
+                *ret_result = json_pack("{s:s, s:s}", "vm", name, "state", after);
+        gv_store_obj_done(&v);
+        return r;
+}
+
+int gv_ctl_op_vm_start(struct gv_controller *c, const char *op_id, json_t *arg,
+                       json_t **ret_result, struct gv_error **err)
+{
+        return simple_vm_op(c, op_id, arg, "start", "starting", "running", NULL, ret_result,
+                            err);
+}
+
+int gv_ctl_op_vm_stop(struct gv_controller *c, const char *op_id, json_t *arg,
+                      json_t **ret_result, struct gv_error **err)
+{
+        _cleanup_json_ json_t *body = json_object();
+        json_int_t t = json_integer_value(json_object_get(arg, "timeout_s"));
+        if (t > 0)
+                json_object_set_new(body, "timeout_s", json_integer(t));
+        return simple_vm_op(c, op_id, arg, "stop", "stopping", "stopped", body, ret_result,
+                            err);
+}
+
+int gv_ctl_op_vm_delete(struct gv_controller *c, const char *op_id, json_t *arg,
+                        json_t **ret_result, struct gv_error **err)
+{
+        const char *name = json_string_value(json_object_get(arg, "name"));
+        struct gv_store_obj v = { 0 };
+        _cleanup_free_ char *kill = NULL, *del = NULL;
+        const char *host;
+        int r = vm_get(c, name ? name : "?", &v, err);
+
+        if (r < 0)
+                return r == -ENOENT ? 0 : r; /* deleted already: a resumed delete is done */
+        host = json_string_value(json_object_get(v.doc, "host"));
+        kill = xasprintf("/v1/vms/%s/kill", name);
+        del = xasprintf("/v1/vms/%s", name);
+        (void)vm_set_state(c, name, "deleting", NULL);
+        if (host) {
+                gv_ctl_op_progress(c, op_id, 30, "removing %s from %s", name, host);
+                r = agent_vm(c, op_id, "kill", host, "POST", kill, NULL, NULL, err);
+                if (r == -ENOENT)
+                        r = 0;
+                if (r >= 0) {
+                        r = agent_vm(c, op_id, "delete", host, "DELETE", del, NULL, NULL, err);
+                        if (r == -ENOENT)
+                                r = 0;
+                }
+        }
+        gv_store_obj_done(&v);
+        if (r < 0) {
+                (void)vm_set_state(c, name, "failed", gv_error_msg(err ? *err : NULL, r));
+                return r;
+        }
+        gv_ctl_op_progress(c, op_id, 80, "releasing %s's reservation", name);
+        r = vm_release(c, name, NULL, true);
+        if (r < 0 && r != -ENOENT)
+                return gv_error_set(err, -r, "VM '%s' is gone from its host, but its "
+                                    "reservation could not be released.", name);
+        *ret_result = json_pack("{s:s, s:b}", "vm", name, "deleted", 1);
+        return 0;
+}
+
+/* ---- observing the agents ---- */
+
+static const char *state_of_phase(const char *phase)
+{
+        static const char *const same[] = { "defined", "starting", "running", "stopping",
+                                            "stopped", "crashed", NULL };
+        return phase && strv_contains((char **)same, phase) ? phase : NULL;
+}
+
+void gv_ctl_vms_observe(struct gv_controller *c, const char *host, const json_t *agent_vms,
+                        bool host_down)
+{
+        struct gv_store_obj *v = NULL;
+        size_t n = 0;
+
+        if (gv_store_list(c->store, GV_STORE_VM, &v, &n, NULL) < 0)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                const char *h = json_string_value(json_object_get(v[i].doc, "host"));
+                const char *cur = json_string_value(json_object_get(v[i].doc, "state")) ?: "";
+                const char *want = NULL;
+                size_t k;
+                const json_t *a;
+                if (!h || strcmp(h, host) != 0 || !json_is_object(json_object_get(v[i].doc,
+                                                                                  "placement")))
+                        continue;
+                /* An operation in flight owns the state until it ends. */
+                if (!strcmp(cur, "pending") || !strcmp(cur, "deleting") ||
+                    !strcmp(cur, "starting") || !strcmp(cur, "stopping"))
+                        continue;
+                if (host_down) {
+                        want = "unknown";
+                } else {
+                        json_array_foreach(agent_vms, k, a)
+                                if (!strcmp(json_string_value(json_object_get(a, "name")) ?: "",
+                                            v[i].key))
+                                        want = state_of_phase(json_string_value(
+                                                json_object_get(a, "phase")));
+                }
+                if (want && strcmp(want, cur) != 0)
+                        (void)vm_set_state(c, v[i].key, want, NULL);
+        }
+        gv_store_objs_free(v, n);
+}
+
+/* ---- views ---- */
+
+static json_t *vm_view(const struct gv_store_obj *v)
+{
+        json_t *j = json_deep_copy(v->doc);
+        json_object_set_new(j, "generation", json_integer(v->generation));
+        return j;
+}
+
+json_t *gv_controller_vms(struct gv_controller *c)
+{
+        struct gv_store_obj *v = NULL;
+        size_t n = 0;
+        json_t *a = json_array();
+
+        if (gv_store_list(c->store, GV_STORE_VM, &v, &n, NULL) < 0)
+                return a;
+        for (size_t i = 0; i < n; i++)
+                json_array_append_new(a, vm_view(&v[i]));
+        gv_store_objs_free(v, n);
+        return a;
+}
+
+int gv_controller_vm(struct gv_controller *c, const char *name, json_t **ret,
+                     struct gv_error **err)
+{
+        struct gv_store_obj v = { 0 };
+        int r = vm_get(c, name, &v, err);
+
+        if (r < 0)
+                return r;
+        *ret = vm_view(&v);
+        gv_store_obj_done(&v);
+        return 0;
+}

@@ -17,7 +17,10 @@
  * Thread safety: a store may be used from several threads at once (the backend serialises).
  * Errors: -errno with a gv_error: -ENOENT (no such key), -EEXIST (create of a taken key),
  * -ESTALE (a generation did not match: someone else wrote first; re-read and retry), -EINVAL
- * (bad location, key or document), -EIO (the backend failed; its message included).
+ * (bad location, key or document; a file that is not a gpuvirt store), -EPROTO (the store was
+ * migrated by a newer gpuvirt: its schema is newer than this code knows), -EBUSY (another
+ * process held the store's write lock past the backend's busy timeout; retry), -EIO (the
+ * backend failed, or a stored row is corrupt; the message names the row).
  */
 #pragma once
 
@@ -46,7 +49,7 @@ enum gv_store_kind gv_store_kind_from_string(const char *s);
 
 struct gv_store_obj {
         char *key;
-        json_t *doc;          /* owned */
+        json_t *doc;          /* owned; always a JSON object */
         int64_t generation;   /* >= 1 */
         int64_t created_at;   /* CLOCK_REALTIME milliseconds of the create */
         int64_t updated_at;   /* ... of the last write */
@@ -65,13 +68,16 @@ struct gv_store_write {
         enum gv_store_op op;
         enum gv_store_kind kind;
         const char *key;
-        const json_t *doc;     /* CREATE, UPDATE, PUT (borrowed) */
+        const json_t *doc;     /* CREATE, UPDATE, PUT (borrowed): a JSON object */
         int64_t generation;    /* UPDATE, DELETE: the one read */
-        int64_t new_generation; /* out: after a successful batch (DELETE: 0) */
+        int64_t new_generation; /* out: after a successful batch (DELETE: 0); untouched when
+                                 * the batch fails */
 };
 
+/* Appending: seq is ignored (the store numbers events), time 0 means now, data may be NULL
+ * (read back as JSON null). Reading: every field set. */
 struct gv_store_event {
-        int64_t seq;
+        int64_t seq;           /* never reused, even after events_trim */
         int64_t time;          /* CLOCK_REALTIME milliseconds */
         char *type;            /* "vm.created", "host.down", "operation.progress", ... */
         char *subject;         /* "vm/infer-1", "host/node-a", "operation/ID" */

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * api.h — the controller's REST API (docs/api.md) over src/http: the route table, with the
+ * minimum role of every route, and the OpenAPI document embedded at build time.
+ *
+ * Serve it with gv_http_server_new(cfg, gv_controller_api_routes(&n), n, &api, ...) where api
+ * is a struct gv_controller_api that outlives the server. Requests on the UNIX socket are admin;
+ * on TCP the role comes from gv_controller_authenticate() on the Authorization header.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "controller/controller.h"
+#include "http/server.h"
+
+struct gv_controller_api {
+        struct gv_controller *controller;
+        int keepalive_ms; /* ": keep-alive" comments on the event stream; 0: 15 s */
+};
+
+/* The route table (static; valid forever). */
+const struct gv_http_route *gv_controller_api_routes(size_t *ret_n);
+
+/* The OpenAPI 3.1 document (src/controller/openapi.json), NUL-terminated. */
+extern const char gv_controller_openapi_json[];
+extern const size_t gv_controller_openapi_json_len;
+
+/* Every route once: X(method, pattern, handler name, minimum role, query parameters), the role
+ * one of NONE, VIEWER, OPERATOR, ADMIN, the query one of Q_NONE, Q_WAIT (?wait=SECONDS),
+ * Q_LIMIT (?limit=N), Q_AFTER (?after=SEQ). api.c makes the handlers and the table from it;
+ * tests/controller/test-openapi.c compares it with the OpenAPI document. */
+#define GV_CONTROLLER_API_ROUTES(X)                                                            \
+        X("GET", "/api/v1/openapi.json", openapi, NONE, Q_NONE)                                \
+        X("GET", "/api/v1/health", health, NONE, Q_NONE)                                       \
+        X("GET", "/api/v1/hosts", hosts, VIEWER, Q_NONE)                                       \
+        X("POST", "/api/v1/hosts", host_register, ADMIN, Q_NONE)                              \
+        X("GET", "/api/v1/hosts/{host}", host, VIEWER, Q_NONE)                                 \
+        X("POST", "/api/v1/hosts/{host}/heartbeat", host_heartbeat, ADMIN, Q_NONE)             \
+        X("GET", "/api/v1/gpus", gpus, VIEWER, Q_NONE)                                         \
+        X("GET", "/api/v1/hosts/{host}/gpus/{gpu:text}", gpu, VIEWER, Q_NONE)                  \
+        X("GET", "/api/v1/hosts/{host}/gpus/{gpu:text}/vgpu-types", vgpu_types, VIEWER,       \
+          Q_NONE)                                                                              \
+        X("POST", "/api/v1/hosts/{host}/gpus/{gpu:text}/mode", gpu_mode, ADMIN, Q_WAIT)        \
+        X("POST", "/api/v1/hosts/{host}/gpus/{gpu:text}/mig", gpu_mig, ADMIN, Q_WAIT)          \
+        X("GET", "/api/v1/vms", vms, VIEWER, Q_NONE)                                           \
+        X("POST", "/api/v1/vms", vm_create, OPERATOR, Q_WAIT)                                  \
+        X("GET", "/api/v1/vms/{vm}", vm, VIEWER, Q_NONE)                                       \
+        X("DELETE", "/api/v1/vms/{vm}", vm_delete, OPERATOR, Q_WAIT)                           \
+        X("POST", "/api/v1/vms/{vm}/start", vm_start, OPERATOR, Q_WAIT)                        \
+        X("POST", "/api/v1/vms/{vm}/stop", vm_stop, OPERATOR, Q_WAIT)                          \
+        X("GET", "/api/v1/operations", operations, VIEWER, Q_LIMIT)                            \
+        X("GET", "/api/v1/operations/{id}", operation, VIEWER, Q_WAIT)                         \
+        X("GET", "/api/v1/events", events, VIEWER, Q_AFTER)                                    \
+        X("GET", "/api/v1/images", images, VIEWER, Q_NONE)                                     \
+        X("POST", "/api/v1/images", image_register, OPERATOR, Q_NONE)                          \
+        X("PUT", "/api/v1/images/{image}", image_upload, OPERATOR, Q_NONE)                     \
+        X("DELETE", "/api/v1/images/{image}", image_delete, OPERATOR, Q_NONE)                  \
+        X("GET", "/api/v1/tokens", tokens, ADMIN, Q_NONE)                                      \
+        X("POST", "/api/v1/tokens", token_create, ADMIN, Q_NONE)                               \
+        X("DELETE", "/api/v1/tokens/{id}", token_delete, ADMIN, Q_NONE)
+
+/* ---- for api*.c only ---- */
+
+/* Idempotency-Key records (api-idem.c; GV_STORE_IDEMPOTENCY: {"request_sha256", "state":
+ * "running" | "done", "status", "body", "operation"}). A done record is kept 24 hours; a
+ * running one older than 15 minutes (longer than any request with ?wait) was left by a
+ * controller that stopped, and is taken over. */
+enum gv_idem_begin {
+        GV_IDEM_NEW,      /* recorded as running: carry the request out, then finish */
+        GV_IDEM_REPLAY,   /* done before: *ret_record holds status, body, operation */
+        GV_IDEM_RUNNING,  /* the same request is being carried out now */
+        GV_IDEM_MISMATCH, /* the key was used for another request */
+};
+bool gv_idem_key_is_valid(const char *key);
+int gv_idem_begin(struct gv_controller *c, const char *key, const char *request_sha256,
+                  enum gv_idem_begin *ret_kind, json_t **ret_record, struct gv_error **err);
+int gv_idem_finish(struct gv_controller *c, const char *key, const char *request_sha256,
+                   unsigned status, const json_t *body, const char *operation_id,
+                   struct gv_error **err);
+int gv_idem_forget(struct gv_controller *c, const char *key, struct gv_error **err);
+/* "sqlite": the store's scheme, for /health. */
+const char *gv_controller_store_scheme(struct gv_controller *c);
+
+/* The event stream (api-events.c): GET /api/v1/events, after the role check. */
+int gv_controller_api_events(struct gv_http_request *req, struct gv_controller_api *api);

@@ -10,7 +10,9 @@
  *   2 usage error: bad arguments, unknown command, name or profile
  *   3 not found: no such GPU, GPU instance or vGPU
  *   4 refused: the current state forbids it (GPU busy or full, impossible layout, IOMMU group)
- *   5 unavailable: a needed library or kernel interface is missing (e.g. NVML)
+ *   5 unavailable: a needed library or kernel interface is missing (e.g. NVML), or the
+ *     controller cannot be reached
+ *   6 not allowed: the controller refused the token (HTTP 401) or its role (HTTP 403)
  */
 #pragma once
 
@@ -26,12 +28,18 @@ enum {
         GV_EXIT_NOT_FOUND = 3,
         GV_EXIT_REFUSED = 4,
         GV_EXIT_UNAVAILABLE = 5,
+        GV_EXIT_NOT_ALLOWED = 6,
 };
+
+struct gv_cli_api;
 
 struct gv_cli {
         const char *sysfs_root;
         const char *nvml_library;
         bool json;
+        const char *endpoint;   /* --endpoint (API commands; client.h) */
+        const char *token;      /* --token */
+        struct gv_cli_api *api; /* resolved on the first API call, freed by main */
 };
 
 struct gv_cli_command {
@@ -61,3 +69,11 @@ extern const struct gv_cli_command gv_cli_host_commands[];
 extern const struct gv_cli_command gv_cli_gpu_commands[];
 extern const struct gv_cli_command gv_cli_mig_commands[];
 extern const struct gv_cli_command gv_cli_vgpu_commands[];
+/* The controller's API (client.h): cmd-cluster.c, cmd-vm.c, cmd-op.c, cmd-image.c,
+ * cmd-token.c. The cluster table also holds the HOST/GPU forms of local commands and hands a
+ * bare GPU on to the local table. */
+extern const struct gv_cli_command gv_cli_cluster_commands[];
+extern const struct gv_cli_command gv_cli_vm_commands[];
+extern const struct gv_cli_command gv_cli_op_commands[];
+extern const struct gv_cli_command gv_cli_image_commands[];
+extern const struct gv_cli_command gv_cli_token_commands[];

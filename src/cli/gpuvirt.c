@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * gpuvirt — the command-line interface. Today it works on the local host directly (no daemon
- * yet): `gpuvirt [GLOBAL OPTIONS] GROUP VERB [ARGS]`.
+ * gpuvirt — the command-line interface: `gpuvirt [GLOBAL OPTIONS] GROUP VERB [ARGS]`. Local
+ * commands work on this host's hardware directly (cmd-host.c, cmd-gpu.c, cmd-mig.c,
+ * cmd-vgpu.c); the others talk to the controller's REST API (client.h). A GPU written HOST/GPU
+ * means the API, a bare one this host.
  */
 #include <getopt.h>
 #include <stdarg.h>
@@ -10,35 +12,64 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/client.h"
 #include "config.h"
 #include "util/log.h"
 
+/* In order: a group+verb found in an earlier table wins (the cluster table's entries for
+ * `gpu set-mode`, `mig apply|list`, `vgpu types` hand a bare GPU on to the local tables). */
 static const struct gv_cli_command *const command_tables[] = {
+        gv_cli_cluster_commands,
+        gv_cli_vm_commands,
+        gv_cli_op_commands,
+        gv_cli_image_commands,
+        gv_cli_token_commands,
         gv_cli_host_commands,
         gv_cli_gpu_commands,
         gv_cli_mig_commands,
         gv_cli_vgpu_commands,
 };
 
+/* The first entry for group and verb over all tables. */
+static const struct gv_cli_command *find_command(const char *group, const char *verb)
+{
+        for (size_t i = 0; i < ELEMENTSOF(command_tables); i++)
+                for (const struct gv_cli_command *c = command_tables[i]; c->group; c++)
+                        if (strcmp(c->group, group) == 0 && strcmp(c->verb, verb) == 0)
+                                return c;
+        return NULL;
+}
+
 static void print_help(FILE *f)
 {
         fprintf(f,
-                "Usage: gpuvirt [--sysfs-root DIR] [--nvml-library PATH] [--json] COMMAND [ARGS]\n"
+                "Usage: gpuvirt [GLOBAL OPTIONS] COMMAND [ARGS] [--json]\n"
                 "\n"
-                "GPU virtualization on this host: pass-through, NVIDIA vGPU and MIG.\n"
+                "GPU virtualization: pass-through, NVIDIA vGPU and MIG, on this host or across\n"
+                "the cluster through the controller.\n"
                 "\n"
                 "Commands:\n");
         for (size_t i = 0; i < ELEMENTSOF(command_tables); i++)
                 for (const struct gv_cli_command *c = command_tables[i]; c->group; c++) {
+                        if (find_command(c->group, c->verb) != c)
+                                continue; /* shown with its first entry */
                         char left[64];
-                        snprintf(left, sizeof(left), "%s %s %s", c->group, c->verb, c->args);
+                        snprintf(left, sizeof(left), "%s%s%s %s", c->group, *c->verb ? " " : "",
+                                 c->verb, c->args);
                         fprintf(f, "  %-40s %s\n", left, c->summary);
                 }
         fprintf(f,
                 "\n"
-                "GPU is a gpuvirt index (0, 1, ...), a PCI address (0000:18:00.0) or a UUID.\n"
+                "GPU is a gpuvirt index (0, 1, ...), a PCI address (0000:18:00.0) or a UUID of\n"
+                "this host; HOST/GPU (node-a/0) is a GPU of the cluster, through the controller.\n"
                 "\n"
                 "Global options:\n"
+                "  --endpoint URL         the controller: unix:/PATH or http://HOST:PORT (default\n"
+                "                         $GPUVIRT_ENDPOINT, 'endpoint =' in "
+                "~/.config/gpuvirt/config,\n"
+                "                         else " GV_CLI_ENDPOINT_DEFAULT ")\n"
+                "  --token T              API token (default $GPUVIRT_TOKEN or 'token =' in the "
+                "config)\n"
                 "  --sysfs-root DIR       root holding sys/ (default $GPUVIRT_SYSFS_ROOT or /)\n"
                 "  --nvml-library PATH    NVML library (default $GPUVIRT_NVML_LIBRARY or "
                 "libnvidia-ml.so.1)\n"
@@ -46,13 +77,16 @@ static void print_help(FILE *f)
                 "  -h, --help             this help;  --version  the version\n"
                 "\n"
                 "Exit codes: 0 ok, 1 failed, 2 usage, 3 not found, 4 refused by state, "
-                "5 library or interface unavailable.\n");
+                "5 unavailable\n"
+                "(library, interface or controller), 6 not allowed (token or role).\n");
 }
 
 int main(int argc, char **argv)
 {
-        enum { OPT_SYSFS = 0x100, OPT_NVML, OPT_JSON, OPT_VERSION };
+        enum { OPT_SYSFS = 0x100, OPT_NVML, OPT_JSON, OPT_VERSION, OPT_ENDPOINT, OPT_TOKEN };
         static const struct option options[] = {
+                { "endpoint", required_argument, NULL, OPT_ENDPOINT },
+                { "token", required_argument, NULL, OPT_TOKEN },
                 { "sysfs-root", required_argument, NULL, OPT_SYSFS },
                 { "nvml-library", required_argument, NULL, OPT_NVML },
                 { "json", no_argument, NULL, OPT_JSON },
@@ -82,6 +116,12 @@ int main(int argc, char **argv)
                 case OPT_JSON:
                         cli.json = true;
                         break;
+                case OPT_ENDPOINT:
+                        cli.endpoint = optarg;
+                        break;
+                case OPT_TOKEN:
+                        cli.token = optarg;
+                        break;
                 case 'h':
                         print_help(stdout);
                         return GV_EXIT_OK;
@@ -99,27 +139,36 @@ int main(int argc, char **argv)
         const char *group = argv[optind];
         const char *verb = optind + 1 < argc ? argv[optind + 1] : NULL;
         bool group_known = false;
+        const struct gv_cli_command *cmd = find_command(group, "");
+        if (cmd) {
+                /* a group without verbs (events): argv[0] of the command is the group */
+                int ex = cmd->run(&cli, argc - optind, argv + optind);
+                gv_cli_api_free(cli.api);
+                return ex;
+        }
+        cmd = verb ? find_command(group, verb) : NULL;
+        if (cmd) {
+                /* argv[0] of the command is its verb, as getopt expects */
+                int ex = cmd->run(&cli, argc - optind - 1, argv + optind + 1);
+                gv_cli_api_free(cli.api);
+                return ex;
+        }
         for (size_t i = 0; i < ELEMENTSOF(command_tables); i++)
-                for (const struct gv_cli_command *cmd = command_tables[i]; cmd->group; cmd++) {
-                        if (strcmp(cmd->group, group) != 0)
-                                continue;
-                        group_known = true;
-                        if (verb && strcmp(cmd->verb, verb) == 0) {
-                                /* argv[0] of the command is its verb, as getopt expects */
-                                return cmd->run(&cli, argc - optind - 1, argv + optind + 1);
-                        }
-                }
+                for (const struct gv_cli_command *k = command_tables[i]; k->group; k++)
+                        if (strcmp(k->group, group) == 0)
+                                group_known = true;
         if (!group_known)
-                return gv_cli_usage_error("unknown command '%s' (commands: host, gpu, mig, vgpu; "
-                                          "see gpuvirt --help)", group);
+                return gv_cli_usage_error("unknown command '%s' (commands: host, gpu, mig, vgpu, "
+                                          "vm, op, events, image, token; see gpuvirt --help)",
+                                          group);
         /* list the verbs of the group */
         char verbs[256] = "";
         for (size_t i = 0; i < ELEMENTSOF(command_tables); i++)
-                for (const struct gv_cli_command *cmd = command_tables[i]; cmd->group; cmd++)
-                        if (strcmp(cmd->group, group) == 0) {
+                for (const struct gv_cli_command *k = command_tables[i]; k->group; k++)
+                        if (strcmp(k->group, group) == 0 && find_command(group, k->verb) == k) {
                                 if (*verbs)
                                         strncat(verbs, ", ", sizeof(verbs) - strlen(verbs) - 1);
-                                strncat(verbs, cmd->verb, sizeof(verbs) - strlen(verbs) - 1);
+                                strncat(verbs, k->verb, sizeof(verbs) - strlen(verbs) - 1);
                         }
         if (!verb)
                 return gv_cli_usage_error("'%s' needs a subcommand: %s", group, verbs);

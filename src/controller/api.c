@@ -580,10 +580,16 @@ static int serve(struct gv_http_request *req, void *userdata, int needed, enum q
                 const char *op_id = k.is_op ? json_string_value(json_object_get(k.body, "id"))
                                             : NULL;
                 /* A server error is not remembered: a retry carries the request out again. */
-                if (k.status >= 500)
+                if (k.status >= 500) {
                         (void)gv_idem_forget(k.c, key, NULL);
-                else
-                        (void)gv_idem_finish(k.c, key, hash, k.status, k.body, op_id, NULL);
+                } else {
+                        /* A new token's secret is shown once and never stored: a replay
+                         * answers the token without it. */
+                        _cleanup_json_ json_t *kept = json_deep_copy(k.body);
+                        if (json_is_object(kept))
+                                json_object_del(kept, "token");
+                        (void)gv_idem_finish(k.c, key, hash, k.status, kept, op_id, NULL);
+                }
         }
         return send_answer(&k);
 }

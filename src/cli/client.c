@@ -321,7 +321,8 @@ static int resolve(struct gv_cli *cli)
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         int r = gv_cli_api_resolve(cli->endpoint, cli->token, &cli->api, &e);
         if (r < 0) {
-                int code = r == -EACCES ? GV_EXIT_NOT_ALLOWED : GV_EXIT_USAGE;
+                /* the user's own settings are wrong: a usage error, whatever the errno */
+                int code = GV_EXIT_USAGE;
                 if (cli->json)
                         print_json_error(gv_error_msg(e, r), gv_errno_name(r), code, 0, NULL);
                 fprintf(stderr, "error: %s\n", gv_error_msg(e, r));

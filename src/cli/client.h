@@ -28,7 +28,8 @@
 struct gv_cli_api {
         char *endpoint;
         char *token;                 /* NULL: send none */
-        char *endpoint_from;         /* "--endpoint", "GPUVIRT_ENDPOINT", the config path, "the default" */
+        /* where it came from: "--endpoint", "GPUVIRT_ENDPOINT", the config path, "the default" */
+        char *endpoint_from;
 };
 
 struct gv_cli_api *gv_cli_api_free(struct gv_cli_api *a);

@@ -221,7 +221,7 @@ static char *describe_placement(const json_t *vm)
                         strv_consume(&l, xasprintf("GPU %s, MIG %s%s%s", gidx,
                                                    jstr(g, "profile") ? jstr(g, "profile") : "?",
                                                    where, strcmp(alloc, "mig-vgpu") == 0
-                                                   ? " (MIG-backed vGPU)" : ""));
+                                                   ? " as a MIG-backed vGPU" : ""));
                 else if (strcmp(alloc, "vgpu") == 0)
                         strv_consume(&l, xasprintf("GPU %s, vGPU %s", gidx,
                                                    jstr(g, "type") ? jstr(g, "type")
@@ -285,6 +285,7 @@ static int vm_create(struct gv_cli *cli, int argc, char **argv)
                 json_t *j = NULL;
                 uint64_t v;
                 uint32_t n;
+                int hx = -1;
                 switch (c) {
                 case GV_CLI_OPT_WAIT:
                         wait = true;
@@ -360,9 +361,10 @@ static int vm_create(struct gv_cli *cli, int argc, char **argv)
                                 return ex;
                         break;
                 default:
-                        if (gv_cli_api_option(cli, c, usage, &ex)) {
-                                if (ex >= 0)
-                                        return ex;
+                        /* hx, not ex: ex holds the last option's parse result */
+                        if (gv_cli_api_option(cli, c, usage, &hx)) {
+                                if (hx >= 0)
+                                        return hx;
                                 break;
                         }
                         return gv_cli_usage_error("unknown option '%s'; usage: gpuvirt %s",
@@ -641,7 +643,7 @@ const struct gv_cli_command gv_cli_vm_commands[] = {
         { "vm", "list", "", "VMs: state, host, GPU request and placement", vm_list },
         { "vm", "show", "NAME", "one VM: spec, placement, NICs, error", vm_show },
         { "vm", "start", "NAME", "start a VM [--wait]", vm_start },
-        { "vm", "stop", "NAME [--timeout S]", "stop a VM (ACPI, then forced after S) [--wait]",
+        { "vm", "stop", "NAME [--timeout S]", "stop a VM (graceful for up to S seconds) [--wait]",
           vm_stop },
         { "vm", "delete", "NAME", "delete a VM and free its GPU [--wait]", vm_delete },
         {},

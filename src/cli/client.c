@@ -255,6 +255,7 @@ int gv_cli_exit_code_from_status(int status)
         case 409:
         case 422:
                 return GV_EXIT_REFUSED;
+        case 501: /* this controller cannot do it (yet) */
         case 503:
                 return GV_EXIT_UNAVAILABLE;
         default:

@@ -52,7 +52,7 @@ int gv_cli_api_resolve(const char *flag_endpoint, const char *flag_token,
                        struct gv_cli_api **ret, struct gv_error **err);
 
 /* The exit code for an HTTP status: 404 → 3, 409/422 → 4, 400/413 → 2, 401/403 → 6,
- * 503 → 5, other 4xx and 5xx → 1, 2xx → 0. */
+ * 501/503 → 5, other 4xx and 5xx → 1, 2xx → 0. */
 int gv_cli_exit_code_from_status(int status);
 
 /* Print an API problem (or an error reply that is not one) as "error: DETAIL" plus

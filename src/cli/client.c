@@ -357,7 +357,10 @@ static int transport_fail(const struct gv_cli *cli, int r, const struct gv_error
         if (cli->json)
                 print_json_error(msg, gv_errno_name(r), code, 0, NULL);
         fprintf(stderr, "error: %s\n", msg);
-        if (code == GV_EXIT_UNAVAILABLE || code == GV_EXIT_USAGE)
+        if (r == -ETIMEDOUT)
+                fprintf(stderr, "hint: a change may still be carried out by the controller; "
+                        "'gpuvirt op list' and 'gpuvirt vm list' show where it stands.\n");
+        else if (code == GV_EXIT_UNAVAILABLE || code == GV_EXIT_USAGE)
                 fprintf(stderr, "hint: the endpoint '%s' came from %s; point gpuvirt at the "
                         "controller with --endpoint URL, GPUVIRT_ENDPOINT=URL or 'endpoint = URL' "
                         "in ~/.config/gpuvirt/config (URL: unix:/PATH or http://HOST:PORT).\n",

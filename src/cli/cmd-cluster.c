@@ -33,9 +33,13 @@ static bool jint(const json_t *o, const char *key, json_int_t *ret)
         return true;
 }
 
+/* "18/64" from {"used", "total"}; a bare number is a total ("64"). */
 static char *fmt_used_total(const json_t *o, bool mib)
 {
         json_int_t used, total;
+        if (json_is_integer(o))
+                return mib ? gv_fmt_mib((uint64_t)MAX(json_integer_value(o), 0))
+                           : xasprintf("%lld", (long long)json_integer_value(o));
         if (!jint(o, "used", &used) || !jint(o, "total", &total))
                 return xstrdup("—");
         if (!mib)
@@ -44,10 +48,93 @@ static char *fmt_used_total(const json_t *o, bool mib)
                          (long long)((total + 512) / 1024));
 }
 
+/* A host's CPU and memory: docs/api.md's {"cpu": {"used", "total"}} or the inventory's
+ * {"cpus": N, "memory_mib": N}. */
+static char *fmt_host_cpu(const json_t *h)
+{
+        const json_t *c = json_object_get(h, "cpu");
+        return fmt_used_total(c ? c : json_object_get(h, "cpus"), false);
+}
+
+/* "8× H100-SXM5-80GB" from a summary string or {"MODEL": count}; else the GPU count. */
+static char *fmt_host_gpus(const json_t *h)
+{
+        const json_t *m = json_object_get(h, "models");
+        json_int_t n;
+        if (json_is_string(m) && *json_string_value(m))
+                return xstrdup(json_string_value(m));
+        if (json_is_object(m) && json_object_size(m) > 0) {
+                _cleanup_strv_free_ char **l = NULL;
+                const char *k;
+                json_t *v;
+                json_object_foreach((json_t *)m, k, v)
+                        strv_consume(&l, xasprintf("%lld× %s", (long long)json_integer_value(v),
+                                                   k));
+                return strv_join(l, ", ");
+        }
+        if (jint(h, "gpus", &n))
+                return xasprintf("%lld", (long long)n);
+        if (json_is_array(json_object_get(h, "gpus")))
+                return xasprintf("%zu", json_array_size(json_object_get(h, "gpus")));
+        return NULL;
+}
+
+/* The GPU shapes differ between docs/api.md (mig.instances with "vm", "vgpus",
+ * "passthrough_vm") and the controller's view of the agent's inventory (mig.gpu_instances,
+ * vgpu.instances, and "use": [{"vm", "alloc", "name", "start"}] naming the VMs); these read
+ * either. */
+static const json_t *gpu_mig_instances(const json_t *g)
+{
+        const json_t *mig = json_object_get(g, "mig");
+        const json_t *a = json_object_get(mig, "instances");
+        return a ? a : json_object_get(mig, "gpu_instances");
+}
+
+static const json_t *gpu_vgpus(const json_t *g)
+{
+        const json_t *a = json_object_get(g, "vgpus");
+        return a ? a : json_object_get(json_object_get(g, "vgpu"), "instances");
+}
+
+/* The VM on a MIG instance: its own "vm", else the "use" entry that starts where it starts. */
+static const char *gi_vm(const json_t *g, const json_t *gi)
+{
+        const char *vm = jstr(gi, "vm");
+        json_int_t start, s;
+        size_t i;
+        json_t *u;
+        if (vm || !jint(gi, "start", &start))
+                return vm;
+        json_array_foreach(json_object_get(g, "use"), i, u) {
+                const char *alloc = jstr(u, "alloc");
+                if (alloc && gv_startswith(alloc, "mig") && jint(u, "start", &s) && s == start)
+                        return jstr(u, "vm");
+        }
+        return NULL;
+}
+
+static bool gpu_free_slices(const json_t *g, json_int_t *ret)
+{
+        const json_t *mig = json_object_get(g, "mig");
+        json_int_t total, size, used = 0;
+        size_t i;
+        json_t *gi;
+        if (jint(mig, "free_slices", ret))
+                return true;
+        if (!jint(mig, "memory_slices", &total) || total <= 0)
+                return false;
+        json_array_foreach(gpu_mig_instances(g), i, gi)
+                if (jint(gi, "size", &size))
+                        used += size;
+        *ret = MAX(total - used, 0);
+        return true;
+}
+
 /* "3g.40gb vm/infer-1 · 2g.20gb vm/dev-3 · 2 slices free" and the like. */
 static char *fmt_gpu_use(const json_t *g)
 {
         const char *mode = jstr(g, "mode");
+        const json_t *use = json_object_get(g, "use");
         _cleanup_strv_free_ char **l = NULL;
         size_t i;
         json_t *x;
@@ -55,23 +142,32 @@ static char *fmt_gpu_use(const json_t *g)
                 return xstrdup("—");
         if (strcmp(mode, "passthrough") == 0) {
                 const char *vm = jstr(g, "passthrough_vm");
+                if (!vm)
+                        vm = jstr(json_array_get(use, 0), "vm");
                 return vm ? xasprintf("vm/%s", vm) : xstrdup("free");
         }
         if (strcmp(mode, "mig") == 0) {
-                const json_t *mig = json_object_get(g, "mig");
-                json_array_foreach(json_object_get(mig, "instances"), i, x) {
-                        const char *vm = jstr(x, "vm");
-                        strv_consume(&l, vm ? xasprintf("%s vm/%s", jstr(x, "profile"), vm)
-                                            : xasprintf("%s", jstr(x, "profile")));
+                json_array_foreach(gpu_mig_instances(g), i, x) {
+                        const char *vm = gi_vm(g, x);
+                        const char *p = jstr(x, "profile") ? jstr(x, "profile") : "?";
+                        strv_consume(&l, vm ? xasprintf("%s vm/%s", p, vm) : xstrdup(p));
                 }
                 json_int_t free_slices;
-                if (jint(mig, "free_slices", &free_slices) && free_slices > 0)
+                if (gpu_free_slices(g, &free_slices) && free_slices > 0)
                         strv_consume(&l, xasprintf("%lld slice%s free", (long long)free_slices,
                                                    free_slices == 1 ? "" : "s"));
                 return l ? strv_join(l, " · ") : xstrdup("no instances");
         }
         if (strcmp(mode, "vgpu") == 0) {
-                const json_t *vgpus = json_object_get(g, "vgpus");
+                /* who holds what, from the controller's "use" when it has one */
+                json_array_foreach(use, i, x)
+                        if (jstr(x, "vm"))
+                                strv_consume(&l, xasprintf("%s vm/%s", jstr(x, "name")
+                                                           ? jstr(x, "name") : "vGPU",
+                                                           jstr(x, "vm")));
+                if (l)
+                        return strv_join(l, " · ");
+                const json_t *vgpus = gpu_vgpus(g);
                 if (json_array_size(vgpus) == 0)
                         return xstrdup("0 vGPUs");
                 json_array_foreach(vgpus, i, x) {
@@ -153,20 +249,15 @@ static int host_list(struct gv_cli *cli, int argc, char **argv)
                        "the controller's address)\n");
                 return GV_EXIT_OK;
         }
-        static const char *const headers[] = { "HOST", "STATE", "ACCEL", "CPU (used/total)",
-                                               "MEMORY", "GPUS", NULL };
+        static const char *const headers[] = { "HOST", "STATE", "ACCEL", "CPU", "MEMORY", "GPUS",
+                                               NULL };
         _cleanup_(gv_table_freep) struct gv_table *t = gv_table_new(headers);
         size_t i;
         json_t *h;
         json_array_foreach(hosts, i, h) {
-                _cleanup_free_ char *cpu = fmt_used_total(json_object_get(h, "cpu"), false);
+                _cleanup_free_ char *cpu = fmt_host_cpu(h);
                 _cleanup_free_ char *mem = fmt_used_total(json_object_get(h, "memory_mib"), true);
-                _cleanup_free_ char *gpus = NULL;
-                json_int_t n;
-                if (jstr(h, "models") && *jstr(h, "models"))
-                        gpus = xstrdup(jstr(h, "models"));
-                else if (jint(h, "gpus", &n))
-                        gpus = xasprintf("%lld", (long long)n);
+                _cleanup_free_ char *gpus = fmt_host_gpus(h);
                 gv_table_add_rowf(t, jstr(h, "name"), jstr(h, "state"), jstr(h, "accel"), cpu,
                                   mem, gpus);
         }
@@ -195,19 +286,21 @@ static int host_show(struct gv_cli *cli, int argc, char **argv)
                 gv_json_print(json_incref(h));
                 return GV_EXIT_OK;
         }
-        _cleanup_free_ char *cpu = fmt_used_total(json_object_get(h, "cpu"), false);
+        _cleanup_free_ char *cpu = fmt_host_cpu(h);
         _cleanup_free_ char *mem = fmt_used_total(json_object_get(h, "memory_mib"), true);
         const json_t *sim = json_object_get(h, "simulated");
+        const char *accel = jstr(h, "accel"), *why = jstr(h, "accel_reason");
         printf("host:      %s%s\n", jstr(h, "name") ? jstr(h, "name") : argv[idx],
                json_is_true(sim) ? " (simulated)" : "");
         printf("state:     %s\n", jstr(h, "state") ? jstr(h, "state") : "—");
         printf("endpoint:  %s\n", jstr(h, "endpoint") ? jstr(h, "endpoint") : "—");
-        printf("accel:     %s%s%s%s\n", jstr(h, "accel") ? jstr(h, "accel") : "—",
-               jstr(h, "accel_reason") ? " (" : "",
-               jstr(h, "accel_reason") ? jstr(h, "accel_reason") : "",
-               jstr(h, "accel_reason") ? ")" : "");
-        printf("cpu:       %s used\n", cpu);
-        printf("memory:    %s used\n", mem);
+        if (why && accel && gv_startswith(why, accel))
+                printf("accel:     %s\n", why); /* the reason starts with the accelerator */
+        else
+                printf("accel:     %s%s%s%s\n", accel ? accel : "—", why ? " (" : "",
+                       why ? why : "", why ? ")" : "");
+        printf("cpu:       %s\n", cpu);
+        printf("memory:    %s\n", mem);
         const json_t *gpus = json_object_get(h, "gpus");
         if (json_is_array(gpus) && json_array_size(gpus) > 0) {
                 printf("\n");
@@ -262,9 +355,8 @@ static int gpu_path(const char *sel, const char *suffix, char **ret)
 
 static void print_partitions(const json_t *g)
 {
-        const json_t *mig = json_object_get(g, "mig");
-        const json_t *inst = json_object_get(mig, "instances");
-        const json_t *vgpus = json_object_get(g, "vgpus");
+        const json_t *inst = gpu_mig_instances(g);
+        const json_t *vgpus = gpu_vgpus(g);
         size_t i;
         json_t *x;
         if (json_array_size(inst) > 0) {
@@ -282,19 +374,20 @@ static void print_partitions(const json_t *g)
                                          (long long)(start + size - 1));
                         else
                                 snprintf(sl, sizeof(sl), "%lld", (long long)start);
-                        gv_table_add_rowf(t, sid, jstr(x, "profile"), sl, jstr(x, "vm"));
+                        gv_table_add_rowf(t, sid, jstr(x, "profile"), sl, gi_vm(g, x));
                 }
                 gv_table_print(t, stdout);
         }
         json_int_t free_slices;
-        if (jint(mig, "free_slices", &free_slices))
+        if (gpu_free_slices(g, &free_slices))
                 printf("%lld MIG slice%s free\n", (long long)free_slices,
                        free_slices == 1 ? "" : "s");
         if (json_array_size(vgpus) > 0) {
                 static const char *const headers[] = { "VGPU", "TYPE", "VM", NULL };
                 _cleanup_(gv_table_freep) struct gv_table *t = gv_table_new(headers);
                 json_array_foreach(vgpus, i, x)
-                        gv_table_add_rowf(t, jstr(x, "id"), jstr(x, "type"), jstr(x, "vm"));
+                        gv_table_add_rowf(t, jstr(x, "id") ? jstr(x, "id") : jstr(x, "uuid"),
+                                          jstr(x, "type"), jstr(x, "vm"));
                 gv_table_print(t, stdout);
         }
 }
@@ -406,7 +499,7 @@ static int api_mig_list(struct gv_cli *cli, int argc, char **argv)
                        jstr(g, "mode") ? jstr(g, "mode") : "unknown");
                 return GV_EXIT_OK;
         }
-        if (json_array_size(json_object_get(mig, "instances")) == 0)
+        if (json_array_size(gpu_mig_instances(g)) == 0)
                 printf("%s: no GPU instances\n", argv[idx]);
         print_partitions(g);
         return GV_EXIT_OK;

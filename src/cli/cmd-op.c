@@ -244,8 +244,7 @@ int gv_cli_op_follow(struct gv_cli *cli, json_t *op, const char *label, bool wai
                 gv_json_print(TAKE_PTR(final));
                 return GV_EXIT_OK;
         }
-        const char *msg = jstr(final, "message");
-        printf("%s: %s (%.1f s)\n", label, msg && *msg ? msg : "done",
+        printf("%s: %s succeeded (%.1f s)\n", label, kind ? kind : "operation",
                (double)(now_ms() - t0) / 1000.0);
         return GV_EXIT_OK;
 }
@@ -351,9 +350,8 @@ static int op_wait(struct gv_cli *cli, int argc, char **argv)
                 gv_json_print(json_incref(op));
                 return GV_EXIT_OK;
         }
-        const char *msg = jstr(op, "message");
-        printf("%s: %s %s (%.1f s)\n", id, jstr(op, "target") ? jstr(op, "target") : "",
-               msg && *msg ? msg : "succeeded", (double)(now_ms() - t0) / 1000.0);
+        printf("%s: %s %s succeeded (%.1f s)\n", id, jstr(op, "kind") ? jstr(op, "kind") : "",
+               jstr(op, "target") ? jstr(op, "target") : "", (double)(now_ms() - t0) / 1000.0);
         return GV_EXIT_OK;
 }
 

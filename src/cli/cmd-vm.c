@@ -217,16 +217,17 @@ static char *describe_placement(const json_t *vm)
                 else if (json_is_integer(start))
                         snprintf(where, sizeof(where), " at slice %lld",
                                  (long long)json_integer_value(start));
-                if (gv_startswith(alloc, "mig"))
-                        strv_consume(&l, xasprintf("GPU %s, MIG %s%s%s", gidx,
-                                                   jstr(g, "profile") ? jstr(g, "profile") : "?",
-                                                   where, strcmp(alloc, "mig-vgpu") == 0
-                                                   ? " as a MIG-backed vGPU" : ""));
+                /* docs/api.md names "profile"; the controller's placement "name" */
+                const char *what = jstr(g, "profile") ? jstr(g, "profile")
+                                   : jstr(g, "type") ? jstr(g, "type")
+                                   : jstr(g, "name") ? jstr(g, "name") : "?";
+                if (strcmp(alloc, "mig") == 0)
+                        strv_consume(&l, xasprintf("GPU %s, MIG %s%s", gidx, what, where));
+                else if (strcmp(alloc, "mig-vgpu") == 0)
+                        strv_consume(&l, xasprintf("GPU %s, MIG-backed vGPU %s%s", gidx, what,
+                                                   where));
                 else if (strcmp(alloc, "vgpu") == 0)
-                        strv_consume(&l, xasprintf("GPU %s, vGPU %s", gidx,
-                                                   jstr(g, "type") ? jstr(g, "type")
-                                                   : jstr(g, "profile") ? jstr(g, "profile")
-                                                   : "?"));
+                        strv_consume(&l, xasprintf("GPU %s, vGPU %s", gidx, what));
                 else
                         strv_consume(&l, xasprintf("GPU %s, pass-through", gidx));
         }

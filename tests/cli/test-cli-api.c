@@ -76,9 +76,30 @@ static json_t *gpu1(void)
                          "passthrough_vm", "util_pct", "memory_used_mib");
 }
 
+/* node-b's GPU in the shape the controller gives today: the agent's inventory (mig.gpu_instances)
+ * and "use" naming the VMs */
+static json_t *gpu_b0(void)
+{
+        return json_pack("{s:s, s:i, s:s, s:s, s:s, s:i, s:s, s:{s:i, s:[{s:i, s:s, s:i, s:i}]},"
+                         " s:[{s:s, s:s, s:s, s:i}], s:n, s:i}",
+                         "host", "node-b", "index", 0, "name", "node-b/0", "pci", "0000:18:00.0",
+                         "model", "A100-SXM4-80GB", "memory_mib", 81920, "mode", "mig", "mig",
+                         "memory_slices", 8, "gpu_instances", "id", 9, "profile", "1g.10gb",
+                         "start", 6, "size", 1, "use", "vm", "tiny", "alloc", "mig", "name",
+                         "1g.10gb", "start", 6, "util_pct", "memory_used_mib", 1024);
+}
+
 static json_t *host_json(const char *name, bool with_gpus)
 {
         bool a = strcmp(name, "node-a") == 0;
+        if (!a) {
+                json_t *b = json_pack("{s:s, s:s, s:s, s:i, s:i, s:{s:i}}", "name", name,
+                                      "state", "down", "accel", "tcg", "cpus", 32, "memory_mib",
+                                      65536, "models", "A100-SXM4-80GB", 1);
+                json_object_set_new(b, "gpus", with_gpus ? json_pack("[o]", gpu_b0())
+                                                         : json_integer(1));
+                return b;
+        }
         json_t *h = json_pack("{s:s, s:s, s:s, s:s, s:b, s:{s:i, s:i}, s:{s:i, s:i}}",
                               "name", name, "state", a ? "up" : "down", "endpoint",
                               "http://127.0.0.1:8471", "accel", "kvm", "simulated", 1, "cpu",
@@ -735,7 +756,10 @@ static void test_host_list(void **state)
         assert_contains(r.out, "18/64");
         assert_contains(r.out, "144/512 GiB");
         assert_contains(r.out, "2× H100-SXM5-80GB");
-        assert_contains(r.out, "down");
+        /* node-b in the inventory's shape: totals, models as an object */
+        assert_contains(r.out, "node-b  down   tcg    32");
+        assert_contains(r.out, "64 GiB");
+        assert_contains(r.out, "1× A100-SXM4-80GB");
         run_done(&r);
 
         RUN(&r, "host", "list", "--json");
@@ -768,6 +792,11 @@ static void test_host_show(void **state)
         assert_contains(r.out, "42/80 GiB");
         run_done(&r);
         assert_string_equal(S.path, "/api/v1/hosts/node-a");
+
+        RUN(&r, "gpu", "list", "node-b");
+        assert_int_equal(r.code, 0);
+        assert_contains(r.out, "1g.10gb vm/tiny · 7 slices free");
+        run_done(&r);
 
         RUN(&r, "host", "show", "nope");
         assert_int_equal(r.code, 3);
@@ -900,6 +929,7 @@ static void test_gpu_changes(void **state)
         assert_int_equal(r.code, 0);
         assert_string_equal(S.path, "/api/v1/operations/op-0002");
         assert_string_equal(S.query, "wait=1");
+        assert_contains(r.out, "node-a/0: gpu.mig succeeded (");
         run_done(&r);
         /* the body of the apply, from the operation's creation */
         RUN(&r, "mig", "apply", "node-a/0", "2g.20gb, 2g.20gb");
@@ -1042,8 +1072,8 @@ static void test_vm_create_wait(void **state)
         assert_contains(r.err, "infer-3:  40% placing\n");
         assert_contains(r.err, "infer-3:  80% starting QEMU on node-a\n");
         assert_contains(r.err, "infer-3: 100% running\n");
-        assert_contains(r.out, "infer-3: placed on node-a GPU 0, MIG 3g.40gb at slices 4–7 "
-                        "as a MIG-backed vGPU (policy gpuvirt)\n");
+        assert_contains(r.out, "infer-3: placed on node-a GPU 0, MIG-backed vGPU 3g.40gb at "
+                        "slices 4–7 (policy gpuvirt)\n");
         assert_contains(r.out, "infer-3: running (");
         run_done(&r);
 
@@ -1109,7 +1139,8 @@ static void test_vm_actions(void **state)
         RUN(&r, "vm", "show", "infer-1");
         assert_int_equal(r.code, 0);
         assert_contains(r.out, "state:     running");
-        assert_contains(r.out, "placement: placed on node-a GPU 0, MIG 3g.40gb at slices 4–7");
+        assert_contains(r.out, "placement: placed on node-a GPU 0, MIG-backed vGPU 3g.40gb at "
+                        "slices 4–7");
         run_done(&r);
 
         RUN(&r, "vm", "show", "ghost");

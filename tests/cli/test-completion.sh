@@ -40,7 +40,11 @@ complete_line() {
 
 check() {
         local want=$1 got=$2 what=$3
-        if [[ " $got " == *" $want "* ]]; then ok "$what"; else not_ok "$what: '$want' not in '$got'"; fi
+        if [[ " $got " == *" $want "* ]]; then
+                ok "$what"
+        else
+                not_ok "$what: '$want' not in '$got'"
+        fi
 }
 check_not() {
         local bad=$1 got=$2 what=$3
@@ -57,7 +61,8 @@ check inspect "$(complete_line gpuvirt host "")" "host verbs keep inspect"
 check --gpu "$(complete_line gpuvirt vm create x --g)" "vm create options"
 check --wait "$(complete_line gpuvirt vm create x --w)" "--wait"
 check mig: "$(complete_line gpuvirt vm create x --gpu m)" "--gpu kinds"
-check need:20G,isolation=hardware "$(complete_line gpuvirt vm create x --gpu need:20G)" "need options"
+check need:20G,isolation=hardware "$(complete_line gpuvirt vm create x --gpu need:20G)" \
+        "need options"
 check operator "$(complete_line gpuvirt token create ci --role o)" "roles"
 check qcow2 "$(complete_line gpuvirt image add d /x --format q)" "image formats"
 check --after "$(complete_line gpuvirt events --a)" "events options"
@@ -96,7 +101,11 @@ fi
 # a controller that does not answer within a second gives no names, quickly
 start=$SECONDS
 got=$(complete_line gpuvirt --endpoint slow vm show "")
-if ((SECONDS - start < 4)) && [[ -z $got ]]; then ok "slow controller: no names"; else not_ok "slow controller: '$got' after $((SECONDS - start)) s"; fi
+if ((SECONDS - start < 4)) && [[ -z $got ]]; then
+        ok "slow controller: no names"
+else
+        not_ok "slow controller: '$got' after $((SECONDS - start)) s"
+fi
 
 echo "1..$n"
 exit $((fails > 0))

@@ -73,7 +73,7 @@
 #define BENCH_SANITIZE "unknown"
 #endif
 #ifndef BENCH_GPUVIRTD
-#define BENCH_GPUVIRTD GPUVIRT_BUILD_ROOT "/src/agent/gpuvirtd"
+#define BENCH_GPUVIRTD GPUVIRT_BUILD_ROOT "/src/daemon/gpuvirtd"
 #endif
 
 #define PROG "bench-vm-start"
@@ -329,7 +329,8 @@ static int agent_start_daemon(struct ctx *c)
                                        0600);
         if (log < 0)
                 return fail("Cannot create '%s': %s.", c->agent_log, strerror(errno));
-        char *argv[] = { (char *)c->o.agent, "--state-dir", state, "--socket", sock, NULL };
+        char *argv[] = { (char *)c->o.agent, "--role", "agent", "--state-dir", state, "--socket",
+                         sock, NULL };
         struct gv_spawn_opts so = { .stdin_fd = -1, .stdout_fd = log, .stderr_fd = log };
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         int r = gv_proc_spawn(argv, &so, &c->agent, &e);

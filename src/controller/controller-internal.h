@@ -8,7 +8,8 @@
  * decision path) and the running operations' threads.
  *
  * Locking: `mu` guards the model and serialises decisions (place + reserve + the store batch);
- * store calls are thread-safe on their own. `cond` is broadcast on every operation change and
+ * store calls are thread-safe on their own. `notify_mu` (a leaf: taken last, also under `mu`)
+ * guards `cond`, `changes` and `stopping`: `cond` is broadcast on every operation change and
  * event, for waiters. Agent calls are never made with `mu` held.
  */
 #pragma once
@@ -26,6 +27,7 @@ struct gv_controller {
         struct gv_store *store;
         struct gv_catalog *catalog;
         pthread_mutex_t mu;
+        pthread_mutex_t notify_mu;
         pthread_cond_t cond;
         uint64_t changes;                 /* bumped (under mu) with every broadcast of cond */
         struct gv_sched_cluster *cluster; /* the model; NULL until built */

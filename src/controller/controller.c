@@ -56,6 +56,7 @@ int gv_controller_new(const struct gv_controller_config *cfg, struct gv_controll
         if (c->cfg.agent_timeout_ms <= 0)
                 c->cfg.agent_timeout_ms = 120000;
         pthread_mutex_init(&c->mu, NULL);
+        pthread_mutex_init(&c->notify_mu, NULL);
         pthread_cond_init(&c->cond, NULL);
         c->model_dirty = true;
         r = gv_store_open(cfg->store_url, &c->store, err);
@@ -81,10 +82,10 @@ struct gv_controller *gv_controller_free(struct gv_controller *c)
 {
         if (!c)
                 return NULL;
-        pthread_mutex_lock(&c->mu);
+        pthread_mutex_lock(&c->notify_mu);
         c->stopping = true;
         pthread_cond_broadcast(&c->cond);
-        pthread_mutex_unlock(&c->mu);
+        pthread_mutex_unlock(&c->notify_mu);
         if (c->poller_running)
                 pthread_join(c->poller, NULL);
         /* Operations run to their end: each step is short or bounded by agent_timeout_ms, and
@@ -107,6 +108,7 @@ struct gv_controller *gv_controller_free(struct gv_controller *c)
         gv_catalog_free(c->catalog);
         gv_store_free(c->store);
         pthread_cond_destroy(&c->cond);
+        pthread_mutex_destroy(&c->notify_mu);
         pthread_mutex_destroy(&c->mu);
         free(c);
         return NULL;

@@ -23,10 +23,10 @@ int gv_ctl_write_event(struct gv_controller *c, struct gv_store_write *w, size_t
 
         json_decref(ev.data);
         if (r >= 0) {
-                pthread_mutex_lock(&c->mu);
+                pthread_mutex_lock(&c->notify_mu);
                 c->changes++;
                 pthread_cond_broadcast(&c->cond);
-                pthread_mutex_unlock(&c->mu);
+                pthread_mutex_unlock(&c->notify_mu);
         }
         return r;
 }
@@ -66,9 +66,9 @@ int gv_controller_events(struct gv_controller *c, int64_t after, size_t max, int
                 struct gv_store_event *e = NULL;
                 size_t n = 0;
                 uint64_t seen;
-                pthread_mutex_lock(&c->mu);
+                pthread_mutex_lock(&c->notify_mu);
                 seen = c->changes;
-                pthread_mutex_unlock(&c->mu);
+                pthread_mutex_unlock(&c->notify_mu);
                 r = gv_store_events(c->store, after, max ? max : 1000, &e, &n, err);
                 if (r < 0)
                         return r;
@@ -79,12 +79,12 @@ int gv_controller_events(struct gv_controller *c, int64_t after, size_t max, int
                 }
                 gv_store_events_free(e, n);
                 int w = 0;
-                pthread_mutex_lock(&c->mu);
+                pthread_mutex_lock(&c->notify_mu);
                 while (!c->stopping && c->changes == seen && w != ETIMEDOUT)
-                        w = pthread_cond_timedwait(&c->cond, &c->mu, &deadline);
+                        w = pthread_cond_timedwait(&c->cond, &c->notify_mu, &deadline);
                 if (c->stopping)
                         w = ETIMEDOUT;
-                pthread_mutex_unlock(&c->mu);
+                pthread_mutex_unlock(&c->notify_mu);
                 if (w == ETIMEDOUT) {
                         *ret = json_array();
                         return 0;

@@ -266,9 +266,9 @@ void *gv_ctl_poller(void *arg)
                 size_t n = 0;
                 struct timespec ts;
 
-                pthread_mutex_lock(&c->mu);
+                pthread_mutex_lock(&c->notify_mu);
                 if (c->stopping) {
-                        pthread_mutex_unlock(&c->mu);
+                        pthread_mutex_unlock(&c->notify_mu);
                         break;
                 }
                 clock_gettime(CLOCK_REALTIME, &ts);
@@ -278,9 +278,12 @@ void *gv_ctl_poller(void *arg)
                         ts.tv_sec++;
                         ts.tv_nsec -= 1000000000L;
                 }
-                (void)pthread_cond_timedwait(&c->cond, &c->mu, &ts);
+                /* Woken by every change too: a wait for the next tick, not for a change. */
+                int w = 0;
+                while (!c->stopping && w != ETIMEDOUT)
+                        w = pthread_cond_timedwait(&c->cond, &c->notify_mu, &ts);
                 bool stop = c->stopping;
-                pthread_mutex_unlock(&c->mu);
+                pthread_mutex_unlock(&c->notify_mu);
                 if (stop)
                         break;
                 if (gv_store_list(c->store, GV_STORE_HOST, &h, &n, NULL) < 0)

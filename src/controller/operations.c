@@ -44,10 +44,10 @@ bool gv_controller_operation_done(const json_t *op)
 
 static void wake(struct gv_controller *c)
 {
-        pthread_mutex_lock(&c->mu);
+        pthread_mutex_lock(&c->notify_mu);
         c->changes++;
         pthread_cond_broadcast(&c->cond);
-        pthread_mutex_unlock(&c->mu);
+        pthread_mutex_unlock(&c->notify_mu);
 }
 
 /* Write the operation's document (only its own thread writes it after the create). */
@@ -222,9 +222,9 @@ int gv_controller_operation(struct gv_controller *c, const char *id, int wait_ms
         for (;;) {
                 uint64_t seen;
                 int w = 0;
-                pthread_mutex_lock(&c->mu);
+                pthread_mutex_lock(&c->notify_mu);
                 seen = c->changes;
-                pthread_mutex_unlock(&c->mu);
+                pthread_mutex_unlock(&c->notify_mu);
                 _cleanup_json_ json_t *doc = op_load(c, id);
                 if (!doc)
                         return gv_error_set(err, ENOENT, "No operation '%s'.", id);
@@ -232,11 +232,11 @@ int gv_controller_operation(struct gv_controller *c, const char *id, int wait_ms
                         *ret = public_op(doc);
                         return 0;
                 }
-                pthread_mutex_lock(&c->mu);
+                pthread_mutex_lock(&c->notify_mu);
                 while (!c->stopping && c->changes == seen && w != ETIMEDOUT)
-                        w = pthread_cond_timedwait(&c->cond, &c->mu, &deadline);
+                        w = pthread_cond_timedwait(&c->cond, &c->notify_mu, &deadline);
                 bool stop = c->stopping;
-                pthread_mutex_unlock(&c->mu);
+                pthread_mutex_unlock(&c->notify_mu);
                 if (w == ETIMEDOUT || stop)
                         wait_ms = 0;
         }

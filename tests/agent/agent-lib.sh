@@ -24,7 +24,7 @@ AGENT_PID=
 start_agent() {
         local q=()
         [ -n "${GV_AGENT_QEMU:-}" ] && q=(--qemu "$GV_AGENT_QEMU")
-        "$GPUVIRT_SIM" exec --root "$ROOT" -- "$GPUVIRTD" --state-dir "$STATE" \
+        "$GPUVIRT_SIM" exec --root "$ROOT" -- "$GPUVIRTD" --role agent --state-dir "$STATE" \
                 --accel "${GV_AGENT_ACCEL:-tcg}" --stop-timeout 2 "${q[@]}" "$@" \
                 >>"$TEST_TMP/agent.log" 2>&1 &
         AGENT_PID=$!

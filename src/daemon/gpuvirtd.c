@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gpuvirtd — the one daemon (docs/agent.md, docs/api.md): a host agent, the controller, or both
+ * in one process (all-in-one, the default).
+ *
+ *   gpuvirtd --state-dir DIR [--role all|agent|controller]
+ *     agent:      [--socket PATH] [--listen HOST:PORT] [--sysfs-root DIR] [--nvml-library PATH]
+ *                 [--qemu PATH] [--accel auto|kvm|tcg] [--stop-timeout S] [--orphan-grace S]
+ *                 [--controller URL --host-name NAME [--advertise URL]]   (role agent)
+ *     controller: [--store URL] [--api-socket PATH] [--api-listen HOST:PORT]
+ *                 [--host-down-after S]
+ *
+ * The agent API is served on DIR/agent.sock (mode 0600) and optionally on TCP; the controller's
+ * REST API on DIR/gpuvirt.sock (the local socket is admin) and optionally on TCP. In role all
+ * the controller registers the local agent as this machine's host. An agent with --controller
+ * registers there and heartbeats (token from GPUVIRT_TOKEN). SIGTERM/SIGINT stop the daemon;
+ * running VMs keep running and are re-adopted by the next start. Prints "gpuvirtd: ready on
+ * ..." lines to stdout when it serves.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/api.h"
+#include "agent/register.h"
+#include "controller/api.h"
+#include "controller/controller.h"
+#include "http/server.h"
+#include "util/alloc.h"
+#include "util/fileio.h"
+#include "util/json.h"
+#include "util/parse.h"
+
+/* An operation the previous agent died in the middle of: the agent's own start-up has already
+ * finished or rolled back what it was doing to the VM (gv_agent_new), and every VM operation is
+ * idempotent, so the journal forgets it and a retry with the same id runs it again. */
+static int recover_op(const char *id, const char *method, const char *path, unsigned *ret_status,
+                      json_t **ret_body, void *userdata)
+{
+        (void)id, (void)method, (void)path, (void)ret_status, (void)ret_body, (void)userdata;
+        return 0;
+}
+
+static void usage(FILE *f)
+{
+        fprintf(f, "gpuvirtd --state-dir DIR [--role all|agent|controller]\n"
+                   "  agent:      [--socket PATH] [--listen HOST:PORT] [--sysfs-root DIR]\n"
+                   "              [--nvml-library PATH] [--qemu PATH] [--accel auto|kvm|tcg]\n"
+                   "              [--stop-timeout SECONDS] [--orphan-grace SECONDS]\n"
+                   "              [--controller URL --host-name NAME [--advertise URL]]\n"
+                   "  controller: [--store URL] [--api-socket PATH] [--api-listen HOST:PORT]\n"
+                   "              [--host-down-after SECONDS]\n");
+}
+
+struct daemon {
+        const char *role;
+        struct gv_agent_config agent;
+        const char *accel;
+        const char *socket_path, *listen_addr;
+        const char *controller_url, *host_name, *advertise;
+        const char *store_url, *api_socket, *api_listen;
+        int host_down_after_ms;
+        /* running */
+        char *agent_sock;
+        struct gv_agent_api agent_api;
+        struct gv_http_server *agent_srv;
+        struct gv_registrar *registrar;
+        struct gv_controller *ctl;
+        struct gv_controller_api ctl_api;
+        struct gv_http_server *ctl_srv;
+};
+
+static int parse_seconds(const char *opt, const char *arg, uint32_t min, uint32_t max,
+                         uint32_t *ret)
+{
+        if (gv_parse_u32(arg, 10, ret) < 0 || *ret < min || *ret > max) {
+                fprintf(stderr, "gpuvirtd: --%s: '%s' is not %u..%u seconds.\n", opt, arg, min,
+                        max);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int parse_args(int argc, char **argv, struct daemon *d)
+{
+        static const struct option opts[] = {
+                { "state-dir", required_argument, NULL, 'd' },
+                { "role", required_argument, NULL, 'R' },
+                { "socket", required_argument, NULL, 's' },
+                { "listen", required_argument, NULL, 'l' },
+                { "sysfs-root", required_argument, NULL, 'r' },
+                { "nvml-library", required_argument, NULL, 'n' },
+                { "qemu", required_argument, NULL, 'q' },
+                { "accel", required_argument, NULL, 'a' },
+                { "stop-timeout", required_argument, NULL, 't' },
+                { "orphan-grace", required_argument, NULL, 'g' },
+                { "controller", required_argument, NULL, 'C' },
+                { "host-name", required_argument, NULL, 'N' },
+                { "advertise", required_argument, NULL, 'A' },
+                { "store", required_argument, NULL, 'S' },
+                { "api-socket", required_argument, NULL, 'P' },
+                { "api-listen", required_argument, NULL, 'L' },
+                { "host-down-after", required_argument, NULL, 'D' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        int c;
+        uint32_t s;
+
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'd': d->agent.state_dir = optarg; break;
+                case 'R': d->role = optarg; break;
+                case 's': d->socket_path = optarg; break;
+                case 'l': d->listen_addr = optarg; break;
+                case 'r': d->agent.sysfs_root = optarg; break;
+                case 'n': d->agent.nvml_library = optarg; break;
+                case 'q': d->agent.qemu_binary = optarg; break;
+                case 'a': d->accel = optarg; break;
+                case 't':
+                        if (parse_seconds("stop-timeout", optarg, 1, 3600, &s) < 0)
+                                return -EINVAL;
+                        d->agent.stop_timeout_ms = (int)s * 1000;
+                        break;
+                case 'g':
+                        /* Hardware no VM owns is removed after this long (docs/agent.md,
+                         * "Reconcile"); 0: at once. */
+                        if (parse_seconds("orphan-grace", optarg, 0, 86400, &s) < 0)
+                                return -EINVAL;
+                        d->agent.orphan_grace_ms = s ? (int)s * 1000 : -1;
+                        break;
+                case 'C': d->controller_url = optarg; break;
+                case 'N': d->host_name = optarg; break;
+                case 'A': d->advertise = optarg; break;
+                case 'S': d->store_url = optarg; break;
+                case 'P': d->api_socket = optarg; break;
+                case 'L': d->api_listen = optarg; break;
+                case 'D':
+                        if (parse_seconds("host-down-after", optarg, 1, 86400, &s) < 0)
+                                return -EINVAL;
+                        d->host_down_after_ms = (int)s * 1000;
+                        break;
+                case 'h': usage(stdout); exit(0);
+                default: usage(stderr); return -EINVAL;
+                }
+        }
+        if (!d->agent.state_dir || optind != argc) {
+                usage(stderr);
+                return -EINVAL;
+        }
+        if (strcmp(d->role, "all") != 0 && strcmp(d->role, "agent") != 0 &&
+            strcmp(d->role, "controller") != 0) {
+                fprintf(stderr, "gpuvirtd: --role: '%s' is not all, agent or controller.\n",
+                        d->role);
+                return -EINVAL;
+        }
+        if (strcmp(d->accel, "auto") != 0 && (int)gv_accel_from_string(d->accel) < 0) {
+                fprintf(stderr, "gpuvirtd: --accel: '%s' is not auto, kvm or tcg.\n", d->accel);
+                return -EINVAL;
+        }
+        if (d->controller_url && strcmp(d->role, "agent") != 0) {
+                fprintf(stderr, "gpuvirtd: --controller is for --role agent (in role all the "
+                                "controller runs in this process).\n");
+                return -EINVAL;
+        }
+        d->agent.accel = d->accel;
+        return 0;
+}
+
+static int start_agent(struct daemon *d, struct gv_error **err)
+{
+        _cleanup_free_ char *ops = gv_path_join(d->agent.state_dir, "ops");
+        size_t n_routes;
+        const struct gv_http_route *routes = gv_agent_api_routes(&n_routes);
+        int r = gv_oplog_open(ops, &d->agent_api.oplog, err);
+
+        if (r >= 0)
+                r = gv_agent_new(&d->agent, &d->agent_api.agent, err);
+        if (r >= 0)
+                r = gv_oplog_recover(d->agent_api.oplog, recover_op, NULL, err);
+        if (r < 0)
+                return r;
+        /* The journal keeps a week of finished operations, at most 100,000. */
+        (void)gv_oplog_prune(d->agent_api.oplog, 7 * 24 * 3600, 100000, NULL);
+        for (const char *const *w = gv_oplog_warnings(d->agent_api.oplog); *w; w++)
+                fprintf(stderr, "gpuvirtd: %s\n", *w);
+        d->agent_sock = d->socket_path ? xstrdup(d->socket_path)
+                                       : gv_path_join(d->agent.state_dir, "agent.sock");
+        struct gv_http_config hc = { .unix_path = d->agent_sock, .tcp_address = d->listen_addr };
+        r = gv_http_server_new(&hc, routes, n_routes, &d->agent_api, &d->agent_srv, err);
+        if (r < 0)
+                return r;
+        printf("gpuvirtd: ready on unix:%s%s%s (accel %s)\n", d->agent_sock,
+               d->listen_addr ? " and " : "", d->listen_addr ? d->listen_addr : "",
+               d->agent_api.agent->qemu.reason ? d->agent_api.agent->qemu.reason : "no QEMU");
+        fflush(stdout);
+        if (d->controller_url) {
+                _cleanup_free_ char *ep = NULL;
+                if (!d->advertise)
+                        ep = d->listen_addr ? xasprintf("http://%s", d->listen_addr)
+                                            : xasprintf("unix:%s", d->agent_sock);
+                struct gv_registrar_config rc = {
+                        .controller = d->controller_url,
+                        .token = secure_getenv("GPUVIRT_TOKEN"),
+                        .name = d->host_name,
+                        .endpoint = d->advertise ? d->advertise : ep,
+                };
+                r = gv_registrar_start(&rc, &d->registrar, err);
+        }
+        return r;
+}
+
+static int start_controller(struct daemon *d, struct gv_error **err)
+{
+        _cleanup_free_ char *store = d->store_url
+                                             ? xstrdup(d->store_url)
+                                             : xasprintf("sqlite:%s/gpuvirt.db",
+                                                         d->agent.state_dir);
+        _cleanup_free_ char *sock = d->api_socket
+                                            ? xstrdup(d->api_socket)
+                                            : gv_path_join(d->agent.state_dir, "gpuvirt.sock");
+        struct gv_controller_config cc = { .store_url = store,
+                                           .host_down_after_ms = d->host_down_after_ms };
+        size_t n_routes;
+        const struct gv_http_route *routes = gv_controller_api_routes(&n_routes);
+        int r = gv_controller_new(&cc, &d->ctl, err);
+
+        if (r < 0)
+                return r;
+        d->ctl_api.controller = d->ctl;
+        struct gv_http_config hc = { .unix_path = sock, .tcp_address = d->api_listen };
+        r = gv_http_server_new(&hc, routes, n_routes, &d->ctl_api, &d->ctl_srv, err);
+        if (r < 0)
+                return r;
+        if (d->agent_api.agent) {
+                /* All-in-one: this machine's agent is the cluster's first host. */
+                _cleanup_json_ json_t *h = NULL;
+                _cleanup_free_ char *ep = xasprintf("unix:%s", d->agent_sock);
+                char hn[256] = "localhost";
+                const char *name = d->host_name;
+                if (!name) {
+                        (void)gethostname(hn, sizeof(hn) - 1);
+                        name = hn;
+                }
+                r = gv_controller_host_register(d->ctl, name, ep, &h, err);
+                if (r < 0)
+                        return gv_error_wrap(err, r, "registering the local agent as host '%s'"
+                                             " (--host-name sets another name)", name);
+        }
+        printf("gpuvirtd: controller ready on unix:%s%s%s (store %s)\n", sock,
+               d->api_listen ? " and http://" : "", d->api_listen ? d->api_listen : "", store);
+        fflush(stdout);
+        return 0;
+}
+
+static void stop_all(struct daemon *d)
+{
+        gv_http_server_free(d->ctl_srv);
+        gv_controller_free(d->ctl);
+        gv_registrar_stop(d->registrar);
+        gv_http_server_free(d->agent_srv);
+        gv_agent_free(d->agent_api.agent);
+        gv_oplog_free(d->agent_api.oplog);
+        free(d->agent_sock);
+}
+
+int main(int argc, char **argv)
+{
+        /* As the CLI: a simulated host's environment (gpuvirt-sim exec) names its root and
+         * NVML; the options win. */
+        const char *env_root = secure_getenv("GPUVIRT_SYSFS_ROOT");
+        struct daemon d = {
+                .role = "all",
+                .accel = "auto",
+                .agent = { .sysfs_root = env_root && env_root[0] ? env_root : "/",
+                           .nvml_library = secure_getenv("GPUVIRT_NVML_LIBRARY") },
+        };
+        _cleanup_(gv_error_freep) struct gv_error *err = NULL;
+        sigset_t mask;
+        int r, sig;
+
+        if (parse_args(argc, argv, &d) < 0)
+                return 2;
+        /* Signals are taken synchronously by this thread; every other thread (the HTTP
+         * servers', the supervisor, the controller's) inherits the blocked mask. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        r = gv_mkdir_p(d.agent.state_dir, 0700);
+        if (r < 0) {
+                fprintf(stderr, "gpuvirtd: cannot create '%s': %s\n", d.agent.state_dir,
+                        strerror(-r));
+                return 1;
+        }
+        if (strcmp(d.role, "controller") != 0)
+                r = start_agent(&d, &err);
+        if (r >= 0 && strcmp(d.role, "agent") != 0)
+                r = start_controller(&d, &err);
+        if (r < 0) {
+                fprintf(stderr, "gpuvirtd: %s\n", gv_error_msg(err, r));
+                stop_all(&d);
+                return 1;
+        }
+        for (;;) {
+                sig = sigwaitinfo(&mask, NULL);
+                if (sig == SIGTERM || sig == SIGINT)
+                        break;
+        }
+        stop_all(&d);
+        return 0;
+}

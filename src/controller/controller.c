@@ -72,6 +72,7 @@ int gv_controller_new(const struct gv_controller_config *cfg, struct gv_controll
                 return r;
         }
         gv_ctl_op_resume_all(c);
+        gv_ctl_vms_resume(c);
         if (pthread_create(&c->poller, NULL, gv_ctl_poller, c) == 0)
                 c->poller_running = true;
         *ret = c;

@@ -587,6 +587,42 @@ int gv_ctl_op_vm_delete(struct gv_controller *c, const char *op_id, json_t *arg,
         return 0;
 }
 
+/* ---- after a restart ---- */
+
+void gv_ctl_vms_resume(struct gv_controller *c)
+{
+        struct gv_store_obj *v = NULL, *o = NULL;
+        size_t n = 0, n_o = 0;
+
+        if (gv_store_list(c->store, GV_STORE_VM, &v, &n, NULL) < 0)
+                return;
+        if (gv_store_list(c->store, GV_STORE_OPERATION, &o, &n_o, NULL) < 0) {
+                gv_store_objs_free(v, n);
+                return;
+        }
+        for (size_t i = 0; i < n; i++) {
+                const char *st = json_string_value(json_object_get(v[i].doc, "state")) ?: "";
+                _cleanup_free_ char *target = xasprintf("vm/%s", v[i].key);
+                bool has_op = false;
+                if (strcmp(st, "pending") != 0)
+                        continue;
+                for (size_t k = 0; k < n_o && !has_op; k++)
+                        has_op = !gv_controller_operation_done(o[k].doc) &&
+                                 !strcmp(json_string_value(json_object_get(o[k].doc, "kind")) ?: "",
+                                         "vm.create") &&
+                                 !strcmp(json_string_value(json_object_get(o[k].doc,
+                                                                           "target")) ?: "",
+                                         target);
+                /* Reserved, and the controller stopped before it recorded the operation that
+                 * carries the create out: record it now. */
+                if (!has_op)
+                        (void)gv_ctl_op_start(c, "vm.create", target,
+                                              json_pack("{s:s}", "name", v[i].key), NULL, NULL);
+        }
+        gv_store_objs_free(o, n_o);
+        gv_store_objs_free(v, n);
+}
+
 /* ---- observing the agents ---- */
 
 static const char *state_of_phase(const char *phase)

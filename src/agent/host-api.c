@@ -42,15 +42,27 @@ json_t *gv_agent_host_json(struct gv_agent *a)
         json_object_set_new(j, "qemu", q);
         json_object_set_new(j, "simulated", json_boolean(a->simulated));
         {
-                /* What VMs can have of this machine, for placement (the controller). */
+                /* What VMs can have of this machine, for placement (the controller). A
+                 * simulated host may say more than the machine running it has
+                 * (GPUVIRT_SIM_CPUS, GPUVIRT_SIM_MEMORY_MIB: a simulated cluster of 8-GPU
+                 * hosts on a 2-core machine; contrib/sim-cluster.sh); a value that does not
+                 * parse is ignored. */
                 struct sysinfo si;
                 long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+                const char *sc = a->simulated ? secure_getenv("GPUVIRT_SIM_CPUS") : NULL;
+                const char *sm = a->simulated ? secure_getenv("GPUVIRT_SIM_MEMORY_MIB") : NULL;
+                uint32_t n32;
+                uint64_t n64;
                 json_object_set_new(j, "cpus", json_integer(cpus > 0 ? cpus : 1));
                 json_object_set_new(j, "memory_mib",
                                     sysinfo(&si) == 0
                                             ? json_integer((json_int_t)((uint64_t)si.totalram *
                                                                         si.mem_unit >> 20))
                                             : json_null());
+                if (sc && gv_parse_u32(sc, 10, &n32) >= 0 && n32 > 0)
+                        json_object_set_new(j, "cpus", json_integer(n32));
+                if (sm && gv_parse_u64(sm, 10, &n64) >= 0 && n64 > 0 && n64 < (1ULL << 40))
+                        json_object_set_new(j, "memory_mib", json_integer((json_int_t)n64));
         }
         if (a->problems) {
                 json_t *p = json_array();

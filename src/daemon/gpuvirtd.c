@@ -27,6 +27,7 @@
 
 #include "agent/api.h"
 #include "agent/register.h"
+#include "daemon/config.h"
 #include "controller/api.h"
 #include "controller/controller.h"
 #include "http/server.h"
@@ -34,6 +35,7 @@
 #include "util/fileio.h"
 #include "util/json.h"
 #include "util/parse.h"
+#include "util/strv.h"
 
 /* An operation the previous agent died in the middle of: the agent's own start-up has already
  * finished or rolled back what it was doing to the VM (gv_agent_new), and every VM operation is
@@ -47,7 +49,7 @@ static int recover_op(const char *id, const char *method, const char *path, unsi
 
 static void usage(FILE *f)
 {
-        fprintf(f, "gpuvirtd --state-dir DIR [--role all|agent|controller]\n"
+        fprintf(f, "gpuvirtd [--config FILE] --state-dir DIR [--role all|agent|controller]\n"
                    "  agent:      [--socket PATH] [--listen HOST:PORT] [--sysfs-root DIR]\n"
                    "              [--nvml-library PATH] [--qemu PATH] [--accel auto|kvm|tcg]\n"
                    "              [--stop-timeout SECONDS] [--orphan-grace SECONDS]\n"
@@ -74,6 +76,31 @@ struct daemon {
         struct gv_http_server *ctl_srv;
 };
 
+static const struct option opts[] = {
+        { "state-dir", required_argument, NULL, 'd' },
+        { "role", required_argument, NULL, 'R' },
+        { "socket", required_argument, NULL, 's' },
+        { "listen", required_argument, NULL, 'l' },
+        { "sysfs-root", required_argument, NULL, 'r' },
+        { "nvml-library", required_argument, NULL, 'n' },
+        { "qemu", required_argument, NULL, 'q' },
+        { "accel", required_argument, NULL, 'a' },
+        { "stop-timeout", required_argument, NULL, 't' },
+        { "orphan-grace", required_argument, NULL, 'g' },
+        { "controller", required_argument, NULL, 'C' },
+        { "host-name", required_argument, NULL, 'N' },
+        { "advertise", required_argument, NULL, 'A' },
+        { "store", required_argument, NULL, 'S' },
+        { "api-socket", required_argument, NULL, 'P' },
+        { "api-listen", required_argument, NULL, 'L' },
+        { "host-down-after", required_argument, NULL, 'D' },
+        { "config", required_argument, NULL, 'F' },
+        { "help", no_argument, NULL, 'h' },
+        {},
+};
+
+#define DEFAULT_CONFIG "/etc/gpuvirt/gpuvirtd.conf"
+
 static int parse_seconds(const char *opt, const char *arg, uint32_t min, uint32_t max,
                          uint32_t *ret)
 {
@@ -87,27 +114,6 @@ static int parse_seconds(const char *opt, const char *arg, uint32_t min, uint32_
 
 static int parse_args(int argc, char **argv, struct daemon *d)
 {
-        static const struct option opts[] = {
-                { "state-dir", required_argument, NULL, 'd' },
-                { "role", required_argument, NULL, 'R' },
-                { "socket", required_argument, NULL, 's' },
-                { "listen", required_argument, NULL, 'l' },
-                { "sysfs-root", required_argument, NULL, 'r' },
-                { "nvml-library", required_argument, NULL, 'n' },
-                { "qemu", required_argument, NULL, 'q' },
-                { "accel", required_argument, NULL, 'a' },
-                { "stop-timeout", required_argument, NULL, 't' },
-                { "orphan-grace", required_argument, NULL, 'g' },
-                { "controller", required_argument, NULL, 'C' },
-                { "host-name", required_argument, NULL, 'N' },
-                { "advertise", required_argument, NULL, 'A' },
-                { "store", required_argument, NULL, 'S' },
-                { "api-socket", required_argument, NULL, 'P' },
-                { "api-listen", required_argument, NULL, 'L' },
-                { "host-down-after", required_argument, NULL, 'D' },
-                { "help", no_argument, NULL, 'h' },
-                {},
-        };
         int c;
         uint32_t s;
 
@@ -144,6 +150,7 @@ static int parse_args(int argc, char **argv, struct daemon *d)
                                 return -EINVAL;
                         d->host_down_after_ms = (int)s * 1000;
                         break;
+                case 'F': break; /* read before (config_argv) */
                 case 'h': usage(stdout); exit(0);
                 default: usage(stderr); return -EINVAL;
                 }
@@ -268,6 +275,37 @@ static void stop_all(struct daemon *d)
         free(d->agent_sock);
 }
 
+/* argv with the configuration file's settings first: --config FILE, or DEFAULT_CONFIG when it
+ * exists. The command line's own options come after them and so win. */
+static int config_argv(int argc, char **argv, char ***ret, struct gv_error **err)
+{
+        _cleanup_strv_free_ char **out = NULL, **known = NULL;
+        const char *path = NULL;
+        int r;
+
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+                        path = argv[i + 1];
+                else if (strncmp(argv[i], "--config=", 9) == 0)
+                        path = argv[i] + 9;
+        }
+        if (!path && gv_file_exists(DEFAULT_CONFIG) > 0)
+                path = DEFAULT_CONFIG;
+        strv_extend(&out, argv[0]);
+        if (path) {
+                for (const struct option *o = opts; o->name; o++)
+                        if (o->has_arg == required_argument && strcmp(o->name, "config") != 0)
+                                strv_extend(&known, o->name);
+                r = gv_daemon_config_load(path, (const char *const *)known, &out, err);
+                if (r < 0)
+                        return r;
+        }
+        for (int i = 1; i < argc; i++)
+                strv_extend(&out, argv[i]);
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         /* As the CLI: a simulated host's environment (gpuvirt-sim exec) names its root and
@@ -283,7 +321,13 @@ int main(int argc, char **argv)
         sigset_t mask;
         int r, sig;
 
-        if (parse_args(argc, argv, &d) < 0)
+        _cleanup_strv_free_ char **args = NULL;
+        r = config_argv(argc, argv, &args, &err);
+        if (r < 0) {
+                fprintf(stderr, "gpuvirtd: %s\n", gv_error_msg(err, r));
+                return 2;
+        }
+        if (parse_args((int)strv_length(args), args, &d) < 0)
                 return 2;
         /* Signals are taken synchronously by this thread; every other thread (the HTTP
          * servers', the supervisor, the controller's) inherits the blocked mask. */

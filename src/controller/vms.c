@@ -122,11 +122,18 @@ static int alloc_write(struct gv_controller *c, const char *host, const char *na
                 w[1] = *vm_write;
                 _cleanup_free_ char *subj = xasprintf("vm/%s", name);
                 r = gv_ctl_write_event(c, w, 2, event, subj, json_incref(event_data), &e);
-                if (r == -ESTALE && w[1].op != GV_STORE_CREATE)
+                if (r == -ESTALE)
                         continue; /* someone else wrote the host's allocations: re-read */
-                if (r == -ESTALE || (r == -EEXIST && tries == 0 && w[0].op == GV_STORE_CREATE &&
-                                     !strstr(gv_error_msg(e, r), "vm")))
-                        continue;
+                if (r == -EEXIST && w[0].op == GV_STORE_CREATE) {
+                        /* Which one exists: the host's allocation document (made meanwhile by
+                         * another writer: re-read) or the VM (a real conflict)? */
+                        struct gv_store_obj x = { 0 };
+                        bool vm_exists = w[1].op == GV_STORE_CREATE &&
+                                         gv_store_get(c->store, GV_STORE_VM, name, &x, NULL) >= 0;
+                        gv_store_obj_done(&x);
+                        if (!vm_exists)
+                                continue;
+                }
                 json_decref(event_data);
                 if (r < 0) {
                         gv_error_propagate(err, TAKE_PTR(e));

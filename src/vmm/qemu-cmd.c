@@ -257,6 +257,19 @@ int gv_qemu_argv(const struct gv_vm_config *c, const struct gv_qemu_runtime *rt,
                 if (r < 0)
                         return r;
         }
+
+        if (c->cloud_init && !rt->seed_iso)
+                return gv_error_set(err, EINVAL, "VM '%s' has cloud_init but the runtime has no "
+                                    "seed image for it.", c->name);
+        if (rt->seed_iso) {
+                /* Read-only virtio-blk, last (qemu-cmd.h says why). */
+                _cleanup_free_ char *f = gv_qemu_escape(rt->seed_iso);
+                add(&argv, "-blockdev",
+                    xasprintf("driver=file,filename=%s,node-name=cidata-file,read-only=on", f));
+                add(&argv, "-blockdev",
+                    xstrdup("driver=raw,file=cidata-file,node-name=cidata,read-only=on"));
+                add(&argv, "-device", xstrdup("virtio-blk-pci,drive=cidata,id=cidata-dev"));
+        }
         *ret_argv = TAKE_PTR(argv);
         return 0;
 }

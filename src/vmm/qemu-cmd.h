@@ -15,6 +15,12 @@
  *   migratable:    enable-migration=on (QEMU >= 8.1), x-enable-migration=on before;
  *   simulated:     an emulated stand-in (`edu`, 1234:11e8) per GPU: a simulated host has no
  *                  /dev/vfio; the VM's status says what it stands for.
+ *
+ * The cloud-init seed is a read-only virtio-blk disk (raw, id "cidata"), the last device on
+ * the command line: NoCloud finds its file system by the label alone, every cloud image
+ * drives virtio-blk (its root disk is one), whereas a CD-ROM needs AHCI and sr_mod, which
+ * slim cloud kernels may leave out; and as the last device it moves no other device's PCI
+ * address (NIC names such as enp0s3 stay the same with or without a seed).
  */
 #pragma once
 
@@ -72,6 +78,8 @@ struct gv_qemu_runtime {
         const struct gv_vm_device *devices;
         size_t n_devices;
         bool paused;                     /* -S: wait for `cont` */
+        const char *seed_iso;            /* the cloud-init NoCloud seed (cloud-init.h); needed
+                                          * when the config has cloud_init */
 };
 
 /* What this machine's QEMU can do, probed once when the agent starts (the answer goes into the

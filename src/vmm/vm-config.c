@@ -11,6 +11,7 @@
 #include "util/enum-table.h"
 #include "util/json.h"
 #include "util/parse.h"
+#include "util/strv.h"
 #include "vmm/vm-config.h"
 
 static const char *const disk_kind_table[_GV_VM_DISK_MAX] = {
@@ -365,6 +366,221 @@ static int parse_gpu(const json_t *j, size_t i, struct gv_vm_gpu *g, struct gv_e
         return 0;
 }
 
+/* ---- cloud_init ---- */
+
+/* The key types sshd(8) takes in authorized_keys ("AUTHORIZED_KEYS FILE FORMAT"). */
+static const char *const ssh_key_types[] = {
+        "ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
+        "ssh-dss", NULL,
+};
+
+static int b64_value(char c)
+{
+        if (c >= 'A' && c <= 'Z')
+                return c - 'A';
+        if (c >= 'a' && c <= 'z')
+                return c - 'a' + 26;
+        if (c >= '0' && c <= '9')
+                return c - '0' + 52;
+        if (c == '+')
+                return 62;
+        if (c == '/')
+                return 63;
+        return -1;
+}
+
+/* Strict base64 (RFC 4648 §4, padded) of s[0..n) into out (at least n / 4 * 3 bytes);
+ * the number of bytes, or -EINVAL. */
+static ssize_t b64_decode(const char *s, size_t n, uint8_t *out)
+{
+        size_t o = 0;
+
+        if (n == 0 || n % 4)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i += 4) {
+                int v[4], pad = 0;
+                for (int k = 0; k < 4; k++) {
+                        char c = s[i + k];
+                        if (c == '=' && i + 4 == n && k >= 2) {
+                                v[k] = 0;
+                                pad++;
+                        } else if (pad || (v[k] = b64_value(c)) < 0) {
+                                return -EINVAL;
+                        }
+                }
+                uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
+                             (uint32_t)v[3];
+                out[o++] = (uint8_t)(w >> 16);
+                if (pad < 2)
+                        out[o++] = (uint8_t)(w >> 8);
+                if (pad < 1)
+                        out[o++] = (uint8_t)w;
+        }
+        return (ssize_t)o;
+}
+
+/* "TYPE BASE64 [COMMENT]": printable ASCII, a known TYPE, and key data that is base64 of an
+ * SSH public key blob naming the same TYPE (RFC 4253 §6.6: string type, then the key). */
+static int check_ssh_key(const char *key, const char *where, struct gv_error **err)
+{
+        size_t n = strlen(key), tlen, blen;
+        const char *blob;
+        ssize_t got;
+
+        if (n == 0 || n > GV_VM_MAX_SSH_KEY_LEN)
+                return gv_error_set(err, EINVAL, "%s: a public key is 1 to %u bytes, not %zu.",
+                                    where, GV_VM_MAX_SSH_KEY_LEN, n);
+        for (size_t i = 0; i < n; i++)
+                if (key[i] < 0x20 || key[i] > 0x7e)
+                        return gv_error_set(err, EINVAL, "%s: a public key is one line of "
+                                            "printable ASCII (byte %zu is 0x%02x); give each key "
+                                            "as its own string.", where, i,
+                                            (unsigned char)key[i]);
+        tlen = strcspn(key, " ");
+        bool known = false;
+        for (size_t i = 0; ssh_key_types[i]; i++)
+                if (strlen(ssh_key_types[i]) == tlen && strncmp(key, ssh_key_types[i], tlen) == 0)
+                        known = true;
+        if (!known) {
+                _cleanup_free_ char *types = strv_join((char **)ssh_key_types, ", ");
+                return gv_error_set(err, EINVAL, "%s: '%.*s' is not an SSH public key type; a "
+                                    "key is the line of an id_*.pub file (\"ssh-ed25519 AAAA... "
+                                    "user@host\", no options) and its type one of %s.", where,
+                                    (int)(tlen > 40 ? 40 : tlen), key, types);
+        }
+        blob = key + tlen + strspn(key + tlen, " ");
+        blen = strcspn(blob, " ");
+        _cleanup_free_ uint8_t *raw = xmalloc(blen / 4 * 3 + 3);
+        got = b64_decode(blob, blen, raw);
+        if (got < 0)
+                return gv_error_set(err, EINVAL, "%s: the key data after '%.*s' is not base64; "
+                                    "copy the whole line of the .pub file.", where, (int)tlen,
+                                    key);
+        if ((size_t)got < 4 + tlen || raw[0] || raw[1] || raw[2] != (tlen >> 8 & 0xff) ||
+            raw[3] != (tlen & 0xff) || memcmp(raw + 4, key, tlen) != 0)
+                return gv_error_set(err, EINVAL, "%s: the key data is not a '%.*s' key (it "
+                                    "names another type or is cut short); copy the whole line "
+                                    "of the .pub file.", where, (int)tlen, key);
+        return 0;
+}
+
+/* RFC 1123 host name: dot-separated labels of a-z 0-9 '-', 1-63 each, no '-' at either end. */
+static bool hostname_is_valid(const char *s)
+{
+        size_t n = strlen(s), label = 0;
+
+        if (n == 0 || n > GV_VM_MAX_HOSTNAME)
+                return false;
+        for (size_t i = 0; i <= n; i++) {
+                char c = s[i];
+                if (c == '.' || c == '\0') {
+                        if (label == 0 || label > 63 || s[i - 1] == '-')
+                                return false;
+                        label = 0;
+                } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                           (c == '-' && label > 0)) {
+                        label++;
+                } else {
+                        return false;
+                }
+        }
+        return true;
+}
+
+struct gv_vm_cloud_init *gv_vm_cloud_init_free(struct gv_vm_cloud_init *ci)
+{
+        if (!ci)
+                return NULL;
+        free(ci->user_data);
+        strv_free(ci->ssh_authorized_keys);
+        free(ci->hostname);
+        free(ci);
+        return NULL;
+}
+
+int gv_vm_cloud_init_from_json(const json_t *j, struct gv_vm_cloud_init **ret,
+                               struct gv_error **err)
+{
+        static const char *const keys[] = { "user_data", "ssh_authorized_keys", "hostname",
+                                            NULL };
+        _cleanup_(gv_vm_cloud_init_freep) struct gv_vm_cloud_init *ci =
+                xnew0(struct gv_vm_cloud_init, 1);
+        json_t *v;
+        int r;
+
+        if (!json_is_object(j))
+                return gv_error_set(err, EINVAL, "cloud_init: an object with user_data, "
+                                    "ssh_authorized_keys and hostname (each optional).");
+        r = check_keys(j, "cloud_init", keys, err);
+        if (r < 0)
+                return r;
+        v = json_object_get(j, "user_data");
+        if (v && !json_is_null(v)) {
+                if (!json_is_string(v))
+                        return gv_error_set(err, EINVAL, "cloud_init.user_data: a string (the "
+                                            "user data, e.g. \"#cloud-config\\n...\").");
+                size_t n = json_string_length(v);
+                if (n == 0 || n > GV_VM_MAX_USER_DATA)
+                        return gv_error_set(err, EINVAL, "cloud_init.user_data: 1 to %u bytes, "
+                                            "not %zu; leave it out for a minimal "
+                                            "#cloud-config.", GV_VM_MAX_USER_DATA, n);
+                if (strlen(json_string_value(v)) != n)
+                        return gv_error_set(err, EINVAL, "cloud_init.user_data: holds a NUL "
+                                            "byte; user data is text.");
+                ci->user_data = xstrdup(json_string_value(v));
+        }
+        v = json_object_get(j, "ssh_authorized_keys");
+        if (v && !json_is_null(v)) {
+                if (!json_is_array(v) || json_array_size(v) > GV_VM_MAX_SSH_KEYS)
+                        return gv_error_set(err, EINVAL, "cloud_init.ssh_authorized_keys: an "
+                                            "array of at most %u public keys (strings).",
+                                            GV_VM_MAX_SSH_KEYS);
+                for (size_t i = 0; i < json_array_size(v); i++) {
+                        json_t *k = json_array_get(v, i);
+                        char where[64];
+                        snprintf(where, sizeof(where), "cloud_init.ssh_authorized_keys[%zu]", i);
+                        if (!json_is_string(k))
+                                return gv_error_set(err, EINVAL, "%s: a public key is a "
+                                                    "string.", where);
+                        if (strlen(json_string_value(k)) != json_string_length(k))
+                                return gv_error_set(err, EINVAL, "%s: holds a NUL byte.",
+                                                    where);
+                        r = check_ssh_key(json_string_value(k), where, err);
+                        if (r < 0)
+                                return r;
+                        strv_extend(&ci->ssh_authorized_keys, json_string_value(k));
+                }
+        }
+        v = json_object_get(j, "hostname");
+        if (v && !json_is_null(v)) {
+                if (!json_is_string(v) || !hostname_is_valid(json_string_value(v)))
+                        return gv_error_set(err, EINVAL, "cloud_init.hostname: '%s' is not a "
+                                            "host name (labels of a-z, 0-9 and '-', 1-63 each, "
+                                            "not starting or ending with '-', joined by '.'; "
+                                            "at most %u bytes).",
+                                            json_is_string(v) ? json_string_value(v) : "?",
+                                            GV_VM_MAX_HOSTNAME);
+                ci->hostname = xstrdup(json_string_value(v));
+        }
+        *ret = TAKE_PTR(ci);
+        return 0;
+}
+
+json_t *gv_vm_cloud_init_to_json(const struct gv_vm_cloud_init *ci)
+{
+        json_t *o = json_object(), *keys = json_array();
+
+        if (ci->user_data)
+                json_object_set_new(o, "user_data", json_string(ci->user_data));
+        for (char **k = ci->ssh_authorized_keys; k && *k; k++)
+                json_array_append_new(keys, json_string(*k));
+        json_object_set_new(o, "ssh_authorized_keys", keys);
+        if (ci->hostname)
+                json_object_set_new(o, "hostname", json_string(ci->hostname));
+        return o;
+}
+
 static void derive_mac(const struct gv_uuid *u, size_t index, char out[18])
 {
         snprintf(out, 18, "52:54:00:%02x:%02x:%02x", u->b[13], u->b[14],
@@ -374,7 +590,7 @@ static void derive_mac(const struct gv_uuid *u, size_t index, char out[18])
 int gv_vm_config_from_json(const json_t *j, struct gv_vm_config **ret, struct gv_error **err)
 {
         static const char *const keys[] = { "name", "uuid", "vcpus", "memory_mib", "boot",
-                                            "disks", "nics", "gpus", NULL };
+                                            "disks", "nics", "gpus", "cloud_init", NULL };
         static const char *const boot_keys[] = { "kernel", "initrd", "append", NULL };
         _cleanup_(gv_vm_config_freep) struct gv_vm_config *c = xnew0(struct gv_vm_config, 1);
         const char *name = NULL, *uuid = NULL, *append = NULL;
@@ -509,6 +725,12 @@ int gv_vm_config_from_json(const json_t *j, struct gv_vm_config **ret, struct gv
                                 return r;
                 }
         }
+        a = json_object_get(j, "cloud_init");
+        if (a && !json_is_null(a)) {
+                r = gv_vm_cloud_init_from_json(a, &c->cloud_init, err);
+                if (r < 0)
+                        return r;
+        }
         *ret = TAKE_PTR(c);
         return 0;
 }
@@ -583,6 +805,8 @@ json_t *gv_vm_config_to_json(const struct gv_vm_config *c)
                 json_array_append_new(a, o);
         }
         json_object_set_new(j, "gpus", a);
+        if (c->cloud_init)
+                json_object_set_new(j, "cloud_init", gv_vm_cloud_init_to_json(c->cloud_init));
         return j;
 }
 
@@ -610,6 +834,7 @@ struct gv_vm_config *gv_vm_config_free(struct gv_vm_config *c)
                 free(c->gpus[i].type);
         }
         free(c->gpus);
+        gv_vm_cloud_init_free(c->cloud_init);
         free(c);
         return NULL;
 }

@@ -13,7 +13,10 @@
  *             {"mode": "bridge", "bridge": "br0", "mac": "52:54:00:12:34:56"}],
  *    "gpus": [{"mode": "passthrough", "gpu": "0"},
  *             {"mode": "vgpu", "type": "H100XM-20C", "gpu": "any"},
- *             {"mode": "mig-vgpu", "type": "H100XM-1-10C"}]}
+ *             {"mode": "mig-vgpu", "type": "H100XM-1-10C"}],
+ *    "cloud_init": {"user_data": "#cloud-config\n...",                 (optional: a NoCloud
+ *                   "ssh_authorized_keys": ["ssh-ed25519 AAAA... me@x"],  seed, cloud-init.h)
+ *                   "hostname": "web-1"}}
  * The parser is strict: unknown keys, wrong types, out-of-range numbers and names outside the
  * grammar are errors naming the member ("disks[1].size: '10X' is not a size").
  */
@@ -33,6 +36,10 @@
 #define GV_VM_MAX_NICS 8u
 #define GV_VM_MAX_GPUS 16u
 #define GV_VM_MAX_FORWARDS 32u
+#define GV_VM_MAX_USER_DATA (64u * 1024)  /* bytes of cloud-init user data */
+#define GV_VM_MAX_SSH_KEYS 32u
+#define GV_VM_MAX_SSH_KEY_LEN 8192u       /* sshd(8): an authorized_keys line is at most 8 KB */
+#define GV_VM_MAX_HOSTNAME 253u
 
 enum gv_vm_disk_kind {
         GV_VM_DISK_OVERLAY, /* created: qcow2 overlay on `base` */
@@ -91,6 +98,21 @@ struct gv_vm_gpu {
         char *type; /* VGPU, MIG_VGPU: the vGPU type name */
 };
 
+/* A cloud-init NoCloud seed (src/vmm/cloud-init.h writes it). */
+struct gv_vm_cloud_init {
+        char *user_data;            /* as given; NULL: a minimal #cloud-config */
+        char **ssh_authorized_keys; /* strv; NULL when none. "TYPE BASE64 [COMMENT]", printable
+                                     * ASCII, TYPE a known key type matching the key data */
+        char *hostname;             /* NULL: the VM's name */
+};
+struct gv_vm_cloud_init *gv_vm_cloud_init_free(struct gv_vm_cloud_init *ci);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct gv_vm_cloud_init *, gv_vm_cloud_init_free);
+/* The "cloud_init" member alone (the controller checks a VM request with it before placing
+ * it); errors name the member ("cloud_init.ssh_authorized_keys[1]: ..."). */
+int gv_vm_cloud_init_from_json(const json_t *j, struct gv_vm_cloud_init **ret,
+                               struct gv_error **err);
+json_t *gv_vm_cloud_init_to_json(const struct gv_vm_cloud_init *ci);
+
 struct gv_vm_config {
         char *name;
         char uuid[GV_UUID_STR_LEN + 1];
@@ -103,6 +125,7 @@ struct gv_vm_config {
         size_t n_nics;
         struct gv_vm_gpu *gpus;
         size_t n_gpus;
+        struct gv_vm_cloud_init *cloud_init; /* NULL: no seed */
 };
 
 /* Parse and validate; a missing uuid is generated, a missing MAC derived. */

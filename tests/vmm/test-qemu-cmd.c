@@ -197,6 +197,34 @@ static void test_golden_standin(void **state)
                                         "read-only=on,discard=unmap"));
 }
 
+/* A cloud-init seed: a read-only virtio-blk disk after every other device. */
+static void test_golden_cloud_init(void **state)
+{
+        (void)state;
+        _cleanup_(gv_vm_config_freep) struct gv_vm_config *c = config(
+                "{\"name\": \"ci\", " BASE_VM ", \"gpus\": [{\"mode\": \"passthrough\"}],"
+                " \"cloud_init\": {\"hostname\": \"ci-host\"}}");
+        char *fns[] = { "0000:18:00.0" };
+        struct gv_vm_device dev = { .kind = GV_VM_DEV_VFIO_HOST, .functions = fns,
+                                    .n_functions = 1 };
+        struct gv_qemu_runtime rt = runtime(GV_ACCEL_KVM);
+        _cleanup_strv_free_ char **argv = NULL;
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        char **none = NULL;
+
+        rt.devices = &dev;
+        rt.n_devices = 1;
+        /* Without the image QEMU would start without the seed the VM asks for. */
+        assert_int_equal(gv_qemu_argv(c, &rt, &none, &e), -EINVAL);
+        assert_null(none);
+        assert_non_null(strstr(e->msg, "seed"));
+        rt.seed_iso = "/var/lib/gpuvirt/vms/ci/disks/seed,1.iso";
+        assert_int_equal(gv_qemu_argv(c, &rt, &argv, NULL), 0);
+        check_golden("cloud-init", argv);
+        assert_string_equal(argv[strv_length(argv) - 1],
+                            "virtio-blk-pci,drive=cidata,id=cidata-dev");
+}
+
 static void expect_error(const struct gv_vm_config *c, const struct gv_qemu_runtime *rt,
                          const char *needle)
 {
@@ -412,6 +440,7 @@ int main(void)
                 cmocka_unit_test(test_golden_vgpu_vendor_vfio),
                 cmocka_unit_test(test_golden_mig_vgpu),
                 cmocka_unit_test(test_golden_standin),
+                cmocka_unit_test(test_golden_cloud_init),
                 cmocka_unit_test(test_errors),
                 cmocka_unit_test(test_escape),
                 cmocka_unit_test(test_accel_probe),

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The VM definition parser: defaults, the canonical round trip, and every rejection naming the
  * member at fault. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -150,12 +151,143 @@ static void test_rejections(void **state)
                   "\"../../etc\"}]}", "not a GPU selector");
 }
 
+/* ---- cloud_init ---- */
+
+/* Well-formed public keys: the base64 holds the SSH wire form naming the same type. */
+#define ED_KEY "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f"
+#define EC_KEY                                                                                  \
+        "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBAABAgMEBQYHCAkK" \
+        "CwwNDg8QERITFBUWFxgZGhscHR4fICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
+#define CI_VM(ci) "{\"name\": \"a\", \"cloud_init\": " ci "}"
+
+static void test_cloud_init(void **state)
+{
+        (void)state;
+        _cleanup_(gv_vm_config_freep) struct gv_vm_config *c = parse_ok(CI_VM(
+                "{\"user_data\": \"#cloud-config\\npackages: [htop]\\n\","
+                " \"ssh_authorized_keys\": [\"" ED_KEY " me@laptop\", \"" EC_KEY "\"],"
+                " \"hostname\": \"web-1.example.org\"}"));
+        _cleanup_(gv_vm_config_freep) struct gv_vm_config *c2 = NULL, *none = NULL;
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        _cleanup_json_ json_t *j = NULL, *j2 = NULL;
+
+        assert_non_null(c->cloud_init);
+        assert_string_equal(c->cloud_init->user_data, "#cloud-config\npackages: [htop]\n");
+        assert_string_equal(c->cloud_init->ssh_authorized_keys[0], ED_KEY " me@laptop");
+        assert_string_equal(c->cloud_init->ssh_authorized_keys[1], EC_KEY);
+        assert_null(c->cloud_init->ssh_authorized_keys[2]);
+        assert_string_equal(c->cloud_init->hostname, "web-1.example.org");
+
+        /* Canonical round trip: the seed survives config.json. */
+        j = gv_vm_config_to_json(c);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(j, "cloud_init"),
+                                                              "hostname")),
+                            "web-1.example.org");
+        assert_int_equal(gv_vm_config_from_json(j, &c2, &e), 0);
+        j2 = gv_vm_config_to_json(c2);
+        assert_true(json_equal(j, j2));
+
+        /* Absent and null mean no seed; an empty object is a seed with the defaults. */
+        none = parse_ok("{\"name\": \"a\", \"cloud_init\": null}");
+        assert_null(none->cloud_init);
+        none = gv_vm_config_free(none);
+        none = parse_ok(CI_VM("{}"));
+        assert_non_null(none->cloud_init);
+        assert_null(none->cloud_init->user_data);
+        assert_null(none->cloud_init->ssh_authorized_keys);
+        assert_null(none->cloud_init->hostname);
+}
+
+static void test_cloud_init_rejections(void **state)
+{
+        (void)state;
+        _cleanup_free_ char *big = xmalloc(GV_VM_MAX_USER_DATA + 2);
+        _cleanup_free_ char *too_big = NULL, *max_ok = NULL, *many = NULL, *long_key = NULL;
+
+        parse_bad(CI_VM("\"#cloud-config\""), "cloud_init: an object");
+        parse_bad(CI_VM("{\"userdata\": \"x\"}"), "cloud_init: unknown member 'userdata'");
+        parse_bad(CI_VM("{\"user_data\": 7}"), "cloud_init.user_data: a string");
+        parse_bad(CI_VM("{\"user_data\": \"\"}"), "cloud_init.user_data: 1 to 65536 bytes");
+        {
+                /* The JSON reader refuses \u0000; a document built in memory may hold one. */
+                _cleanup_json_ json_t *ci = json_pack("{s:s%}", "user_data", "a\0b", (size_t)3);
+                _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+                struct gv_vm_cloud_init *out = NULL;
+                assert_int_equal(gv_vm_cloud_init_from_json(ci, &out, &e), -EINVAL);
+                assert_null(out);
+                assert_non_null(strstr(e->msg, "cloud_init.user_data: holds a NUL"));
+        }
+        /* 64 KiB is the most. */
+        memset(big, 'x', GV_VM_MAX_USER_DATA + 1);
+        big[GV_VM_MAX_USER_DATA + 1] = 0;
+        too_big = xasprintf(CI_VM("{\"user_data\": \"%s\"}"), big);
+        parse_bad(too_big, "not 65537");
+        big[GV_VM_MAX_USER_DATA] = 0;
+        max_ok = xasprintf(CI_VM("{\"user_data\": \"%s\"}"), big);
+        gv_vm_config_free(parse_ok(max_ok));
+
+        parse_bad(CI_VM("{\"ssh_authorized_keys\": \"" ED_KEY "\"}"),
+                  "cloud_init.ssh_authorized_keys: an array of at most 32");
+        parse_bad(CI_VM("{\"ssh_authorized_keys\": [1]}"),
+                  "cloud_init.ssh_authorized_keys[0]: a public key is a string");
+        parse_bad(CI_VM("{\"ssh_authorized_keys\": [\"\"]}"),
+                  "cloud_init.ssh_authorized_keys[0]: a public key is 1 to 8192 bytes");
+        parse_bad(CI_VM("{\"ssh_authorized_keys\": [\"" ED_KEY "\", \"ssh-foo AAAA\"]}"),
+                  "cloud_init.ssh_authorized_keys[1]: 'ssh-foo' is not an SSH public key type");
+        /* Options (from="...", command="...") are not taken: a key starts with its type. */
+        parse_bad(CI_VM("{\"ssh_authorized_keys\": [\"from=\\\"10.0.0.1\\\" " ED_KEY "\"]}"),
+                  "is not an SSH public key type");
+        parse_bad(CI_VM("{\"ssh_authorized_keys\": [\"" ED_KEY " a\\nssh-rsa x\"]}"),
+                  "[0]: a public key is one line of printable ASCII (byte 82 is 0x0a)");
+        parse_bad(CI_VM("{\"ssh_authorized_keys\": [\"ssh-ed25519 AAAA$$$$ me\"]}"),
+                  "[0]: the key data after 'ssh-ed25519' is not base64");
+        parse_bad(CI_VM("{\"ssh_authorized_keys\": [\"ssh-ed25519\"]}"), "is not base64");
+        /* The type in front must be the one inside the key data. */
+        parse_bad(CI_VM("{\"ssh_authorized_keys\": [\"ssh-rsa "
+                        "AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f\"]}"),
+                  "[0]: the key data is not a 'ssh-rsa' key");
+        parse_bad(CI_VM("{\"ssh_authorized_keys\": [\"ssh-ed25519 AAAAC3NzaC1lZA==\"]}"),
+                  "is cut short");
+        /* At most 32 keys, each at most 8 KiB. */
+        many = xstrdup("");
+        for (int i = 0; i < 33; i++) {
+                char *x = xasprintf("%s%s\"%s\"", many, i ? ", " : "", ED_KEY);
+                free(many);
+                many = x;
+        }
+        char *m = xasprintf(CI_VM("{\"ssh_authorized_keys\": [%s]}"), many);
+        parse_bad(m, "at most 32 public keys");
+        free(m);
+        memset(big, 'c', 8192);
+        big[8192 - strlen(ED_KEY) - 1] = 0;
+        long_key = xasprintf(CI_VM("{\"ssh_authorized_keys\": [\"" ED_KEY " %s\"]}"), big);
+        gv_vm_config_free(parse_ok(long_key)); /* exactly 8192 bytes */
+        free(long_key);
+        big[8192 - strlen(ED_KEY) - 1] = 'c';
+        big[8192 - strlen(ED_KEY)] = 0;
+        long_key = xasprintf(CI_VM("{\"ssh_authorized_keys\": [\"" ED_KEY " %s\"]}"), big);
+        parse_bad(long_key, "1 to 8192 bytes, not 8193");
+
+        parse_bad(CI_VM("{\"hostname\": \"web_1\"}"), "cloud_init.hostname: 'web_1' is not a "
+                  "host name");
+        parse_bad(CI_VM("{\"hostname\": \"-web\"}"), "'-web' is not a host name");
+        parse_bad(CI_VM("{\"hostname\": \"web-\"}"), "'web-' is not a host name");
+        parse_bad(CI_VM("{\"hostname\": \"a..b\"}"), "'a..b' is not a host name");
+        parse_bad(CI_VM("{\"hostname\": \"Web\"}"), "'Web' is not a host name");
+        parse_bad(CI_VM("{\"hostname\": 5}"), "cloud_init.hostname");
+        /* a 64-byte label */
+        parse_bad(CI_VM("{\"hostname\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}"), "is not a host name");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_full_round_trip),
                 cmocka_unit_test(test_rejections),
+                cmocka_unit_test(test_cloud_init),
+                cmocka_unit_test(test_cloud_init_rejections),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

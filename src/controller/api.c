@@ -32,7 +32,8 @@
 #define STOP_TIMEOUT_MAX_S 3600u
 
 enum { NONE = -1, VIEWER = GV_ROLE_VIEWER, OPERATOR = GV_ROLE_OPERATOR, ADMIN = GV_ROLE_ADMIN };
-enum query_kind { Q_NONE, Q_WAIT, Q_LIMIT, Q_AFTER };
+/* Q_UPLOAD: no query parameters, and the body is streamed to a file (route.h body_to_file). */
+enum query_kind { Q_NONE, Q_WAIT, Q_LIMIT, Q_AFTER, Q_UPLOAD };
 
 struct call {
         struct gv_http_request *req;
@@ -368,10 +369,16 @@ static int do_image_register(struct call *k, struct gv_error **err)
 
 static int do_image_upload(struct call *k, struct gv_error **err)
 {
-        (void)k;
-        return gv_error_set(err, ENOSYS, "uploading images is not implemented yet: copy the "
-                            "file to the hosts and register it with POST /api/v1/images "
-                            "{\"name\", \"path\"}.");
+        const char *tmp = gv_http_body_path(k->req);
+        json_t *img = NULL;
+        int r;
+
+        if (!tmp)
+                return gv_error_set(err, ENOSYS, "This controller keeps no uploaded images; "
+                                    "copy the file to the hosts and register it with POST "
+                                    "/api/v1/images {\"name\", \"path\"}.");
+        r = gv_controller_image_upload(k->c, param(k, "image"), tmp, &img, err);
+        return r < 0 ? r : answer(k, 201, img);
 }
 
 static int do_image_delete(struct call *k, struct gv_error **err)
@@ -602,7 +609,8 @@ static int serve(struct gv_http_request *req, void *userdata, int needed, enum q
 GV_CONTROLLER_API_ROUTES(HANDLER)
 #undef HANDLER
 
-#define ROUTE(method, pattern, name, role, query) { method, pattern, h_##name },
+#define ROUTE(method, pattern, name, role, query) \
+        { method, pattern, h_##name, (query) == Q_UPLOAD },
 static const struct gv_http_route routes[] = { GV_CONTROLLER_API_ROUTES(ROUTE) };
 #undef ROUTE
 

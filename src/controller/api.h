@@ -30,7 +30,7 @@ extern const size_t gv_controller_openapi_json_len;
 
 /* Every route once: X(method, pattern, handler name, minimum role, query parameters), the role
  * one of NONE, VIEWER, OPERATOR, ADMIN, the query one of Q_NONE, Q_WAIT (?wait=SECONDS),
- * Q_LIMIT (?limit=N), Q_AFTER (?after=SEQ). api.c makes the handlers and the table from it;
+ * Q_LIMIT (?limit=N), Q_AFTER (?after=SEQ), Q_UPLOAD (none, and the body goes to a file). api.c makes the handlers and the table from it;
  * tests/controller/test-openapi.c compares it with the OpenAPI document. */
 #define GV_CONTROLLER_API_ROUTES(X)                                                            \
         X("GET", "/api/v1/openapi.json", openapi, NONE, Q_NONE)                                \
@@ -56,7 +56,7 @@ extern const size_t gv_controller_openapi_json_len;
         X("GET", "/api/v1/events", events, VIEWER, Q_AFTER)                                    \
         X("GET", "/api/v1/images", images, VIEWER, Q_NONE)                                     \
         X("POST", "/api/v1/images", image_register, OPERATOR, Q_NONE)                          \
-        X("PUT", "/api/v1/images/{image}", image_upload, OPERATOR, Q_NONE)                     \
+        X("PUT", "/api/v1/images/{image}", image_upload, OPERATOR, Q_UPLOAD)                   \
         X("DELETE", "/api/v1/images/{image}", image_delete, OPERATOR, Q_NONE)                  \
         X("GET", "/api/v1/tokens", tokens, ADMIN, Q_NONE)                                      \
         X("POST", "/api/v1/tokens", token_create, ADMIN, Q_NONE)                               \

@@ -24,6 +24,7 @@
 
 struct gv_controller {
         struct gv_controller_config cfg;
+        char *image_dir;                  /* cfg.image_dir, owned */
         struct gv_store *store;
         struct gv_catalog *catalog;
         pthread_mutex_t mu;

@@ -49,6 +49,8 @@ int gv_controller_new(const struct gv_controller_config *cfg, struct gv_controll
         int r;
 
         c->cfg = *cfg;
+        c->image_dir = cfg->image_dir ? xstrdup(cfg->image_dir) : NULL;
+        c->cfg.image_dir = c->image_dir;
         if (c->cfg.host_down_after_ms <= 0)
                 c->cfg.host_down_after_ms = 15000;
         if (c->cfg.poll_interval_ms <= 0)
@@ -108,6 +110,7 @@ struct gv_controller *gv_controller_free(struct gv_controller *c)
         strv_free(c->gpu_pci);
         gv_catalog_free(c->catalog);
         gv_store_free(c->store);
+        free(c->image_dir);
         pthread_cond_destroy(&c->cond);
         pthread_mutex_destroy(&c->notify_mu);
         pthread_mutex_destroy(&c->mu);

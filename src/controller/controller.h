@@ -24,6 +24,7 @@ struct gv_controller_config {
         int host_down_after_ms;       /* no heartbeat for this long: host down; 0: 15 s */
         int poll_interval_ms;         /* inventory and VM state polled from each agent; 0: 2 s */
         int agent_timeout_ms;         /* one agent call; 0: 120 s (a start may take a while) */
+        const char *image_dir;        /* where uploaded images are kept; NULL: no uploads */
 };
 
 struct gv_controller;
@@ -110,6 +111,11 @@ json_t *gv_controller_images(struct gv_controller *c);
 int gv_controller_image_register(struct gv_controller *c, const json_t *body, json_t **ret,
                                  struct gv_error **err);
 int gv_controller_image_delete(struct gv_controller *c, const char *name, struct gv_error **err);
+/* An uploaded file (complete, in the same file system as image_dir) becomes image `name`:
+ * moved to image_dir/NAME (never over an existing file), probed and registered as
+ * gv_controller_image_register() does; on failure nothing is left. */
+int gv_controller_image_upload(struct gv_controller *c, const char *name, const char *tmp_path,
+                               json_t **ret, struct gv_error **err);
 
 /* ---- events (events.c) ---- */
 

@@ -7,11 +7,15 @@
  * refuses while a VM's spec names the image.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "controller/controller-internal.h"
 #include "util/alloc.h"
+#include "util/fileio.h"
 #include "util/json.h"
 #include "util/parse.h"
 #include "util/strv.h"
@@ -175,6 +179,10 @@ int gv_controller_image_delete(struct gv_controller *c, const char *name, struct
                 return r;
         }
         int64_t gen = o.generation;
+        /* An uploaded image's file is ours (image_dir/NAME): it goes with the image. */
+        _cleanup_free_ char *own = c->image_dir ? gv_path_join(c->image_dir, name) : NULL;
+        const char *path = json_string_value(json_object_get(o.doc, "path"));
+        bool owned = own && path && strcmp(own, path) == 0;
         gv_store_obj_done(&o);
 
         _cleanup_strv_free_ char **users = NULL;
@@ -190,5 +198,44 @@ int gv_controller_image_delete(struct gv_controller *c, const char *name, struct
         struct gv_store_write w = { .op = GV_STORE_DELETE, .kind = GV_STORE_IMAGE, .key = name,
                                     .generation = gen };
         _cleanup_free_ char *subject = xasprintf("image/%s", name);
-        return gv_ctl_write_event(c, &w, 1, "image.deleted", subject, NULL, err);
+        r = gv_ctl_write_event(c, &w, 1, "image.deleted", subject, NULL, err);
+        if (r >= 0 && owned)
+                (void)unlink(own);
+        return r;
+}
+
+int gv_controller_image_upload(struct gv_controller *c, const char *name, const char *tmp_path,
+                               json_t **ret, struct gv_error **err)
+{
+        _cleanup_free_ char *dest = NULL;
+        json_t *body;
+        int r;
+
+        if (!c->image_dir)
+                return gv_error_set(err, ENOSYS, "This controller keeps no uploaded images; copy "
+                                    "the file to the hosts and register it with POST "
+                                    "/api/v1/images {\"name\", \"path\"}.");
+        if (!gv_name_is_valid(name))
+                return gv_error_set(err, EINVAL, "image name '%s' is not valid: use 1-63 of "
+                                    "a-z 0-9 . _ - starting with a letter or digit.", name);
+        r = gv_mkdir_p(c->image_dir, 0700);
+        if (r < 0)
+                return gv_error_set(err, -r, "Cannot create the image directory '%s': %s.",
+                                    c->image_dir, strerror(-r));
+        dest = gv_path_join(c->image_dir, name);
+        /* Never over an image (or any file) already there. */
+        if (renameat2(AT_FDCWD, tmp_path, AT_FDCWD, dest, RENAME_NOREPLACE) < 0) {
+                r = -errno;
+                if (r == -EEXIST)
+                        return gv_error_set(err, EEXIST, "image '%s' exists (%s); delete it first "
+                                            "or choose another name.", name, dest);
+                return gv_error_set(err, -r, "Cannot move the upload to '%s': %s.", dest,
+                                    strerror(-r));
+        }
+        body = json_pack("{s:s, s:s}", "name", name, "path", dest);
+        r = gv_controller_image_register(c, body, ret, err);
+        json_decref(body);
+        if (r < 0)
+                (void)unlink(dest);
+        return r;
 }

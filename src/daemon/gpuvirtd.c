@@ -230,8 +230,10 @@ static int start_controller(struct daemon *d, struct gv_error **err)
         _cleanup_free_ char *sock = d->api_socket
                                             ? xstrdup(d->api_socket)
                                             : gv_path_join(d->agent.state_dir, "gpuvirt.sock");
+        _cleanup_free_ char *images = gv_path_join(d->agent.state_dir, "images");
         struct gv_controller_config cc = { .store_url = store,
-                                           .host_down_after_ms = d->host_down_after_ms };
+                                           .host_down_after_ms = d->host_down_after_ms,
+                                           .image_dir = images };
         size_t n_routes;
         const struct gv_http_route *routes = gv_controller_api_routes(&n_routes);
         int r = gv_controller_new(&cc, &d->ctl, err);
@@ -239,7 +241,12 @@ static int start_controller(struct daemon *d, struct gv_error **err)
         if (r < 0)
                 return r;
         d->ctl_api.controller = d->ctl;
-        struct gv_http_config hc = { .unix_path = sock, .tcp_address = d->api_listen };
+        /* Uploads are written next to where they are kept, so keeping one is a rename. */
+        r = gv_mkdir_p(images, 0700);
+        if (r < 0)
+                return gv_error_set(err, -r, "Cannot create '%s': %s.", images, strerror(-r));
+        struct gv_http_config hc = { .unix_path = sock, .tcp_address = d->api_listen,
+                                     .upload_dir = images };
         r = gv_http_server_new(&hc, routes, n_routes, &d->ctl_api, &d->ctl_srv, err);
         if (r < 0)
                 return r;

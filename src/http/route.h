@@ -37,6 +37,9 @@ struct gv_http_route {
         const char *method;      /* "GET", "HEAD", "POST", "PUT", "PATCH" or "DELETE" */
         const char *pattern;     /* "/v1/vms/{name}/start" */
         gv_http_handler handler;
+        /* The body is not collected in memory but written to a file in the server's
+         * upload_dir (uploads of disk images): the handler takes it with gv_http_body_path(). */
+        bool body_to_file;
 };
 
 /* Limits of a pattern. */

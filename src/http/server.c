@@ -50,6 +50,8 @@ struct gv_http_server {
         size_t n_routes;
         void *userdata;
         size_t max_body;
+        char *upload_dir;
+        uint64_t max_upload;
         void (*on_complete)(void *userdata, const struct gv_http_request *req);
 
         struct listener unix_l, tcp_l;
@@ -79,6 +81,11 @@ struct gv_http_request {
         size_t body_len;
         size_t body_cap;
         size_t discarded; /* bytes dropped after the body passed the cap (chunked uploads) */
+        /* body_to_file routes */
+        char *upload_path;
+        int upload_fd;
+        uint64_t upload_len;
+        int upload_error; /* positive errno of a failed write: answered after the body */
 
         struct MHD_Response *response; /* made by a reply, not yet queued */
         unsigned status;               /* of the reply made */
@@ -399,6 +406,21 @@ int gv_http_peer_cred(const struct gv_http_request *req, uid_t *ret_uid, gid_t *
 /* ---------------------------------------------------------------------------------------- */
 /* Request lifecycle                                                                           */
 
+/* What the handler did not take is removed before the reply goes out, so a client that reads
+ * the reply never finds it. */
+static void upload_drop(struct gv_http_request *req)
+{
+        if (req->upload_fd >= 0) {
+                close(req->upload_fd);
+                req->upload_fd = -1;
+        }
+        if (req->upload_path) {
+                (void)unlink(req->upload_path);
+                free(req->upload_path);
+                req->upload_path = NULL;
+        }
+}
+
 static struct gv_http_request *request_free(struct gv_http_request *req)
 {
         if (!req)
@@ -407,6 +429,7 @@ static struct gv_http_request *request_free(struct gv_http_request *req)
                 MHD_destroy_response(req->response);
         gv_http_route_match_done(&req->match);
         strv_free(req->query_values);
+        upload_drop(req); /* a request that ended before its body did */
         free(req->body);
         free(req->method);
         free(req->path);
@@ -440,6 +463,79 @@ static void reply_too_big(struct gv_http_request *req)
                                     req->srv->max_body);
 }
 
+const char *gv_http_body_path(const struct gv_http_request *req)
+{
+        return req->upload_path;
+}
+
+uint64_t gv_http_body_file_size(const struct gv_http_request *req)
+{
+        return req->upload_len;
+}
+
+/* A body_to_file route: the body goes to a new file in upload_dir. */
+static int upload_begin(struct gv_http_request *req)
+{
+        struct gv_http_server *s = req->srv;
+        const char *cl = gv_http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        uint64_t n = 0;
+
+        if (!s->upload_dir) {
+                (void)gv_http_reply_problem(req, 501, "not-implemented", NULL,
+                                            "This server takes no uploads (no upload "
+                                            "directory is configured).");
+                return 1;
+        }
+        if (!cl) {
+                (void)gv_http_reply_problem(req, 411, "length-required", NULL,
+                                            "An upload needs Content-Length (its size in "
+                                            "bytes).");
+                return 1;
+        }
+        if (gv_parse_u64(cl, 10, &n) < 0 || n > s->max_upload) {
+                (void)gv_http_reply_problem(req, 413, "too-large", NULL,
+                                            "Content-Length '%s' is not a size up to %" PRIu64
+                                            " bytes.", cl, s->max_upload);
+                return 1;
+        }
+        req->upload_path = xasprintf("%s/.upload-%s", s->upload_dir, req->id);
+        req->upload_fd = open(req->upload_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+                                                        O_NOFOLLOW, 0600);
+        if (req->upload_fd < 0) {
+                int e = errno;
+                (void)gv_http_reply_problem(req, 507, "insufficient-storage", NULL,
+                                            "Cannot create '%s' for the upload: %s.",
+                                            req->upload_path, strerror(e));
+                free(req->upload_path);
+                req->upload_path = NULL;
+                return 1;
+        }
+        return 0;
+}
+
+
+static void upload_append(struct gv_http_request *req, const char *data, size_t n)
+{
+        if (req->upload_error)
+                return;
+        if (n > req->srv->max_upload - MIN(req->upload_len, req->srv->max_upload)) {
+                req->upload_error = EFBIG;
+                return;
+        }
+        while (n) {
+                ssize_t w = write(req->upload_fd, data, n);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w <= 0) {
+                        req->upload_error = w < 0 ? errno : EIO;
+                        return;
+                }
+                data += w;
+                n -= (size_t)w;
+                req->upload_len += (uint64_t)w;
+        }
+}
+
 /* The first call: headers are in. 1 when a reply is ready now (no body will be read). */
 static int request_begin(struct gv_http_request *req)
 {
@@ -465,6 +561,8 @@ static int request_begin(struct gv_http_request *req)
         }
         req->routed = true;
 
+        if (req->match.route->body_to_file)
+                return upload_begin(req);
         const char *cl = gv_http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
                 uint64_t n;
@@ -516,6 +614,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 
         if (!req) {
                 req = xnew0(struct gv_http_request, 1);
+                req->upload_fd = -1;
                 req->srv = l->srv;
                 req->conn = conn;
                 req->is_unix = l->is_unix;
@@ -533,6 +632,26 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                 /* Answered early: whatever body still comes is dropped. */
                 *upload_data_size = 0;
                 return MHD_YES;
+        }
+        if (*upload_data_size > 0 && req->upload_path) {
+                upload_append(req, upload_data, *upload_data_size);
+                *upload_data_size = 0;
+                return MHD_YES;
+        }
+        if (req->upload_path) {
+                int e = req->upload_error;
+                if (!e && close(req->upload_fd) < 0 && errno != EINTR)
+                        e = errno;
+                req->upload_fd = -1;
+                if (e) {
+                        (void)gv_http_reply_problem(req, e == EFBIG ? 413 : 507,
+                                                    e == EFBIG ? "too-large"
+                                                               : "insufficient-storage",
+                                                    NULL, "The upload could not be kept: %s.",
+                                                    strerror(e));
+                        upload_drop(req);
+                        return queue_reply(req);
+                }
         }
         if (*upload_data_size > 0) {
                 size_t n = *upload_data_size;
@@ -554,6 +673,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         }
 
         request_dispatch(req);
+        upload_drop(req);
         return queue_reply(req);
 }
 
@@ -804,6 +924,8 @@ int gv_http_server_new(const struct gv_http_config *cfg, const struct gv_http_ro
         s->n_routes = n_routes;
         s->userdata = userdata;
         s->max_body = cfg->max_body ? cfg->max_body : GV_HTTP_MAX_BODY_DEFAULT;
+        s->upload_dir = cfg->upload_dir ? xstrdup(cfg->upload_dir) : NULL;
+        s->max_upload = cfg->max_upload ? cfg->max_upload : (1ull << 40);
         s->on_complete = cfg->on_complete;
         s->lock_fd = -1;
         s->unix_l.is_unix = true;
@@ -863,6 +985,7 @@ struct gv_http_server *gv_http_server_free(struct gv_http_server *s)
         safe_close(s->stop_fd);
         free(s->unix_path);
         free(s->lock_path);
+        free(s->upload_dir);
         free(s);
         return NULL;
 }

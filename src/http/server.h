@@ -48,6 +48,10 @@ struct gv_http_config {
          * (gv_http_server_tcp_port()). NULL: no TCP listener. */
         const char *tcp_address;
         size_t max_body;           /* request body cap in bytes; 0: GV_HTTP_MAX_BODY_DEFAULT */
+        /* Routes with body_to_file: their bodies go to a file "upload_dir/.upload-ID" (0600),
+         * up to max_upload bytes (0: 1 TiB). NULL: such routes answer 501. */
+        const char *upload_dir;
+        uint64_t max_upload;
         unsigned max_connections;  /* per listener; 0: GV_HTTP_MAX_CONNECTIONS_DEFAULT */
         unsigned timeout_s;        /* idle connection timeout; 0: GV_HTTP_TIMEOUT_DEFAULT_S */
         /* Called once per finished request (from the connection's thread), e.g. for an access
@@ -98,6 +102,12 @@ int gv_http_peer_cred(const struct gv_http_request *req, uid_t *ret_uid, gid_t *
                       pid_t *ret_pid);
 /* The HTTP status answered, once a reply was queued (on_complete); 0 before. */
 unsigned gv_http_status(const struct gv_http_request *req);
+
+/* A body_to_file route's body: the file it was written to (complete when the handler runs),
+ * or NULL. The handler may rename it away; what is left is removed with the request. */
+const char *gv_http_body_path(const struct gv_http_request *req);
+/* Its size in bytes. */
+uint64_t gv_http_body_file_size(const struct gv_http_request *req);
 
 /* ---- Replies: one per request; a second returns -EALREADY and changes nothing ---- */
 

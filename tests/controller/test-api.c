@@ -6,6 +6,7 @@
  * bad key, the token secret not replayed), images (register, duplicate, bad file, delete),
  * 404/405, operations, and the event stream (history, resume, keep-alive).
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -29,6 +31,7 @@
 struct fx {
         char dir[64];
         char *store_url;
+        char *images;
         char *sock;
         char *unix_ep;
         char *tcp_ep;
@@ -46,7 +49,9 @@ static int setup(void **state _unused_)
         strcpy(F.dir, "/tmp/test-api-XXXXXX");
         assert_non_null(mkdtemp(F.dir));
         F.store_url = xasprintf("sqlite:%s/gpuvirt.db", F.dir);
-        struct gv_controller_config cfg = { .store_url = F.store_url };
+        F.images = xasprintf("%s/images", F.dir);
+        assert_int_equal(mkdir(F.images, 0700), 0);
+        struct gv_controller_config cfg = { .store_url = F.store_url, .image_dir = F.images };
         if (gv_controller_new(&cfg, &F.c, &e) < 0) {
                 static char why[512];
                 snprintf(why, sizeof(why), "the controller core cannot start here: %s",
@@ -58,7 +63,8 @@ static int setup(void **state _unused_)
         F.sock = xasprintf("%s/ctl.sock", F.dir);
         size_t n;
         const struct gv_http_route *routes = gv_controller_api_routes(&n);
-        struct gv_http_config hc = { .unix_path = F.sock, .tcp_address = "127.0.0.1:0" };
+        struct gv_http_config hc = { .unix_path = F.sock, .tcp_address = "127.0.0.1:0",
+                                     .upload_dir = F.images };
         if (gv_http_server_new(&hc, routes, n, &F.api, &F.srv, &e) < 0)
                 fail_msg("server: %s", gv_error_msg(e, -EIO));
         F.unix_ep = xasprintf("unix:%s", F.sock);
@@ -72,6 +78,7 @@ static int teardown(void **state _unused_)
         gv_controller_free(F.c);
         (void)gv_rm_rf(F.dir);
         free(F.store_url);
+        free(F.images);
         free(F.sock);
         free(F.unix_ep);
         free(F.tcp_ep);
@@ -208,6 +215,19 @@ static void test_roles(void **state _unused_)
         reply_done(&r);
 }
 
+static int count_files(const char *dir)
+{
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        int n = 0;
+        assert_non_null(d);
+        while ((de = readdir(d)))
+                if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, ".."))
+                        n++;
+        closedir(d);
+        return n;
+}
+
 static void test_bad_input(void **state _unused_)
 {
         SKIP_IF_NO_CORE();
@@ -259,8 +279,15 @@ static void test_bad_input(void **state _unused_)
         assert_non_null(strstr(gv_http_client_reply_header(&r.r, "Allow"), "POST"));
         reply_done(&r);
         call(F.unix_ep, "PUT", "/api/v1/images/x", "bytes", NULL, NULL, &r);
-        expect_problem(&r, 501, "POST /api/v1/images");
+        expect_problem(&r, 400, "not a disk image");
         reply_done(&r);
+        call(F.unix_ep, "PUT", "/api/v1/images/Bad_Name", "bytes", NULL, NULL, &r);
+        expect_problem(&r, 400, "not a valid name");
+        reply_done(&r);
+        /* Nothing of the refused uploads is left. */
+        _cleanup_free_ char *x = xasprintf("%s/x", F.images);
+        assert_int_equal(access(x, F_OK), -1);
+        assert_int_equal(count_files(F.images), 0);
         assert_int_equal(call(F.unix_ep, "GET", "/api/v1/operations", NULL, NULL, NULL, &r),
                          200);
         assert_true(json_is_array(r.j));
@@ -312,10 +339,59 @@ static void test_idempotency(void **state _unused_)
         reply_done(&a);
 }
 
+
 static bool have_qemu_img(void)
 {
         return gv_program_in_path("qemu-img");
 }
+
+/* PUT /api/v1/images/{name}: the bytes streamed to a file, kept under the image directory. */
+static void test_upload(void **state _unused_)
+{
+        SKIP_IF_NO_CORE();
+        if (!have_qemu_img()) {
+                print_message("skip: qemu-img is not installed\n");
+                skip();
+        }
+        struct reply r;
+        size_t len = 3u << 20; /* over the 1 MiB cap of ordinary bodies */
+        char *raw = xmalloc(len + 1);
+        memset(raw, 0, len);
+        raw[len] = '\0';
+        struct gv_http_client_req rq = { .endpoint = F.unix_ep, .method = "PUT",
+                                         .path = "/api/v1/images/up1", .body = raw,
+                                         .body_len = len, .content_type =
+                                                 "application/octet-stream",
+                                         .timeout_ms = 20000 };
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        r = (struct reply){ 0 };
+        assert_int_equal(gv_http_client_send(&rq, &r.r, &e), 0);
+        assert_int_equal(r.r.status, 201);
+        r.j = json_loadb(r.r.body, r.r.body_len, 0, NULL);
+        _cleanup_free_ char *kept = xasprintf("%s/up1", F.images);
+        assert_string_equal(json_string_value(json_object_get(r.j, "path")), kept);
+        assert_string_equal(json_string_value(json_object_get(r.j, "format")), "raw");
+        assert_int_equal(json_integer_value(json_object_get(r.j, "virtual_size")), (int)len);
+        reply_done(&r);
+        struct stat st;
+        assert_int_equal(stat(kept, &st), 0);
+        assert_int_equal((size_t)st.st_size, len);
+        assert_int_equal(st.st_mode & 0777, 0600);
+        /* The same name again: refused, the first kept as it was. */
+        r = (struct reply){ 0 };
+        assert_int_equal(gv_http_client_send(&rq, &r.r, &e), 0);
+        r.j = json_loadb(r.r.body, r.r.body_len, 0, NULL);
+        expect_problem(&r, 409, "image 'up1' exists");
+        reply_done(&r);
+        assert_int_equal(count_files(F.images), 1);
+        /* Delete: the uploaded file goes with it. */
+        assert_int_equal(call(F.unix_ep, "DELETE", "/api/v1/images/up1", NULL, NULL, NULL, &r),
+                         200);
+        reply_done(&r);
+        assert_int_equal(access(kept, F_OK), -1);
+        free(raw);
+}
+
 
 static void test_images(void **state _unused_)
 {
@@ -469,6 +545,7 @@ int main(void)
                 cmocka_unit_test(test_bad_input),
                 cmocka_unit_test(test_idempotency),
                 cmocka_unit_test(test_images),
+                cmocka_unit_test(test_upload),
                 cmocka_unit_test(test_events),
         };
         return cmocka_run_group_tests(tests, setup, teardown);

@@ -22,7 +22,7 @@
 #include "util/strv.h"
 
 enum { NONE = -1, VIEWER, OPERATOR, ADMIN };
-enum { Q_NONE, Q_WAIT, Q_LIMIT, Q_AFTER };
+enum { Q_NONE, Q_WAIT, Q_LIMIT, Q_AFTER, Q_UPLOAD };
 
 struct route {
         const char *method, *pattern;

@@ -23,6 +23,7 @@
 #include "util/fileio.h"
 #include "util/json.h"
 #include "util/strv.h"
+#include "vmm/cloud-init.h"
 #include "vmm/disk.h"
 #include "vmm/qmp.h"
 
@@ -514,6 +515,7 @@ static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_er
         _cleanup_(gv_qmp_freep) struct gv_qmp *q = NULL;
         _cleanup_free_ char *qmp = run_path(vm, "qmp.sock"), *con = run_path(vm, "console.sock");
         _cleanup_free_ char *pid = run_path(vm, "qemu.pid"), *log = run_path(vm, "qemu.log");
+        _cleanup_free_ char *seed = NULL;
         _cleanup_close_ int log_fd = -1;
         int r;
 
@@ -531,6 +533,13 @@ static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_er
         r = prepare_disks(vm, &files, &formats, err);
         if (r < 0)
                 return r;
+        if (vm->config->cloud_init) {
+                /* The NoCloud seed, made anew at each start; goes with the VM's directory. */
+                seed = gv_path_join_many(vm->dir, "disks", "seed.iso", NULL);
+                r = gv_cloud_init_write_seed(vm->config, seed, err);
+                if (r < 0)
+                        return r;
+        }
         r = gv_agent_nics_attach(a, vm, &taps, err);
         if (r < 0)
                 return r;
@@ -553,6 +562,7 @@ static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_er
                         .devices = vm->devices,
                         .n_devices = vm->n_devices,
                         .paused = true,
+                        .seed_iso = seed,
                 };
                 r = gv_qemu_argv(vm->config, &rt, &argv, err);
                 if (r < 0)

@@ -454,7 +454,7 @@ static int daemon_start_once(struct ctx *c, uint16_t port, bool *ret_port_taken)
 static int daemon_start(struct ctx *c)
 {
         for (int tries = 0; tries < 5; tries++) {
-                uint16_t port;
+                uint16_t port = 0;
                 bool taken = false;
                 int r = free_port(&port);
                 if (r < 0)

@@ -20,6 +20,7 @@
 #include "util/json.h"
 #include "util/parse.h"
 #include "util/strv.h"
+#include "vmm/vm-config.h"
 
 #define VM_CREATE_KEYS \
         "name", "image", "disk_size", "vcpus", "memory_mib", "gpus", "nics", "cloud_init", \
@@ -203,9 +204,16 @@ static int check_keys(const json_t *spec, struct gv_error **err)
         if (json_object_get(spec, "gpus") && !json_is_array(json_object_get(spec, "gpus")))
                 return gv_error_set(err, EINVAL, "gpus: a list (e.g. [{\"kind\": \"vgpu\", "
                                     "\"type\": \"H100XM-20C\"}]).");
-        if (json_object_get(spec, "cloud_init"))
-                return gv_error_set(err, ENOSYS, "cloud_init: NoCloud seeds are not supported "
-                                    "yet; leave it out.");
+        if (!json_is_null(json_object_get(spec, "cloud_init") ?: json_null())) {
+                /* Checked here with the agent's own parser, so a bad seed is a 400 before
+                 * anything is placed; the agent gets it as given (agent_definition). */
+                struct gv_vm_cloud_init *ci = NULL;
+                int r = gv_vm_cloud_init_from_json(json_object_get(spec, "cloud_init"), &ci,
+                                                   err);
+                gv_vm_cloud_init_free(ci);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 
@@ -405,6 +413,8 @@ static json_t *agent_definition(struct gv_controller *c, const json_t *vm, struc
                                 disks);
         if (json_object_get(spec, "nics"))
                 json_object_set(def, "nics", json_object_get(spec, "nics"));
+        if (json_object_get(spec, "cloud_init"))
+                json_object_set(def, "cloud_init", json_object_get(spec, "cloud_init"));
         return def;
 }
 

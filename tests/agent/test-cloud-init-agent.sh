@@ -64,7 +64,8 @@ SEED=$STATE/vms/ci1/disks/seed.iso
 api POST /v1/vms/ci1/start '' ci-start1
 check "start: running" 200 '.phase == "running"'
 check "QEMU has the seed as a read-only virtio-blk disk" 200 "
-        (.argv | index(\"driver=file,filename=$SEED,node-name=cidata-file,read-only=on\")) != null and
+        (.argv | index(\"driver=file,filename=$SEED,node-name=cidata-file,read-only=on\"))
+                != null and
         (.argv | index(\"driver=raw,file=cidata-file,node-name=cidata,read-only=on\")) != null and
         (.argv | index(\"virtio-blk-pci,drive=cidata,id=cidata-dev\")) != null"
 assert_eq "$(stat -c %a "$SEED" 2>/dev/null)" 600 "the seed is private to the agent (0600)"
@@ -104,6 +105,7 @@ check "delete" 200 '.deleted'
 
 # ---- the test guest sees the seed's block device
 guest_part() {
+        local why
         if [ -z "$GUEST" ]; then
                 _ok "the guest sees the seed # SKIP no GUESTDIR given"
                 return
@@ -111,7 +113,8 @@ guest_part() {
         "$(dirname "$0")/../guest/make-guest.sh" "$GUEST" 2>"$TEST_TMP/make-guest.err"
         case $? in
         0) ;;
-        77) _ok "the guest sees the seed # SKIP cannot build the test guest here: $(tail -n 1 "$TEST_TMP/make-guest.err")"
+        77) why=$(tail -n 1 "$TEST_TMP/make-guest.err")
+            _ok "the guest sees the seed # SKIP cannot build the test guest here: $why"
             return ;;
         *) _not_ok "the test guest builds" "$(tail -n 3 "$TEST_TMP/make-guest.err")"
            return ;;

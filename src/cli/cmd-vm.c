@@ -14,13 +14,14 @@
 #include "cli/client.h"
 #include "cli/format.h"
 #include "cli/table.h"
+#include "vmm/vm-config.h"
 #include "util/alloc.h"
 #include "util/fileio.h"
 #include "util/json.h"
 #include "util/parse.h"
 #include "util/strv.h"
 
-#define USER_DATA_MAX (256u * 1024u)
+#define USER_DATA_MAX GV_VM_MAX_USER_DATA /* the agent's limit (vm-config.h) */
 #define SSH_KEYS_MAX (64u * 1024u)
 #define MIB (1024ull * 1024ull)
 

@@ -820,9 +820,10 @@ static void report(struct ctx *c)
         printf("\nmedian round (by requests/s)\n%s", head);
         for (int t = 0; t < N_TARGETS; t++)
                 print_run(target_row[t], m[t]);
-        printf("\n  controller / ceiling: %.2fx the requests/s, %.2fx the p50 latency, %.2fx "
-               "the p99;\n  %.1fx the server CPU per request (%.1f us against %.1f us)\n",
+        printf("\n  controller / ceiling: %.4fx the requests/s (1/%.0f), %.2fx the p50 latency, "
+               "%.2fx the p99;\n  %.1fx the server CPU per request (%.1f us against %.1f us)\n",
                m[T_CONTROLLER]->rps / m[T_CEILING]->rps,
+               m[T_CEILING]->rps / m[T_CONTROLLER]->rps,
                m[T_CONTROLLER]->p50_ms / m[T_CEILING]->p50_ms,
                m[T_CONTROLLER]->p99_ms / m[T_CEILING]->p99_ms,
                m[T_CONTROLLER]->server_cpu_us / m[T_CEILING]->server_cpu_us,

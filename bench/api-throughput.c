@@ -960,8 +960,8 @@ int main(int argc, char **argv)
                         ctx_done(&c);
                         return 1;
                 }
-                fputs("round,target,first,requests,rps,p50_ms,p90_ms,p99_ms,max_ms,bytes_per_answer,"
-                      "server_cpu_us_per_req,wrk_cpu_us_per_req\n", c.csv);
+                fputs("round,target,first,requests,rps,p50_ms,p90_ms,p99_ms,max_ms,"
+                      "bytes_per_answer,server_cpu_us_per_req,wrk_cpu_us_per_req\n", c.csv);
         }
         r = run(&c);
         if (r >= 0 && c.csv && fflush(c.csv) != 0) {

@@ -127,6 +127,29 @@ static pthread_mutex_t fd_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ctl **fds;
 static size_t n_fds;
 
+/* The table belongs to the process that loaded the mock. A child cloned from it (the agent's
+ * src/vmm/proc.c dup2()s its stdio between clone3() and exec) may have been made while another
+ * thread held fd_lock or a malloc lock, and would wait for it forever: a child starts from an
+ * empty table under a fresh lock and takes neither (nothing in the table is the child's). */
+static pid_t fd_owner;
+
+__attribute__((constructor)) static void fd_owner_init(void)
+{
+        fd_owner = getpid();
+}
+
+static void fd_lock_take(void)
+{
+        pid_t me = getpid();
+        if (fd_owner != me) {
+                (void)pthread_mutex_init(&fd_lock, NULL);
+                fds = NULL;
+                n_fds = 0;
+                fd_owner = me;
+        }
+        pthread_mutex_lock(&fd_lock);
+}
+
 static void ctl_free(struct ctl *c)
 {
         if (c) {
@@ -137,7 +160,7 @@ static void ctl_free(struct ctl *c)
 
 static void fd_put(int fd, struct ctl *c)
 {
-        pthread_mutex_lock(&fd_lock);
+        fd_lock_take();
         if ((size_t)fd >= n_fds) {
                 size_t n = MAX((size_t)fd + 1, n_fds * 2);
                 fds = xreallocarray(fds, n, sizeof(*fds));
@@ -153,7 +176,7 @@ static void fd_put(int fd, struct ctl *c)
 static bool fd_get(int fd, struct ctl *ret)
 {
         bool found = false;
-        pthread_mutex_lock(&fd_lock);
+        fd_lock_take();
         if (fd >= 0 && (size_t)fd < n_fds && fds[fd]) {
                 *ret = *fds[fd];
                 ret->root = xstrdup(fds[fd]->root);
@@ -165,7 +188,7 @@ static bool fd_get(int fd, struct ctl *ret)
 
 static void fd_drop(int fd)
 {
-        pthread_mutex_lock(&fd_lock);
+        fd_lock_take();
         if (fd >= 0 && (size_t)fd < n_fds) {
                 ctl_free(fds[fd]);
                 fds[fd] = NULL;

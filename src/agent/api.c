@@ -60,6 +60,7 @@ static int mutate(struct gv_http_request *req, struct gv_agent_api *api, mutatio
         case GV_OPLOG_REPLAY:
                 return reply(req, status, body);
         case GV_OPLOG_IN_PROGRESS:
+                json_decref(body);
                 return gv_http_reply_problem(req, 409, "operation-in-progress", NULL,
                                              "Operation '%s' is being carried out now; ask "
                                              "again when it is done.", id);

@@ -7,6 +7,7 @@
 #
 #   sim-cluster.sh start DIR [--hosts N] [--profiles P1,P2,...] [--accel tcg|kvm|auto]
 #                            [--host-down-after S] [--cpus N] [--memory-gib N] [--qemu PATH]
+#                            [--same-group]
 #   sim-cluster.sh stop DIR          QEMUs of the cluster first, then the daemons; files stay
 #   sim-cluster.sh status DIR        the daemons and the controller's host list
 #   sim-cluster.sh restart DIR NAME  (re)start the controller or one host's agent (node-a, ...)
@@ -25,7 +26,9 @@
 # register through the controller's UNIX socket, so no token is needed. A DIR that holds a
 # stopped cluster starts again as it was left (hosts, VMs and store). Binaries come from
 # $GPUVIRT_BUILD (default: build/ of the repository this script is in), or GPUVIRTD, GPUVIRT and
-# GPUVIRT_SIM naming each.
+# GPUVIRT_SIM naming each. The daemons run in a session of their own, so they outlive the shell
+# that started them; --same-group keeps them in the caller's process group instead (a test
+# runner that kills its test's group on a timeout then kills them too).
 set -u
 
 SELF=$(readlink -f "$0")
@@ -163,7 +166,7 @@ start_controller() {
                       --api-listen "127.0.0.1:$port")
                 [ -n "${CFG[SIM_HOST_DOWN_AFTER]:-}" ] && args+=(--host-down-after "${CFG[SIM_HOST_DOWN_AFTER]}")
                 echo "== $(date '+%F %T') gpuvirtd ${args[*]}" >>"$DIR/logs/controller.log"
-                setsid "$GPUVIRTD" "${args[@]}" </dev/null >>"$DIR/logs/controller.log" 2>&1 &
+                "${SETSID[@]}" "$GPUVIRTD" "${args[@]}" </dev/null >>"$DIR/logs/controller.log" 2>&1 &
                 pid=$!
                 if wait_until 15 "$pid" api /api/v1/health; then
                         var CONTROLLER_PID "$pid"
@@ -195,7 +198,7 @@ start_agent() {
                 echo "== $(date '+%F %T') gpuvirtd ${args[*]}" >>"$log"
                 GPUVIRT_SIM_CPUS=${CFG[SIM_CPUS]} \
                 GPUVIRT_SIM_MEMORY_MIB=$((${CFG[SIM_MEMORY_GIB]} * 1024)) \
-                        setsid "$GPUVIRT_SIM" exec --root "$DIR/host$k" -- "$GPUVIRTD" "${args[@]}" \
+                        "${SETSID[@]}" "$GPUVIRT_SIM" exec --root "$DIR/host$k" -- "$GPUVIRTD" "${args[@]}" \
                         </dev/null >>"$log" 2>&1 &
                 pid=$!
                 if wait_until 15 "$pid" curl -sf --max-time 2 "http://127.0.0.1:$port/v1/host"; then
@@ -216,9 +219,10 @@ start_agent() {
 
 cmd_start() {
         local hosts=2 profiles=dgx-h100 accel=tcg down_after= cpus=64 mem_gib=512 qemu=
-        local k name profile i
+        local k name profile i same_group=
         while [ $# -gt 0 ]; do
                 case $1 in
+                --same-group) same_group=1; shift; continue ;;
                 --hosts) hosts=${2:-} ;;
                 --profiles) profiles=${2:-} ;;
                 --accel) accel=${2:-} ;;
@@ -226,7 +230,7 @@ cmd_start() {
                 --cpus) cpus=${2:-} ;;
                 --memory-gib) mem_gib=${2:-} ;;
                 --qemu) qemu=${2:-} ;;
-                *) die "start: unknown option '$1' (valid: --hosts, --profiles, --accel, --host-down-after, --cpus, --memory-gib, --qemu)." ;;
+                *) die "start: unknown option '$1' (valid: --hosts, --profiles, --accel, --host-down-after, --cpus, --memory-gib, --qemu, --same-group)." ;;
                 esac
                 [ $# -ge 2 ] || die "start: $1 needs a value."
                 shift 2
@@ -259,6 +263,8 @@ cmd_start() {
         var SIM_MEMORY_GIB "$mem_gib"
         var SIM_HOST_DOWN_AFTER "$down_after"
         var SIM_QEMU "${qemu:+$(readlink -f "$qemu")}"
+        var SIM_SAME_GROUP "$same_group"
+        [ -z "$same_group" ] || SETSID=()
         var GPUVIRT_CLUSTER_DIR "$DIR"
         var GPUVIRT_CLUSTER_HOSTS "$(echo "${NAMES[@]:0:$hosts}")"
         for ((k = 1; k <= hosts; k++)); do
@@ -373,6 +379,7 @@ cmd_restart() {
         local name=${1:-} key k p
         [ -n "$name" ] || die "restart: name the controller or a host (${CFG[GPUVIRT_CLUSTER_HOSTS]:-node-a ...})."
         load_env
+        [ -z "${CFG[SIM_SAME_GROUP]:-}" ] || SETSID=()
         key=$(key_of "$name")
         if [ "$name" = controller ]; then
                 ours "${CFG[CONTROLLER_PID]:-}" && stop_pids 5 "${CFG[CONTROLLER_PID]}"
@@ -409,6 +416,7 @@ for b in "$GPUVIRTD" "$GPUVIRT" "$GPUVIRT_SIM"; do
         [ -x "$b" ] || die "'$b' is not built (run 'make build', or set GPUVIRT_BUILD to the build directory)."
 done
 N=0
+SETSID=(setsid)
 case $CMD in
 start) cmd_start "$@" ;;
 stop) [ $# -eq 0 ] || die "stop takes no options."; cmd_stop ;;

@@ -22,6 +22,7 @@ LAUNCH=$(cd "$(dirname "$0")/../.." && pwd)/contrib/sim-cluster.sh
 CL=$TEST_TMP/c
 SOCK=$CL/gpuvirt.sock
 trap '"$LAUNCH" stop "$CL" >/dev/null 2>&1; _cleanup' EXIT
+trap 'exit 1' TERM INT
 
 # QEMU through a wrapper that makes the start of VMs named slow-* take 3 s (the controller is
 # killed while an agent is in the middle of it).
@@ -204,7 +205,7 @@ verify_vm() {
 # ---------------------------------------------------------------- the cluster
 
 if ! "$LAUNCH" start "$CL" --hosts 2 --profiles dgx-h100,dgx-a100 --accel tcg \
-        --host-down-after 3 --qemu "$TEST_TMP/qemu-wrap" >"$TEST_TMP/launch.log" 2>&1; then
+        --host-down-after 3 --qemu "$TEST_TMP/qemu-wrap" --same-group >"$TEST_TMP/launch.log" 2>&1; then
         echo "Bail out! sim-cluster.sh start failed: $(tail -5 "$TEST_TMP/launch.log")"
         for f in "$CL"/logs/*.log; do diag "$f: $(tail -5 "$f")"; done
         exit 1
@@ -490,5 +491,25 @@ for h in node-a node-b; do
 done
 capi GET /api/v1/gpus
 check "every GPU free in the controller's view" 200 'all(.[]; (.use | length) == 0)'
+
+# ---------------------------------------------------------------- the launcher stops it all
+
+create last '{"kind": "vgpu", "type": "H100XM-20C"}'
+check "one more VM for the launcher to stop" 200 '.state == "succeeded"'
+LAST_PID=$(jq -r .pid "$NODE_A_STATE/vms/last/state.json")
+run "$LAUNCH" status "$CL"
+assert_rc 0 "sim-cluster.sh status: every daemon runs"
+run "$LAUNCH" stop "$CL"
+assert_rc 0 "sim-cluster.sh stop"
+left=$(for p in /proc/[0-9]*; do { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF "$CL/" && echo "${p#/proc/}"; done)
+assert_eq "$left" "" "... no process of the cluster is left (QEMU pid $LAST_PID among them)"
+run "$LAUNCH" status "$CL"
+assert_rc 1 "sim-cluster.sh status of the stopped cluster: 1"
+if grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$CL"/logs/*.log >"$TEST_TMP/san" 2>/dev/null; then
+        _not_ok "no sanitizer report in the daemons' logs" "$(cat "$TEST_TMP/san")" \
+                "$(grep -hE -A20 "ERROR: (Address|Leak)Sanitizer|runtime error:" "$CL"/logs/*.log | head -60)"
+else
+        _ok "no sanitizer report in the daemons' logs"
+fi
 diag "the scenario took $((SECONDS - T0)) s"
 done_testing

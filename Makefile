@@ -1,14 +1,15 @@
 # gpuvirt — the two set-up commands (README.md):
-#   make demo    install Debian packages, build, create a simulated 8x H100 host, show its inventory
+#   make demo    install Debian packages, build, start a simulated two-host cluster (controller and
+#                an agent per host, contrib/sim-cluster.sh), create VMs in every GPU mode, list them
 #   make check   install Debian packages, build (plain and ASan+UBSan), run every test
-# Other targets: deps, build, build-asan, test, test-asan, bench, clean.
+# Other targets: demo-stop, deps, build, build-asan, test, test-asan, bench, clean.
 
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
-DEMO_ROOT  ?= $(CURDIR)/$(BUILD)/demo-host
+DEMO_DIR   ?= $(CURDIR)/$(BUILD)/demo-cluster
 MESON_TEST_FLAGS ?= --print-errorlogs --num-processes 2
 
-.PHONY: all deps build build-asan demo check test test-asan bench clean
+.PHONY: all deps build build-asan demo demo-stop check test test-asan bench clean
 
 all: build
 
@@ -27,10 +28,13 @@ build: deps $(BUILD)/build.ninja
 build-asan: deps $(BUILD_ASAN)/build.ninja
 	ninja -C $(BUILD_ASAN)
 
+# A fresh cluster each time (a running demo is stopped first); it keeps running after make exits.
 demo: build
-	@rm -rf "$(DEMO_ROOT)"
-	$(BUILD)/sim/tool/gpuvirt-sim create --profile dgx-h100 --root "$(DEMO_ROOT)"
-	$(BUILD)/sim/tool/gpuvirt-sim exec --root "$(DEMO_ROOT)" -- $(BUILD)/src/cli/gpuvirt host inspect
+	@GPUVIRT_BUILD="$(CURDIR)/$(BUILD)" ./contrib/sim-cluster.sh demo "$(DEMO_DIR)"
+	@echo "(or: make demo-stop)"
+
+demo-stop:
+	@GPUVIRT_BUILD="$(CURDIR)/$(BUILD)" ./contrib/sim-cluster.sh stop "$(DEMO_DIR)"
 
 test: build
 	meson test -C $(BUILD) $(MESON_TEST_FLAGS)
@@ -45,4 +49,5 @@ bench: build
 	$(BUILD)/bench/bench-inventory
 
 clean:
+	-@[ ! -f "$(DEMO_DIR)/cluster.env" ] || ./contrib/sim-cluster.sh stop "$(DEMO_DIR)"
 	rm -rf $(BUILD) $(BUILD_ASAN)

@@ -12,6 +12,8 @@
 #   sim-cluster.sh status DIR        the daemons and the controller's host list
 #   sim-cluster.sh restart DIR NAME  (re)start the controller or one host's agent (node-a, ...)
 #                                    with the options the cluster was started with
+#   sim-cluster.sh demo DIR [START OPTIONS]  a fresh 2-host cluster with a VM in every GPU
+#                                    mode, shown through the CLI (make demo)
 #
 # Layout under DIR (absolute or relative; made absolute):
 #   gpuvirt.sock        the controller's API (admin, no token); also http://127.0.0.1:PORT
@@ -290,8 +292,14 @@ cmd_start() {
         wait_until 30 "${CFG[CONTROLLER_PID]}" all_up ||
                 die "not every host is up after 30 s; 'sim-cluster.sh status $DIR' and $DIR/logs/ say more."
         save_env
-        echo "sim-cluster: $hosts simulated host(s) and a controller run under $DIR"
-        for ((k = 1; k <= hosts; k++)); do
+        [ -n "${QUIET_START:-}" ] || print_summary
+}
+
+# print_summary: where the daemons are and how to reach and stop the cluster.
+print_summary() {
+        local k name i
+        echo "sim-cluster: $N simulated host(s) and a controller run under $DIR"
+        for ((k = 1; k <= N; k++)); do
                 name=${NAMES[$((k - 1))]}
                 i=$(key_of "$name")
                 printf '  %-7s %-9s agent %s (pid %s)\n' "$name" "${CFG[${i}_PROFILE]}" \
@@ -306,6 +314,47 @@ Reach it:
 Stop it:
   $SELF stop $DIR
 EOF
+}
+
+# demo_gv ARGS...: show the command, then run gpuvirt against the cluster.
+demo_gv() {
+        echo
+        echo "\$ gpuvirt $*"
+        GPUVIRT_ENDPOINT="unix:$DIR/gpuvirt.sock" "$GPUVIRT" "$@"
+}
+
+# cmd_demo: a fresh two-host cluster (node-a a dgx-h100, node-b a dgx-a100) with a VM in each
+# way of giving it a GPU, shown through the CLI (README "A cluster to play with").
+cmd_demo() {
+        if [ -e "$DIR" ]; then
+                [ -f "$DIR/cluster.env" ] ||
+                        die "'$DIR' exists and holds no cluster; name another directory or remove it."
+                cmd_stop >/dev/null
+                rm -rf -- "$DIR"
+        fi
+        QUIET_START=1 cmd_start --hosts 2 --profiles dgx-h100,dgx-a100 "$@"
+        echo "sim-cluster: node-a (8x H100-SXM5-80GB) and node-b (8x A100-SXM4-80GB) are up, each" \
+                "with its agent, under one controller; now through the CLI:"
+        # MIG needs the GPU in MIG mode; one GPU per host is switched, the rest stay in vGPU mode
+        demo_gv gpu set-mode node-a/7 mig --wait || return 1
+        demo_gv gpu set-mode node-b/7 mig --wait || return 1
+        demo_gv vm create train-1 --cpus 4 --memory 1G --gpu passthrough:2 --wait || return 1
+        demo_gv vm create vdi-1 --cpus 2 --memory 512M --gpu vgpu:H100XM-20C --wait || return 1
+        demo_gv vm create infer-1 --cpus 2 --memory 512M --gpu mig:3g.40gb --host node-b --wait ||
+                return 1
+        demo_gv vm create infer-2 --cpus 2 --memory 512M --gpu vgpu:H100XM-1-10C --wait || return 1
+        # The GPU views come from each agent's inventory, polled every 2 s: wait until both MIG
+        # instances show.
+        for _ in $(seq 50); do
+                api /api/v1/gpus | jq -e '[.[] | .mig.gpu_instances[]?] | length >= 2' >/dev/null &&
+                        break
+                sleep 0.1
+        done
+        demo_gv host list
+        demo_gv gpu list
+        demo_gv vm list
+        echo
+        print_summary
 }
 
 # pids_of PATTERN: processes whose command line matches the extended regular expression.
@@ -422,5 +471,6 @@ start) cmd_start "$@" ;;
 stop) [ $# -eq 0 ] || die "stop takes no options."; cmd_stop ;;
 status) [ $# -eq 0 ] || die "status takes no options."; cmd_status ;;
 restart) [ $# -le 1 ] || die "restart takes one name."; cmd_restart "$@" ;;
-*) usage >&2; die "unknown command '$CMD'; valid: start, stop, status, restart." ;;
+demo) cmd_demo "$@" ;;
+*) usage >&2; die "unknown command '$CMD'; valid: start, stop, status, restart, demo." ;;
 esac

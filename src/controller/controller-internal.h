@@ -35,6 +35,13 @@ struct gv_controller {
         bool model_dirty;
         char **model_problems;            /* what the last rebuild could not place (strv) */
         char **gpu_pci;                   /* per model GPU id: its PCI address (strv) */
+        /* GET /api/v1/vms as text, valid while vms_version (bumped by every VM write, atomic)
+         * is vms_cache_version. One controller per store: with several sharing one (issue 10)
+         * the version must come from the store's event log instead. */
+        pthread_mutex_t vms_cache_mu;
+        char *vms_cache;
+        uint64_t vms_cache_version;
+        uint64_t vms_version;
         /* operations' threads */
         pthread_t *threads;
         size_t n_threads;
@@ -102,6 +109,7 @@ int gv_ctl_placement_from_json(struct gv_controller *c, const json_t *j,
                                struct gv_sched_placement *ret, struct gv_error **err);
 
 /* ---- vms.c ---- */
+void gv_ctl_vms_changed(struct gv_controller *c);
 int gv_ctl_op_vm_create(struct gv_controller *c, const char *op_id, json_t *arg,
                         json_t **ret_result, struct gv_error **err);
 int gv_ctl_op_vm_start(struct gv_controller *c, const char *op_id, json_t *arg,

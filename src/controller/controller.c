@@ -59,6 +59,7 @@ int gv_controller_new(const struct gv_controller_config *cfg, struct gv_controll
                 c->cfg.agent_timeout_ms = 120000;
         pthread_mutex_init(&c->mu, NULL);
         pthread_mutex_init(&c->notify_mu, NULL);
+        pthread_mutex_init(&c->vms_cache_mu, NULL);
         pthread_cond_init(&c->cond, NULL);
         c->model_dirty = true;
         r = gv_store_open(cfg->store_url, &c->store, err);
@@ -113,6 +114,8 @@ struct gv_controller *gv_controller_free(struct gv_controller *c)
         free(c->image_dir);
         pthread_cond_destroy(&c->cond);
         pthread_mutex_destroy(&c->notify_mu);
+        pthread_mutex_destroy(&c->vms_cache_mu);
+        free(c->vms_cache);
         pthread_mutex_destroy(&c->mu);
         free(c);
         return NULL;

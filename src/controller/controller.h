@@ -102,6 +102,9 @@ int gv_controller_vm_delete(struct gv_controller *c, const char *name, json_t **
 /* ---- VMs ---- */
 
 json_t *gv_controller_vms(struct gv_controller *c);
+/* The same as JSON text (compact, sorted keys, a final newline), newly allocated; served from a
+ * cache that every VM write of this controller invalidates. */
+char *gv_controller_vms_text(struct gv_controller *c);
 int gv_controller_vm(struct gv_controller *c, const char *name, json_t **ret,
                      struct gv_error **err);
 

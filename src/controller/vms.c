@@ -38,6 +38,11 @@ static int vm_get(struct gv_controller *c, const char *name, struct gv_store_obj
         return 0;
 }
 
+void gv_ctl_vms_changed(struct gv_controller *c)
+{
+        __atomic_add_fetch(&c->vms_version, 1, __ATOMIC_SEQ_CST);
+}
+
 /* Read-modify-write of a VM document with CAS and an event. */
 static int vm_update(struct gv_controller *c, const char *name,
                      void (*fn)(json_t *doc, void *arg), void *arg, const char *event,
@@ -59,6 +64,7 @@ static int vm_update(struct gv_controller *c, const char *name,
                                                  json_object_get(doc, "state"), "host",
                                                  json_object_get(doc, "host")),
                                        &e);
+                gv_ctl_vms_changed(c);
                 json_decref(doc);
                 gv_store_obj_done(&v);
                 if (r == -ESTALE)
@@ -123,6 +129,7 @@ static int alloc_write(struct gv_controller *c, const char *host, const char *na
                 w[1] = *vm_write;
                 _cleanup_free_ char *subj = xasprintf("vm/%s", name);
                 r = gv_ctl_write_event(c, w, 2, event, subj, json_incref(event_data), &e);
+                gv_ctl_vms_changed(c);
                 if (r == -ESTALE)
                         continue; /* someone else wrote the host's allocations: re-read */
                 if (r == -EEXIST && w[0].op == GV_STORE_CREATE) {
@@ -176,6 +183,7 @@ static int vm_release(struct gv_controller *c, const char *name, const char *err
         else {
                 _cleanup_free_ char *subj = xasprintf("vm/%s", name);
                 r = gv_ctl_write_event(c, &w, 1, ev, subj, data, NULL);
+                gv_ctl_vms_changed(c);
         }
         gv_store_obj_done(&v);
         gv_ctl_model_dirty(c);
@@ -687,9 +695,10 @@ void gv_ctl_vms_observe(struct gv_controller *c, const char *host, const json_t 
 
 /* ---- views ---- */
 
+/* The store's document (freshly parsed for this call, so ours to change: no copy). */
 static json_t *vm_view(const struct gv_store_obj *v)
 {
-        json_t *j = json_deep_copy(v->doc);
+        json_t *j = json_incref(v->doc);
         json_object_set_new(j, "generation", json_integer(v->generation));
         return j;
 }
@@ -706,6 +715,29 @@ json_t *gv_controller_vms(struct gv_controller *c)
                 json_array_append_new(a, vm_view(&v[i]));
         gv_store_objs_free(v, n);
         return a;
+}
+
+char *gv_controller_vms_text(struct gv_controller *c)
+{
+        uint64_t v = __atomic_load_n(&c->vms_version, __ATOMIC_SEQ_CST);
+        char *text = NULL;
+
+        pthread_mutex_lock(&c->vms_cache_mu);
+        if (c->vms_cache && c->vms_cache_version == v)
+                text = xstrdup(c->vms_cache);
+        pthread_mutex_unlock(&c->vms_cache_mu);
+        if (text)
+                return text;
+        _cleanup_json_ json_t *l = gv_controller_vms(c);
+        _cleanup_free_ char *s = json_dumps(l, JSON_COMPACT | JSON_SORT_KEYS);
+        text = xasprintf("%s\n", s ? s : "[]");
+        /* Built from what the store held at version v or later: good for v. */
+        pthread_mutex_lock(&c->vms_cache_mu);
+        free(c->vms_cache);
+        c->vms_cache = xstrdup(text);
+        c->vms_cache_version = v;
+        pthread_mutex_unlock(&c->vms_cache_mu);
+        return text;
 }
 
 int gv_controller_vm(struct gv_controller *c, const char *name, json_t **ret,

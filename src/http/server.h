@@ -116,6 +116,9 @@ int gv_http_reply_json(struct gv_http_request *req, unsigned status, json_t *bod
 /* An RFC 9457 problem: title NULL is the status's title; "instance" is the request path. */
 int gv_http_reply_problem(struct gv_http_request *req, unsigned status, const char *type_slug,
                           const char *title, const char *detail_fmt, ...) _printf_(5, 6);
+/* A body made already (stolen, NUL-terminated), e.g. a cached JSON text. */
+int gv_http_reply_text(struct gv_http_request *req, unsigned status, const char *content_type,
+                       char *text);
 /* A ready problem object (stolen), for extension members; "instance" added when missing. */
 int gv_http_reply_problem_json(struct gv_http_request *req, unsigned status, json_t *problem);
 /* The problem for -errno r (table in problem.h) with "errno": "EBUSY"; detail e's message, or

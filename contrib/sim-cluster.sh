@@ -75,7 +75,8 @@ free_port() {
         local p
         for _ in $(seq 50); do
                 if command -v python3 >/dev/null 2>&1; then
-                        p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null)
+                        p=$(python3 -c 'import socket; s = socket.socket()
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null)
                 else
                         p=$((20000 + RANDOM % 40000))
                         (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && p=
@@ -132,8 +133,9 @@ key_of() { # node-a → NODE_A
 save_env() {
         local k tmp="$DIR/cluster.env.tmp"
         {
-                echo "# A simulated gpuvirt cluster (contrib/sim-cluster.sh). '. $DIR/cluster.env' points"
-                echo "# gpuvirt at it; 'sim-cluster.sh stop $DIR' stops it."
+                echo "# A simulated gpuvirt cluster (contrib/sim-cluster.sh)."
+                echo "# '. $DIR/cluster.env' points gpuvirt at it;"
+                echo "# 'sim-cluster.sh stop $DIR' stops it."
                 printf 'export GPUVIRT_ENDPOINT=%q\n' "unix:$DIR/gpuvirt.sock"
                 for k in "${CFG_KEYS[@]}"; do
                         printf '%s=%q\n' "$k" "${CFG[$k]}"
@@ -142,7 +144,8 @@ save_env() {
 }
 
 load_env() {
-        [ -f "$DIR/cluster.env" ] || die "no cluster in '$DIR' (no cluster.env; 'sim-cluster.sh start $DIR' makes one)."
+        [ -f "$DIR/cluster.env" ] ||
+                die "no cluster in '$DIR' (no cluster.env; 'sim-cluster.sh start $DIR' makes one)."
         local line k v
         while IFS= read -r line; do
                 [[ "$line" =~ ^([A-Z_][A-Z0-9_]*)=(.*)$ ]] || continue
@@ -160,15 +163,17 @@ load_env() {
 
 # start_controller: the controller on its recorded port (a new one when none or it is taken).
 start_controller() {
-        local port=${CFG[CONTROLLER_PORT]:-} pid args tries
+        local port=${CFG[CONTROLLER_PORT]:-} pid args
         mkdir -p "$DIR/logs"
-        for tries in 1 2 3; do
+        for _ in 1 2 3; do
                 [ -n "$port" ] || port=$(free_port)
-                args=(--role controller --state-dir "$DIR/controller" --api-socket "$DIR/gpuvirt.sock"
-                      --api-listen "127.0.0.1:$port")
-                [ -n "${CFG[SIM_HOST_DOWN_AFTER]:-}" ] && args+=(--host-down-after "${CFG[SIM_HOST_DOWN_AFTER]}")
+                args=(--role controller --state-dir "$DIR/controller"
+                      --api-socket "$DIR/gpuvirt.sock" --api-listen "127.0.0.1:$port")
+                [ -n "${CFG[SIM_HOST_DOWN_AFTER]:-}" ] &&
+                        args+=(--host-down-after "${CFG[SIM_HOST_DOWN_AFTER]}")
                 echo "== $(date '+%F %T') gpuvirtd ${args[*]}" >>"$DIR/logs/controller.log"
-                "${SETSID[@]}" "$GPUVIRTD" "${args[@]}" </dev/null >>"$DIR/logs/controller.log" 2>&1 &
+                "${SETSID[@]}" "$GPUVIRTD" "${args[@]}" </dev/null \
+                        >>"$DIR/logs/controller.log" 2>&1 &
                 pid=$!
                 if wait_until 15 "$pid" api /api/v1/health; then
                         var CONTROLLER_PID "$pid"
@@ -181,17 +186,18 @@ start_controller() {
                 tail -n 3 "$DIR/logs/controller.log" | grep -qi "in use" || break
                 port=
         done
-        die "the controller did not come up; $DIR/logs/controller.log says: $(tail -n 3 "$DIR/logs/controller.log")"
+        die "the controller did not come up; $DIR/logs/controller.log says:" \
+                "$(tail -n 3 "$DIR/logs/controller.log")"
 }
 
 # start_agent K: host K's agent under gpuvirt-sim exec.
 start_agent() {
-        local k=$1 name=${NAMES[$(($1 - 1))]} key port pid args tries log
+        local k=$1 name=${NAMES[$(($1 - 1))]} key port pid args log
         key=$(key_of "$name")
         port=${CFG[${key}_PORT]:-}
         log="$DIR/logs/$name.log"
         mkdir -p "$DIR/logs"
-        for tries in 1 2 3; do
+        for _ in 1 2 3; do
                 [ -n "$port" ] || port=$(free_port)
                 args=(--role agent --state-dir "$DIR/host$k-state" --listen "127.0.0.1:$port"
                       --controller "unix:$DIR/gpuvirt.sock" --host-name "$name"
@@ -199,9 +205,9 @@ start_agent() {
                 [ -n "${CFG[SIM_QEMU]:-}" ] && args+=(--qemu "${CFG[SIM_QEMU]}")
                 echo "== $(date '+%F %T') gpuvirtd ${args[*]}" >>"$log"
                 GPUVIRT_SIM_CPUS=${CFG[SIM_CPUS]} \
-                GPUVIRT_SIM_MEMORY_MIB=$((${CFG[SIM_MEMORY_GIB]} * 1024)) \
-                        "${SETSID[@]}" "$GPUVIRT_SIM" exec --root "$DIR/host$k" -- "$GPUVIRTD" "${args[@]}" \
-                        </dev/null >>"$log" 2>&1 &
+                GPUVIRT_SIM_MEMORY_MIB=$((CFG[SIM_MEMORY_GIB] * 1024)) \
+                        "${SETSID[@]}" "$GPUVIRT_SIM" exec --root "$DIR/host$k" -- \
+                        "$GPUVIRTD" "${args[@]}" </dev/null >>"$log" 2>&1 &
                 pid=$!
                 if wait_until 15 "$pid" curl -sf --max-time 2 "http://127.0.0.1:$port/v1/host"; then
                         var "${key}_PID" "$pid"
@@ -220,7 +226,7 @@ start_agent() {
 # ---------------------------------------------------------------- commands
 
 cmd_start() {
-        local hosts=2 profiles=dgx-h100 accel=tcg down_after= cpus=64 mem_gib=512 qemu=
+        local hosts=2 profiles=dgx-h100 accel=tcg down_after='' cpus=64 mem_gib=512 qemu=
         local k name profile i same_group=
         while [ $# -gt 0 ]; do
                 case $1 in
@@ -232,7 +238,8 @@ cmd_start() {
                 --cpus) cpus=${2:-} ;;
                 --memory-gib) mem_gib=${2:-} ;;
                 --qemu) qemu=${2:-} ;;
-                *) die "start: unknown option '$1' (valid: --hosts, --profiles, --accel, --host-down-after, --cpus, --memory-gib, --qemu, --same-group)." ;;
+                *) die "start: unknown option '$1' (valid: --hosts, --profiles, --accel," \
+                        "--host-down-after, --cpus, --memory-gib, --qemu, --same-group)." ;;
                 esac
                 [ $# -ge 2 ] || die "start: $1 needs a value."
                 shift 2
@@ -242,19 +249,26 @@ cmd_start() {
         [[ "$mem_gib" =~ ^[1-9][0-9]{0,5}$ ]] || die "--memory-gib: '$mem_gib' is not 1..999999."
         [ -z "$down_after" ] || [[ "$down_after" =~ ^[1-9][0-9]{0,4}$ ]] ||
                 die "--host-down-after: '$down_after' is not a number of seconds (1 or more)."
-        case $accel in tcg | kvm | auto) ;; *) die "--accel: '$accel' is not tcg, kvm or auto." ;; esac
+        case $accel in
+        tcg | kvm | auto) ;;
+        *) die "--accel: '$accel' is not tcg, kvm or auto." ;;
+        esac
         [ -z "$qemu" ] || [ -x "$qemu" ] || die "--qemu: '$qemu' is not an executable file."
         IFS=, read -r -a PROFILES <<<"$profiles"
-        [ ${#PROFILES[@]} -gt 0 ] || die "--profiles: give at least one ('gpuvirt-sim profiles' lists them)."
+        [ ${#PROFILES[@]} -gt 0 ] ||
+                die "--profiles: give at least one ('gpuvirt-sim profiles' lists them)."
+        local known
+        known=$("$GPUVIRT_SIM" profiles 2>/dev/null | awk 'NR > 1 {printf "%s%s", s, $1; s=", "}')
         for profile in "${PROFILES[@]}"; do
-                "$GPUVIRT_SIM" profiles 2>/dev/null | awk 'NR > 1 {print $1}' | grep -qx -- "$profile" ||
-                        die "--profiles: unknown profile '$profile'; valid: $("$GPUVIRT_SIM" profiles | awk 'NR > 1 {printf "%s%s", s, $1; s=", "}')."
+                [[ ", $known, " == *", $profile, "* ]] ||
+                        die "--profiles: unknown profile '$profile'; valid: $known."
         done
         if [ -f "$DIR/cluster.env" ]; then
                 load_env
                 for name in CONTROLLER "${NAMES[@]}"; do
                         ours "${CFG[$(key_of "$name")_PID]:-}" &&
-                                die "a cluster runs in '$DIR' already ('sim-cluster.sh stop $DIR' first)."
+                                die "a cluster runs in '$DIR' already" \
+                                        "('sim-cluster.sh stop $DIR' first)."
                 done
         fi
         mkdir -p "$DIR/logs" || die "cannot create '$DIR'."
@@ -268,7 +282,7 @@ cmd_start() {
         var SIM_SAME_GROUP "$same_group"
         [ -z "$same_group" ] || SETSID=()
         var GPUVIRT_CLUSTER_DIR "$DIR"
-        var GPUVIRT_CLUSTER_HOSTS "$(echo "${NAMES[@]:0:$hosts}")"
+        var GPUVIRT_CLUSTER_HOSTS "${NAMES[*]:0:$hosts}"
         for ((k = 1; k <= hosts; k++)); do
                 name=${NAMES[$((k - 1))]}
                 profile=${PROFILES[$(((k - 1) % ${#PROFILES[@]}))]}
@@ -277,7 +291,8 @@ cmd_start() {
                 else
                         "$GPUVIRT_SIM" create --profile "$profile" --root "$DIR/host$k" \
                                 >"$DIR/logs/create-host$k.log" 2>&1 ||
-                                die "gpuvirt-sim create --profile $profile failed: $(tail -n 3 "$DIR/logs/create-host$k.log")"
+                                die "gpuvirt-sim create --profile $profile failed:" \
+                                        "$(tail -n 3 "$DIR/logs/create-host$k.log")"
                 fi
                 var "$(key_of "$name")_PROFILE" "$profile"
                 var "$(key_of "$name")_ROOT" "$DIR/host$k"
@@ -290,7 +305,8 @@ cmd_start() {
                 save_env
         done
         wait_until 30 "${CFG[CONTROLLER_PID]}" all_up ||
-                die "not every host is up after 30 s; 'sim-cluster.sh status $DIR' and $DIR/logs/ say more."
+                die "not every host is up after 30 s; 'sim-cluster.sh status $DIR' and" \
+                        "$DIR/logs/ say more."
         save_env
         [ -n "${QUIET_START:-}" ] || print_summary
 }
@@ -328,7 +344,8 @@ demo_gv() {
 cmd_demo() {
         if [ -e "$DIR" ]; then
                 [ -f "$DIR/cluster.env" ] ||
-                        die "'$DIR' exists and holds no cluster; name another directory or remove it."
+                        die "'$DIR' exists and holds no cluster; name another directory" \
+                                "or remove it."
                 cmd_stop >/dev/null
                 rm -rf -- "$DIR"
         fi
@@ -393,15 +410,18 @@ cmd_stop() {
         # directory.
         mapfile -t qemus < <(pids_of "^[^ ]*qemu-system[^ ]* .*$d/host[0-9]+-state/")
         stop_pids 3 "${qemus[@]}"
-        mapfile -t daemons < <(pids_of "^[^ ]*gpuvirtd .*--state-dir $d/(controller|host[0-9]+-state)( |$)")
+        mapfile -t daemons < <(pids_of \
+                "^[^ ]*gpuvirtd .*--state-dir $d/(controller|host[0-9]+-state)( |$)")
         if [ -f "$DIR/cluster.env" ]; then
                 load_env
-                for p in "${CFG[CONTROLLER_PID]:-}" $(for n in "${NAMES[@]}"; do echo "${CFG[$(key_of "$n")_PID]:-}"; done); do
+                for n in CONTROLLER "${NAMES[@]}"; do
+                        p=${CFG[$(key_of "$n")_PID]:-}
                         ours "$p" && [[ " ${daemons[*]} " != *" $p "* ]] && daemons+=("$p")
                 done
         fi
         stop_pids 5 "${daemons[@]}"
-        echo "sim-cluster: stopped ${#qemus[@]} VM(s) and ${#daemons[@]} daemon(s) of $DIR; 'sim-cluster.sh start $DIR' starts it again, 'rm -rf $DIR' removes it."
+        echo "sim-cluster: stopped ${#qemus[@]} VM(s) and ${#daemons[@]} daemon(s) of $DIR;" \
+                "'sim-cluster.sh start $DIR' starts it again, 'rm -rf $DIR' removes it."
 }
 
 cmd_status() {
@@ -411,9 +431,11 @@ cmd_status() {
         for name in controller ${CFG[GPUVIRT_CLUSTER_HOSTS]}; do
                 key=$(key_of "$name")
                 if ours "${CFG[${key}_PID]:-}"; then
-                        printf '%-10s %-8s %-8s %s\n' "$name" "${CFG[${key}_PID]}" running "${CFG[${key}_URL]:-}"
+                        printf '%-10s %-8s %-8s %s\n' "$name" "${CFG[${key}_PID]}" running \
+                                "${CFG[${key}_URL]:-}"
                 else
-                        printf '%-10s %-8s %-8s %s\n' "$name" "${CFG[${key}_PID]:-—}" stopped "${CFG[${key}_URL]:-}"
+                        printf '%-10s %-8s %-8s %s\n' "$name" "${CFG[${key}_PID]:-—}" stopped \
+                                "${CFG[${key}_URL]:-}"
                         rc=1
                 fi
         done
@@ -426,7 +448,7 @@ cmd_status() {
 
 cmd_restart() {
         local name=${1:-} key k p
-        [ -n "$name" ] || die "restart: name the controller or a host (${CFG[GPUVIRT_CLUSTER_HOSTS]:-node-a ...})."
+        [ -n "$name" ] || die "restart: name the controller or a host (node-a, node-b, ...)."
         load_env
         [ -z "${CFG[SIM_SAME_GROUP]:-}" ] || SETSID=()
         key=$(key_of "$name")
@@ -462,7 +484,8 @@ shift 2
 need curl
 need jq
 for b in "$GPUVIRTD" "$GPUVIRT" "$GPUVIRT_SIM"; do
-        [ -x "$b" ] || die "'$b' is not built (run 'make build', or set GPUVIRT_BUILD to the build directory)."
+        [ -x "$b" ] || die "'$b' is not built (run 'make build', or set GPUVIRT_BUILD to the" \
+                "build directory)."
 done
 N=0
 SETSID=(setsid)

@@ -91,6 +91,8 @@ int gv_ctl_agent_call(struct gv_controller *c, const char *host, const char *met
                       const char *path, const json_t *body, const char *operation_id,
                       json_t **ret, struct gv_error **err);
 int gv_ctl_host_refresh(struct gv_controller *c, const char *host, struct gv_error **err);
+/* The name of a VM whose placement holds anything on host's GPU pci, or NULL. */
+char *gv_ctl_gpu_user(struct gv_controller *c, const char *host, const char *pci);
 int gv_ctl_op_gpu_mode(struct gv_controller *c, const char *op_id, json_t *arg,
                        json_t **ret_result, struct gv_error **err);
 int gv_ctl_op_gpu_mig(struct gv_controller *c, const char *op_id, json_t *arg,
@@ -122,5 +124,8 @@ int gv_ctl_op_vm_delete(struct gv_controller *c, const char *op_id, json_t *arg,
  * between the two): record and run it. After gv_ctl_op_resume_all(). */
 void gv_ctl_vms_resume(struct gv_controller *c);
 /* The poller saw the agent's view of a host's VMs: bring their states up to date. */
+/* `before`: the VM documents as read BEFORE the agent was asked: a VM written since (by an
+ * operation) is left alone — its state is newer than what the agent said (compare-and-swap on
+ * the generation read). */
 void gv_ctl_vms_observe(struct gv_controller *c, const char *host, const json_t *agent_vms,
-                        bool host_down);
+                        bool host_down, const struct gv_store_obj *before, size_t n_before);

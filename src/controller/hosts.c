@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "controller/controller-internal.h"
 #include "http/client.h"
@@ -49,9 +50,9 @@ static int errno_of_problem(const json_t *p, int status)
         return status == 404 ? ENOENT : status == 409 ? EBUSY : status < 500 ? EINVAL : EIO;
 }
 
-static int agent_request(const char *endpoint, const char *method, const char *path,
-                         const json_t *body, const char *opid, int timeout_ms, json_t **ret,
-                         struct gv_error **err)
+static int agent_request_once(const char *endpoint, const char *method, const char *path,
+                              const json_t *body, const char *opid, int timeout_ms, json_t **ret,
+                              struct gv_error **err)
 {
         _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
         _cleanup_free_ char *hdr = opid ? xasprintf("Operation-Id: %s", opid) : NULL;
@@ -71,7 +72,10 @@ static int agent_request(const char *endpoint, const char *method, const char *p
                 (void)gv_json_loads(rp.body, &j, NULL);
         if (rp.status >= 400) {
                 const char *d = json_string_value(json_object_get(j, "detail"));
+                const char *type = json_string_value(json_object_get(j, "type"));
                 int e = errno_of_problem(j, rp.status);
+                if (rp.status == 409 && type && strstr(type, "operation-in-progress"))
+                        e = EINPROGRESS;
                 r = gv_error_set(err, e, "%s", d ? d : rp.body ? rp.body : "no detail");
                 gv_http_client_reply_done(&rp);
                 return r;
@@ -80,6 +84,28 @@ static int agent_request(const char *endpoint, const char *method, const char *p
         if (ret)
                 *ret = j ? json_incref(j) : json_object();
         return 0;
+}
+
+/* As agent_request_once(), but an operation the agent is still carrying out under the same
+ * Operation-Id (a resumed operation asking again) is waited for: asked again every 250 ms until
+ * it answers or timeout_ms pass. */
+static int agent_request(const char *endpoint, const char *method, const char *path,
+                         const json_t *body, const char *opid, int timeout_ms, json_t **ret,
+                         struct gv_error **err)
+{
+        int64_t deadline = gv_ctl_now_ms() + timeout_ms;
+
+        for (;;) {
+                _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+                int r = agent_request_once(endpoint, method, path, body, opid, timeout_ms, ret,
+                                           &e);
+                if (r != -EINPROGRESS || gv_ctl_now_ms() >= deadline) {
+                        gv_error_propagate(err, TAKE_PTR(e));
+                        return r;
+                }
+                struct timespec ts = { .tv_nsec = 250 * 1000000L };
+                nanosleep(&ts, NULL);
+        }
 }
 
 int gv_ctl_agent_call(struct gv_controller *c, const char *host, const char *method,
@@ -163,23 +189,32 @@ int gv_ctl_host_refresh(struct gv_controller *c, const char *host, struct gv_err
 {
         _cleanup_json_ json_t *inv = NULL, *vms = NULL;
         struct seen_arg a = { .now_s = gv_ctl_now_ms() / 1000 };
+        struct gv_store_obj *before = NULL;
+        size_t n_before = 0;
         const char *was = NULL;
-        int r = gv_ctl_agent_call(c, host, "GET", "/v1/host", NULL, NULL, &inv, err);
+        int r = gv_store_list(c->store, GV_STORE_VM, &before, &n_before, err);
 
         if (r >= 0)
+                r = gv_ctl_agent_call(c, host, "GET", "/v1/host", NULL, NULL, &inv, err);
+        if (r >= 0)
                 r = gv_ctl_agent_call(c, host, "GET", "/v1/vms", NULL, NULL, &vms, err);
-        if (r < 0)
+        if (r < 0) {
+                gv_store_objs_free(before, n_before);
                 return r;
+        }
         a.inventory = inv;
         r = host_update(c, host, set_seen, &a, &was, err);
-        if (r < 0)
+        if (r < 0) {
+                gv_store_objs_free(before, n_before);
                 return r;
+        }
         if (strcmp(was, "up") != 0) {
                 _cleanup_free_ char *subj = xasprintf("host/%s", host);
                 gv_ctl_event(c, "host.up", subj, json_pack("{s:s}", "was", was));
         }
         gv_ctl_model_dirty(c); /* the inventory may have changed (modes, new GPUs) */
-        gv_ctl_vms_observe(c, host, vms, false);
+        gv_ctl_vms_observe(c, host, vms, false, before, n_before);
+        gv_store_objs_free(before, n_before);
         return 0;
 }
 
@@ -303,7 +338,11 @@ void *gv_ctl_poller(void *arg)
                                              json_pack("{s:I}", "silent_s",
                                                        (json_int_t)(silent_ms / 1000)));
                                 gv_ctl_model_dirty(c);
-                                gv_ctl_vms_observe(c, h[i].key, NULL, true);
+                                struct gv_store_obj *v = NULL;
+                                size_t nv = 0;
+                                if (gv_store_list(c->store, GV_STORE_VM, &v, &nv, NULL) >= 0)
+                                        gv_ctl_vms_observe(c, h[i].key, NULL, true, v, nv);
+                                gv_store_objs_free(v, nv);
                         }
                 }
                 gv_store_objs_free(h, n);
@@ -517,7 +556,7 @@ int gv_controller_gpu_vgpu_types(struct gv_controller *c, const char *host, cons
 /* ---- GPU mode and MIG layout ---- */
 
 /* The VM that holds anything on the GPU, or NULL. */
-static char *gpu_user(struct gv_controller *c, const char *host, const char *pci)
+char *gv_ctl_gpu_user(struct gv_controller *c, const char *host, const char *pci)
 {
         _cleanup_json_ json_t *held = holders(c, host);
         const json_t *l = json_object_get(held, pci);
@@ -536,7 +575,7 @@ static int gpu_op(struct gv_controller *c, const char *kind, const char *host, c
                 r = find_gpu(&h, gpu, &g, err);
         if (r >= 0) {
                 const char *pci = json_string_value(json_object_get(g, "pci_address"));
-                _cleanup_free_ char *who = gpu_user(c, host, pci);
+                _cleanup_free_ char *who = gv_ctl_gpu_user(c, host, pci);
                 _cleanup_free_ char *target = xasprintf("gpu/%s/%s", host, pci);
                 if (who)
                         r = gv_error_set(err, EBUSY, "GPU %s/%s (%s) is in use by VM '%s'; "

@@ -434,6 +434,100 @@ static int agent_vm(struct gv_controller *c, const char *op_id, const char *step
         return gv_ctl_agent_call(c, host, method, path, body, opid, ret, err);
 }
 
+/* The engine may place a slot on an empty GPU of another mode (docs/placement.md, "Modes"):
+ * switch it on the agent first (a vGPU needs mode vgpu, a MIG instance mode mig; the agent binds
+ * a pass-through GPU itself). The GPU is empty — the engine switches only empty GPUs — and the
+ * agent refuses the switch if a VM holds it after all. */
+struct restore_arg {
+        size_t slot;
+        const char *mode;
+};
+
+static void set_restore(json_t *doc, void *arg)
+{
+        const struct restore_arg *a = arg;
+        json_t *s = json_array_get(json_object_get(json_object_get(doc, "placement"), "gpus"),
+                                   a->slot);
+        if (s)
+                json_object_set_new(s, "restore_mode", json_string(a->mode));
+}
+
+static int switch_modes(struct gv_controller *c, const char *op_id, const char *name,
+                        const char *host, const json_t *placement, struct gv_error **err)
+{
+        struct gv_store_obj h = { 0 };
+        const json_t *s;
+        size_t i;
+        bool switched = false;
+        int r = gv_store_get(c->store, GV_STORE_HOST, host, &h, err);
+
+        if (r < 0)
+                return r;
+        json_array_foreach(json_object_get(placement, "gpus"), i, s) {
+                const char *alloc = json_string_value(json_object_get(s, "alloc")) ?: "";
+                const char *pci = json_string_value(json_object_get(s, "pci"));
+                const char *want = !strcmp(alloc, "vgpu") ? "vgpu"
+                                   : !strcmp(alloc, "mig") || !strcmp(alloc, "mig-vgpu") ? "mig"
+                                                                                          : NULL;
+                const char *now = NULL;
+                const json_t *g;
+                size_t k;
+                if (!want || !pci)
+                        continue;
+                json_array_foreach(json_object_get(json_object_get(h.doc, "inventory"), "gpus"),
+                                   k, g)
+                        if (!strcmp(json_string_value(json_object_get(g, "pci_address")) ?: "",
+                                    pci))
+                                now = json_string_value(json_object_get(g, "mode"));
+                if (now && !strcmp(now, want))
+                        continue;
+                _cleanup_free_ char *path = xasprintf("/v1/gpus/%s/mode", pci);
+                _cleanup_free_ char *step = xasprintf("mode-%zu", i);
+                _cleanup_json_ json_t *body = json_pack("{s:s}", "mode", want);
+                gv_ctl_op_progress(c, op_id, 15, "switching GPU %s of %s to mode %s", pci, host,
+                                   want);
+                /* Recorded first: the switch is undone when the VM lets the GPU go, as the
+                 * engine assumes (an emptied GPU returns to its configured mode). */
+                struct restore_arg ra = { i, now ? now : "none" };
+                (void)vm_update(c, name, set_restore, &ra, "vm.state", NULL);
+                r = agent_vm(c, op_id, step, host, "POST", path, body, NULL, err);
+                if (r < 0)
+                        break;
+                switched = true;
+        }
+        gv_store_obj_done(&h);
+        if (r >= 0 && switched)
+                (void)gv_ctl_host_refresh(c, host, NULL);
+        return r;
+}
+
+/* After a VM let its GPUs go: a GPU switched for it (restore_mode) and now empty goes back to
+ * the mode it had. Best effort: a GPU left in the other mode is still usable, and shown. */
+static void restore_modes(struct gv_controller *c, const char *op_id, const char *host,
+                          const json_t *placement)
+{
+        const json_t *s;
+        size_t i;
+        bool any = false;
+
+        json_array_foreach(json_object_get(placement, "gpus"), i, s) {
+                const char *mode = json_string_value(json_object_get(s, "restore_mode"));
+                const char *pci = json_string_value(json_object_get(s, "pci"));
+                if (!mode || !pci)
+                        continue;
+                _cleanup_free_ char *user = gv_ctl_gpu_user(c, host, pci);
+                if (user)
+                        continue; /* another VM took it meanwhile: it keeps the mode */
+                _cleanup_free_ char *path = xasprintf("/v1/gpus/%s/mode", pci);
+                _cleanup_free_ char *step = xasprintf("restore-%zu", i);
+                _cleanup_json_ json_t *body = json_pack("{s:s}", "mode", mode);
+                (void)agent_vm(c, op_id, step, host, "POST", path, body, NULL, NULL);
+                any = true;
+        }
+        if (any)
+                (void)gv_ctl_host_refresh(c, host, NULL);
+}
+
 int gv_ctl_op_vm_create(struct gv_controller *c, const char *op_id, json_t *arg,
                         json_t **ret_result, struct gv_error **err)
 {
@@ -457,6 +551,8 @@ int gv_ctl_op_vm_create(struct gv_controller *c, const char *op_id, json_t *arg,
         del = xasprintf("/v1/vms/%s", name);
         def = agent_definition(c, v.doc, err);
         r = def ? 0 : -EINVAL;
+        if (r >= 0)
+                r = switch_modes(c, op_id, name, host, json_object_get(v.doc, "placement"), err);
         if (r >= 0) {
                 gv_ctl_op_progress(c, op_id, 20, "defining %s on %s", name, host);
                 r = agent_vm(c, op_id, "define", host, "POST", "/v1/vms", def, NULL, err);
@@ -473,11 +569,19 @@ int gv_ctl_op_vm_create(struct gv_controller *c, const char *op_id, json_t *arg,
                 gv_ctl_op_progress(c, op_id, 90, "cleaning up on %s: %s", host, why);
                 (void)agent_vm(c, op_id, "kill", host, "POST", kill, NULL, NULL, NULL);
                 (void)agent_vm(c, op_id, "delete", host, "DELETE", del, NULL, NULL, NULL);
+                struct gv_store_obj now = { 0 };
+                _cleanup_json_ json_t *pl = NULL;
+                if (vm_get(c, name, &now, NULL) >= 0) /* with the modes switched meanwhile */
+                        pl = json_incref(json_object_get(now.doc, "placement"));
+                gv_store_obj_done(&now);
                 (void)vm_release(c, name, why, false);
+                restore_modes(c, op_id, host, pl);
                 gv_store_obj_done(&v);
                 return r;
         }
         (void)vm_set_state(c, name, "running", NULL);
+        /* The GPU views show the new hardware at once, not at the next poll. */
+        (void)gv_ctl_host_refresh(c, host, NULL);
         *ret_result = json_pack("{s:s, s:s, s:O}", "vm", name, "host", host, "placement",
                                 json_object_get(v.doc, "placement"));
         gv_store_obj_done(&v);
@@ -598,6 +702,8 @@ int gv_ctl_op_vm_delete(struct gv_controller *c, const char *op_id, json_t *arg,
                                 r = 0;
                 }
         }
+        _cleanup_json_ json_t *pl = json_incref(json_object_get(v.doc, "placement"));
+        _cleanup_free_ char *h = host ? xstrdup(host) : NULL;
         gv_store_obj_done(&v);
         if (r < 0) {
                 (void)vm_set_state(c, name, "failed", gv_error_msg(err ? *err : NULL, r));
@@ -605,6 +711,10 @@ int gv_ctl_op_vm_delete(struct gv_controller *c, const char *op_id, json_t *arg,
         }
         gv_ctl_op_progress(c, op_id, 80, "releasing %s's reservation", name);
         r = vm_release(c, name, NULL, true);
+        if (r >= 0 && h) {
+                restore_modes(c, op_id, h, pl);
+                (void)gv_ctl_host_refresh(c, h, NULL);
+        }
         if (r < 0 && r != -ENOENT)
                 return gv_error_set(err, -r, "VM '%s' is gone from its host, but its "
                                     "reservation could not be released.", name);
@@ -658,13 +768,8 @@ static const char *state_of_phase(const char *phase)
 }
 
 void gv_ctl_vms_observe(struct gv_controller *c, const char *host, const json_t *agent_vms,
-                        bool host_down)
+                        bool host_down, const struct gv_store_obj *v, size_t n)
 {
-        struct gv_store_obj *v = NULL;
-        size_t n = 0;
-
-        if (gv_store_list(c->store, GV_STORE_VM, &v, &n, NULL) < 0)
-                return;
         for (size_t i = 0; i < n; i++) {
                 const char *h = json_string_value(json_object_get(v[i].doc, "host"));
                 const char *cur = json_string_value(json_object_get(v[i].doc, "state")) ?: "";
@@ -687,10 +792,23 @@ void gv_ctl_vms_observe(struct gv_controller *c, const char *host, const json_t 
                                         want = state_of_phase(json_string_value(
                                                 json_object_get(a, "phase")));
                 }
-                if (want && strcmp(want, cur) != 0)
-                        (void)vm_set_state(c, v[i].key, want, NULL);
+                if (!want || !strcmp(want, cur))
+                        continue;
+                /* One compare-and-swap against the document read before the agent answered: if
+                 * an operation wrote the VM since, its state is newer than this observation. */
+                _cleanup_json_ json_t *doc = json_deep_copy(v[i].doc);
+                struct state_arg sa = { want, NULL };
+                set_state(doc, &sa);
+                struct gv_store_write w = { .op = GV_STORE_UPDATE, .kind = GV_STORE_VM,
+                                            .key = v[i].key, .doc = doc,
+                                            .generation = v[i].generation };
+                _cleanup_free_ char *subj = xasprintf("vm/%s", v[i].key);
+                (void)gv_ctl_write_event(c, &w, 1, "vm.state", subj,
+                                         json_pack("{s:s, s:s, s:b}", "state", want, "host",
+                                                   host, "observed", 1),
+                                         NULL);
+                gv_ctl_vms_changed(c);
         }
-        gv_store_objs_free(v, n);
 }
 
 /* ---- views ---- */

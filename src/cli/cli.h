@@ -17,6 +17,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "host/host.h"
 #include "util/error.h"
@@ -40,6 +41,9 @@ struct gv_cli {
         const char *endpoint;   /* --endpoint (API commands; client.h) */
         const char *token;      /* --token */
         struct gv_cli_api *api; /* resolved on the first API call, freed by main */
+        /* Set around an upload: the request body's progress (client.c passes it on). */
+        void (*on_sent)(void *userdata, uint64_t sent, uint64_t total);
+        void *on_sent_userdata;
 };
 
 struct gv_cli_command {

@@ -391,6 +391,8 @@ int gv_cli_api_call_raw(struct gv_cli *cli, const char *method, const char *path
                 .body_len = body_len,
                 .headers = auth ? headers : NULL,
                 .timeout_ms = timeout_ms,
+                .on_sent = cli->on_sent,
+                .progress_userdata = cli->on_sent_userdata,
         };
         struct gv_http_client_reply rep = {};
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;

@@ -69,7 +69,48 @@ static int image_list(struct gv_cli *cli, int argc, char **argv)
         return GV_EXIT_OK;
 }
 
-/* PUT the file's bytes (mapped, not copied). */
+struct upload_bar {
+        const char *label;
+        bool tty, drawn;
+        int last_pct;
+        uint64_t start_ns;
+};
+
+static uint64_t now_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The upload's progress: a bar on a terminal, a line per quarter otherwise. */
+static void upload_progress(void *userdata, uint64_t sent, uint64_t total)
+{
+        struct upload_bar *b = userdata;
+        int pct = total ? (int)(sent * 100 / total) : 100;
+        double secs = (double)(now_ns() - b->start_ns) / 1e9;
+        double mib = (double)sent / (1 << 20), total_mib = (double)total / (1 << 20);
+
+        if (!b->tty) {
+                if (sent && pct / 25 == b->last_pct / 25 && sent != total)
+                        return;
+                fprintf(stderr, "%s: uploaded %3d%%  %.1f/%.1f MiB\n", b->label, pct, mib,
+                        total_mib);
+        } else {
+                enum { BAR = 20 };
+                char bar[BAR + 1];
+                for (int i = 0; i < BAR; i++)
+                        bar[i] = i < pct * BAR / 100 ? '#' : '-';
+                bar[BAR] = '\0';
+                fprintf(stderr, "\r\033[K%s  [%s] %3d%%  %.1f/%.1f MiB  %.0f MiB/s", b->label,
+                        bar, pct, mib, total_mib, secs > 0 ? mib / secs : 0.0);
+                b->drawn = true;
+        }
+        b->last_pct = pct;
+        fflush(stderr);
+}
+
+/* PUT the file's bytes (mapped, not copied), with a progress bar. */
 static int upload(struct gv_cli *cli, const char *name, const char *file, json_t **ret)
 {
         _cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -83,10 +124,18 @@ static int upload(struct gv_cli *cli, const char *name, const char *file, json_t
                 return gv_cli_usage_error("cannot map '%s': %s", file, strerror(errno));
         _cleanup_free_ char *e = gv_cli_url_escape(name);
         _cleanup_free_ char *path = xasprintf("/api/v1/images/%s", e);
-        if (!cli->json && isatty(STDERR_FILENO))
-                fprintf(stderr, "%s: uploading %s ...\n", name, file);
+        struct upload_bar bar = { .label = name, .tty = isatty(STDERR_FILENO),
+                                  .start_ns = now_ns() };
+        if (!cli->json) {
+                cli->on_sent = upload_progress;
+                cli->on_sent_userdata = &bar;
+        }
         int ex = gv_cli_api_call_raw(cli, "PUT", path, "application/octet-stream", p,
                                      (size_t)st.st_size, 0, ret, NULL);
+        cli->on_sent = NULL;
+        cli->on_sent_userdata = NULL;
+        if (bar.drawn)
+                fputc('\n', stderr);
         munmap(p, (size_t)st.st_size);
         return ex;
 }

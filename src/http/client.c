@@ -620,8 +620,22 @@ static int exchange(struct conn *c, const struct gv_http_client_req *rq,
                          rq->method, rq->path, host, GPUVIRT_VERSION, body_hdr, extra,
                          *extra ? "\r\n" : "");
         r = conn_write(c, head, strlen(head), err);
-        if (r >= 0 && rq->body)
+        if (r >= 0 && rq->body && !rq->on_sent)
                 r = conn_write(c, rq->body, rq->body_len, err);
+        if (r >= 0 && rq->body && rq->on_sent) {
+                const char *p = rq->body;
+                size_t left = rq->body_len;
+                rq->on_sent(rq->progress_userdata, 0, rq->body_len);
+                while (r >= 0 && left) {
+                        size_t n = MIN(left, (size_t)1 << 20);
+                        r = conn_write(c, p, n, err);
+                        p += n;
+                        left -= n;
+                        if (r >= 0)
+                                rq->on_sent(rq->progress_userdata, rq->body_len - left,
+                                            rq->body_len);
+                }
+        }
         if (r < 0 && r != -EPIPE && r != -ECONNRESET)
                 return gv_error_wrap(err, r, "cannot send the request to '%s'", rq->endpoint);
         /* On EPIPE/ECONNRESET the server may have answered early (413): read what it said. */

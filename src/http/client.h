@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "util/error.h"
@@ -46,6 +47,10 @@ struct gv_http_client_req {
          * collected: return 0 to go on, -errno to stop (the request then fails with it). */
         int (*on_data)(void *userdata, const char *data, size_t len);
         void *userdata;
+        /* When set, the body is sent in 1 MiB pieces and this is called after each (and once
+         * at 0): for progress bars on uploads. */
+        void (*on_sent)(void *progress_userdata, uint64_t sent, uint64_t total);
+        void *progress_userdata;
 };
 
 struct gv_http_client_reply {

@@ -1476,6 +1476,9 @@ static void test_images(void **state)
         assert_string_equal(S.method, "PUT");
         assert_string_equal(S.path, "/api/v1/images/tiny");
         assert_int_equal(S.raw_len, 10);
+        /* Not a terminal: the progress as plain lines, from 0 to the whole file. */
+        assert_contains(r.err, "tiny: uploaded   0%");
+        assert_contains(r.err, "tiny: uploaded 100%");
         run_done(&r);
 
         RUN(&r, "image", "delete", "in-use");

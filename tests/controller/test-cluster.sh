@@ -484,6 +484,27 @@ done
 capi GET /api/v1/gpus
 check "every GPU free in the controller's view" 200 'all(.[]; (.use | length) == 0)'
 
+# ---------------------------------------------------------------- by need, and a chosen policy
+
+# 20 GiB with hardware isolation: the engine picks the mode (a MIG instance or a MIG-backed vGPU).
+create need1 '{"kind": "need", "memory_mib": 20480, "isolation": "hardware"}'
+check "need:20G,isolation=hardware: placed as a MIG slice" 200 \
+        '.state == "succeeded" and (.result.placement.gpus[0].alloc | test("^mig"))'
+NEED_HOST=$(jqo .result.host)
+verify_vm need1 "$(jqo .result.placement.gpus[0].alloc)"
+body=$(jq -nc '{name: "spread1", memory_mib: 128, policy: "spread",
+                gpus: [{kind: "vgpu", type: "H100XM-20C"}]}')
+capi POST '/api/v1/vms?wait=60' "$body"
+check "a create with policy spread: placed by it" 200 \
+        '.state == "succeeded" and .result.placement.policy == "spread"'
+capi POST '/api/v1/vms' '{"name": "badpol", "policy": "luck"}'
+check "an unknown policy: 400 listing the policies" 400 '.detail | test("luck") and test("gpuvirt")'
+for vm in need1 spread1; do
+        capi DELETE "/api/v1/vms/$vm?wait=30"
+        check "delete $vm" 200 '.state == "succeeded"'
+done
+assert_eq "$(hw_on_host "$NEED_HOST" | tr '\n' ' ')" "" "$NEED_HOST: nothing left after need1"
+
 # ---------------------------------------------------------------- the launcher stops it all
 
 create last '{"kind": "vgpu", "type": "H100XM-20C"}'

@@ -31,6 +31,7 @@ struct gv_controller {
         pthread_mutex_t notify_mu;
         pthread_cond_t cond;
         uint64_t changes;                 /* bumped (under mu) with every broadcast of cond */
+        bool poll_now;                    /* the poller should not wait for its next tick */
         struct gv_sched_cluster *cluster; /* the model; NULL until built */
         bool model_dirty;
         char **model_problems;            /* what the last rebuild could not place (strv) */
@@ -91,6 +92,8 @@ int gv_ctl_agent_call(struct gv_controller *c, const char *host, const char *met
                       const char *path, const json_t *body, const char *operation_id,
                       json_t **ret, struct gv_error **err);
 int gv_ctl_host_refresh(struct gv_controller *c, const char *host, struct gv_error **err);
+/* Ask the poller for a pass now (the hosts' inventories after a change), without waiting. */
+void gv_ctl_poll_soon(struct gv_controller *c);
 /* The name of a VM whose placement holds anything on host's GPU pci, or NULL. */
 char *gv_ctl_gpu_user(struct gv_controller *c, const char *host, const char *pci);
 int gv_ctl_op_gpu_mode(struct gv_controller *c, const char *op_id, json_t *arg,

@@ -292,6 +292,14 @@ int gv_controller_host_heartbeat(struct gv_controller *c, const char *name, json
 
 /* ---- the poller ---- */
 
+void gv_ctl_poll_soon(struct gv_controller *c)
+{
+        pthread_mutex_lock(&c->notify_mu);
+        c->poll_now = true;
+        pthread_cond_broadcast(&c->cond);
+        pthread_mutex_unlock(&c->notify_mu);
+}
+
 void *gv_ctl_poller(void *arg)
 {
         struct gv_controller *c = arg;
@@ -315,8 +323,9 @@ void *gv_ctl_poller(void *arg)
                 }
                 /* Woken by every change too: a wait for the next tick, not for a change. */
                 int w = 0;
-                while (!c->stopping && w != ETIMEDOUT)
+                while (!c->stopping && !c->poll_now && w != ETIMEDOUT)
                         w = pthread_cond_timedwait(&c->cond, &c->notify_mu, &ts);
+                c->poll_now = false;
                 bool stop = c->stopping;
                 pthread_mutex_unlock(&c->notify_mu);
                 if (stop)

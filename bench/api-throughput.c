@@ -46,7 +46,6 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -55,13 +54,13 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "common.h"
 #include "stats.h"
 #include "config.h"
 #include "http/client.h"
@@ -136,24 +135,12 @@ static const char usage_text[] =
         "  --out CSV         write one line per wrk run\n"
         "  --keep-dir        keep the state directory and the daemon's log\n";
 
-static int usage_error(const char *fmt, ...) _printf_(1, 2);
-static int usage_error(const char *fmt, ...)
-{
-        va_list ap;
-        va_start(ap, fmt);
-        fprintf(stderr, PROG ": ");
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fprintf(stderr, "\nRun '" PROG " --help' for usage.\n");
-        return 2;
-}
-
 static int parse_count(const char *opt, const char *arg, uint32_t min, uint32_t max,
                        unsigned *ret)
 {
         uint32_t u;
         if (gv_parse_u32(arg, 10, &u) < 0 || u < min || u > max)
-                return usage_error("--%s needs a whole number from %u to %u, not '%s'.", opt,
+                return bench_usage_error(PROG, "--%s needs a whole number from %u to %u, not '%s'.", opt,
                                    min, max, arg);
         *ret = u;
         return 0;
@@ -188,15 +175,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                         fputs(usage_text, stdout);
                         exit(0);
                 default:
-                        return usage_error("invalid option.");
+                        return bench_usage_error(PROG, "invalid option.");
                 }
                 if (r != 0)
                         return r;
         }
         if (optind < argc)
-                return usage_error("unexpected argument '%s'.", argv[optind]);
+                return bench_usage_error(PROG, "unexpected argument '%s'.", argv[optind]);
         if (o->threads > o->connections)
-                return usage_error("--threads %u is more than --connections %u; wrk needs a "
+                return bench_usage_error(PROG, "--threads %u is more than --connections %u; wrk needs a "
                                    "connection per thread at least.", o->threads,
                                    o->connections);
         return 0;
@@ -234,29 +221,6 @@ struct ctx {
         struct wrk_result *res[N_TARGETS]; /* per round */
         FILE *csv;
 };
-
-static int fail(const char *fmt, ...) _printf_(1, 2);
-static int fail(const char *fmt, ...)
-{
-        va_list ap;
-        va_start(ap, fmt);
-        fprintf(stderr, PROG ": ");
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        return -EIO;
-}
-
-static void print_log_tail(const char *what, const char *path)
-{
-        _cleanup_free_ char *s = NULL;
-        size_t len = 0;
-        if (!path || gv_read_file(path, 16u << 20, &s, &len) < 0 || len == 0)
-                return;
-        const char *start = len > 2000 ? s + len - 2000 : s;
-        fprintf(stderr, "--- last lines of %s (%s) ---\n%s%s--- end ---\n", what, path, start,
-                s[len - 1] == '\n' ? "" : "\n");
-}
 
 /* ---------------------------------------------------------------- the store */
 
@@ -327,7 +291,7 @@ static int fill_store(struct ctx *c)
         if (r >= 0)
                 r = gv_store_write(s, w, n_w, &e);
         if (r < 0)
-                fail("Cannot write %u VMs into '%s': %s", c->o.vms, url, gv_error_msg(e, r));
+                bench_fail(PROG, "Cannot write %u VMs into '%s': %s", c->o.vms, url, gv_error_msg(e, r));
         gv_store_free(s);
         for (size_t i = 0; i < n_w; i++) {
                 json_decref(docs[i]);
@@ -352,7 +316,7 @@ static int free_port(uint16_t *ret)
         _cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
             getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
-                return fail("Cannot find a free TCP port on 127.0.0.1: %s.", strerror(errno));
+                return bench_fail(PROG, "Cannot find a free TCP port on 127.0.0.1: %s.", strerror(errno));
         *ret = ntohs(sa.sin_port);
         return 0;
 }
@@ -376,9 +340,9 @@ static int call(const char *endpoint, const char *method, const char *path, cons
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         int r = gv_http_client_send(&rq, &rp, &e);
         if (r < 0)
-                return fail("%s %s on %s: %s", method, path, endpoint, gv_error_msg(e, r));
+                return bench_fail(PROG, "%s %s on %s: %s", method, path, endpoint, gv_error_msg(e, r));
         if (rp.status != want) {
-                fail("%s %s on %s answered %d, not %d: %.2000s", method, path, endpoint,
+                bench_fail(PROG, "%s %s on %s answered %d, not %d: %.2000s", method, path, endpoint,
                      rp.status, want, rp.body && *rp.body ? rp.body : "(no body)");
                 gv_http_client_reply_done(&rp);
                 return -EIO;
@@ -393,14 +357,14 @@ static int daemon_start_once(struct ctx *c, uint16_t port, bool *ret_port_taken)
         _cleanup_free_ char *sock = gv_path_join(c->state, "gpuvirt.sock");
         _cleanup_close_ int log = open(c->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (log < 0)
-                return fail("Cannot create '%s': %s.", c->log, strerror(errno));
+                return bench_fail(PROG, "Cannot create '%s': %s.", c->log, strerror(errno));
         char *argv[] = { (char *)c->o.daemon, "--role", "controller", "--state-dir", c->state,
                          "--api-socket", sock, "--api-listen", listen, NULL };
         struct gv_spawn_opts so = { .stdin_fd = -1, .stdout_fd = log, .stderr_fd = log };
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         int r = gv_proc_spawn(argv, &so, &c->daemon, &e);
         if (r < 0)
-                return fail("%s", gv_error_msg(e, r));
+                return bench_fail(PROG, "%s", gv_error_msg(e, r));
         free(c->unix_endpoint);
         free(c->tcp_endpoint);
         c->unix_endpoint = xasprintf("unix:%s", sock);
@@ -420,8 +384,8 @@ static int daemon_start_once(struct ctx *c, uint16_t port, bool *ret_port_taken)
                         return 0;
                 if (r >= 0) {
                         gv_error_free(e2);
-                        print_log_tail("gpuvirtd's log", c->log);
-                        return fail("GET /api/v1/health answered %d (UNIX) and %d (TCP), not "
+                        bench_print_log_tail("gpuvirtd's log", c->log, 2000);
+                        return bench_fail(PROG, "GET /api/v1/health answered %d (UNIX) and %d (TCP), not "
                                     "200.", s1, s2);
                 }
                 if (!gv_proc_alive(&c->daemon)) {
@@ -433,17 +397,17 @@ static int daemon_start_once(struct ctx *c, uint16_t port, bool *ret_port_taken)
                                 *ret_port_taken = true;
                                 return -EADDRINUSE;
                         }
-                        fail("'%s' exited before answering: %s", c->o.daemon,
+                        bench_fail(PROG, "'%s' exited before answering: %s", c->o.daemon,
                              gv_error_msg(e2, r));
                         gv_error_free(e2);
-                        print_log_tail("gpuvirtd's log", c->log);
+                        bench_print_log_tail("gpuvirtd's log", c->log, 2000);
                         return -EIO;
                 }
                 if (bench_now_ns() > deadline) {
-                        fail("'%s' did not answer on %s within %d ms: %s", c->o.daemon,
+                        bench_fail(PROG, "'%s' did not answer on %s within %d ms: %s", c->o.daemon,
                              c->tcp_endpoint, DAEMON_READY_MS, gv_error_msg(e2, r));
                         gv_error_free(e2);
-                        print_log_tail("gpuvirtd's log", c->log);
+                        bench_print_log_tail("gpuvirtd's log", c->log, 2000);
                         return -ETIMEDOUT;
                 }
                 gv_error_free(e2);
@@ -463,7 +427,7 @@ static int daemon_start(struct ctx *c)
                 if (r >= 0 || !taken)
                         return r;
         }
-        return fail("Every free port picked was taken before gpuvirtd could bind it (5 tries).");
+        return bench_fail(PROG, "Every free port picked was taken before gpuvirtd could bind it (5 tries).");
 }
 
 /* An admin token, made on the UNIX socket (admin without a token, docs/api.md). */
@@ -477,7 +441,7 @@ static int make_token(struct ctx *c)
         _cleanup_json_ json_t *j = json_loads(rp.body, 0, NULL);
         const char *tok = json_string_value(json_object_get(j, "token"));
         if (!tok || strncmp(tok, "gvt_", 4) != 0) {
-                fail("POST /api/v1/tokens answered no \"token\" starting 'gvt_': %.500s",
+                bench_fail(PROG, "POST /api/v1/tokens answered no \"token\" starting 'gvt_': %.500s",
                      rp.body);
                 gv_http_client_reply_done(&rp);
                 return -EIO;
@@ -499,12 +463,12 @@ static int check_vms(struct ctx *c, bool keep)
         _cleanup_json_ json_t *a = json_loadb(rp.body, rp.body_len, 0, &je);
         if (!json_is_array(a)) {
                 gv_http_client_reply_done(&rp);
-                return fail("GET /api/v1/vms did not answer a JSON array (%s).",
+                return bench_fail(PROG, "GET /api/v1/vms did not answer a JSON array (%s).",
                             a ? "another JSON value" : je.text);
         }
         if (json_array_size(a) != c->o.vms) {
                 gv_http_client_reply_done(&rp);
-                return fail("GET /api/v1/vms answered %zu VMs, not the %u written.",
+                return bench_fail(PROG, "GET /api/v1/vms answered %zu VMs, not the %u written.",
                             json_array_size(a), c->o.vms);
         }
         for (unsigned k = 0; k < c->o.vms; k++) {
@@ -518,7 +482,7 @@ static int check_vms(struct ctx *c, bool keep)
                     !json_is_object(json_object_get(v, "placement"))) {
                         _cleanup_free_ char *dump = json_dumps(v, JSON_COMPACT);
                         gv_http_client_reply_done(&rp);
-                        return fail("GET /api/v1/vms: element %u is not VM '%s' as written "
+                        return bench_fail(PROG, "GET /api/v1/vms: element %u is not VM '%s' as written "
                                     "(running, generation 1, a placement): %.1000s", k, want,
                                     dump ? dump : "?");
                 }
@@ -527,7 +491,7 @@ static int check_vms(struct ctx *c, bool keep)
                 const char *ct = gv_http_client_reply_header(&rp, "content-type");
                 if (!ct || strncmp(ct, "application/json", 16) != 0) {
                         gv_http_client_reply_done(&rp);
-                        return fail("GET /api/v1/vms answered Content-Type '%s', not "
+                        return bench_fail(PROG, "GET /api/v1/vms answered Content-Type '%s', not "
                                     "application/json.", ct ? ct : "(none)");
                 }
                 _cleanup_free_ char *compact = json_dumps(a, JSON_COMPACT);
@@ -535,7 +499,7 @@ static int check_vms(struct ctx *c, bool keep)
                 c->body = TAKE_PTR(rp.body);
                 c->body_len = rp.body_len;
         } else if (rp.body_len != c->body_len) {
-                fail("GET /api/v1/vms answered %zu bytes now, %zu at the start.", rp.body_len,
+                bench_fail(PROG, "GET /api/v1/vms answered %zu bytes now, %zu at the start.", rp.body_len,
                      c->body_len);
                 gv_http_client_reply_done(&rp);
                 return -EIO;
@@ -550,7 +514,7 @@ static int proc_cpu_us(pid_t pid, uint64_t *ret)
         _cleanup_free_ char *path = xasprintf("/proc/%d/stat", (int)pid);
         _cleanup_free_ char *s = NULL;
         if (gv_read_file(path, 4096, &s, NULL) < 0)
-                return fail("Cannot read '%s': %s.", path, strerror(errno));
+                return bench_fail(PROG, "Cannot read '%s': %s.", path, strerror(errno));
         /* Fields after the command (which may hold spaces) start after the last ')'. */
         char *p = strrchr(s, ')');
         _cleanup_(strv_freep) char **f = p ? strv_split(p + 1, " \n") : NULL;
@@ -558,7 +522,7 @@ static int proc_cpu_us(pid_t pid, uint64_t *ret)
         /* After ')': state is field 3; utime and stime are fields 14 and 15 (proc(5)). */
         if (strv_length(f) < 13 || gv_parse_u64(f[11], 10, &ut) < 0 ||
             gv_parse_u64(f[12], 10, &st) < 0)
-                return fail("Cannot read the CPU times in '%s'.", path);
+                return bench_fail(PROG, "Cannot read the CPU times in '%s'.", path);
         long hz = sysconf(_SC_CLK_TCK);
         *ret = (ut + st) * 1000000u / (uint64_t)(hz > 0 ? hz : 100);
         return 0;
@@ -620,7 +584,7 @@ static int ceiling_start(struct ctx *c)
                 int k = errno;
                 if (fd >= 0)
                         (void)close(fd);
-                return fail("Cannot listen on 127.0.0.1 for the ceiling server: %s.",
+                return bench_fail(PROG, "Cannot listen on 127.0.0.1 for the ceiling server: %s.",
                             strerror(k));
         }
         c->ceiling_port = ntohs(sa.sin_port);
@@ -634,7 +598,7 @@ static int ceiling_start(struct ctx *c)
                                       MHD_OPTION_END);
         if (!c->ceiling) {
                 (void)close(fd);
-                return fail("Cannot start the libmicrohttpd ceiling server.");
+                return bench_fail(PROG, "Cannot start the libmicrohttpd ceiling server.");
         }
         /* It answers the same bytes. */
         _cleanup_free_ char *ep = xasprintf("http://127.0.0.1:%u", c->ceiling_port);
@@ -645,7 +609,7 @@ static int ceiling_start(struct ctx *c)
         bool same = rp.body_len == c->body_len && memcmp(rp.body, c->body, c->body_len) == 0;
         gv_http_client_reply_done(&rp);
         if (!same)
-                return fail("The ceiling server does not answer the controller's bytes.");
+                return bench_fail(PROG, "The ceiling server does not answer the controller's bytes.");
         return 0;
 }
 
@@ -716,24 +680,24 @@ static int run_wrk(struct ctx *c, int t, unsigned duration_s, struct wrk_result 
         else if (gv_proc_alive(&c->daemon) && proc_cpu_us(c->daemon.pid, &srv1) < 0)
                 return -EIO;
         if (r < 0)
-                return fail("wrk against %s: %s", url, gv_error_msg(e, r));
+                return bench_fail(PROG, "wrk against %s: %s", url, gv_error_msg(e, r));
         if (!gv_proc_alive(&c->daemon)) {
-                print_log_tail("gpuvirtd's log", c->log);
-                return fail("gpuvirtd exited during the wrk run against %s.", url);
+                bench_print_log_tail("gpuvirtd's log", c->log, 2000);
+                return bench_fail(PROG, "gpuvirtd exited during the wrk run against %s.", url);
         }
         struct wrk_result w;
         if (parse_wrk(out, &w) < 0)
-                return fail("wrk against %s printed no result line of our script: %.2000s%s",
+                return bench_fail(PROG, "wrk against %s printed no result line of our script: %.2000s%s",
                             url, out, errout ? errout : "");
         if (w.requests == 0)
-                return fail("wrk against %s completed no request.", url);
+                return bench_fail(PROG, "wrk against %s completed no request.", url);
         if (w.err_connect || w.err_read || w.err_write || w.err_status || w.err_timeout)
-                return fail("wrk against %s: %" PRIu64 " requests, errors: connect %" PRIu64
+                return bench_fail(PROG, "wrk against %s: %" PRIu64 " requests, errors: connect %" PRIu64
                             ", read %" PRIu64 ", write %" PRIu64 ", non-2xx/3xx answers %"
                             PRIu64 ", timeouts %" PRIu64 ".", url, w.requests, w.err_connect,
                             w.err_read, w.err_write, w.err_status, w.err_timeout);
         if (t != T_HEALTH && w.bytes / w.requests < c->body_len)
-                return fail("wrk against %s read %" PRIu64 " bytes per answer, less than the "
+                return bench_fail(PROG, "wrk against %s read %" PRIu64 " bytes per answer, less than the "
                             "%zu of the body.", url, w.bytes / w.requests, c->body_len);
         w.server_cpu_us = (double)(srv1 - srv0) / (double)w.requests;
         w.wrk_cpu_us = (double)(wrk1 - wrk0) / (double)w.requests;
@@ -745,22 +709,8 @@ static int run_wrk(struct ctx *c, int t, unsigned duration_s, struct wrk_result 
 
 static void print_machine(struct ctx *c)
 {
-        struct utsname u;
-        _cleanup_free_ char *model = NULL;
-        _cleanup_free_ char *cpuinfo = NULL;
-        if (gv_read_file("/proc/cpuinfo", 1 << 20, &cpuinfo, NULL) >= 0) {
-                char *l = strstr(cpuinfo, "model name");
-                char *colon = l ? strchr(l, ':') : NULL;
-                if (colon) {
-                        colon += 2;
-                        model = xstrndup(colon, strcspn(colon, "\n"));
-                }
-        }
-        if (uname(&u) < 0)
-                memset(&u, 0, sizeof(u));
         printf("gpuvirt API throughput benchmark\n");
-        printf("machine: %ld CPUs online (%s), Linux %s %s\n", sysconf(_SC_NPROCESSORS_ONLN),
-               model ? model : "unknown CPU", u.release, u.machine);
+        bench_print_machine();
         printf("build:   %s, sanitizers %s; libmicrohttpd %s\n", BENCH_BUILDTYPE,
                BENCH_SANITIZE, MHD_get_version());
         printf("daemon:  '%s' --role controller, store sqlite (%u VMs written into it by the "
@@ -842,9 +792,9 @@ static int run(struct ctx *c)
 {
         int r;
         if (mkdir(c->state, 0700) < 0)
-                return fail("Cannot create '%s': %s.", c->state, strerror(errno));
+                return bench_fail(PROG, "Cannot create '%s': %s.", c->state, strerror(errno));
         if ((r = gv_write_file(c->script, wrk_script, GV_WRITE_CREATE)) < 0)
-                return fail("Cannot write '%s': %s.", c->script, strerror(-r));
+                return bench_fail(PROG, "Cannot write '%s': %s.", c->script, strerror(-r));
         if ((r = fill_store(c)) < 0)
                 return r;
         if ((r = daemon_start(c)) < 0)

@@ -44,7 +44,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -52,12 +51,12 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include "common.h"
 #include "stats.h"
 #include "config.h"
 #include "http/client.h"
@@ -149,18 +148,6 @@ static const char usage_text[] =
         "  --out CSV       write every sample: round,measure,first,ms\n"
         "  --keep-dir      keep the simulated host, the state directory and the daemon's log\n";
 
-static int usage_error(const char *fmt, ...) _printf_(1, 2);
-static int usage_error(const char *fmt, ...)
-{
-        va_list ap;
-        va_start(ap, fmt);
-        fprintf(stderr, PROG ": ");
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fprintf(stderr, "\nRun '" PROG " --help' for usage.\n");
-        return 2;
-}
-
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
         static const struct option longopts[] = {
@@ -179,7 +166,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 case 'n':
                         if (gv_parse_u32(optarg, 10, &o->runs) < 0 || o->runs == 0 ||
                             o->runs > 10000)
-                                return usage_error("--runs needs a whole number from 1 to "
+                                return bench_usage_error(PROG, "--runs needs a whole number from 1 to "
                                                    "10000, not '%s'.", optarg);
                         break;
                 case 'D': o->daemon = optarg; break;
@@ -187,7 +174,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 case 'a':
                         if (strcmp(optarg, "tcg") != 0 && strcmp(optarg, "kvm") != 0 &&
                             strcmp(optarg, "auto") != 0)
-                                return usage_error("--accel: '%s' is not tcg, kvm or auto.",
+                                return bench_usage_error(PROG, "--accel: '%s' is not tcg, kvm or auto.",
                                                    optarg);
                         o->accel = optarg;
                         break;
@@ -197,11 +184,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                         fputs(usage_text, stdout);
                         exit(0);
                 default:
-                        return usage_error("invalid option.");
+                        return bench_usage_error(PROG, "invalid option.");
                 }
         }
         if (optind < argc)
-                return usage_error("unexpected argument '%s'.", argv[optind]);
+                return bench_usage_error(PROG, "unexpected argument '%s'.", argv[optind]);
         return 0;
 }
 
@@ -231,29 +218,6 @@ struct ctx {
         size_t n[N_MEASURES];
         FILE *csv;
 };
-
-static int fail(const char *fmt, ...) _printf_(1, 2);
-static int fail(const char *fmt, ...)
-{
-        va_list ap;
-        va_start(ap, fmt);
-        fprintf(stderr, PROG ": ");
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        return -EIO;
-}
-
-static void print_log_tail(const char *what, const char *path)
-{
-        _cleanup_free_ char *s = NULL;
-        size_t len = 0;
-        if (!path || gv_read_file(path, 16u << 20, &s, &len) < 0 || len == 0)
-                return;
-        const char *start = len > 3000 ? s + len - 3000 : s;
-        fprintf(stderr, "--- last lines of %s (%s) ---\n%s%s--- end ---\n", what, path, start,
-                s[len - 1] == '\n' ? "" : "\n");
-}
 
 static int64_t realtime_ms(void)
 {
@@ -287,9 +251,9 @@ static int call(struct ctx *c, const char *endpoint, const char *method, const c
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         int r = gv_http_client_send(&rq, &rp, &e);
         if (r < 0)
-                return fail("%s %s: %s", method, path, gv_error_msg(e, r));
+                return bench_fail(PROG, "%s %s: %s", method, path, gv_error_msg(e, r));
         if (rp.status != want) {
-                fail("%s %s answered %d, not %d: %.3000s", method, path, rp.status, want,
+                bench_fail(PROG, "%s %s answered %d, not %d: %.3000s", method, path, rp.status, want,
                      rp.body && *rp.body ? rp.body : "(no body)");
                 gv_http_client_reply_done(&rp);
                 return -EIO;
@@ -300,7 +264,7 @@ static int call(struct ctx *c, const char *endpoint, const char *method, const c
                         json_error_t je;
                         j = json_loadb(rp.body, rp.body_len, 0, &je);
                         if (!j) {
-                                fail("%s %s: the reply is not JSON (%s): %.2000s", method, path,
+                                bench_fail(PROG, "%s %s: the reply is not JSON (%s): %.2000s", method, path,
                                      je.text, rp.body);
                                 gv_http_client_reply_done(&rp);
                                 return -EBADMSG;
@@ -333,18 +297,18 @@ static int daemon_start(struct ctx *c)
                            NULL };
         int r = gv_proc_run(create, 120000, 1 << 16, &out, &errout, &e);
         if (r < 0)
-                return fail("Cannot create the simulated host: %s", gv_error_msg(e, r));
+                return bench_fail(PROG, "Cannot create the simulated host: %s", gv_error_msg(e, r));
 
         _cleanup_close_ int log = open(c->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (log < 0)
-                return fail("Cannot create '%s': %s.", c->log, strerror(errno));
+                return bench_fail(PROG, "Cannot create '%s': %s.", c->log, strerror(errno));
         char *argv[] = { (char *)c->o.sim, "exec", "--root", c->root, "--", (char *)c->o.daemon,
                          "--role", "all", "--state-dir", c->state, "--accel",
                          (char *)c->o.accel, "--host-name", HOST_NAME, NULL };
         struct gv_spawn_opts so = { .stdin_fd = -1, .stdout_fd = log, .stderr_fd = log };
         r = gv_proc_spawn(argv, &so, &c->daemon, &e);
         if (r < 0)
-                return fail("%s", gv_error_msg(e, r));
+                return bench_fail(PROG, "%s", gv_error_msg(e, r));
 
         /* Ready when the controller lists the host up with its eight GPUs. */
         uint64_t deadline = bench_now_ns() + (uint64_t)READY_MS * 1000000u;
@@ -361,13 +325,13 @@ static int daemon_start(struct ctx *c)
                         return 0;
                 }
                 if (!gv_proc_alive(&c->daemon)) {
-                        print_log_tail("gpuvirtd's log", c->log);
-                        return fail("'%s' exited before the controller listed host '"
+                        bench_print_log_tail("gpuvirtd's log", c->log, 3000);
+                        return bench_fail(PROG, "'%s' exited before the controller listed host '"
                                     HOST_NAME "'.", c->o.daemon);
                 }
                 if (bench_now_ns() > deadline) {
-                        print_log_tail("gpuvirtd's log", c->log);
-                        return fail("The controller did not list host '" HOST_NAME "' up with "
+                        bench_print_log_tail("gpuvirtd's log", c->log, 3000);
+                        return bench_fail(PROG, "The controller did not list host '" HOST_NAME "' up with "
                                     "8 GPUs within %d ms (last status %d).", READY_MS, status);
                 }
                 (void)nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000000 }, NULL);
@@ -400,13 +364,13 @@ static int check_agent_running(struct ctx *c, const char *name)
         json_t *pid = json_object_get(vm, "pid");
         if (!jstr_is(vm, "phase", "running") || !vgpu || !json_is_integer(pid) || !marker) {
                 _cleanup_free_ char *dump = json_dumps(vm, JSON_COMPACT);
-                return fail("The agent's GET %s does not say running with a vGPU in \"hw\", a "
+                return bench_fail(PROG, "The agent's GET %s does not say running with a vGPU in \"hw\", a "
                             "pid and an argv with -name: %.3000s", path, dump ? dump : "?");
         }
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         r = gv_proc_adopt((pid_t)json_integer_value(pid), marker, &c->qemu, &e);
         if (r < 0)
-                return fail("The agent says VM '%s' runs, but its QEMU is not there: %s", name,
+                return bench_fail(PROG, "The agent says VM '%s' runs, but its QEMU is not there: %s", name,
                             gv_error_msg(e, r));
         return 0;
 }
@@ -421,11 +385,11 @@ static int check_gone(struct ctx *c, const char *name, bool on_controller)
                 r = call(c, c->ctl, "GET", cpath, NULL, false, 404, NULL);
         }
         if (r < 0)
-                return fail("VM '%s' is still known after its delete.", name);
+                return bench_fail(PROG, "VM '%s' is still known after its delete.", name);
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         r = gv_proc_wait(&c->qemu, EXIT_WAIT_MS, NULL, &e);
         if (r <= 0)
-                return fail("The QEMU of VM '%s' (pid %d) still runs %d ms after its delete%s%s",
+                return bench_fail(PROG, "The QEMU of VM '%s' (pid %d) still runs %d ms after its delete%s%s",
                             name, c->qemu.pid, EXIT_WAIT_MS, r < 0 ? ": " : ".",
                             r < 0 ? gv_error_msg(e, r) : "");
         gv_proc_close(&c->qemu);
@@ -438,7 +402,7 @@ static int op_succeeded(const json_t *op, const char *what)
 {
         if (!jstr_is(op, "state", "succeeded")) {
                 _cleanup_free_ char *dump = json_dumps(op, JSON_COMPACT);
-                return fail("%s answered an operation that did not succeed: %.3000s", what,
+                return bench_fail(PROG, "%s answered an operation that did not succeed: %.3000s", what,
                             dump ? dump : "?");
         }
         return 0;
@@ -465,7 +429,7 @@ static int round_ctl(struct ctx *c, unsigned round, uint64_t *ret_ns, uint64_t *
         if (r >= 0)
                 r = op_succeeded(op, "POST /api/v1/vms?wait=60");
         if (r < 0) {
-                print_log_tail("gpuvirtd's log", c->log);
+                bench_print_log_tail("gpuvirtd's log", c->log, 3000);
                 return r;
         }
         if ((r = call(c, c->ctl, "GET", path, NULL, false, 200, &vm)) < 0)
@@ -474,7 +438,7 @@ static int round_ctl(struct ctx *c, unsigned round, uint64_t *ret_ns, uint64_t *
                                                           "gpus"), 0);
         if (!jstr_is(vm, "state", "running") || !jstr_is(g0, "alloc", "vgpu") || !jstr(g0, "pci")) {
                 _cleanup_free_ char *dump = json_dumps(vm, JSON_COMPACT);
-                return fail("The create succeeded but GET %s does not say running with a vGPU "
+                return bench_fail(PROG, "The create succeeded but GET %s does not say running with a vGPU "
                             "placement: %.3000s", path, dump ? dump : "?");
         }
         if (!c->pci)
@@ -514,7 +478,7 @@ static int round_agent(struct ctx *c, unsigned round, uint64_t *ret_ns, uint64_t
         int r;
 
         if (getrandom(u, sizeof(u), 0) != (ssize_t)sizeof(u))
-                return fail("getrandom: %s.", strerror(errno));
+                return bench_fail(PROG, "getrandom: %s.", strerror(errno));
         u[6] = (u[6] & 0x0f) | 0x40;
         u[8] = (u[8] & 0x3f) | 0x80;
         /* agent_definition()'s shape (src/controller/vms.c), keys in its order. */
@@ -534,7 +498,7 @@ static int round_agent(struct ctx *c, unsigned round, uint64_t *ret_ns, uint64_t
                 r = call(c, c->agent, "POST", start, NULL, true, 200, NULL);
         uint64_t t1 = bench_now_ns();
         if (r < 0) {
-                print_log_tail("gpuvirtd's log", c->log);
+                bench_print_log_tail("gpuvirtd's log", c->log, 3000);
                 return r;
         }
         if ((r = check_agent_running(c, name)) < 0)
@@ -613,7 +577,7 @@ static int split_phases(struct ctx *c, struct phases *ph)
                 r = gv_store_events(s, 0, 1000000, &ev, &n_ev, &e);
         gv_store_free(s);
         if (r < 0)
-                return fail("Cannot read the controller's event log in '%s': %s", c->store_url,
+                return bench_fail(PROG, "Cannot read the controller's event log in '%s': %s", c->store_url,
                             gv_error_msg(e, r));
         for (int p = 0; p < N_PHASES; p++)
                 ph->ms[p] = xcalloc(c->o.runs, sizeof(uint64_t));
@@ -635,7 +599,7 @@ static int split_phases(struct ctx *c, struct phases *ph)
                 }
                 if (created < 0 || starting < 0 || running < 0) {
                         gv_store_events_free(ev, n_ev);
-                        return fail("The event log lacks vm.created, or vm.state starting or "
+                        return bench_fail(PROG, "The event log lacks vm.created, or vm.state starting or "
                                     "running, for '%s'.", subj);
                 }
                 int64_t t[N_PHASES + 1] = { c->ctl_sent_ms[i], created, starting, running,
@@ -654,22 +618,8 @@ static int split_phases(struct ctx *c, struct phases *ph)
 
 static void print_machine(struct ctx *c)
 {
-        struct utsname u;
-        _cleanup_free_ char *model = NULL;
-        _cleanup_free_ char *cpuinfo = NULL;
-        if (gv_read_file("/proc/cpuinfo", 1 << 20, &cpuinfo, NULL) >= 0) {
-                char *l = strstr(cpuinfo, "model name");
-                char *colon = l ? strchr(l, ':') : NULL;
-                if (colon) {
-                        colon += 2;
-                        model = xstrndup(colon, strcspn(colon, "\n"));
-                }
-        }
-        if (uname(&u) < 0)
-                memset(&u, 0, sizeof(u));
         printf("gpuvirt create-to-running benchmark\n");
-        printf("machine: %ld CPUs online (%s), Linux %s %s\n", sysconf(_SC_NPROCESSORS_ONLN),
-               model ? model : "unknown CPU", u.release, u.machine);
+        bench_print_machine();
         printf("build:   %s, sanitizers %s\n", BENCH_BUILDTYPE, BENCH_SANITIZE);
         printf("qemu:    %s; accel %s\n", c->qemu_version ? c->qemu_version : "?",
                c->accel_reason ? c->accel_reason : "?");

@@ -40,7 +40,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -49,12 +48,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include "common.h"
 #include "stats.h"
 #include "config.h"
 #include "http/client.h"
@@ -144,18 +143,6 @@ static const char usage_text[] =
         "  --enforce-target   exit 3 when the overhead misses the target\n"
         "  --keep-dir         keep the state directory and logs and print where they are\n";
 
-static int usage_error(const char *fmt, ...) _printf_(1, 2);
-static int usage_error(const char *fmt, ...)
-{
-        va_list ap;
-        va_start(ap, fmt);
-        fprintf(stderr, PROG ": ");
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fprintf(stderr, "\nRun '" PROG " --help' for usage.\n");
-        return 2;
-}
-
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
         static const struct option longopts[] = {
@@ -175,7 +162,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 case 'n':
                         if (gv_parse_u32(optarg, 10, &o->runs) < 0 || o->runs == 0 ||
                             o->runs > 100000)
-                                return usage_error("--runs needs a whole number from 1 to "
+                                return bench_usage_error(PROG, "--runs needs a whole number from 1 to "
                                                    "100000, not '%s'.", optarg);
                         break;
                 case 'a':
@@ -186,7 +173,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                         break;
                 case 't':
                         if (gv_parse_u32(optarg, 10, &u) < 0 || u > 1000000)
-                                return usage_error("--target-ms needs a whole number of "
+                                return bench_usage_error(PROG, "--target-ms needs a whole number of "
                                                    "milliseconds from 0 to 1000000, not '%s'.",
                                                    optarg);
                         o->target_ms = u;
@@ -201,11 +188,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                         fputs(usage_text, stdout);
                         exit(0);
                 default:
-                        return usage_error("invalid option.");
+                        return bench_usage_error(PROG, "invalid option.");
                 }
         }
         if (optind < argc)
-                return usage_error("unexpected argument '%s'.", argv[optind]);
+                return bench_usage_error(PROG, "unexpected argument '%s'.", argv[optind]);
         return 0;
 }
 
@@ -241,30 +228,6 @@ struct ctx {
         FILE *csv;
 };
 
-static int fail(const char *fmt, ...) _printf_(1, 2);
-static int fail(const char *fmt, ...)
-{
-        va_list ap;
-        va_start(ap, fmt);
-        fprintf(stderr, PROG ": ");
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        return -EIO;
-}
-
-/* The last lines of a log, for a failure report. */
-static void print_log_tail(const char *what, const char *path)
-{
-        _cleanup_free_ char *s = NULL;
-        size_t len = 0;
-        if (!path || gv_read_file(path, 16u << 20, &s, &len) < 0 || len == 0)
-                return;
-        const char *start = len > 2000 ? s + len - 2000 : s;
-        fprintf(stderr, "--- last lines of %s (%s) ---\n%s%s--- end ---\n", what, path, start,
-                s[len - 1] == '\n' ? "" : "\n");
-}
-
 /* ---------------------------------------------------------------- talking to the agent */
 
 /* One request; *ret_json (may be NULL) gets the body parsed as JSON (NULL when empty). An
@@ -291,9 +254,9 @@ static int agent_call(struct ctx *c, const char *method, const char *path, const
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         int r = gv_http_client_send(&rq, &rp, &e);
         if (r < 0)
-                return fail("%s %s: %s", method, path, gv_error_msg(e, r));
+                return bench_fail(PROG, "%s %s: %s", method, path, gv_error_msg(e, r));
         if (rp.status != want) {
-                fail("%s %s answered %d, not %d: %s", method, path, rp.status, want,
+                bench_fail(PROG, "%s %s answered %d, not %d: %s", method, path, rp.status, want,
                      rp.body && *rp.body ? rp.body : "(no body)");
                 gv_http_client_reply_done(&rp);
                 return -EIO;
@@ -304,7 +267,7 @@ static int agent_call(struct ctx *c, const char *method, const char *path, const
                         json_error_t je;
                         j = json_loadb(rp.body, rp.body_len, 0, &je);
                         if (!j) {
-                                fail("%s %s: the reply is not JSON (%s): %s", method, path,
+                                bench_fail(PROG, "%s %s: the reply is not JSON (%s): %s", method, path,
                                      je.text, rp.body);
                                 gv_http_client_reply_done(&rp);
                                 return -EBADMSG;
@@ -323,19 +286,19 @@ static int agent_start_daemon(struct ctx *c)
         c->endpoint = xasprintf("unix:%s", sock);
         c->agent_log = gv_path_join_many(c->dir, "agent.log", NULL);
         if (mkdir(state, 0700) < 0)
-                return fail("Cannot create '%s': %s.", state, strerror(errno));
+                return bench_fail(PROG, "Cannot create '%s': %s.", state, strerror(errno));
 
         _cleanup_close_ int log = open(c->agent_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
                                        0600);
         if (log < 0)
-                return fail("Cannot create '%s': %s.", c->agent_log, strerror(errno));
+                return bench_fail(PROG, "Cannot create '%s': %s.", c->agent_log, strerror(errno));
         char *argv[] = { (char *)c->o.agent, "--role", "agent", "--state-dir", state, "--socket",
                          sock, NULL };
         struct gv_spawn_opts so = { .stdin_fd = -1, .stdout_fd = log, .stderr_fd = log };
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         int r = gv_proc_spawn(argv, &so, &c->agent, &e);
         if (r < 0)
-                return fail("%s", gv_error_msg(e, r));
+                return bench_fail(PROG, "%s", gv_error_msg(e, r));
 
         /* Ready when it answers HTTP on the socket: any status (404 for the VM not defined
          * yet). */
@@ -349,17 +312,17 @@ static int agent_start_daemon(struct ctx *c)
                 if (r >= 0)
                         return 0;
                 if (!gv_proc_alive(&c->agent)) {
-                        fail("'%s' exited before answering on '%s': %s", c->o.agent, sock,
+                        bench_fail(PROG, "'%s' exited before answering on '%s': %s", c->o.agent, sock,
                              gv_error_msg(e2, r));
                         gv_error_free(e2);
-                        print_log_tail("the agent's log", c->agent_log);
+                        bench_print_log_tail("the agent's log", c->agent_log, 2000);
                         return -EIO;
                 }
                 if (bench_now_ns() > deadline) {
-                        fail("'%s' did not answer on '%s' within %d ms: %s", c->o.agent, sock,
+                        bench_fail(PROG, "'%s' did not answer on '%s' within %d ms: %s", c->o.agent, sock,
                              AGENT_READY_MS, gv_error_msg(e2, r));
                         gv_error_free(e2);
-                        print_log_tail("the agent's log", c->agent_log);
+                        bench_print_log_tail("the agent's log", c->agent_log, 2000);
                         return -ETIMEDOUT;
                 }
                 gv_error_free(e2);
@@ -421,14 +384,14 @@ static int take_argv(struct ctx *c, const json_t *vm)
         const json_t *a = json_object_get(vm, "argv");
         if (!json_is_array(a) || json_array_size(a) < 2) {
                 _cleanup_free_ char *dump = json_dumps(vm, JSON_COMPACT);
-                return fail("GET /v1/vms/" VM_NAME " has no \"argv\" array (the QEMU command "
+                return bench_fail(PROG, "GET /v1/vms/" VM_NAME " has no \"argv\" array (the QEMU command "
                             "the agent ran), which the by-hand side needs: %s", dump);
         }
         size_t i;
         const json_t *v;
         json_array_foreach(a, i, v) {
                 if (!json_is_string(v))
-                        return fail("\"argv\"[%zu] of GET /v1/vms/" VM_NAME " is not a string.",
+                        return bench_fail(PROG, "\"argv\"[%zu] of GET /v1/vms/" VM_NAME " is not a string.",
                                     i);
                 strv_extend(&c->agent_argv, json_string_value(v));
         }
@@ -445,7 +408,7 @@ static int take_argv(struct ctx *c, const json_t *vm)
                         c->accel = xstrdup(p[1]);
         }
         if (!qmp || !c->agent_pidfile || !c->marker)
-                return fail("The agent's argv lacks %s; cannot repeat it by hand.",
+                return bench_fail(PROG, "The agent's argv lacks %s; cannot repeat it by hand.",
                             !qmp ? "a '-chardev socket,id=qmp,path=...'" :
                             !c->agent_pidfile ? "'-pidfile'" : "'-name'");
         if (!c->accel)
@@ -456,11 +419,11 @@ static int take_argv(struct ctx *c, const json_t *vm)
         _cleanup_free_ char *run = xstrdup(qmp);
         char *slash = strrchr(run, '/');
         if (!slash || slash == run)
-                return fail("The agent's QMP socket '%s' is not in a directory of its own.", qmp);
+                return bench_fail(PROG, "The agent's QMP socket '%s' is not in a directory of its own.", qmp);
         slash[1] = '\0'; /* keep the '/' so that ".../run2" does not match ".../run" */
         c->hand_dir = gv_path_join_many(c->dir, "hand", NULL);
         if (mkdir(c->hand_dir, 0700) < 0)
-                return fail("Cannot create '%s': %s.", c->hand_dir, strerror(errno));
+                return bench_fail(PROG, "Cannot create '%s': %s.", c->hand_dir, strerror(errno));
         _cleanup_free_ char *to = xasprintf("%s/", c->hand_dir);
         for (char **p = c->agent_argv; *p; p++)
                 strv_consume(&c->hand_argv, replace_all(*p, run, to));
@@ -478,12 +441,12 @@ static int adopt_agent_qemu(struct ctx *c, const json_t *vm)
         if (r >= 0)
                 r = gv_proc_adopt(pid, c->marker, &c->agent_qemu, &e);
         if (r < 0)
-                return fail("The agent said the VM runs, but its QEMU is not there: %s",
+                return bench_fail(PROG, "The agent said the VM runs, but its QEMU is not there: %s",
                             gv_error_msg(e, r));
         /* The status names the same process ("pid" is null only when QEMU is gone). */
         const json_t *jp = json_object_get(vm, "pid");
         if (!json_is_integer(jp) || json_integer_value(jp) != pid)
-                return fail("GET /v1/vms/" VM_NAME " says pid %s, but QEMU's pidfile '%s' "
+                return bench_fail(PROG, "GET /v1/vms/" VM_NAME " says pid %s, but QEMU's pidfile '%s' "
                             "says %d.", json_is_integer(jp) ? "another" : "none",
                             c->agent_pidfile, (int)pid);
         return 0;
@@ -497,7 +460,7 @@ static int round_agent(struct ctx *c, uint64_t *ret_ns, uint64_t *ret_get_ns)
         r = agent_call(c, "POST", "/v1/vms/" VM_NAME "/start", NULL, 200, NULL);
         uint64_t t1 = bench_now_ns();
         if (r < 0) {
-                print_log_tail("the agent's log", c->agent_log);
+                bench_print_log_tail("the agent's log", c->agent_log, 2000);
                 return r;
         }
 
@@ -509,7 +472,7 @@ static int round_agent(struct ctx *c, uint64_t *ret_ns, uint64_t *ret_get_ns)
                 return r;
         if (!json_is_object(vm) || !says_running(vm)) {
                 _cleanup_free_ char *dump = vm ? json_dumps(vm, JSON_COMPACT) : NULL;
-                return fail("The start answered 200 but GET /v1/vms/" VM_NAME " does not say "
+                return bench_fail(PROG, "The start answered 200 but GET /v1/vms/" VM_NAME " does not say "
                             "\"running\": %s", dump ? dump : "(no body)");
         }
         if (!c->agent_argv && (r = take_argv(c, vm)) < 0)
@@ -523,9 +486,9 @@ static int round_agent(struct ctx *c, uint64_t *ret_ns, uint64_t *ret_get_ns)
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         r = gv_proc_wait(&c->agent_qemu, EXIT_WAIT_MS, NULL, &e);
         if (r < 0)
-                return fail("Waiting for the agent's QEMU: %s", gv_error_msg(e, r));
+                return bench_fail(PROG, "Waiting for the agent's QEMU: %s", gv_error_msg(e, r));
         if (r == 0)
-                return fail("The agent's QEMU (pid %d) still runs %d ms after the kill "
+                return bench_fail(PROG, "The agent's QEMU (pid %d) still runs %d ms after the kill "
                             "answered 200.", c->agent_qemu.pid, EXIT_WAIT_MS);
         gv_proc_close(&c->agent_qemu);
         *ret_ns = t1 - t0;
@@ -543,7 +506,7 @@ static int hand_kill(struct ctx *c)
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         int r = gv_proc_wait(&c->hand_qemu, EXIT_WAIT_MS, NULL, &e);
         if (r <= 0)
-                return fail("The by-hand QEMU (pid %d) did not exit after SIGKILL: %s",
+                return bench_fail(PROG, "The by-hand QEMU (pid %d) did not exit after SIGKILL: %s",
                             c->hand_qemu.pid, r < 0 ? gv_error_msg(e, r) : "timed out");
         gv_proc_close(&c->hand_qemu);
         return 0;
@@ -581,7 +544,7 @@ static int round_hand(struct ctx *c, bool tight, uint64_t *ret_ns, uint64_t *ret
         _cleanup_close_ int log = open(c->hand_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
                                        0600);
         if (log < 0)
-                return fail("Cannot open '%s': %s.", c->hand_log, strerror(errno));
+                return bench_fail(PROG, "Cannot open '%s': %s.", c->hand_log, strerror(errno));
         /* As the agent runs QEMU: stdio off, stderr to a log, a session of its own. */
         struct gv_spawn_opts so = { .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = log,
                                     .new_session = true };
@@ -593,7 +556,7 @@ static int round_hand(struct ctx *c, bool tight, uint64_t *ret_ns, uint64_t *ret
         uint64_t t0 = bench_now_ns();
         r = gv_proc_spawn(c->hand_argv, &so, &c->hand_qemu, &e);
         if (r < 0)
-                return fail("%s", gv_error_msg(e, r));
+                return bench_fail(PROG, "%s", gv_error_msg(e, r));
         r = tight ? connect_tight(c->hand_qmp, &q, &e) : gv_qmp_connect(c->hand_qmp, QMP_MS, &q,
                                                                         &e);
         uint64_t tq = bench_now_ns();
@@ -613,8 +576,8 @@ static int round_hand(struct ctx *c, bool tight, uint64_t *ret_ns, uint64_t *ret
         }
         uint64_t t1 = bench_now_ns();
         if (r < 0) {
-                fail("By hand: %s", gv_error_msg(e, r));
-                print_log_tail("the by-hand QEMU's stderr", c->hand_log);
+                bench_fail(PROG, "By hand: %s", gv_error_msg(e, r));
+                bench_print_log_tail("the by-hand QEMU's stderr", c->hand_log, 2000);
                 (void)hand_kill(c);
                 return -EIO;
         }
@@ -653,10 +616,10 @@ static int durable_write(struct ctx *c, uint64_t *ret_ns)
         _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0 || write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf) || fsync(fd) < 0 ||
             rename(tmp, dst) < 0)
-                return fail("A durable write of '%s' failed: %s.", dst, strerror(errno));
+                return bench_fail(PROG, "A durable write of '%s' failed: %s.", dst, strerror(errno));
         _cleanup_close_ int dfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0 || fsync(dfd) < 0)
-                return fail("Cannot fsync '%s': %s.", c->dir, strerror(errno));
+                return bench_fail(PROG, "Cannot fsync '%s': %s.", c->dir, strerror(errno));
         *ret_ns = bench_now_ns() - t0;
         return 0;
 }
@@ -676,7 +639,7 @@ static int run_round(struct ctx *c, unsigned round, int first, bool warmup)
                         return r;
                 }
                 if (ns == 0 || extra == 0)
-                        return fail("%s start measured 0 ns in round %u.", side_name[side],
+                        return bench_fail(PROG, "%s start measured 0 ns in round %u.", side_name[side],
                                     round);
                 if (warmup)
                         continue;
@@ -702,21 +665,7 @@ static int run_round(struct ctx *c, unsigned round, int first, bool warmup)
 
 static void print_machine(struct ctx *c)
 {
-        struct utsname u;
-        _cleanup_free_ char *model = NULL;
-        _cleanup_free_ char *cpuinfo = NULL;
-        if (gv_read_file("/proc/cpuinfo", 1 << 20, &cpuinfo, NULL) >= 0) {
-                char *l = strstr(cpuinfo, "model name");
-                char *colon = l ? strchr(l, ':') : NULL;
-                if (colon) {
-                        colon += 2;
-                        model = strndup(colon, strcspn(colon, "\n"));
-                }
-        }
-        if (uname(&u) < 0)
-                memset(&u, 0, sizeof(u));
-        printf("machine: %ld CPUs online (%s), Linux %s %s\n", sysconf(_SC_NPROCESSORS_ONLN),
-               model ? model : "unknown CPU", u.release, u.machine);
+        bench_print_machine();
         printf("build:   %s, sanitizers %s\n", BENCH_BUILDTYPE, BENCH_SANITIZE);
         printf("qemu:    '%s' %s, accel %s, VM: 1 vCPU, 128 MiB, no disks, no GPUs\n",
                c->hand_argv[0], c->qemu_version ? c->qemu_version : "?", c->accel);

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * common.c — what the benchmarks share (common.h).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "util/alloc.h"
+#include "util/fileio.h"
+
+int bench_fail(const char *prog, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        fprintf(stderr, "%s: ", prog);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        return -EIO;
+}
+
+int bench_usage_error(const char *prog, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        fprintf(stderr, "%s: ", prog);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "\nRun '%s --help' for usage.\n", prog);
+        return 2;
+}
+
+void bench_print_log_tail(const char *what, const char *path, size_t max)
+{
+        _cleanup_free_ char *s = NULL;
+        size_t len = 0;
+        if (!path || gv_read_file(path, 16u << 20, &s, &len) < 0 || len == 0)
+                return;
+        const char *start = len > max ? s + len - max : s;
+        fprintf(stderr, "--- last lines of %s (%s) ---\n%s%s--- end ---\n", what, path, start,
+                s[len - 1] == '\n' ? "" : "\n");
+}
+
+void bench_print_machine(void)
+{
+        struct utsname u;
+        _cleanup_free_ char *model = NULL, *cpuinfo = NULL;
+
+        if (gv_read_file("/proc/cpuinfo", 1 << 20, &cpuinfo, NULL) >= 0) {
+                char *l = strstr(cpuinfo, "model name");
+                char *colon = l ? strchr(l, ':') : NULL;
+                if (colon) {
+                        colon += 2;
+                        model = xstrndup(colon, strcspn(colon, "\n"));
+                }
+        }
+        if (uname(&u) < 0)
+                memset(&u, 0, sizeof(u));
+        printf("machine: %ld CPUs online (%s), Linux %s %s\n", sysconf(_SC_NPROCESSORS_ONLN),
+               model ? model : "unknown CPU", u.release, u.machine);
+}

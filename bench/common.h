@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * common.h — what the benchmarks that drive gpuvirtd share: failing with a message, usage
+ * errors, the tail of a daemon's log in a failure report, the machine line of their reports.
+ */
+#pragma once
+
+#include "util/macro.h"
+
+/* "PROG: message" on stderr; returns -EIO. */
+int bench_fail(const char *prog, const char *fmt, ...) _printf_(2, 3);
+/* "PROG: message" and "Run 'PROG --help' for usage." on stderr; returns 2. */
+int bench_usage_error(const char *prog, const char *fmt, ...) _printf_(2, 3);
+/* The last `max` bytes of a log file (e.g. a daemon's) on stderr, framed; nothing when empty. */
+void bench_print_log_tail(const char *what, const char *path, size_t max);
+/* "machine: N CPUs online (MODEL), Linux RELEASE ARCH" on stdout. */
+void bench_print_machine(void);

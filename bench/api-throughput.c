@@ -84,6 +84,9 @@
 #endif
 
 #define PROG "bench-api"
+/* common.h, with this program's name */
+#define fail(...) bench_fail(PROG, __VA_ARGS__)
+#define usage_error(...) bench_usage_error(PROG, __VA_ARGS__)
 #define DAEMON_READY_MS 15000
 #define REQUEST_MS 60000
 #define VMS_PER_GPU 4u
@@ -140,7 +143,7 @@ static int parse_count(const char *opt, const char *arg, uint32_t min, uint32_t 
 {
         uint32_t u;
         if (gv_parse_u32(arg, 10, &u) < 0 || u < min || u > max)
-                return bench_usage_error(PROG, "--%s needs a whole number from %u to %u, not '%s'.", opt,
+                return usage_error("--%s needs a whole number from %u to %u, not '%s'.", opt,
                                    min, max, arg);
         *ret = u;
         return 0;
@@ -175,15 +178,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                         fputs(usage_text, stdout);
                         exit(0);
                 default:
-                        return bench_usage_error(PROG, "invalid option.");
+                        return usage_error("invalid option.");
                 }
                 if (r != 0)
                         return r;
         }
         if (optind < argc)
-                return bench_usage_error(PROG, "unexpected argument '%s'.", argv[optind]);
+                return usage_error("unexpected argument '%s'.", argv[optind]);
         if (o->threads > o->connections)
-                return bench_usage_error(PROG, "--threads %u is more than --connections %u; wrk needs a "
+                return usage_error("--threads %u is more than --connections %u; wrk needs a "
                                    "connection per thread at least.", o->threads,
                                    o->connections);
         return 0;
@@ -291,7 +294,7 @@ static int fill_store(struct ctx *c)
         if (r >= 0)
                 r = gv_store_write(s, w, n_w, &e);
         if (r < 0)
-                bench_fail(PROG, "Cannot write %u VMs into '%s': %s", c->o.vms, url, gv_error_msg(e, r));
+                fail("Cannot write %u VMs into '%s': %s", c->o.vms, url, gv_error_msg(e, r));
         gv_store_free(s);
         for (size_t i = 0; i < n_w; i++) {
                 json_decref(docs[i]);
@@ -316,7 +319,7 @@ static int free_port(uint16_t *ret)
         _cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
             getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
-                return bench_fail(PROG, "Cannot find a free TCP port on 127.0.0.1: %s.", strerror(errno));
+                return fail("Cannot find a free TCP port on 127.0.0.1: %s.", strerror(errno));
         *ret = ntohs(sa.sin_port);
         return 0;
 }
@@ -340,9 +343,9 @@ static int call(const char *endpoint, const char *method, const char *path, cons
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         int r = gv_http_client_send(&rq, &rp, &e);
         if (r < 0)
-                return bench_fail(PROG, "%s %s on %s: %s", method, path, endpoint, gv_error_msg(e, r));
+                return fail("%s %s on %s: %s", method, path, endpoint, gv_error_msg(e, r));
         if (rp.status != want) {
-                bench_fail(PROG, "%s %s on %s answered %d, not %d: %.2000s", method, path, endpoint,
+                fail("%s %s on %s answered %d, not %d: %.2000s", method, path, endpoint,
                      rp.status, want, rp.body && *rp.body ? rp.body : "(no body)");
                 gv_http_client_reply_done(&rp);
                 return -EIO;
@@ -357,14 +360,14 @@ static int daemon_start_once(struct ctx *c, uint16_t port, bool *ret_port_taken)
         _cleanup_free_ char *sock = gv_path_join(c->state, "gpuvirt.sock");
         _cleanup_close_ int log = open(c->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (log < 0)
-                return bench_fail(PROG, "Cannot create '%s': %s.", c->log, strerror(errno));
+                return fail("Cannot create '%s': %s.", c->log, strerror(errno));
         char *argv[] = { (char *)c->o.daemon, "--role", "controller", "--state-dir", c->state,
                          "--api-socket", sock, "--api-listen", listen, NULL };
         struct gv_spawn_opts so = { .stdin_fd = -1, .stdout_fd = log, .stderr_fd = log };
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         int r = gv_proc_spawn(argv, &so, &c->daemon, &e);
         if (r < 0)
-                return bench_fail(PROG, "%s", gv_error_msg(e, r));
+                return fail("%s", gv_error_msg(e, r));
         free(c->unix_endpoint);
         free(c->tcp_endpoint);
         c->unix_endpoint = xasprintf("unix:%s", sock);
@@ -385,7 +388,7 @@ static int daemon_start_once(struct ctx *c, uint16_t port, bool *ret_port_taken)
                 if (r >= 0) {
                         gv_error_free(e2);
                         bench_print_log_tail("gpuvirtd's log", c->log, 2000);
-                        return bench_fail(PROG, "GET /api/v1/health answered %d (UNIX) and %d (TCP), not "
+                        return fail("GET /api/v1/health answered %d (UNIX) and %d (TCP), not "
                                     "200.", s1, s2);
                 }
                 if (!gv_proc_alive(&c->daemon)) {
@@ -397,14 +400,14 @@ static int daemon_start_once(struct ctx *c, uint16_t port, bool *ret_port_taken)
                                 *ret_port_taken = true;
                                 return -EADDRINUSE;
                         }
-                        bench_fail(PROG, "'%s' exited before answering: %s", c->o.daemon,
+                        fail("'%s' exited before answering: %s", c->o.daemon,
                              gv_error_msg(e2, r));
                         gv_error_free(e2);
                         bench_print_log_tail("gpuvirtd's log", c->log, 2000);
                         return -EIO;
                 }
                 if (bench_now_ns() > deadline) {
-                        bench_fail(PROG, "'%s' did not answer on %s within %d ms: %s", c->o.daemon,
+                        fail("'%s' did not answer on %s within %d ms: %s", c->o.daemon,
                              c->tcp_endpoint, DAEMON_READY_MS, gv_error_msg(e2, r));
                         gv_error_free(e2);
                         bench_print_log_tail("gpuvirtd's log", c->log, 2000);
@@ -427,7 +430,7 @@ static int daemon_start(struct ctx *c)
                 if (r >= 0 || !taken)
                         return r;
         }
-        return bench_fail(PROG, "Every free port picked was taken before gpuvirtd could bind it (5 tries).");
+        return fail("Every free port picked was taken before gpuvirtd could bind it (5 tries).");
 }
 
 /* An admin token, made on the UNIX socket (admin without a token, docs/api.md). */
@@ -441,7 +444,7 @@ static int make_token(struct ctx *c)
         _cleanup_json_ json_t *j = json_loads(rp.body, 0, NULL);
         const char *tok = json_string_value(json_object_get(j, "token"));
         if (!tok || strncmp(tok, "gvt_", 4) != 0) {
-                bench_fail(PROG, "POST /api/v1/tokens answered no \"token\" starting 'gvt_': %.500s",
+                fail("POST /api/v1/tokens answered no \"token\" starting 'gvt_': %.500s",
                      rp.body);
                 gv_http_client_reply_done(&rp);
                 return -EIO;
@@ -463,12 +466,12 @@ static int check_vms(struct ctx *c, bool keep)
         _cleanup_json_ json_t *a = json_loadb(rp.body, rp.body_len, 0, &je);
         if (!json_is_array(a)) {
                 gv_http_client_reply_done(&rp);
-                return bench_fail(PROG, "GET /api/v1/vms did not answer a JSON array (%s).",
+                return fail("GET /api/v1/vms did not answer a JSON array (%s).",
                             a ? "another JSON value" : je.text);
         }
         if (json_array_size(a) != c->o.vms) {
                 gv_http_client_reply_done(&rp);
-                return bench_fail(PROG, "GET /api/v1/vms answered %zu VMs, not the %u written.",
+                return fail("GET /api/v1/vms answered %zu VMs, not the %u written.",
                             json_array_size(a), c->o.vms);
         }
         for (unsigned k = 0; k < c->o.vms; k++) {
@@ -482,7 +485,7 @@ static int check_vms(struct ctx *c, bool keep)
                     !json_is_object(json_object_get(v, "placement"))) {
                         _cleanup_free_ char *dump = json_dumps(v, JSON_COMPACT);
                         gv_http_client_reply_done(&rp);
-                        return bench_fail(PROG, "GET /api/v1/vms: element %u is not VM '%s' as written "
+                        return fail("GET /api/v1/vms: element %u is not VM '%s' as written "
                                     "(running, generation 1, a placement): %.1000s", k, want,
                                     dump ? dump : "?");
                 }
@@ -491,7 +494,7 @@ static int check_vms(struct ctx *c, bool keep)
                 const char *ct = gv_http_client_reply_header(&rp, "content-type");
                 if (!ct || strncmp(ct, "application/json", 16) != 0) {
                         gv_http_client_reply_done(&rp);
-                        return bench_fail(PROG, "GET /api/v1/vms answered Content-Type '%s', not "
+                        return fail("GET /api/v1/vms answered Content-Type '%s', not "
                                     "application/json.", ct ? ct : "(none)");
                 }
                 _cleanup_free_ char *compact = json_dumps(a, JSON_COMPACT);
@@ -499,7 +502,7 @@ static int check_vms(struct ctx *c, bool keep)
                 c->body = TAKE_PTR(rp.body);
                 c->body_len = rp.body_len;
         } else if (rp.body_len != c->body_len) {
-                bench_fail(PROG, "GET /api/v1/vms answered %zu bytes now, %zu at the start.", rp.body_len,
+                fail("GET /api/v1/vms answered %zu bytes now, %zu at the start.", rp.body_len,
                      c->body_len);
                 gv_http_client_reply_done(&rp);
                 return -EIO;
@@ -514,7 +517,7 @@ static int proc_cpu_us(pid_t pid, uint64_t *ret)
         _cleanup_free_ char *path = xasprintf("/proc/%d/stat", (int)pid);
         _cleanup_free_ char *s = NULL;
         if (gv_read_file(path, 4096, &s, NULL) < 0)
-                return bench_fail(PROG, "Cannot read '%s': %s.", path, strerror(errno));
+                return fail("Cannot read '%s': %s.", path, strerror(errno));
         /* Fields after the command (which may hold spaces) start after the last ')'. */
         char *p = strrchr(s, ')');
         _cleanup_(strv_freep) char **f = p ? strv_split(p + 1, " \n") : NULL;
@@ -522,7 +525,7 @@ static int proc_cpu_us(pid_t pid, uint64_t *ret)
         /* After ')': state is field 3; utime and stime are fields 14 and 15 (proc(5)). */
         if (strv_length(f) < 13 || gv_parse_u64(f[11], 10, &ut) < 0 ||
             gv_parse_u64(f[12], 10, &st) < 0)
-                return bench_fail(PROG, "Cannot read the CPU times in '%s'.", path);
+                return fail("Cannot read the CPU times in '%s'.", path);
         long hz = sysconf(_SC_CLK_TCK);
         *ret = (ut + st) * 1000000u / (uint64_t)(hz > 0 ? hz : 100);
         return 0;
@@ -584,7 +587,7 @@ static int ceiling_start(struct ctx *c)
                 int k = errno;
                 if (fd >= 0)
                         (void)close(fd);
-                return bench_fail(PROG, "Cannot listen on 127.0.0.1 for the ceiling server: %s.",
+                return fail("Cannot listen on 127.0.0.1 for the ceiling server: %s.",
                             strerror(k));
         }
         c->ceiling_port = ntohs(sa.sin_port);
@@ -598,7 +601,7 @@ static int ceiling_start(struct ctx *c)
                                       MHD_OPTION_END);
         if (!c->ceiling) {
                 (void)close(fd);
-                return bench_fail(PROG, "Cannot start the libmicrohttpd ceiling server.");
+                return fail("Cannot start the libmicrohttpd ceiling server.");
         }
         /* It answers the same bytes. */
         _cleanup_free_ char *ep = xasprintf("http://127.0.0.1:%u", c->ceiling_port);
@@ -609,7 +612,7 @@ static int ceiling_start(struct ctx *c)
         bool same = rp.body_len == c->body_len && memcmp(rp.body, c->body, c->body_len) == 0;
         gv_http_client_reply_done(&rp);
         if (!same)
-                return bench_fail(PROG, "The ceiling server does not answer the controller's bytes.");
+                return fail("The ceiling server does not answer the controller's bytes.");
         return 0;
 }
 
@@ -680,24 +683,24 @@ static int run_wrk(struct ctx *c, int t, unsigned duration_s, struct wrk_result 
         else if (gv_proc_alive(&c->daemon) && proc_cpu_us(c->daemon.pid, &srv1) < 0)
                 return -EIO;
         if (r < 0)
-                return bench_fail(PROG, "wrk against %s: %s", url, gv_error_msg(e, r));
+                return fail("wrk against %s: %s", url, gv_error_msg(e, r));
         if (!gv_proc_alive(&c->daemon)) {
                 bench_print_log_tail("gpuvirtd's log", c->log, 2000);
-                return bench_fail(PROG, "gpuvirtd exited during the wrk run against %s.", url);
+                return fail("gpuvirtd exited during the wrk run against %s.", url);
         }
         struct wrk_result w;
         if (parse_wrk(out, &w) < 0)
-                return bench_fail(PROG, "wrk against %s printed no result line of our script: %.2000s%s",
+                return fail("wrk against %s printed no result line of our script: %.2000s%s",
                             url, out, errout ? errout : "");
         if (w.requests == 0)
-                return bench_fail(PROG, "wrk against %s completed no request.", url);
+                return fail("wrk against %s completed no request.", url);
         if (w.err_connect || w.err_read || w.err_write || w.err_status || w.err_timeout)
-                return bench_fail(PROG, "wrk against %s: %" PRIu64 " requests, errors: connect %" PRIu64
+                return fail("wrk against %s: %" PRIu64 " requests, errors: connect %" PRIu64
                             ", read %" PRIu64 ", write %" PRIu64 ", non-2xx/3xx answers %"
                             PRIu64 ", timeouts %" PRIu64 ".", url, w.requests, w.err_connect,
                             w.err_read, w.err_write, w.err_status, w.err_timeout);
         if (t != T_HEALTH && w.bytes / w.requests < c->body_len)
-                return bench_fail(PROG, "wrk against %s read %" PRIu64 " bytes per answer, less than the "
+                return fail("wrk against %s read %" PRIu64 " bytes per answer, less than the "
                             "%zu of the body.", url, w.bytes / w.requests, c->body_len);
         w.server_cpu_us = (double)(srv1 - srv0) / (double)w.requests;
         w.wrk_cpu_us = (double)(wrk1 - wrk0) / (double)w.requests;
@@ -792,9 +795,9 @@ static int run(struct ctx *c)
 {
         int r;
         if (mkdir(c->state, 0700) < 0)
-                return bench_fail(PROG, "Cannot create '%s': %s.", c->state, strerror(errno));
+                return fail("Cannot create '%s': %s.", c->state, strerror(errno));
         if ((r = gv_write_file(c->script, wrk_script, GV_WRITE_CREATE)) < 0)
-                return bench_fail(PROG, "Cannot write '%s': %s.", c->script, strerror(-r));
+                return fail("Cannot write '%s': %s.", c->script, strerror(-r));
         if ((r = fill_store(c)) < 0)
                 return r;
         if ((r = daemon_start(c)) < 0)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "http/client.h"
 #include "util/alloc.h"
 #include "util/fileio.h"
 
@@ -63,4 +64,47 @@ void bench_print_machine(void)
                 memset(&u, 0, sizeof(u));
         printf("machine: %ld CPUs online (%s), Linux %s %s\n", sysconf(_SC_NPROCESSORS_ONLN),
                model ? model : "unknown CPU", u.release, u.machine);
+}
+
+int bench_call(const char *prog, const char *endpoint, const char *method, const char *path,
+               const char *body, const char *header, int want, int timeout_ms,
+               json_t **ret_json)
+{
+        const char *headers[] = { header, NULL };
+        struct gv_http_client_req rq = {
+                .endpoint = endpoint,
+                .method = method,
+                .path = path,
+                .body = body,
+                .body_len = body ? strlen(body) : 0,
+                .headers = header ? headers : NULL,
+                .timeout_ms = timeout_ms,
+        };
+        struct gv_http_client_reply rp = {};
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        int r = gv_http_client_send(&rq, &rp, &e);
+        if (r < 0)
+                return bench_fail(prog, "%s %s: %s", method, path, gv_error_msg(e, r));
+        if (rp.status != want) {
+                bench_fail(prog, "%s %s answered %d, not %d: %.3000s", method, path, rp.status,
+                           want, rp.body && *rp.body ? rp.body : "(no body)");
+                gv_http_client_reply_done(&rp);
+                return -EIO;
+        }
+        if (ret_json) {
+                json_t *j = NULL;
+                if (rp.body && rp.body_len > 0) {
+                        json_error_t je;
+                        j = json_loadb(rp.body, rp.body_len, 0, &je);
+                        if (!j) {
+                                bench_fail(prog, "%s %s: the reply is not JSON (%s): %.2000s",
+                                           method, path, je.text, rp.body);
+                                gv_http_client_reply_done(&rp);
+                                return -EBADMSG;
+                        }
+                }
+                *ret_json = j;
+        }
+        gv_http_client_reply_done(&rp);
+        return 0;
 }

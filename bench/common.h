@@ -5,6 +5,8 @@
  */
 #pragma once
 
+#include <jansson.h>
+
 #include "util/macro.h"
 
 /* "PROG: message" on stderr; returns -EIO. */
@@ -15,3 +17,8 @@ int bench_usage_error(const char *prog, const char *fmt, ...) _printf_(2, 3);
 void bench_print_log_tail(const char *what, const char *path, size_t max);
 /* "machine: N CPUs online (MODEL), Linux RELEASE ARCH" on stdout. */
 void bench_print_machine(void);
+/* One request (header: one extra "Name: value" line, or NULL); fails unless the status is
+ * `want`, quoting the body. *ret_json (may be NULL) gets the body as JSON (NULL when empty). */
+int bench_call(const char *prog, const char *endpoint, const char *method, const char *path,
+               const char *body, const char *header, int want, int timeout_ms,
+               json_t **ret_json);

@@ -83,6 +83,9 @@
 #endif
 
 #define PROG "bench-create"
+/* common.h, with this program's name */
+#define fail(...) bench_fail(PROG, __VA_ARGS__)
+#define usage_error(...) bench_usage_error(PROG, __VA_ARGS__)
 #define HOST_NAME "bench-host"
 #define VGPU_TYPE "H100XM-20C"
 #define DEFAULT_RUNS 30u
@@ -166,7 +169,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 case 'n':
                         if (gv_parse_u32(optarg, 10, &o->runs) < 0 || o->runs == 0 ||
                             o->runs > 10000)
-                                return bench_usage_error(PROG, "--runs needs a whole number from 1 to "
+                                return usage_error("--runs needs a whole number from 1 to "
                                                    "10000, not '%s'.", optarg);
                         break;
                 case 'D': o->daemon = optarg; break;
@@ -174,7 +177,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 case 'a':
                         if (strcmp(optarg, "tcg") != 0 && strcmp(optarg, "kvm") != 0 &&
                             strcmp(optarg, "auto") != 0)
-                                return bench_usage_error(PROG, "--accel: '%s' is not tcg, kvm or auto.",
+                                return usage_error("--accel: '%s' is not tcg, kvm or auto.",
                                                    optarg);
                         o->accel = optarg;
                         break;
@@ -184,11 +187,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                         fputs(usage_text, stdout);
                         exit(0);
                 default:
-                        return bench_usage_error(PROG, "invalid option.");
+                        return usage_error("invalid option.");
                 }
         }
         if (optind < argc)
-                return bench_usage_error(PROG, "unexpected argument '%s'.", argv[optind]);
+                return usage_error("unexpected argument '%s'.", argv[optind]);
         return 0;
 }
 
@@ -235,45 +238,10 @@ static int call(struct ctx *c, const char *endpoint, const char *method, const c
                 const char *body, bool opid, int want, json_t **ret_json)
 {
         char hdr[64];
-        const char *headers[] = { hdr, NULL };
         (void)snprintf(hdr, sizeof(hdr), "Operation-Id: bench-create-%ld-%u", (long)getpid(),
                        ++c->op_seq);
-        struct gv_http_client_req rq = {
-                .endpoint = endpoint,
-                .method = method,
-                .path = path,
-                .body = body,
-                .body_len = body ? strlen(body) : 0,
-                .headers = opid ? headers : NULL,
-                .timeout_ms = REQUEST_MS,
-        };
-        struct gv_http_client_reply rp = {};
-        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
-        int r = gv_http_client_send(&rq, &rp, &e);
-        if (r < 0)
-                return bench_fail(PROG, "%s %s: %s", method, path, gv_error_msg(e, r));
-        if (rp.status != want) {
-                bench_fail(PROG, "%s %s answered %d, not %d: %.3000s", method, path, rp.status, want,
-                     rp.body && *rp.body ? rp.body : "(no body)");
-                gv_http_client_reply_done(&rp);
-                return -EIO;
-        }
-        if (ret_json) {
-                json_t *j = NULL;
-                if (rp.body && rp.body_len > 0) {
-                        json_error_t je;
-                        j = json_loadb(rp.body, rp.body_len, 0, &je);
-                        if (!j) {
-                                bench_fail(PROG, "%s %s: the reply is not JSON (%s): %.2000s", method, path,
-                                     je.text, rp.body);
-                                gv_http_client_reply_done(&rp);
-                                return -EBADMSG;
-                        }
-                }
-                *ret_json = j;
-        }
-        gv_http_client_reply_done(&rp);
-        return 0;
+        return bench_call(PROG, endpoint, method, path, body, opid ? hdr : NULL, want,
+                          REQUEST_MS, ret_json);
 }
 
 static const char *jstr(const json_t *o, const char *key)
@@ -297,18 +265,18 @@ static int daemon_start(struct ctx *c)
                            NULL };
         int r = gv_proc_run(create, 120000, 1 << 16, &out, &errout, &e);
         if (r < 0)
-                return bench_fail(PROG, "Cannot create the simulated host: %s", gv_error_msg(e, r));
+                return fail("Cannot create the simulated host: %s", gv_error_msg(e, r));
 
         _cleanup_close_ int log = open(c->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (log < 0)
-                return bench_fail(PROG, "Cannot create '%s': %s.", c->log, strerror(errno));
+                return fail("Cannot create '%s': %s.", c->log, strerror(errno));
         char *argv[] = { (char *)c->o.sim, "exec", "--root", c->root, "--", (char *)c->o.daemon,
                          "--role", "all", "--state-dir", c->state, "--accel",
                          (char *)c->o.accel, "--host-name", HOST_NAME, NULL };
         struct gv_spawn_opts so = { .stdin_fd = -1, .stdout_fd = log, .stderr_fd = log };
         r = gv_proc_spawn(argv, &so, &c->daemon, &e);
         if (r < 0)
-                return bench_fail(PROG, "%s", gv_error_msg(e, r));
+                return fail("%s", gv_error_msg(e, r));
 
         /* Ready when the controller lists the host up with its eight GPUs. */
         uint64_t deadline = bench_now_ns() + (uint64_t)READY_MS * 1000000u;
@@ -326,12 +294,12 @@ static int daemon_start(struct ctx *c)
                 }
                 if (!gv_proc_alive(&c->daemon)) {
                         bench_print_log_tail("gpuvirtd's log", c->log, 3000);
-                        return bench_fail(PROG, "'%s' exited before the controller listed host '"
+                        return fail("'%s' exited before the controller listed host '"
                                     HOST_NAME "'.", c->o.daemon);
                 }
                 if (bench_now_ns() > deadline) {
                         bench_print_log_tail("gpuvirtd's log", c->log, 3000);
-                        return bench_fail(PROG, "The controller did not list host '" HOST_NAME "' up with "
+                        return fail("The controller did not list host '" HOST_NAME "' up with "
                                     "8 GPUs within %d ms (last status %d).", READY_MS, status);
                 }
                 (void)nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000000 }, NULL);
@@ -364,13 +332,13 @@ static int check_agent_running(struct ctx *c, const char *name)
         json_t *pid = json_object_get(vm, "pid");
         if (!jstr_is(vm, "phase", "running") || !vgpu || !json_is_integer(pid) || !marker) {
                 _cleanup_free_ char *dump = json_dumps(vm, JSON_COMPACT);
-                return bench_fail(PROG, "The agent's GET %s does not say running with a vGPU in \"hw\", a "
+                return fail("The agent's GET %s does not say running with a vGPU in \"hw\", a "
                             "pid and an argv with -name: %.3000s", path, dump ? dump : "?");
         }
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         r = gv_proc_adopt((pid_t)json_integer_value(pid), marker, &c->qemu, &e);
         if (r < 0)
-                return bench_fail(PROG, "The agent says VM '%s' runs, but its QEMU is not there: %s", name,
+                return fail("The agent says VM '%s' runs, but its QEMU is not there: %s", name,
                             gv_error_msg(e, r));
         return 0;
 }
@@ -385,11 +353,11 @@ static int check_gone(struct ctx *c, const char *name, bool on_controller)
                 r = call(c, c->ctl, "GET", cpath, NULL, false, 404, NULL);
         }
         if (r < 0)
-                return bench_fail(PROG, "VM '%s' is still known after its delete.", name);
+                return fail("VM '%s' is still known after its delete.", name);
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         r = gv_proc_wait(&c->qemu, EXIT_WAIT_MS, NULL, &e);
         if (r <= 0)
-                return bench_fail(PROG, "The QEMU of VM '%s' (pid %d) still runs %d ms after its delete%s%s",
+                return fail("The QEMU of VM '%s' (pid %d) still runs %d ms after its delete%s%s",
                             name, c->qemu.pid, EXIT_WAIT_MS, r < 0 ? ": " : ".",
                             r < 0 ? gv_error_msg(e, r) : "");
         gv_proc_close(&c->qemu);
@@ -402,7 +370,7 @@ static int op_succeeded(const json_t *op, const char *what)
 {
         if (!jstr_is(op, "state", "succeeded")) {
                 _cleanup_free_ char *dump = json_dumps(op, JSON_COMPACT);
-                return bench_fail(PROG, "%s answered an operation that did not succeed: %.3000s", what,
+                return fail("%s answered an operation that did not succeed: %.3000s", what,
                             dump ? dump : "?");
         }
         return 0;
@@ -438,7 +406,7 @@ static int round_ctl(struct ctx *c, unsigned round, uint64_t *ret_ns, uint64_t *
                                                           "gpus"), 0);
         if (!jstr_is(vm, "state", "running") || !jstr_is(g0, "alloc", "vgpu") || !jstr(g0, "pci")) {
                 _cleanup_free_ char *dump = json_dumps(vm, JSON_COMPACT);
-                return bench_fail(PROG, "The create succeeded but GET %s does not say running with a vGPU "
+                return fail("The create succeeded but GET %s does not say running with a vGPU "
                             "placement: %.3000s", path, dump ? dump : "?");
         }
         if (!c->pci)
@@ -478,7 +446,7 @@ static int round_agent(struct ctx *c, unsigned round, uint64_t *ret_ns, uint64_t
         int r;
 
         if (getrandom(u, sizeof(u), 0) != (ssize_t)sizeof(u))
-                return bench_fail(PROG, "getrandom: %s.", strerror(errno));
+                return fail("getrandom: %s.", strerror(errno));
         u[6] = (u[6] & 0x0f) | 0x40;
         u[8] = (u[8] & 0x3f) | 0x80;
         /* agent_definition()'s shape (src/controller/vms.c), keys in its order. */
@@ -577,7 +545,7 @@ static int split_phases(struct ctx *c, struct phases *ph)
                 r = gv_store_events(s, 0, 1000000, &ev, &n_ev, &e);
         gv_store_free(s);
         if (r < 0)
-                return bench_fail(PROG, "Cannot read the controller's event log in '%s': %s", c->store_url,
+                return fail("Cannot read the controller's event log in '%s': %s", c->store_url,
                             gv_error_msg(e, r));
         for (int p = 0; p < N_PHASES; p++)
                 ph->ms[p] = xcalloc(c->o.runs, sizeof(uint64_t));
@@ -599,7 +567,7 @@ static int split_phases(struct ctx *c, struct phases *ph)
                 }
                 if (created < 0 || starting < 0 || running < 0) {
                         gv_store_events_free(ev, n_ev);
-                        return bench_fail(PROG, "The event log lacks vm.created, or vm.state starting or "
+                        return fail("The event log lacks vm.created, or vm.state starting or "
                                     "running, for '%s'.", subj);
                 }
                 int64_t t[N_PHASES + 1] = { c->ctl_sent_ms[i], created, starting, running,

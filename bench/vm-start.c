@@ -76,6 +76,9 @@
 #endif
 
 #define PROG "bench-vm-start"
+/* common.h, with this program's name */
+#define fail(...) bench_fail(PROG, __VA_ARGS__)
+#define usage_error(...) bench_usage_error(PROG, __VA_ARGS__)
 #define VM_NAME "bench-vm"
 #define DEFAULT_RUNS 50u
 #define DEFAULT_TARGET_MS 30.0
@@ -162,7 +165,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 case 'n':
                         if (gv_parse_u32(optarg, 10, &o->runs) < 0 || o->runs == 0 ||
                             o->runs > 100000)
-                                return bench_usage_error(PROG, "--runs needs a whole number from 1 to "
+                                return usage_error("--runs needs a whole number from 1 to "
                                                    "100000, not '%s'.", optarg);
                         break;
                 case 'a':
@@ -173,7 +176,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                         break;
                 case 't':
                         if (gv_parse_u32(optarg, 10, &u) < 0 || u > 1000000)
-                                return bench_usage_error(PROG, "--target-ms needs a whole number of "
+                                return usage_error("--target-ms needs a whole number of "
                                                    "milliseconds from 0 to 1000000, not '%s'.",
                                                    optarg);
                         o->target_ms = u;
@@ -188,11 +191,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                         fputs(usage_text, stdout);
                         exit(0);
                 default:
-                        return bench_usage_error(PROG, "invalid option.");
+                        return usage_error("invalid option.");
                 }
         }
         if (optind < argc)
-                return bench_usage_error(PROG, "unexpected argument '%s'.", argv[optind]);
+                return usage_error("unexpected argument '%s'.", argv[optind]);
         return 0;
 }
 
@@ -237,46 +240,11 @@ static int agent_call(struct ctx *c, const char *method, const char *path, const
                       int want, json_t **ret_json)
 {
         char opid[64];
-        const char *mut_headers[] = { opid, NULL };
         bool mutation = strcmp(method, "GET") != 0;
         (void)snprintf(opid, sizeof(opid), "Operation-Id: bench-%ld-%u", (long)getpid(),
                        ++c->op_seq);
-        struct gv_http_client_req rq = {
-                .endpoint = c->endpoint,
-                .method = method,
-                .path = path,
-                .body = body,
-                .body_len = body ? strlen(body) : 0,
-                .headers = mutation ? mut_headers : NULL,
-                .timeout_ms = REQUEST_MS,
-        };
-        struct gv_http_client_reply rp = {};
-        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
-        int r = gv_http_client_send(&rq, &rp, &e);
-        if (r < 0)
-                return bench_fail(PROG, "%s %s: %s", method, path, gv_error_msg(e, r));
-        if (rp.status != want) {
-                bench_fail(PROG, "%s %s answered %d, not %d: %s", method, path, rp.status, want,
-                     rp.body && *rp.body ? rp.body : "(no body)");
-                gv_http_client_reply_done(&rp);
-                return -EIO;
-        }
-        if (ret_json) {
-                json_t *j = NULL;
-                if (rp.body && rp.body_len > 0) {
-                        json_error_t je;
-                        j = json_loadb(rp.body, rp.body_len, 0, &je);
-                        if (!j) {
-                                bench_fail(PROG, "%s %s: the reply is not JSON (%s): %s", method, path,
-                                     je.text, rp.body);
-                                gv_http_client_reply_done(&rp);
-                                return -EBADMSG;
-                        }
-                }
-                *ret_json = j;
-        }
-        gv_http_client_reply_done(&rp);
-        return 0;
+        return bench_call(PROG, c->endpoint, method, path, body, mutation ? opid : NULL, want,
+                          REQUEST_MS, ret_json);
 }
 
 static int agent_start_daemon(struct ctx *c)
@@ -286,19 +254,19 @@ static int agent_start_daemon(struct ctx *c)
         c->endpoint = xasprintf("unix:%s", sock);
         c->agent_log = gv_path_join_many(c->dir, "agent.log", NULL);
         if (mkdir(state, 0700) < 0)
-                return bench_fail(PROG, "Cannot create '%s': %s.", state, strerror(errno));
+                return fail("Cannot create '%s': %s.", state, strerror(errno));
 
         _cleanup_close_ int log = open(c->agent_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
                                        0600);
         if (log < 0)
-                return bench_fail(PROG, "Cannot create '%s': %s.", c->agent_log, strerror(errno));
+                return fail("Cannot create '%s': %s.", c->agent_log, strerror(errno));
         char *argv[] = { (char *)c->o.agent, "--role", "agent", "--state-dir", state, "--socket",
                          sock, NULL };
         struct gv_spawn_opts so = { .stdin_fd = -1, .stdout_fd = log, .stderr_fd = log };
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         int r = gv_proc_spawn(argv, &so, &c->agent, &e);
         if (r < 0)
-                return bench_fail(PROG, "%s", gv_error_msg(e, r));
+                return fail("%s", gv_error_msg(e, r));
 
         /* Ready when it answers HTTP on the socket: any status (404 for the VM not defined
          * yet). */
@@ -312,14 +280,14 @@ static int agent_start_daemon(struct ctx *c)
                 if (r >= 0)
                         return 0;
                 if (!gv_proc_alive(&c->agent)) {
-                        bench_fail(PROG, "'%s' exited before answering on '%s': %s", c->o.agent, sock,
+                        fail("'%s' exited before answering on '%s': %s", c->o.agent, sock,
                              gv_error_msg(e2, r));
                         gv_error_free(e2);
                         bench_print_log_tail("the agent's log", c->agent_log, 2000);
                         return -EIO;
                 }
                 if (bench_now_ns() > deadline) {
-                        bench_fail(PROG, "'%s' did not answer on '%s' within %d ms: %s", c->o.agent, sock,
+                        fail("'%s' did not answer on '%s' within %d ms: %s", c->o.agent, sock,
                              AGENT_READY_MS, gv_error_msg(e2, r));
                         gv_error_free(e2);
                         bench_print_log_tail("the agent's log", c->agent_log, 2000);
@@ -384,14 +352,14 @@ static int take_argv(struct ctx *c, const json_t *vm)
         const json_t *a = json_object_get(vm, "argv");
         if (!json_is_array(a) || json_array_size(a) < 2) {
                 _cleanup_free_ char *dump = json_dumps(vm, JSON_COMPACT);
-                return bench_fail(PROG, "GET /v1/vms/" VM_NAME " has no \"argv\" array (the QEMU command "
+                return fail("GET /v1/vms/" VM_NAME " has no \"argv\" array (the QEMU command "
                             "the agent ran), which the by-hand side needs: %s", dump);
         }
         size_t i;
         const json_t *v;
         json_array_foreach(a, i, v) {
                 if (!json_is_string(v))
-                        return bench_fail(PROG, "\"argv\"[%zu] of GET /v1/vms/" VM_NAME " is not a string.",
+                        return fail("\"argv\"[%zu] of GET /v1/vms/" VM_NAME " is not a string.",
                                     i);
                 strv_extend(&c->agent_argv, json_string_value(v));
         }
@@ -408,7 +376,7 @@ static int take_argv(struct ctx *c, const json_t *vm)
                         c->accel = xstrdup(p[1]);
         }
         if (!qmp || !c->agent_pidfile || !c->marker)
-                return bench_fail(PROG, "The agent's argv lacks %s; cannot repeat it by hand.",
+                return fail("The agent's argv lacks %s; cannot repeat it by hand.",
                             !qmp ? "a '-chardev socket,id=qmp,path=...'" :
                             !c->agent_pidfile ? "'-pidfile'" : "'-name'");
         if (!c->accel)
@@ -419,11 +387,11 @@ static int take_argv(struct ctx *c, const json_t *vm)
         _cleanup_free_ char *run = xstrdup(qmp);
         char *slash = strrchr(run, '/');
         if (!slash || slash == run)
-                return bench_fail(PROG, "The agent's QMP socket '%s' is not in a directory of its own.", qmp);
+                return fail("The agent's QMP socket '%s' is not in a directory of its own.", qmp);
         slash[1] = '\0'; /* keep the '/' so that ".../run2" does not match ".../run" */
         c->hand_dir = gv_path_join_many(c->dir, "hand", NULL);
         if (mkdir(c->hand_dir, 0700) < 0)
-                return bench_fail(PROG, "Cannot create '%s': %s.", c->hand_dir, strerror(errno));
+                return fail("Cannot create '%s': %s.", c->hand_dir, strerror(errno));
         _cleanup_free_ char *to = xasprintf("%s/", c->hand_dir);
         for (char **p = c->agent_argv; *p; p++)
                 strv_consume(&c->hand_argv, replace_all(*p, run, to));
@@ -441,12 +409,12 @@ static int adopt_agent_qemu(struct ctx *c, const json_t *vm)
         if (r >= 0)
                 r = gv_proc_adopt(pid, c->marker, &c->agent_qemu, &e);
         if (r < 0)
-                return bench_fail(PROG, "The agent said the VM runs, but its QEMU is not there: %s",
+                return fail("The agent said the VM runs, but its QEMU is not there: %s",
                             gv_error_msg(e, r));
         /* The status names the same process ("pid" is null only when QEMU is gone). */
         const json_t *jp = json_object_get(vm, "pid");
         if (!json_is_integer(jp) || json_integer_value(jp) != pid)
-                return bench_fail(PROG, "GET /v1/vms/" VM_NAME " says pid %s, but QEMU's pidfile '%s' "
+                return fail("GET /v1/vms/" VM_NAME " says pid %s, but QEMU's pidfile '%s' "
                             "says %d.", json_is_integer(jp) ? "another" : "none",
                             c->agent_pidfile, (int)pid);
         return 0;
@@ -472,7 +440,7 @@ static int round_agent(struct ctx *c, uint64_t *ret_ns, uint64_t *ret_get_ns)
                 return r;
         if (!json_is_object(vm) || !says_running(vm)) {
                 _cleanup_free_ char *dump = vm ? json_dumps(vm, JSON_COMPACT) : NULL;
-                return bench_fail(PROG, "The start answered 200 but GET /v1/vms/" VM_NAME " does not say "
+                return fail("The start answered 200 but GET /v1/vms/" VM_NAME " does not say "
                             "\"running\": %s", dump ? dump : "(no body)");
         }
         if (!c->agent_argv && (r = take_argv(c, vm)) < 0)
@@ -486,9 +454,9 @@ static int round_agent(struct ctx *c, uint64_t *ret_ns, uint64_t *ret_get_ns)
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         r = gv_proc_wait(&c->agent_qemu, EXIT_WAIT_MS, NULL, &e);
         if (r < 0)
-                return bench_fail(PROG, "Waiting for the agent's QEMU: %s", gv_error_msg(e, r));
+                return fail("Waiting for the agent's QEMU: %s", gv_error_msg(e, r));
         if (r == 0)
-                return bench_fail(PROG, "The agent's QEMU (pid %d) still runs %d ms after the kill "
+                return fail("The agent's QEMU (pid %d) still runs %d ms after the kill "
                             "answered 200.", c->agent_qemu.pid, EXIT_WAIT_MS);
         gv_proc_close(&c->agent_qemu);
         *ret_ns = t1 - t0;
@@ -506,7 +474,7 @@ static int hand_kill(struct ctx *c)
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         int r = gv_proc_wait(&c->hand_qemu, EXIT_WAIT_MS, NULL, &e);
         if (r <= 0)
-                return bench_fail(PROG, "The by-hand QEMU (pid %d) did not exit after SIGKILL: %s",
+                return fail("The by-hand QEMU (pid %d) did not exit after SIGKILL: %s",
                             c->hand_qemu.pid, r < 0 ? gv_error_msg(e, r) : "timed out");
         gv_proc_close(&c->hand_qemu);
         return 0;
@@ -544,7 +512,7 @@ static int round_hand(struct ctx *c, bool tight, uint64_t *ret_ns, uint64_t *ret
         _cleanup_close_ int log = open(c->hand_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
                                        0600);
         if (log < 0)
-                return bench_fail(PROG, "Cannot open '%s': %s.", c->hand_log, strerror(errno));
+                return fail("Cannot open '%s': %s.", c->hand_log, strerror(errno));
         /* As the agent runs QEMU: stdio off, stderr to a log, a session of its own. */
         struct gv_spawn_opts so = { .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = log,
                                     .new_session = true };
@@ -556,7 +524,7 @@ static int round_hand(struct ctx *c, bool tight, uint64_t *ret_ns, uint64_t *ret
         uint64_t t0 = bench_now_ns();
         r = gv_proc_spawn(c->hand_argv, &so, &c->hand_qemu, &e);
         if (r < 0)
-                return bench_fail(PROG, "%s", gv_error_msg(e, r));
+                return fail("%s", gv_error_msg(e, r));
         r = tight ? connect_tight(c->hand_qmp, &q, &e) : gv_qmp_connect(c->hand_qmp, QMP_MS, &q,
                                                                         &e);
         uint64_t tq = bench_now_ns();
@@ -576,7 +544,7 @@ static int round_hand(struct ctx *c, bool tight, uint64_t *ret_ns, uint64_t *ret
         }
         uint64_t t1 = bench_now_ns();
         if (r < 0) {
-                bench_fail(PROG, "By hand: %s", gv_error_msg(e, r));
+                fail("By hand: %s", gv_error_msg(e, r));
                 bench_print_log_tail("the by-hand QEMU's stderr", c->hand_log, 2000);
                 (void)hand_kill(c);
                 return -EIO;
@@ -616,10 +584,10 @@ static int durable_write(struct ctx *c, uint64_t *ret_ns)
         _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0 || write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf) || fsync(fd) < 0 ||
             rename(tmp, dst) < 0)
-                return bench_fail(PROG, "A durable write of '%s' failed: %s.", dst, strerror(errno));
+                return fail("A durable write of '%s' failed: %s.", dst, strerror(errno));
         _cleanup_close_ int dfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0 || fsync(dfd) < 0)
-                return bench_fail(PROG, "Cannot fsync '%s': %s.", c->dir, strerror(errno));
+                return fail("Cannot fsync '%s': %s.", c->dir, strerror(errno));
         *ret_ns = bench_now_ns() - t0;
         return 0;
 }
@@ -639,7 +607,7 @@ static int run_round(struct ctx *c, unsigned round, int first, bool warmup)
                         return r;
                 }
                 if (ns == 0 || extra == 0)
-                        return bench_fail(PROG, "%s start measured 0 ns in round %u.", side_name[side],
+                        return fail("%s start measured 0 ns in round %u.", side_name[side],
                                     round);
                 if (warmup)
                         continue;

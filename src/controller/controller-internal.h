@@ -132,3 +132,29 @@ void gv_ctl_vms_resume(struct gv_controller *c);
  * the generation read). */
 void gv_ctl_vms_observe(struct gv_controller *c, const char *host, const json_t *agent_vms,
                         bool host_down, const struct gv_store_obj *before, size_t n_before);
+
+/* ---- vms.c, shared with migrate.c ---- */
+int gv_ctl_vm_get(struct gv_controller *c, const char *name, struct gv_store_obj *ret,
+                  struct gv_error **err);
+/* Read-modify-write of a VM document with CAS (retried) and an event. */
+int gv_ctl_vm_update(struct gv_controller *c, const char *name,
+                     void (*fn)(json_t *doc, void *arg), void *arg, const char *event,
+                     struct gv_error **err);
+int gv_ctl_vm_set_state(struct gv_controller *c, const char *name, const char *state,
+                        const char *error);
+/* The batch that reserves (placement) or releases (NULL) `name` on `host`, with vm_write. */
+int gv_ctl_alloc_write(struct gv_controller *c, const char *host, const char *name,
+                       const json_t *placement, struct gv_store_write *vm_write,
+                       const char *event, json_t *event_data, struct gv_error **err);
+/* Release a VM's reservation and record why (failed), or delete it. */
+int gv_ctl_vm_release(struct gv_controller *c, const char *name, const char *error, bool delete);
+/* The agent's VM definition of a VM document. */
+json_t *gv_ctl_agent_definition(struct gv_controller *c, const json_t *vm, struct gv_error **err);
+/* An agent call of operation op_id, step `step` (its Operation-Id: OP-STEP). */
+int gv_ctl_agent_vm(struct gv_controller *c, const char *op_id, const char *step,
+                    const char *host, const char *method, const char *path, const json_t *body,
+                    json_t **ret, struct gv_error **err);
+int gv_ctl_switch_modes(struct gv_controller *c, const char *op_id, const char *name,
+                        const char *host, const json_t *placement, struct gv_error **err);
+void gv_ctl_restore_modes(struct gv_controller *c, const char *op_id, const char *host,
+                          const json_t *placement);

@@ -26,7 +26,7 @@
         "name", "image", "disk_size", "vcpus", "memory_mib", "gpus", "nics", "cloud_init", \
         "policy", "host"
 
-static int vm_get(struct gv_controller *c, const char *name, struct gv_store_obj *ret,
+int gv_ctl_vm_get(struct gv_controller *c, const char *name, struct gv_store_obj *ret,
                   struct gv_error **err)
 {
         int r = gv_store_get(c->store, GV_STORE_VM, name, ret, NULL);
@@ -44,13 +44,13 @@ void gv_ctl_vms_changed(struct gv_controller *c)
 }
 
 /* Read-modify-write of a VM document with CAS and an event. */
-static int vm_update(struct gv_controller *c, const char *name,
+int gv_ctl_vm_update(struct gv_controller *c, const char *name,
                      void (*fn)(json_t *doc, void *arg), void *arg, const char *event,
                      struct gv_error **err)
 {
         for (int tries = 0; tries < 10; tries++) {
                 struct gv_store_obj v = { 0 };
-                int r = vm_get(c, name, &v, err);
+                int r = gv_ctl_vm_get(c, name, &v, err);
                 if (r < 0)
                         return r;
                 json_t *doc = json_deep_copy(v.doc);
@@ -90,17 +90,17 @@ static void set_state(json_t *doc, void *arg)
         json_object_set_new(doc, "error", a->error ? json_string(a->error) : json_null());
 }
 
-static int vm_set_state(struct gv_controller *c, const char *name, const char *state,
+int gv_ctl_vm_set_state(struct gv_controller *c, const char *name, const char *state,
                         const char *error)
 {
         struct state_arg a = { state, error };
-        return vm_update(c, name, set_state, &a, "vm.state", NULL);
+        return gv_ctl_vm_update(c, name, set_state, &a, "vm.state", NULL);
 }
 
 /* ---- reserve and release ---- */
 
 /* The batch that reserves (placement != NULL) or releases (NULL) `name` on `host`. */
-static int alloc_write(struct gv_controller *c, const char *host, const char *name,
+int gv_ctl_alloc_write(struct gv_controller *c, const char *host, const char *name,
                        const json_t *placement, struct gv_store_write *vm_write,
                        const char *event, json_t *event_data, struct gv_error **err)
 {
@@ -155,10 +155,10 @@ static int alloc_write(struct gv_controller *c, const char *host, const char *na
 }
 
 /* Release a VM's reservation and record why (state failed with the error), or delete it. */
-static int vm_release(struct gv_controller *c, const char *name, const char *error, bool delete)
+int gv_ctl_vm_release(struct gv_controller *c, const char *name, const char *error, bool delete)
 {
         struct gv_store_obj v = { 0 };
-        int r = vm_get(c, name, &v, NULL);
+        int r = gv_ctl_vm_get(c, name, &v, NULL);
         const char *host;
 
         if (r < 0)
@@ -179,7 +179,7 @@ static int vm_release(struct gv_controller *c, const char *name, const char *err
         json_t *data = json_pack("{s:s, s:s?}", "state", delete ? "deleted" : "failed", "error",
                                  error);
         if (host)
-                r = alloc_write(c, host, name, NULL, &w, ev, data, NULL);
+                r = gv_ctl_alloc_write(c, host, name, NULL, &w, ev, data, NULL);
         else {
                 _cleanup_free_ char *subj = xasprintf("vm/%s", name);
                 r = gv_ctl_write_event(c, &w, 1, ev, subj, data, NULL);
@@ -350,10 +350,11 @@ int gv_controller_vm_create(struct gv_controller *c, const json_t *spec_in, json
                                (json_int_t)(gv_ctl_now_ms() / 1000));
                 struct gv_store_write w = { .op = GV_STORE_CREATE, .kind = GV_STORE_VM,
                                             .key = name, .doc = vm };
-                r = alloc_write(c, json_string_value(json_object_get(pl, "host")), name, pl, &w,
-                                "vm.created", json_pack("{s:s, s:O}", "state", "pending",
-                                                        "placement", pl),
-                                err);
+                r = gv_ctl_alloc_write(c, json_string_value(json_object_get(pl, "host")), name,
+                                       pl, &w, "vm.created",
+                                       json_pack("{s:s, s:O}", "state", "pending", "placement",
+                                                 pl),
+                                       err);
                 if (r < 0) {
                         (void)gv_sched_release(c->cluster, &rq, &p, NULL);
                         c->model_dirty = true;
@@ -368,7 +369,7 @@ int gv_controller_vm_create(struct gv_controller *c, const json_t *spec_in, json
 }
 
 /* The agent's VM definition (docs/agent.md) of a VM document. */
-static json_t *agent_definition(struct gv_controller *c, const json_t *vm, struct gv_error **err)
+json_t *gv_ctl_agent_definition(struct gv_controller *c, const json_t *vm, struct gv_error **err)
 {
         const json_t *spec = json_object_get(vm, "spec"), *s;
         const char *image = json_string_value(json_object_get(spec, "image"));
@@ -426,7 +427,7 @@ static json_t *agent_definition(struct gv_controller *c, const json_t *vm, struc
         return def;
 }
 
-static int agent_vm(struct gv_controller *c, const char *op_id, const char *step,
+int gv_ctl_agent_vm(struct gv_controller *c, const char *op_id, const char *step,
                     const char *host, const char *method, const char *path, const json_t *body,
                     json_t **ret, struct gv_error **err)
 {
@@ -452,7 +453,7 @@ static void set_restore(json_t *doc, void *arg)
                 json_object_set_new(s, "restore_mode", json_string(a->mode));
 }
 
-static int switch_modes(struct gv_controller *c, const char *op_id, const char *name,
+int gv_ctl_switch_modes(struct gv_controller *c, const char *op_id, const char *name,
                         const char *host, const json_t *placement, struct gv_error **err)
 {
         struct gv_store_obj h = { 0 };
@@ -489,8 +490,8 @@ static int switch_modes(struct gv_controller *c, const char *op_id, const char *
                 /* Recorded first: the switch is undone when the VM lets the GPU go, as the
                  * engine assumes (an emptied GPU returns to its configured mode). */
                 struct restore_arg ra = { i, now ? now : "none" };
-                (void)vm_update(c, name, set_restore, &ra, "vm.state", NULL);
-                r = agent_vm(c, op_id, step, host, "POST", path, body, NULL, err);
+                (void)gv_ctl_vm_update(c, name, set_restore, &ra, "vm.state", NULL);
+                r = gv_ctl_agent_vm(c, op_id, step, host, "POST", path, body, NULL, err);
                 if (r < 0)
                         break;
                 switched = true;
@@ -503,7 +504,7 @@ static int switch_modes(struct gv_controller *c, const char *op_id, const char *
 
 /* After a VM let its GPUs go: a GPU switched for it (restore_mode) and now empty goes back to
  * the mode it had. Best effort: a GPU left in the other mode is still usable, and shown. */
-static void restore_modes(struct gv_controller *c, const char *op_id, const char *host,
+void gv_ctl_restore_modes(struct gv_controller *c, const char *op_id, const char *host,
                           const json_t *placement)
 {
         const json_t *s;
@@ -521,7 +522,7 @@ static void restore_modes(struct gv_controller *c, const char *op_id, const char
                 _cleanup_free_ char *path = xasprintf("/v1/gpus/%s/mode", pci);
                 _cleanup_free_ char *step = xasprintf("restore-%zu", i);
                 _cleanup_json_ json_t *body = json_pack("{s:s}", "mode", mode);
-                (void)agent_vm(c, op_id, step, host, "POST", path, body, NULL, NULL);
+                (void)gv_ctl_agent_vm(c, op_id, step, host, "POST", path, body, NULL, NULL);
                 any = true;
         }
         if (any)
@@ -536,7 +537,7 @@ int gv_ctl_op_vm_create(struct gv_controller *c, const char *op_id, json_t *arg,
         _cleanup_json_ json_t *def = NULL, *st = NULL;
         _cleanup_free_ char *start = NULL, *kill = NULL, *del = NULL;
         const char *host;
-        int r = vm_get(c, name ? name : "?", &v, err);
+        int r = gv_ctl_vm_get(c, name ? name : "?", &v, err);
 
         if (r < 0)
                 return r;
@@ -549,37 +550,38 @@ int gv_ctl_op_vm_create(struct gv_controller *c, const char *op_id, json_t *arg,
         start = xasprintf("/v1/vms/%s/start", name);
         kill = xasprintf("/v1/vms/%s/kill", name);
         del = xasprintf("/v1/vms/%s", name);
-        def = agent_definition(c, v.doc, err);
+        def = gv_ctl_agent_definition(c, v.doc, err);
         r = def ? 0 : -EINVAL;
         if (r >= 0)
-                r = switch_modes(c, op_id, name, host, json_object_get(v.doc, "placement"), err);
+                r = gv_ctl_switch_modes(c, op_id, name, host,
+                                        json_object_get(v.doc, "placement"), err);
         if (r >= 0) {
                 gv_ctl_op_progress(c, op_id, 20, "defining %s on %s", name, host);
-                r = agent_vm(c, op_id, "define", host, "POST", "/v1/vms", def, NULL, err);
+                r = gv_ctl_agent_vm(c, op_id, "define", host, "POST", "/v1/vms", def, NULL, err);
         }
         if (r >= 0) {
-                (void)vm_set_state(c, name, "starting", NULL);
+                (void)gv_ctl_vm_set_state(c, name, "starting", NULL);
                 gv_ctl_op_progress(c, op_id, 50, "starting %s on %s", name, host);
-                r = agent_vm(c, op_id, "start", host, "POST", start, NULL, &st, err);
+                r = gv_ctl_agent_vm(c, op_id, "start", host, "POST", start, NULL, &st, err);
         }
         if (r < 0) {
                 /* Leave nothing behind: the agent's VM (and with it its GPU hardware), then the
                  * reservation; the VM stays, failed, saying why. */
                 _cleanup_free_ char *why = xstrdup(gv_error_msg(err ? *err : NULL, r));
                 gv_ctl_op_progress(c, op_id, 90, "cleaning up on %s: %s", host, why);
-                (void)agent_vm(c, op_id, "kill", host, "POST", kill, NULL, NULL, NULL);
-                (void)agent_vm(c, op_id, "delete", host, "DELETE", del, NULL, NULL, NULL);
+                (void)gv_ctl_agent_vm(c, op_id, "kill", host, "POST", kill, NULL, NULL, NULL);
+                (void)gv_ctl_agent_vm(c, op_id, "delete", host, "DELETE", del, NULL, NULL, NULL);
                 struct gv_store_obj now = { 0 };
                 _cleanup_json_ json_t *pl = NULL;
-                if (vm_get(c, name, &now, NULL) >= 0) /* with the modes switched meanwhile */
+                if (gv_ctl_vm_get(c, name, &now, NULL) >= 0) /* with the modes switched meanwhile */
                         pl = json_incref(json_object_get(now.doc, "placement"));
                 gv_store_obj_done(&now);
-                (void)vm_release(c, name, why, false);
-                restore_modes(c, op_id, host, pl);
+                (void)gv_ctl_vm_release(c, name, why, false);
+                gv_ctl_restore_modes(c, op_id, host, pl);
                 gv_store_obj_done(&v);
                 return r;
         }
-        (void)vm_set_state(c, name, "running", NULL);
+        (void)gv_ctl_vm_set_state(c, name, "running", NULL);
         /* The GPU views show the new hardware in a moment, not at the next tick (in the
          * poller: a refresh here cost the create 15 ms, BENCHMARKS.md). */
         gv_ctl_poll_soon(c);
@@ -595,7 +597,7 @@ static int vm_op(struct gv_controller *c, const char *kind, const char *name, js
                  json_t **ret_op, struct gv_error **err)
 {
         struct gv_store_obj v = { 0 };
-        int r = vm_get(c, name, &v, err);
+        int r = gv_ctl_vm_get(c, name, &v, err);
 
         if (r >= 0 && strcmp(kind, "vm.delete") != 0 &&
             !json_is_object(json_object_get(v.doc, "placement")))
@@ -639,7 +641,7 @@ static int simple_vm_op(struct gv_controller *c, const char *op_id, json_t *arg,
 {
         const char *name = json_string_value(json_object_get(arg, "name"));
         struct gv_store_obj v = { 0 };
-        int r = vm_get(c, name ? name : "?", &v, err);
+        int r = gv_ctl_vm_get(c, name ? name : "?", &v, err);
         _cleanup_free_ char *path = NULL;
         const char *host;
 
@@ -647,11 +649,11 @@ static int simple_vm_op(struct gv_controller *c, const char *op_id, json_t *arg,
                 return r;
         host = json_string_value(json_object_get(v.doc, "host"));
         path = xasprintf("/v1/vms/%s/%s", name, verb);
-        (void)vm_set_state(c, name, during, NULL);
+        (void)gv_ctl_vm_set_state(c, name, during, NULL);
         gv_ctl_op_progress(c, op_id, 30, "%s on %s", during, host ? host : "?");
-        r = host ? agent_vm(c, op_id, verb, host, "POST", path, body, NULL, err)
+        r = host ? gv_ctl_agent_vm(c, op_id, verb, host, "POST", path, body, NULL, err)
                  : gv_error_set(err, EINVAL, "VM '%s' has no host.", name);
-        (void)vm_set_state(c, name, r >= 0 ? after : "failed",
+        (void)gv_ctl_vm_set_state(c, name, r >= 0 ? after : "failed",
                            r >= 0 ? NULL : gv_error_msg(err ? *err : NULL, r));
         if (r >= 0)
                 *ret_result = json_pack("{s:s, s:s}", "vm", name, "state", after);
@@ -684,21 +686,22 @@ int gv_ctl_op_vm_delete(struct gv_controller *c, const char *op_id, json_t *arg,
         struct gv_store_obj v = { 0 };
         _cleanup_free_ char *kill = NULL, *del = NULL;
         const char *host;
-        int r = vm_get(c, name ? name : "?", &v, err);
+        int r = gv_ctl_vm_get(c, name ? name : "?", &v, err);
 
         if (r < 0)
                 return r == -ENOENT ? 0 : r; /* deleted already: a resumed delete is done */
         host = json_string_value(json_object_get(v.doc, "host"));
         kill = xasprintf("/v1/vms/%s/kill", name);
         del = xasprintf("/v1/vms/%s", name);
-        (void)vm_set_state(c, name, "deleting", NULL);
+        (void)gv_ctl_vm_set_state(c, name, "deleting", NULL);
         if (host) {
                 gv_ctl_op_progress(c, op_id, 30, "removing %s from %s", name, host);
-                r = agent_vm(c, op_id, "kill", host, "POST", kill, NULL, NULL, err);
+                r = gv_ctl_agent_vm(c, op_id, "kill", host, "POST", kill, NULL, NULL, err);
                 if (r == -ENOENT)
                         r = 0;
                 if (r >= 0) {
-                        r = agent_vm(c, op_id, "delete", host, "DELETE", del, NULL, NULL, err);
+                        r = gv_ctl_agent_vm(c, op_id, "delete", host, "DELETE", del, NULL, NULL,
+                                            err);
                         if (r == -ENOENT)
                                 r = 0;
                 }
@@ -707,13 +710,13 @@ int gv_ctl_op_vm_delete(struct gv_controller *c, const char *op_id, json_t *arg,
         _cleanup_free_ char *h = host ? xstrdup(host) : NULL;
         gv_store_obj_done(&v);
         if (r < 0) {
-                (void)vm_set_state(c, name, "failed", gv_error_msg(err ? *err : NULL, r));
+                (void)gv_ctl_vm_set_state(c, name, "failed", gv_error_msg(err ? *err : NULL, r));
                 return r;
         }
         gv_ctl_op_progress(c, op_id, 80, "releasing %s's reservation", name);
-        r = vm_release(c, name, NULL, true);
+        r = gv_ctl_vm_release(c, name, NULL, true);
         if (r >= 0 && h) {
-                restore_modes(c, op_id, h, pl);
+                gv_ctl_restore_modes(c, op_id, h, pl);
                 gv_ctl_poll_soon(c);
         }
         if (r < 0 && r != -ENOENT)
@@ -863,7 +866,7 @@ int gv_controller_vm(struct gv_controller *c, const char *name, json_t **ret,
                      struct gv_error **err)
 {
         struct gv_store_obj v = { 0 };
-        int r = vm_get(c, name, &v, err);
+        int r = gv_ctl_vm_get(c, name, &v, err);
 
         if (r < 0)
                 return r;

@@ -195,6 +195,8 @@ int gv_qemu_argv(const struct gv_vm_config *c, const struct gv_qemu_runtime *rt,
         }
         if (rt->paused)
                 add(&argv, "-S", NULL);
+        if (rt->incoming)
+                add(&argv, "-incoming", xstrdup("defer"));
         if (c->kernel) {
                 add(&argv, "-kernel", xstrdup(c->kernel));
                 if (c->initrd)

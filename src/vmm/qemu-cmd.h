@@ -78,6 +78,9 @@ struct gv_qemu_runtime {
         const struct gv_vm_device *devices;
         size_t n_devices;
         bool paused;                     /* -S: wait for `cont` */
+        bool incoming;                   /* -incoming defer: wait for QMP migrate-incoming (the
+                                          * destination of a live migration, migrate.h); runs
+                                          * when the state is in, unless also `paused` */
         const char *seed_iso;            /* the cloud-init NoCloud seed (cloud-init.h); needed
                                           * when the config has cloud_init */
 };

@@ -225,6 +225,34 @@ static void test_golden_cloud_init(void **state)
                             "virtio-blk-pci,drive=cidata,id=cidata-dev");
 }
 
+/* The destination of a live migration: a migratable vGPU, QEMU waiting for
+ * `migrate-incoming` (-incoming defer) and running once the state is in (no -S). */
+static void test_golden_incoming(void **state)
+{
+        (void)state;
+        _cleanup_(gv_vm_config_freep) struct gv_vm_config *c = config(
+                "{\"name\": \"mig\", " BASE_VM ", \"gpus\": [{\"mode\": \"vgpu\", \"type\": "
+                "\"H100XM-20C\"}]}");
+        struct gv_vm_device dev = { .kind = GV_VM_DEV_VFIO_SYSFSDEV,
+                                    .sysfsdev = "/sys/bus/pci/devices/0000:18:00.4",
+                                    .migration = true };
+        struct gv_qemu_runtime rt = runtime(GV_ACCEL_KVM);
+        _cleanup_strv_free_ char **argv = NULL, **plain = NULL;
+
+        rt.devices = &dev;
+        rt.n_devices = 1;
+        rt.qemu_major = 8;
+        rt.qemu_minor = 2;
+        assert_int_equal(gv_qemu_argv(c, &rt, &plain, NULL), 0);
+        assert_false(strv_contains(plain, "-incoming"));
+        rt.incoming = true;
+        assert_int_equal(gv_qemu_argv(c, &rt, &argv, NULL), 0);
+        check_golden("incoming", argv);
+        assert_false(strv_contains(argv, "-S"));
+        /* Nothing else differs from a plain start: same devices, same order. */
+        assert_int_equal(strv_length(argv), strv_length(plain) + 2);
+}
+
 static void expect_error(const struct gv_vm_config *c, const struct gv_qemu_runtime *rt,
                          const char *needle)
 {
@@ -441,6 +469,7 @@ int main(void)
                 cmocka_unit_test(test_golden_mig_vgpu),
                 cmocka_unit_test(test_golden_standin),
                 cmocka_unit_test(test_golden_cloud_init),
+                cmocka_unit_test(test_golden_incoming),
                 cmocka_unit_test(test_errors),
                 cmocka_unit_test(test_escape),
                 cmocka_unit_test(test_accel_probe),

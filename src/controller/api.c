@@ -319,6 +319,19 @@ static int do_vm_stop(struct call *k, struct gv_error **err)
         return r < 0 ? r : answer_op(k, op);
 }
 
+static int do_vm_migrate(struct call *k, struct gv_error **err)
+{
+        static const char *const keys[] = { "to", "mode", "downtime_ms", "max_bandwidth_mib",
+                                             NULL };
+        _cleanup_json_ json_t *in = NULL;
+        json_t *op = NULL;
+        int r = body_object(k, "migration", keys, true, &in, err);
+        if (r >= 0)
+                r = gv_controller_vm_migrate(k->c, param(k, "vm"), in ? in : json_object(), &op,
+                                             err);
+        return r < 0 ? r : answer_op(k, op);
+}
+
 static int do_vm_delete(struct call *k, struct gv_error **err)
 {
         json_t *op = NULL;

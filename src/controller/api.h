@@ -51,6 +51,7 @@ extern const size_t gv_controller_openapi_json_len;
         X("DELETE", "/api/v1/vms/{vm}", vm_delete, OPERATOR, Q_WAIT)                           \
         X("POST", "/api/v1/vms/{vm}/start", vm_start, OPERATOR, Q_WAIT)                        \
         X("POST", "/api/v1/vms/{vm}/stop", vm_stop, OPERATOR, Q_WAIT)                          \
+        X("POST", "/api/v1/vms/{vm}/migrate", vm_migrate, OPERATOR, Q_WAIT)                    \
         X("GET", "/api/v1/operations", operations, VIEWER, Q_LIMIT)                            \
         X("GET", "/api/v1/operations/{id}", operation, VIEWER, Q_WAIT)                         \
         X("GET", "/api/v1/events", events, VIEWER, Q_AFTER)                                    \

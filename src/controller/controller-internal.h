@@ -123,6 +123,9 @@ int gv_ctl_op_vm_stop(struct gv_controller *c, const char *op_id, json_t *arg,
                       json_t **ret_result, struct gv_error **err);
 int gv_ctl_op_vm_delete(struct gv_controller *c, const char *op_id, json_t *arg,
                         json_t **ret_result, struct gv_error **err);
+/* ---- migrate.c ---- */
+int gv_ctl_op_vm_migrate(struct gv_controller *c, const char *op_id, json_t *arg,
+                         json_t **ret_result, struct gv_error **err);
 /* A VM reserved (pending) whose create operation was never recorded (the controller stopped
  * between the two): record and run it. After gv_ctl_op_resume_all(). */
 void gv_ctl_vms_resume(struct gv_controller *c);

@@ -98,6 +98,11 @@ int gv_controller_vm_stop(struct gv_controller *c, const char *name, int timeout
                           json_t **ret_op, struct gv_error **err);
 int gv_controller_vm_delete(struct gv_controller *c, const char *name, json_t **ret_op,
                             struct gv_error **err);
+/* Move a VM to another host (migrate.c): body {"to"?, "mode"?: "live"|"offline",
+ * "downtime_ms"?, "max_bandwidth_mib"?}. Refusals (pass-through live, no room, incompatible
+ * hosts, target not up) change nothing. */
+int gv_controller_vm_migrate(struct gv_controller *c, const char *name, const json_t *body,
+                             json_t **ret_op, struct gv_error **err);
 
 /* ---- VMs ---- */
 

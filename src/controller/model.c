@@ -143,15 +143,19 @@ int gv_ctl_model_ensure(struct gv_controller *c, struct gv_error **err)
                 cl = NULL;
                 pci = NULL;
         }
-        for (size_t i = 0; i < n_vms && r >= 0; i++) {
-                const json_t *pl = json_object_get(vms[i].doc, "placement");
+        /* Every VM's placement, and the target's of a move under way (both are held). */
+        for (size_t i = 0; i < n_vms * 2 && r >= 0; i++) {
+                const json_t *vm = vms[i / 2].doc;
+                const json_t *pl = i % 2 ? json_object_get(json_object_get(vm, "migration"),
+                                                           "placement")
+                                         : json_object_get(vm, "placement");
                 struct gv_sched_request rq;
                 struct gv_sched_placement p;
                 _cleanup_(gv_error_freep) struct gv_error *e = NULL;
                 int k;
                 if (!json_is_object(pl))
                         continue;
-                k = gv_ctl_request_from_spec(c, json_object_get(vms[i].doc, "spec"), &rq, &e);
+                k = gv_ctl_request_from_spec(c, json_object_get(vm, "spec"), &rq, &e);
                 if (k >= 0)
                         k = gv_sched_request_resolve(c->cluster, &rq, &e);
                 if (k >= 0)
@@ -159,8 +163,9 @@ int gv_ctl_model_ensure(struct gv_controller *c, struct gv_error **err)
                 if (k >= 0)
                         k = gv_sched_reserve(c->cluster, &rq, &p, &e);
                 if (k < 0)
-                        strv_consume(&problems, xasprintf("VM %s: its placement is not in the "
-                                                          "model: %s", vms[i].key,
+                        strv_consume(&problems, xasprintf("VM %s: its %splacement is not in the "
+                                                          "model: %s", vms[i / 2].key,
+                                                          i % 2 ? "target's " : "",
                                                           gv_error_msg(e, k)));
         }
         gv_sched_cluster_free(cl);

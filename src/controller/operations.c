@@ -24,6 +24,7 @@ static const struct {
         { "vm.start", gv_ctl_op_vm_start },
         { "vm.stop", gv_ctl_op_vm_stop },
         { "vm.delete", gv_ctl_op_vm_delete },
+        { "vm.migrate", gv_ctl_op_vm_migrate },
         { "gpu.mode", gv_ctl_op_gpu_mode },
         { "gpu.mig", gv_ctl_op_gpu_mig },
 };

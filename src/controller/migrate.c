@@ -1,0 +1,512 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * migrate.c — moving a VM to another host (docs/api.md, "migrate"; issue 6).
+ *
+ * Checks before anything moves, each refusal naming its reason: a live move needs every GPU of
+ * the VM migratable (a pass-through GPU is not: vfio-pci has no migration support for a whole
+ * device, ../shared/reference/passthrough.md — move it offline); the target is up and not in
+ * maintenance; the placement engine finds the same kind of slice there (with the source host
+ * left out); the GPU models are of one architecture, the NVIDIA driver versions and QEMU's CPU
+ * model and accelerator are the same on both hosts (vgpu.md: a vGPU migrates between hosts with
+ * the same vGPU manager, GPU family and type).
+ *
+ * Protocol, the source authoritative until the end (reliability.md, the libvirt migration
+ * protocol): reserve on the target (the VM document's "migration" member and the target's
+ * allocation document, one CAS batch), switch the target GPU's mode if the engine placed it on
+ * an empty GPU of another mode, prepare the target (its agent defines the VM, makes the GPU
+ * hardware and starts QEMU waiting for the incoming state), start the transfer on the source
+ * (pre-copy only), follow it, then switch ownership in the store (one batch: the VM's host and
+ * placement, the source's allocation released), and only then release the source. A failure at
+ * any step before the switch cancels the transfer, aborts the target and releases its
+ * reservation: the VM keeps running on the source. An offline move stops the VM, releases the
+ * source, switches the store and starts the VM on the target.
+ *
+ * Not yet: disks are not moved (a VM with disks the source agent made is refused), and a
+ * controller restarted in the middle of a migration fails it (cancel + abort) rather than
+ * resuming it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "controller/controller-internal.h"
+#include "util/alloc.h"
+#include "util/json.h"
+#include "util/strv.h"
+
+#define POLL_MS 200
+#define TRANSFER_TIMEOUT_MS (30 * 60 * 1000)
+
+static const char *jstr(const json_t *o, const char *k)
+{
+        return json_string_value(json_object_get(o, k));
+}
+
+/* The GPU model of a host's GPU (by PCI address) in its inventory, or NULL. */
+static const char *gpu_model(const json_t *host_doc, const char *pci)
+{
+        const json_t *g;
+        size_t i;
+        json_array_foreach(json_object_get(json_object_get(host_doc, "inventory"), "gpus"), i, g)
+                if (pci && !strcmp(jstr(g, "pci_address") ?: "", pci))
+                        return jstr(g, "model");
+        return NULL;
+}
+
+static const char *architecture(struct gv_controller *c, const char *model)
+{
+        for (size_t i = 0; model && i < c->catalog->n_models; i++)
+                if (!strcasecmp(c->catalog->models[i].name, model))
+                        return c->catalog->models[i].architecture;
+        return NULL;
+}
+
+/* Live compatibility of the two hosts for this VM: 0, or -EBUSY naming what differs. */
+static int check_compatible(struct gv_controller *c, const char *name, const json_t *src,
+                            const json_t *dst, const json_t *src_pl, const json_t *dst_pl,
+                            struct gv_error **err)
+{
+        const json_t *si = json_object_get(src, "inventory");
+        const json_t *di = json_object_get(dst, "inventory");
+        const char *sd = jstr(si, "driver_version"), *dd = jstr(di, "driver_version");
+        const json_t *sq = json_object_get(si, "qemu"), *dq = json_object_get(di, "qemu");
+        size_t n = json_array_size(json_object_get(src_pl, "gpus"));
+
+        if (n && (!sd || !dd || strcmp(sd, dd) != 0))
+                return gv_error_set(err, EBUSY, "VM '%s' cannot live-migrate from %s to %s: the "
+                                    "NVIDIA driver versions differ (%s, %s); a vGPU moves only "
+                                    "between hosts with the same vGPU manager.", name,
+                                    jstr(src, "name"), jstr(dst, "name"), sd ?: "unknown",
+                                    dd ?: "unknown");
+        if (strcmp(jstr(sq, "cpu_model") ?: "", jstr(dq, "cpu_model") ?: "") != 0 ||
+            strcmp(jstr(sq, "accel") ?: "", jstr(dq, "accel") ?: "") != 0)
+                return gv_error_set(err, EBUSY, "VM '%s' cannot live-migrate from %s to %s: "
+                                    "QEMU's CPU model or accelerator differ (%s/%s, %s/%s).",
+                                    name, jstr(src, "name"), jstr(dst, "name"),
+                                    jstr(sq, "cpu_model") ?: "?", jstr(sq, "accel") ?: "?",
+                                    jstr(dq, "cpu_model") ?: "?", jstr(dq, "accel") ?: "?");
+        for (size_t i = 0; i < n; i++) {
+                const json_t *s = json_array_get(json_object_get(src_pl, "gpus"), i);
+                const json_t *d = json_array_get(json_object_get(dst_pl, "gpus"), i);
+                const char *sm = gpu_model(src, jstr(s, "pci"));
+                const char *dm = gpu_model(dst, jstr(d, "pci"));
+                const char *sa = architecture(c, sm), *da = architecture(c, dm);
+                if (!sa || !da || strcmp(sa, da) != 0)
+                        return gv_error_set(err, EBUSY, "VM '%s' cannot live-migrate from %s to "
+                                            "%s: its GPU would move from a %s (%s) to a %s (%s); "
+                                            "a vGPU moves only within one GPU family.", name,
+                                            jstr(src, "name"), jstr(dst, "name"), sm ?: "?",
+                                            sa ?: "?", dm ?: "?", da ?: "?");
+        }
+        return 0;
+}
+
+int gv_controller_vm_migrate(struct gv_controller *c, const char *name, const json_t *body,
+                             json_t **ret_op, struct gv_error **err)
+{
+        static const char *const keys[] = { "to", "mode", "downtime_ms", "max_bandwidth_mib",
+                                             NULL };
+        struct gv_store_obj v = { 0 }, src = { 0 }, dst = { 0 };
+        const char *to = NULL, *mode = "live", *k, *state, *host;
+        uint32_t downtime = 0, bw = 0;
+        _cleanup_json_ json_t *pl = NULL, *mig = NULL;
+        struct gv_sched_request rq;
+        struct gv_sched_placement p;
+        struct gv_sched_explain why;
+        json_t *x;
+        int r;
+
+        json_object_foreach((json_t *)body, k, x)
+                if (!strv_contains((char **)keys, k))
+                        return gv_error_set(err, EINVAL, "Unknown member '%s'; a migration takes "
+                                            "to, mode, downtime_ms, max_bandwidth_mib.", k);
+        r = gv_json_opt_string(body, "to", &to, err);
+        if (r >= 0)
+                r = gv_json_opt_string(body, "mode", &mode, err);
+        if (r >= 0)
+                r = gv_json_opt_u32(body, "downtime_ms", &downtime, err);
+        if (r >= 0)
+                r = gv_json_opt_u32(body, "max_bandwidth_mib", &bw, err);
+        if (r < 0)
+                return r;
+        if (strcmp(mode, "live") != 0 && strcmp(mode, "offline") != 0)
+                return gv_error_set(err, EINVAL, "mode: '%s' is not live or offline.", mode);
+        r = gv_ctl_vm_get(c, name, &v, err);
+        if (r < 0)
+                return r;
+        state = jstr(v.doc, "state") ?: "";
+        host = jstr(v.doc, "host");
+        const json_t *src_pl = json_object_get(v.doc, "placement");
+        if (!json_is_object(src_pl) || !host)
+                r = gv_error_set(err, EBUSY, "VM '%s' is %s and holds no placement: there is "
+                                 "nothing to move.", name, state);
+        else if (json_is_object(json_object_get(v.doc, "migration")))
+                r = gv_error_set(err, EBUSY, "VM '%s' is moving already (to %s).", name,
+                                 jstr(json_object_get(v.doc, "migration"), "host") ?: "?");
+        else if (!strcmp(mode, "live") && strcmp(state, "running") != 0)
+                r = gv_error_set(err, EBUSY, "VM '%s' is %s: only a running VM live-migrates "
+                                 "(use mode offline).", name, state);
+        else if (json_array_size(json_object_get(json_object_get(v.doc, "spec"), "disks")) ||
+                 jstr(json_object_get(v.doc, "spec"), "image"))
+                r = gv_error_set(err, EOPNOTSUPP, "VM '%s' has disks on %s, and moving disks is "
+                                 "not supported yet.", name, host);
+        if (r >= 0 && !strcmp(mode, "live")) {
+                const json_t *s;
+                size_t i;
+                json_array_foreach(json_object_get(src_pl, "gpus"), i, s)
+                        if (!strcmp(jstr(s, "alloc") ?: "", "whole")) {
+                                r = gv_error_set(err, EBUSY, "VM '%s' cannot live-migrate: its "
+                                                 "GPU %s is passed through (vfio-pci cannot "
+                                                 "migrate a whole device's state). Move it "
+                                                 "offline: mode \"offline\" (gpuvirt vm migrate "
+                                                 "%s --offline) stops it, moves it and starts "
+                                                 "it.", name, jstr(s, "pci") ?: "?", name);
+                                break;
+                        }
+        }
+        if (r >= 0 && to && !strcmp(to, host))
+                r = gv_error_set(err, EINVAL, "VM '%s' is on %s already.", name, host);
+        if (r >= 0 && to) {
+                r = gv_store_get(c->store, GV_STORE_HOST, to, &dst, NULL);
+                if (r < 0)
+                        r = gv_error_set(err, ENOENT, "No host '%s' to move VM '%s' to.", to,
+                                         name);
+                else if (strcmp(jstr(dst.doc, "state") ?: "", "up") != 0)
+                        r = gv_error_set(err, EBUSY, "Host %s is %s: it takes no VMs.", to,
+                                         jstr(dst.doc, "state") ?: "unknown");
+        }
+        if (r < 0)
+                goto out;
+
+        /* Place on another host: the source left out for this decision. */
+        pthread_mutex_lock(&c->mu);
+        r = gv_ctl_model_ensure(c, err);
+        if (r >= 0)
+                r = gv_ctl_request_from_spec(c, json_object_get(v.doc, "spec"), &rq, err);
+        if (r >= 0 && to) {
+                _cleanup_free_ char *l = xasprintf("host=%s", to);
+                rq.labels = 0;
+                r = gv_sched_cluster_label_mask(c->cluster, l, &rq.labels, err);
+        }
+        if (r >= 0)
+                r = gv_sched_request_resolve(c->cluster, &rq, err);
+        int sh = r >= 0 ? gv_sched_cluster_find_host(c->cluster, host) : -1;
+        enum gv_sched_host_state sstate = GV_SCHED_HOST_UP;
+        if (sh >= 0) {
+                sstate = gv_sched_cluster_host(c->cluster, (uint32_t)sh)->state;
+                (void)gv_sched_cluster_set_host_state(c->cluster, (uint32_t)sh,
+                                                      GV_SCHED_HOST_MAINTENANCE);
+        }
+        if (r >= 0) {
+                r = gv_sched_place(c->cluster, gv_sched_policy_default(), &rq, &p, &why, err);
+                if (r == -ENOSPC) {
+                        _cleanup_free_ char *e = gv_sched_explain_format(&rq, &why);
+                        gv_error_free(err ? *err : NULL);
+                        if (err)
+                                *err = NULL;
+                        r = gv_error_set(err, ENOSPC, "VM '%s' has nowhere to go: %s", name, e);
+                }
+        }
+        if (sh >= 0)
+                (void)gv_sched_cluster_set_host_state(c->cluster, (uint32_t)sh, sstate);
+        if (r >= 0)
+                pl = gv_ctl_placement_to_json(c, &p, gv_sched_policy_default()->name);
+        if (r >= 0 && !dst.doc)
+                r = gv_store_get(c->store, GV_STORE_HOST, jstr(pl, "host"), &dst, err);
+        if (r >= 0)
+                r = gv_store_get(c->store, GV_STORE_HOST, host, &src, err);
+        if (r >= 0 && !strcmp(mode, "live"))
+                r = check_compatible(c, name, src.doc, dst.doc, src_pl, pl, err);
+        if (r >= 0)
+                r = gv_sched_reserve(c->cluster, &rq, &p, err);
+        if (r >= 0) {
+                mig = json_pack("{s:O, s:O, s:s, s:s, s:i, s:i}", "host",
+                                json_object_get(pl, "host"), "placement", pl, "mode", mode,
+                                "state", "preparing", "downtime_ms", (int)downtime,
+                                "max_bandwidth_mib", (int)bw);
+                _cleanup_json_ json_t *doc = json_deep_copy(v.doc);
+                json_object_set(doc, "migration", mig);
+                struct gv_store_write w = { .op = GV_STORE_UPDATE, .kind = GV_STORE_VM,
+                                            .key = name, .doc = doc,
+                                            .generation = v.generation };
+                r = gv_ctl_alloc_write(c, jstr(pl, "host"), name, pl, &w, "vm.migration",
+                                       json_pack("{s:s, s:s, s:O}", "state", "preparing",
+                                                 "mode", mode, "to",
+                                                 json_object_get(pl, "host")),
+                                       err);
+                if (r < 0) {
+                        (void)gv_sched_release(c->cluster, &rq, &p, NULL);
+                        c->model_dirty = true;
+                }
+        }
+        pthread_mutex_unlock(&c->mu);
+        if (r >= 0) {
+                _cleanup_free_ char *target = xasprintf("vm/%s", name);
+                r = gv_ctl_op_start(c, "vm.migrate", target, json_pack("{s:s}", "name", name),
+                                    ret_op, err);
+        }
+out:
+        gv_store_obj_done(&v);
+        gv_store_obj_done(&src);
+        gv_store_obj_done(&dst);
+        return r;
+}
+
+/* ---- the operation ---- */
+
+/* The address the target's agent should listen on for the incoming state: its endpoint's host,
+ * or loopback when the controller reaches it over a UNIX socket (same machine). */
+static char *listen_address(struct gv_controller *c, const char *host)
+{
+        struct gv_store_obj h = { 0 };
+        char *out = NULL;
+
+        if (gv_store_get(c->store, GV_STORE_HOST, host, &h, NULL) >= 0) {
+                const char *ep = jstr(h.doc, "endpoint") ?: "";
+                if (!strncmp(ep, "http://", 7)) {
+                        const char *a = ep + 7, *colon = strrchr(a, ':');
+                        out = xasprintf("%.*s:0", (int)(colon ? colon - a : (long)strlen(a)), a);
+                }
+        }
+        gv_store_obj_done(&h);
+        return out ? out : xstrdup("127.0.0.1:0");
+}
+
+/* After the transfer: the VM is the target's (one batch: its host and placement, the source's
+ * allocation released); then the source lets go. */
+static int switch_owner(struct gv_controller *c, const char *name, const char *src_host,
+                        struct gv_error **err)
+{
+        for (int tries = 0; tries < 10; tries++) {
+                struct gv_store_obj v = { 0 };
+                int r = gv_ctl_vm_get(c, name, &v, err);
+                if (r < 0)
+                        return r;
+                _cleanup_json_ json_t *doc = json_deep_copy(v.doc);
+                const json_t *m = json_object_get(doc, "migration");
+                json_object_set(doc, "host", json_object_get(m, "host"));
+                json_object_set(doc, "placement", json_object_get(m, "placement"));
+                json_object_set_new(doc, "migration", json_null());
+                struct gv_store_write w = { .op = GV_STORE_UPDATE, .kind = GV_STORE_VM,
+                                            .key = name, .doc = doc, .generation = v.generation };
+                gv_store_obj_done(&v);
+                _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+                r = gv_ctl_alloc_write(c, src_host, name, NULL, &w, "vm.migrated",
+                                       json_pack("{s:s, s:O}", "from", src_host, "to",
+                                                 json_object_get(doc, "host")),
+                                       &e);
+                if (r == -ESTALE)
+                        continue;
+                if (r < 0) {
+                        gv_error_propagate(err, TAKE_PTR(e));
+                        return r;
+                }
+                gv_ctl_model_dirty(c);
+                return 0;
+        }
+        return gv_error_set(err, ESTALE, "VM '%s' changed under every retry.", name);
+}
+
+/* A failed move: the target's reservation released, the VM's "migration" cleared. */
+static void drop_target(struct gv_controller *c, const char *op_id, const char *name,
+                        const char *dst_host, const json_t *dst_pl, const char *why)
+{
+        struct gv_store_obj v = { 0 };
+
+        if (gv_ctl_vm_get(c, name, &v, NULL) >= 0) {
+                _cleanup_json_ json_t *doc = json_deep_copy(v.doc);
+                json_object_set_new(doc, "migration", json_null());
+                json_object_set_new(doc, "error", json_string(why));
+                struct gv_store_write w = { .op = GV_STORE_UPDATE, .kind = GV_STORE_VM,
+                                            .key = name, .doc = doc, .generation = v.generation };
+                (void)gv_ctl_alloc_write(c, dst_host, name, NULL, &w, "vm.migration",
+                                         json_pack("{s:s, s:s}", "state", "failed", "error",
+                                                   why),
+                                         NULL);
+        }
+        gv_store_obj_done(&v);
+        gv_ctl_restore_modes(c, op_id, dst_host, dst_pl);
+        gv_ctl_model_dirty(c);
+}
+
+static int follow_transfer(struct gv_controller *c, const char *op_id, const char *name,
+                           const char *src_host, struct gv_error **err)
+{
+        _cleanup_free_ char *path = xasprintf("/v1/vms/%s/migration", name);
+        int64_t deadline = gv_ctl_now_ms() + TRANSFER_TIMEOUT_MS;
+
+        for (;;) {
+                _cleanup_json_ json_t *m = NULL;
+                int r = gv_ctl_agent_call(c, src_host, "GET", path, NULL, NULL, &m, err);
+                if (r < 0)
+                        return r;
+                const char *st = jstr(m, "status") ?: "";
+                json_int_t total = json_integer_value(json_object_get(m, "ram_total"));
+                json_int_t done = json_integer_value(json_object_get(m, "ram_transferred"));
+                json_int_t left = json_integer_value(json_object_get(m, "ram_remaining"));
+                double mbps = json_number_value(json_object_get(m, "mbps"));
+                if (!strcmp(st, "completed"))
+                        return 0;
+                if (!strcmp(st, "failed") || !strcmp(st, "cancelled"))
+                        return gv_error_set(err, EIO, "The transfer %s: %s.", st,
+                                            jstr(m, "error") ?: "no reason given");
+                int pct = total > 0 ? (int)(30 + 60 * (done < total ? done : total) / total) : 30;
+                gv_ctl_op_progress(c, op_id, pct, "moving %s: RAM %lld/%lld MiB, %lld MiB left, "
+                                   "%.0f Mbit/s", name, (long long)(done >> 20),
+                                   (long long)(total >> 20), (long long)(left >> 20), mbps);
+                if (gv_ctl_now_ms() > deadline)
+                        return gv_error_set(err, ETIMEDOUT, "The transfer did not end within %d "
+                                            "minutes.", TRANSFER_TIMEOUT_MS / 60000);
+                struct timespec ts = { .tv_nsec = POLL_MS * 1000000L };
+                nanosleep(&ts, NULL);
+        }
+}
+
+static int migrate_live(struct gv_controller *c, const char *op_id, const char *name,
+                        const json_t *vm, const char *src_host, const char *dst_host,
+                        const json_t *dst_pl, struct gv_error **err)
+{
+        const json_t *mig = json_object_get(vm, "migration");
+        _cleanup_json_ json_t *as_dst = json_deep_copy(vm), *def = NULL, *in = NULL;
+        _cleanup_free_ char *incoming = xasprintf("/v1/vms/%s/incoming", name);
+        _cleanup_free_ char *migrate = xasprintf("/v1/vms/%s/migrate", name);
+        _cleanup_free_ char *cancel = xasprintf("/v1/vms/%s/migrate-cancel", name);
+        _cleanup_free_ char *abort_in = xasprintf("/v1/vms/%s/abort-incoming", name);
+        _cleanup_free_ char *release = xasprintf("/v1/vms/%s/release", name);
+        _cleanup_free_ char *listen = listen_address(c, dst_host);
+        bool started = false;
+        int r;
+
+        json_object_set(as_dst, "placement", (json_t *)dst_pl);
+        def = gv_ctl_agent_definition(c, as_dst, err);
+        r = def ? 0 : -EINVAL;
+        if (r >= 0)
+                r = gv_ctl_switch_modes(c, op_id, name, dst_host, dst_pl, err);
+        if (r >= 0) {
+                gv_ctl_op_progress(c, op_id, 10, "preparing %s on %s", name, dst_host);
+                _cleanup_json_ json_t *body = json_pack("{s:O, s:s}", "definition", def,
+                                                        "listen", listen);
+                r = gv_ctl_agent_vm(c, op_id, "incoming", dst_host, "POST", incoming, body, &in,
+                                    err);
+        }
+        if (r >= 0) {
+                json_t *body = json_pack("{s:O}", "uri", json_object_get(in, "uri"));
+                json_int_t dt = json_integer_value(json_object_get(mig, "downtime_ms"));
+                json_int_t bw = json_integer_value(json_object_get(mig, "max_bandwidth_mib"));
+                if (dt > 0)
+                        json_object_set_new(body, "downtime_ms", json_integer(dt));
+                if (bw > 0)
+                        json_object_set_new(body, "max_bandwidth_mib", json_integer(bw));
+                gv_ctl_op_progress(c, op_id, 30, "moving %s from %s to %s", name, src_host,
+                                   dst_host);
+                r = gv_ctl_agent_vm(c, op_id, "migrate", src_host, "POST", migrate, body, NULL,
+                                    err);
+                json_decref(body);
+                started = r >= 0;
+        }
+        if (r >= 0)
+                r = follow_transfer(c, op_id, name, src_host, err);
+        if (r < 0) {
+                /* The source keeps the VM: stop the transfer, undo the target. */
+                _cleanup_free_ char *why = xstrdup(gv_error_msg(err ? *err : NULL, r));
+                gv_ctl_op_progress(c, op_id, 95, "undoing the move: %s", why);
+                if (started)
+                        (void)gv_ctl_agent_vm(c, op_id, "cancel", src_host, "POST", cancel, NULL,
+                                              NULL, NULL);
+                (void)gv_ctl_agent_vm(c, op_id, "abort", dst_host, "POST", abort_in, NULL, NULL,
+                                      NULL);
+                drop_target(c, op_id, name, dst_host, dst_pl, why);
+                return r;
+        }
+        gv_ctl_op_progress(c, op_id, 92, "%s runs on %s; releasing %s", name, dst_host,
+                           src_host);
+        r = switch_owner(c, name, src_host, err);
+        if (r < 0)
+                return r;
+        (void)gv_ctl_agent_vm(c, op_id, "release", src_host, "POST", release, NULL, NULL, NULL);
+        gv_ctl_restore_modes(c, op_id, src_host, json_object_get(vm, "placement"));
+        (void)gv_ctl_vm_set_state(c, name, "running", NULL);
+        return 0;
+}
+
+static int migrate_offline(struct gv_controller *c, const char *op_id, const char *name,
+                           const json_t *vm, const char *src_host, const char *dst_host,
+                           const json_t *dst_pl, struct gv_error **err)
+{
+        _cleanup_free_ char *stop = xasprintf("/v1/vms/%s/stop", name);
+        _cleanup_free_ char *del = xasprintf("/v1/vms/%s", name);
+        _cleanup_free_ char *start = xasprintf("/v1/vms/%s/start", name);
+        _cleanup_json_ json_t *def = NULL, *as_dst = json_deep_copy(vm);
+        bool was_running = !strcmp(jstr(vm, "state") ?: "", "running");
+        int r;
+
+        json_object_set(as_dst, "placement", (json_t *)dst_pl);
+        def = gv_ctl_agent_definition(c, as_dst, err);
+        if (!def) {
+                drop_target(c, op_id, name, dst_host, dst_pl, gv_error_msg(*err, -EINVAL));
+                return -EINVAL;
+        }
+        gv_ctl_op_progress(c, op_id, 10, "stopping %s on %s", name, src_host);
+        (void)gv_ctl_vm_set_state(c, name, "stopping", NULL);
+        r = gv_ctl_agent_vm(c, op_id, "stop", src_host, "POST", stop, NULL, NULL, err);
+        if (r >= 0 || r == -ENOENT)
+                r = gv_ctl_agent_vm(c, op_id, "remove", src_host, "DELETE", del, NULL, NULL, err);
+        if (r == -ENOENT)
+                r = 0;
+        if (r < 0) {
+                _cleanup_free_ char *why = xstrdup(gv_error_msg(err ? *err : NULL, r));
+                drop_target(c, op_id, name, dst_host, dst_pl, why);
+                (void)gv_ctl_vm_set_state(c, name, "failed", why);
+                return r;
+        }
+        gv_ctl_restore_modes(c, op_id, src_host, json_object_get(vm, "placement"));
+        r = switch_owner(c, name, src_host, err);
+        if (r < 0)
+                return r;
+        (void)gv_ctl_vm_set_state(c, name, "stopped", NULL);
+        gv_ctl_op_progress(c, op_id, 50, "defining %s on %s", name, dst_host);
+        r = gv_ctl_switch_modes(c, op_id, name, dst_host, dst_pl, err);
+        if (r >= 0)
+                r = gv_ctl_agent_vm(c, op_id, "define", dst_host, "POST", "/v1/vms", def, NULL,
+                                    err);
+        if (r >= 0 && was_running) {
+                gv_ctl_op_progress(c, op_id, 70, "starting %s on %s", name, dst_host);
+                r = gv_ctl_agent_vm(c, op_id, "start", dst_host, "POST", start, NULL, NULL, err);
+        }
+        (void)gv_ctl_vm_set_state(c, name, r < 0 ? "failed" : was_running ? "running" : "defined",
+                                  r < 0 ? gv_error_msg(err ? *err : NULL, r) : NULL);
+        gv_ctl_poll_soon(c);
+        return r;
+}
+
+int gv_ctl_op_vm_migrate(struct gv_controller *c, const char *op_id, json_t *arg,
+                         json_t **ret_result, struct gv_error **err)
+{
+        const char *name = jstr(arg, "name");
+        struct gv_store_obj v = { 0 };
+        int r = gv_ctl_vm_get(c, name ? name : "?", &v, err);
+
+        if (r < 0)
+                return r;
+        const json_t *mig = json_object_get(v.doc, "migration");
+        _cleanup_free_ char *src_host = xstrdup(jstr(v.doc, "host") ?: "");
+        _cleanup_free_ char *dst_host = xstrdup(jstr(mig, "host") ?: "");
+        _cleanup_json_ json_t *dst_pl = json_incref(json_object_get(mig, "placement"));
+        _cleanup_free_ char *mode = xstrdup(jstr(mig, "mode") ?: "live");
+
+        if (!json_is_object(mig) || !*dst_host) {
+                gv_store_obj_done(&v);
+                return gv_error_set(err, EINVAL, "VM '%s' has no move under way.", name);
+        }
+        r = !strcmp(mode, "offline")
+                    ? migrate_offline(c, op_id, name, v.doc, src_host, dst_host, dst_pl, err)
+                    : migrate_live(c, op_id, name, v.doc, src_host, dst_host, dst_pl, err);
+        gv_store_obj_done(&v);
+        gv_ctl_poll_soon(c);
+        if (r >= 0)
+                *ret_result = json_pack("{s:s, s:s, s:s, s:s}", "vm", name, "from", src_host,
+                                        "to", dst_host, "mode", mode);
+        return r;
+}

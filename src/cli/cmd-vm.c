@@ -639,6 +639,75 @@ static int vm_delete(struct gv_cli *cli, int argc, char **argv)
         return vm_action(cli, argc, argv, "delete", "deleted");
 }
 
+/* vm migrate NAME [--to HOST] [--offline] [--downtime MS] [--bandwidth MIB] [--wait] */
+static int vm_migrate(struct gv_cli *cli, int argc, char **argv)
+{
+        enum { OPT_TO = GV_CLI_OPT_FIRST_OWN, OPT_OFFLINE, OPT_DOWNTIME, OPT_BANDWIDTH };
+        static const struct option options[] = {
+                GV_CLI_API_OPTIONS,
+                { "wait", no_argument, NULL, GV_CLI_OPT_WAIT },
+                { "to", required_argument, NULL, OPT_TO },
+                { "offline", no_argument, NULL, OPT_OFFLINE },
+                { "downtime", required_argument, NULL, OPT_DOWNTIME },
+                { "bandwidth", required_argument, NULL, OPT_BANDWIDTH },
+                {},
+        };
+        static const char usage[] = "vm migrate NAME [--to HOST] [--offline] [--downtime MS] "
+                                    "[--bandwidth MIB/s] [--wait] [--json]";
+        _cleanup_json_ json_t *body = json_object(), *op = NULL, *final = NULL;
+        bool wait = false;
+        int c, ex = -1;
+        uint32_t v;
+
+        optind = 0;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                if (c == GV_CLI_OPT_WAIT) {
+                        wait = true;
+                } else if (c == OPT_TO) {
+                        json_object_set_new(body, "to", json_string(optarg));
+                } else if (c == OPT_OFFLINE) {
+                        json_object_set_new(body, "mode", json_string("offline"));
+                } else if (c == OPT_DOWNTIME || c == OPT_BANDWIDTH) {
+                        if (gv_parse_u32(optarg, 10, &v) < 0)
+                                return gv_cli_usage_error("--%s '%s' is not a whole number",
+                                                          c == OPT_DOWNTIME ? "downtime"
+                                                                            : "bandwidth",
+                                                          optarg);
+                        json_object_set_new(body, c == OPT_DOWNTIME ? "downtime_ms"
+                                                                    : "max_bandwidth_mib",
+                                            json_integer(v));
+                } else if (gv_cli_api_option(cli, c, usage, &ex)) {
+                        if (ex >= 0)
+                                return ex;
+                } else {
+                        return gv_cli_usage_error("unknown option '%s'; usage: gpuvirt %s",
+                                                  argv[optind - 1], usage);
+                }
+        }
+        if (argc - optind != 1)
+                return gv_cli_usage_error("usage: gpuvirt %s", usage);
+        const char *name = argv[optind];
+        _cleanup_free_ char *e = gv_cli_url_escape(name);
+        _cleanup_free_ char *path = xasprintf("/api/v1/vms/%s/migrate", e);
+        int64_t t0 = now_ms();
+        ex = gv_cli_api_call(cli, "POST", path, body, &op, NULL);
+        if (ex != GV_EXIT_OK)
+                return ex;
+        if (!wait || cli->json)
+                return gv_cli_op_follow(cli, op, name, wait, NULL);
+        ex = gv_cli_op_follow(cli, op, name, true, &final);
+        if (ex != GV_EXIT_OK)
+                return ex;
+        const json_t *res = json_object_get(final, "result");
+        printf("%s: on %s (%s move from %s, %.1f s)\n", name,
+               json_string_value(json_object_get(res, "to")) ?: "?",
+               json_string_value(json_object_get(res, "mode")) ?: "?",
+               json_string_value(json_object_get(res, "from")) ?: "?",
+               (double)(now_ms() - t0) / 1000.0);
+        return GV_EXIT_OK;
+}
+
 const struct gv_cli_command gv_cli_vm_commands[] = {
         { "vm", "create", "NAME [--gpu SPEC] ...", "create a VM where the placement engine says "
           "[--wait]", vm_create },
@@ -648,5 +717,7 @@ const struct gv_cli_command gv_cli_vm_commands[] = {
         { "vm", "stop", "NAME [--timeout S]", "stop a VM (graceful for up to S seconds) [--wait]",
           vm_stop },
         { "vm", "delete", "NAME", "delete a VM and free its GPU [--wait]", vm_delete },
+        { "vm", "migrate", "NAME [--to HOST] [--offline]", "move a VM to another host, live "
+          "(vGPU, MIG) or offline [--wait]", vm_migrate },
         {},
 };

@@ -386,6 +386,16 @@ static int h_vm_stop(struct gv_http_request *req, void *u)
         return new_op(req, "vm.stop", "vm/x", false);
 }
 
+static int h_vm_migrate(struct gv_http_request *req, void *u)
+{
+        (void)u;
+        if (enter(req))
+                return 0;
+        if (!vm_known(gv_http_param(req, "vm")))
+                return problem(req, 404, "not-found", "VM is not known.");
+        return new_op(req, "vm.migrate", "vm/x", false);
+}
+
 static int h_op(struct gv_http_request *req, void *u)
 {
         (void)u;
@@ -543,6 +553,7 @@ static const struct gv_http_route routes[] = {
         { "DELETE", "/api/v1/vms/{vm}", h_vm },
         { "POST", "/api/v1/vms/{vm}/start", h_vm_start },
         { "POST", "/api/v1/vms/{vm}/stop", h_vm_stop },
+        { "POST", "/api/v1/vms/{vm}/migrate", h_vm_migrate },
         { "GET", "/api/v1/operations", h_ops },
         { "GET", "/api/v1/operations/{id}", h_op },
         { "GET", "/api/v1/events", h_events },
@@ -1155,6 +1166,22 @@ static void test_vm_actions(void **state)
         assert_string_equal(b, "{\"timeout_s\":30}");
         run_done(&r);
 
+        RUN(&r, "vm", "migrate", "infer-1", "--to", "node-b", "--offline", "--downtime", "300",
+            "--bandwidth", "100");
+        assert_int_equal(r.code, 0);
+        assert_string_equal(S.method, "POST");
+        assert_string_equal(S.path, "/api/v1/vms/infer-1/migrate");
+        _cleanup_free_ char *mb = last_body();
+        assert_string_equal(mb, "{\"downtime_ms\":300,\"max_bandwidth_mib\":100,"
+                                "\"mode\":\"offline\",\"to\":\"node-b\"}");
+        run_done(&r);
+        unsigned before_bad = n_requests();
+        RUN(&r, "vm", "migrate", "infer-1", "--downtime", "soon");
+        assert_int_equal(r.code, 2);
+        assert_contains(r.err, "--downtime 'soon'");
+        run_done(&r);
+        assert_int_equal(n_requests(), before_bad);
+
         RUN(&r, "vm", "start", "infer-1");
         assert_int_equal(r.code, 0);
         assert_string_equal(S.path, "/api/v1/vms/infer-1/start");
@@ -1531,9 +1558,9 @@ static void test_usage(void **state)
         assert_int_equal(r.code, 2);
         assert_contains(r.err, "unknown command 'cluster'");
         run_done(&r);
-        RUN(&r, "vm", "migrate", "x");
+        RUN(&r, "vm", "teleport", "x");
         assert_int_equal(r.code, 2);
-        assert_contains(r.err, "valid: create, list, show, start, stop, delete");
+        assert_contains(r.err, "valid: create, list, show, start, stop, delete, migrate");
         run_done(&r);
         RUN(&r, "vm", "list", "--bogus");
         assert_int_equal(r.code, 2);

@@ -151,9 +151,10 @@ int gv_migrate_params_check(const struct gv_migrate_params *p, struct gv_error *
                 return gv_error_set(err, EINVAL, "downtime limit %" PRIu32 " ms is out of range: "
                                     "1 to %u ms.", p->downtime_limit_ms,
                                     GV_MIGRATE_DOWNTIME_MAX_MS);
-        if (p->max_bandwidth < 1 || p->max_bandwidth > INT64_MAX)
+        if (p->max_bandwidth < GV_MIGRATE_BANDWIDTH_MIN || p->max_bandwidth > INT64_MAX)
                 return gv_error_set(err, EINVAL, "bandwidth cap %" PRIu64 " bytes/s is out of "
-                                    "range: 1 to %" PRId64 ".", p->max_bandwidth, INT64_MAX);
+                                    "range: %u to %" PRId64 ".", p->max_bandwidth,
+                                    GV_MIGRATE_BANDWIDTH_MIN, INT64_MAX);
         return 0;
 }
 

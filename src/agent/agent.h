@@ -53,11 +53,18 @@ enum gv_vm_phase {
         GV_VM_STOPPING,
         GV_VM_STOPPED,
         GV_VM_CRASHED,  /* QEMU exited without being asked to */
+        GV_VM_INCOMING, /* destination of a live migration: QEMU waits for, or receives, the
+                         * state (migrate.c); running once it is in */
+        GV_VM_MIGRATING, /* source of a live migration: the guest still runs here */
+        GV_VM_MIGRATED, /* source after a completed migration: QEMU paused (postmigrate), the
+                         * VM runs on the destination; release lets go of it */
         _GV_VM_PHASE_MAX,
         _GV_VM_PHASE_INVALID = -EINVAL,
 };
 const char *gv_vm_phase_to_string(enum gv_vm_phase p);
 enum gv_vm_phase gv_vm_phase_from_string(const char *s);
+/* Phases in which the VM has a QEMU (starting, running, stopping and the migration phases). */
+bool gv_vm_phase_has_qemu(enum gv_vm_phase p);
 
 /* How a VM's QEMU last ended. */
 enum gv_vm_stop_how {
@@ -111,6 +118,12 @@ struct gv_agent_vm {
         pthread_mutex_t cache_lock;   /* a leaf: nothing is locked while it is held */
         int console_fd;               /* relay connection to console.sock, -1 */
         char *dir, *run_dir;          /* STATE/vms/NAME, .../run */
+        char *migration_uri;          /* the last migration's: where the state went (source)
+                                       * or where QEMU listened for it (destination) */
+        bool incoming;                /* it came by an incoming migration and has not been
+                                       * started or stopped here since: abort-incoming may
+                                       * still take it away (migrate.c) */
+        int64_t migration_check_ms;   /* the supervisor's next look at the migration */
 };
 
 struct gv_agent {
@@ -153,6 +166,24 @@ int gv_agent_vm_kill(struct gv_agent *a, const char *name, struct gv_error **err
 int gv_agent_vm_delete(struct gv_agent *a, const char *name, struct gv_error **err);
 int gv_agent_vm_status(struct gv_agent *a, const char *name, json_t **ret, struct gv_error **err);
 json_t *gv_agent_vm_list(struct gv_agent *a);
+/* Live migration (migrate.c, docs/agent.md "Migration"): each validates its body (a JSON
+ * object; members checked strictly) and answers JSON. incoming: define (or accept the same
+ * definition), make the hardware, QEMU waiting on `listen`; migrate: start the transfer from a
+ * running VM (refused for pass-through GPUs); migration: the progress (404 when none);
+ * migrate-cancel: the source keeps running; release: after a completed migration, let go of
+ * the source; abort-incoming: let go of the destination. */
+int gv_agent_vm_incoming(struct gv_agent *a, const char *name, const json_t *body,
+                         json_t **ret, struct gv_error **err);
+int gv_agent_vm_migrate(struct gv_agent *a, const char *name, const json_t *body, json_t **ret,
+                        struct gv_error **err);
+int gv_agent_vm_migration(struct gv_agent *a, const char *name, json_t **ret,
+                          struct gv_error **err);
+int gv_agent_vm_migrate_cancel(struct gv_agent *a, const char *name, const json_t *body,
+                               json_t **ret, struct gv_error **err);
+int gv_agent_vm_release(struct gv_agent *a, const char *name, const json_t *body, json_t **ret,
+                        struct gv_error **err);
+int gv_agent_vm_abort_incoming(struct gv_agent *a, const char *name, const json_t *body,
+                               json_t **ret, struct gv_error **err);
 /* Serial console (console.c): the log's last `max` bytes; write bytes to the guest. */
 int gv_agent_console_read(struct gv_agent *a, const char *name, size_t max, char **ret,
                           size_t *ret_len, struct gv_error **err);
@@ -190,6 +221,26 @@ void gv_agent_hw_record(struct gv_agent *a, struct gv_agent_vm *vm, const struct
  * has one entry per NIC: the tap's name, "" for a user NIC. */
 int gv_agent_nics_attach(struct gv_agent *a, struct gv_agent_vm *vm, char ***ret_taps,
                          struct gv_error **err);
+/* Remove a VM whose QEMU is gone: release its hardware, drop it from the table, remove its
+ * directory. vm->lock held (and kept: the caller unlocks). -EBUSY while QEMU lives or hardware
+ * could not be released. */
+int gv_agent_vm_forget_locked(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_error **err);
+/* Start QEMU for an incoming migration (vm.c): disks, NICs and GPU hardware as a start makes
+ * them, QEMU with -incoming defer, then migrate-incoming on `uri` (port 0: a free one);
+ * phase incoming, *ret_uri the address to migrate to. vm->lock held. On failure everything is
+ * rolled back (no QEMU, no hardware) and the reason kept in last_error. */
+int gv_agent_vm_start_incoming(struct gv_agent *a, struct gv_agent_vm *vm, const char *uri,
+                               char **ret_uri, struct gv_error **err);
+/* Live migration (migrate.c), with the VM's lock held: follow a migration in progress (the
+ * supervisor, at most every GV_AGENT_MIGRATION_CHECK_MS): a source that completed becomes
+ * migrated, one that failed or was cancelled running again; a destination whose state is in
+ * becomes running. */
+#define GV_AGENT_MIGRATION_CHECK_MS 200
+void gv_agent_migration_tick(struct gv_agent *a, struct gv_agent_vm *vm);
+/* At agent start, for a VM found in a migration phase, its QEMU adopted (alive) or not: an
+ * incoming migration not yet complete is rolled back (QEMU killed, hardware released: the
+ * source still runs); one complete is a running VM; a source follows its migration. */
+void gv_agent_migration_adopt(struct gv_agent *a, struct gv_agent_vm *vm, bool alive);
 /* Called with vm->lock held when QEMU has exited (supervisor, stop, kill). */
 void gv_agent_vm_exited(struct gv_agent *a, struct gv_agent_vm *vm, bool expected,
                         int status);

@@ -178,6 +178,43 @@ static int do_console_write(struct gv_http_request *req, struct gv_agent_api *ap
         return 0;
 }
 
+/* ---- live migration (migrate.c) ---- */
+
+typedef int (*migration_fn)(struct gv_agent *a, const char *name, const json_t *body,
+                            json_t **ret, struct gv_error **err);
+
+static int migration_call(struct gv_http_request *req, struct gv_agent_api *api, migration_fn fn,
+                          unsigned *st, json_t **body, struct gv_error **err)
+{
+        _cleanup_json_ json_t *in = NULL;
+        int r = body_object(req, &in, err);
+        if (r >= 0)
+                r = fn(api->agent, gv_http_param(req, "name"), in, body, err);
+        *st = 200;
+        return r;
+}
+
+#define MIGRATION_MUTATION(fn)                                                          \
+        static int do_##fn(struct gv_http_request *req, struct gv_agent_api *api,       \
+                           unsigned *st, json_t **body, struct gv_error **err)          \
+        {                                                                               \
+                return migration_call(req, api, gv_agent_vm_##fn, st, body, err);       \
+        }
+MIGRATION_MUTATION(incoming)
+MIGRATION_MUTATION(migrate)
+MIGRATION_MUTATION(migrate_cancel)
+MIGRATION_MUTATION(release)
+MIGRATION_MUTATION(abort_incoming)
+
+static int h_migration(struct gv_http_request *req, void *userdata)
+{
+        struct gv_agent_api *api = userdata;
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        json_t *j = NULL;
+        int r = gv_agent_vm_migration(api->agent, gv_http_param(req, "name"), &j, &e);
+        return r < 0 ? gv_http_reply_error(req, r, e) : gv_http_reply_json(req, 200, j);
+}
+
 /* ---- GPUs ---- */
 
 static int do_gpu_mode(struct gv_http_request *req, struct gv_agent_api *api, unsigned *st,
@@ -244,6 +281,11 @@ MUTATION(delete)
 MUTATION(console_write)
 MUTATION(gpu_mode)
 MUTATION(gpu_mig)
+MUTATION(incoming)
+MUTATION(migrate)
+MUTATION(migrate_cancel)
+MUTATION(release)
+MUTATION(abort_incoming)
 
 static int h_host(struct gv_http_request *req, void *userdata)
 {
@@ -372,6 +414,12 @@ static const struct gv_http_route routes[] = {
         { "POST", "/v1/vms/{name}/kill", h_kill },
         { "GET", "/v1/vms/{name}/console", h_console_read },
         { "POST", "/v1/vms/{name}/console", h_console_write },
+        { "POST", "/v1/vms/{name}/incoming", h_incoming },
+        { "POST", "/v1/vms/{name}/migrate", h_migrate },
+        { "GET", "/v1/vms/{name}/migration", h_migration },
+        { "POST", "/v1/vms/{name}/migrate-cancel", h_migrate_cancel },
+        { "POST", "/v1/vms/{name}/release", h_release },
+        { "POST", "/v1/vms/{name}/abort-incoming", h_abort_incoming },
         { "GET", "/v1/reconcile", h_reconcile_last },
         { "POST", "/v1/reconcile", h_reconcile },
 };

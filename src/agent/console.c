@@ -281,7 +281,7 @@ static bool follow_live(struct gv_console_follow *f)
                         /* Read without the VM's lock (an operation may hold it for seconds):
                          * a stale answer costs one more round. */
                         enum gv_vm_phase p = __atomic_load_n(&f->vm->phase, __ATOMIC_RELAXED);
-                        live = p == GV_VM_STARTING || p == GV_VM_RUNNING || p == GV_VM_STOPPING;
+                        live = gv_vm_phase_has_qemu(p);
                 }
         pthread_mutex_unlock(&f->a->lock);
         return live;

@@ -588,7 +588,7 @@ static void check_vm(struct gv_agent *a, struct gv_agent_vm *vm, json_t *crashed
                      json_t *released)
 {
         enum gv_vm_phase was = vm->phase;
-        bool had_qemu = was == GV_VM_STARTING || was == GV_VM_RUNNING || was == GV_VM_STOPPING;
+        bool had_qemu = gv_vm_phase_has_qemu(was);
 
         if (had_qemu) {
                 bool no_qemu = vm->proc.pidfd < 0;

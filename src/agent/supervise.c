@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * supervise.c — the agent's supervisor thread: notices a QEMU exit the moment it happens (the
- * pidfd becomes readable; no polling of /proc), reports it and releases the VM's GPUs, and
- * pumps every running VM's serial console into its bounded log (console.h).
+ * pidfd becomes readable; no polling of /proc), reports it and releases the VM's GPUs, pumps
+ * every running VM's serial console into its bounded log (console.h), and follows live
+ * migrations in progress (migrate.c: a source that completed becomes `migrated`, a destination
+ * whose state is in `running`).
  */
 #include <errno.h>
 #include <poll.h>
@@ -29,7 +31,8 @@ void *gv_agent_supervise(void *agent)
         while (!__atomic_load_n(&a->stopping, __ATOMIC_SEQ_CST)) {
                 struct pollfd *pf;
                 struct slot *slots;
-                size_t n = 1;
+                struct gv_agent_vm **migrating;
+                size_t n = 1, n_migrating = 0;
                 bool busy = false;
                 /* The reconcile loop (reconcile.c) runs here when due; the poll waits no longer
                  * than until its next pass. */
@@ -38,6 +41,7 @@ void *gv_agent_supervise(void *agent)
                 pthread_mutex_lock(&a->lock);
                 pf = xnew0(struct pollfd, 2 * a->n_vms + 1);
                 slots = xnew0(struct slot, 2 * a->n_vms + 1);
+                migrating = xnew0(struct gv_agent_vm *, a->n_vms + 1);
                 pf[0] = (struct pollfd){ .fd = a->wake_fd, .events = POLLIN };
                 for (size_t i = 0; i < a->n_vms; i++) {
                         struct gv_agent_vm *vm = a->vms[i];
@@ -50,10 +54,13 @@ void *gv_agent_supervise(void *agent)
                                 pf[n] = (struct pollfd){ .fd = vm->proc.pidfd, .events = POLLIN };
                                 slots[n++] = (struct slot){ vm, SLOT_PID };
                         }
+                        if (vm->phase == GV_VM_INCOMING || vm->phase == GV_VM_MIGRATING)
+                                migrating[n_migrating++] = vm;
                         if (vm->console_fd >= 0) {
                                 pf[n] = (struct pollfd){ .fd = vm->console_fd, .events = POLLIN };
                                 slots[n++] = (struct slot){ vm, SLOT_CONSOLE };
-                        } else if (vm->phase == GV_VM_RUNNING) {
+                        } else if (vm->phase == GV_VM_RUNNING || vm->phase == GV_VM_INCOMING ||
+                                   vm->phase == GV_VM_MIGRATING) {
                                 (void)gv_agent_console_attach(vm);
                                 busy = true; /* look again soon */
                         }
@@ -62,6 +69,8 @@ void *gv_agent_supervise(void *agent)
                 pthread_mutex_unlock(&a->lock);
 
                 int timeout = busy ? 50 : 1000;
+                if (n_migrating && timeout > GV_AGENT_MIGRATION_CHECK_MS)
+                        timeout = GV_AGENT_MIGRATION_CHECK_MS;
                 if (reconcile_ms >= 0 && reconcile_ms < timeout)
                         timeout = reconcile_ms;
                 int r = poll(pf, n, timeout);
@@ -98,8 +107,23 @@ void *gv_agent_supervise(void *agent)
                         }
                         pthread_mutex_unlock(&vm->lock);
                 }
+                for (size_t i = 0; i < n_migrating; i++) {
+                        struct gv_agent_vm *vm = migrating[i];
+                        pthread_mutex_lock(&a->lock);
+                        bool present = false;
+                        for (size_t k = 0; k < a->n_vms; k++)
+                                present |= a->vms[k] == vm;
+                        bool locked = present && pthread_mutex_trylock(&vm->lock) == 0;
+                        pthread_mutex_unlock(&a->lock);
+                        if (!locked)
+                                continue;
+                        if (vm->phase == GV_VM_INCOMING || vm->phase == GV_VM_MIGRATING)
+                                gv_agent_migration_tick(a, vm);
+                        pthread_mutex_unlock(&vm->lock);
+                }
                 free(pf);
                 free(slots);
+                free(migrating);
         }
         gv_agent_reconcile_done(a); /* nothing runs a pass once the supervisor has stopped */
         return NULL;

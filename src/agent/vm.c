@@ -25,14 +25,23 @@
 #include "util/strv.h"
 #include "vmm/cloud-init.h"
 #include "vmm/disk.h"
+#include "vmm/migrate.h"
 #include "vmm/qmp.h"
 
 static const char *const phase_table[_GV_VM_PHASE_MAX] = {
         [GV_VM_DEFINED] = "defined",   [GV_VM_STARTING] = "starting",
         [GV_VM_RUNNING] = "running",   [GV_VM_STOPPING] = "stopping",
         [GV_VM_STOPPED] = "stopped",   [GV_VM_CRASHED] = "crashed",
+        [GV_VM_INCOMING] = "incoming", [GV_VM_MIGRATING] = "migrating",
+        [GV_VM_MIGRATED] = "migrated",
 };
 DEFINE_STRING_TABLE_LOOKUP(gv_vm_phase, enum gv_vm_phase, phase_table);
+
+bool gv_vm_phase_has_qemu(enum gv_vm_phase p)
+{
+        return p == GV_VM_STARTING || p == GV_VM_RUNNING || p == GV_VM_STOPPING ||
+               p == GV_VM_INCOMING || p == GV_VM_MIGRATING || p == GV_VM_MIGRATED;
+}
 
 static const char *const stop_how_table[_GV_VM_STOP_MAX] = {
         [GV_VM_STOP_NONE] = "none",
@@ -131,6 +140,10 @@ int gv_agent_vm_save(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_error
         if (vm->last_error)
                 json_object_set_new(j, "last_error", json_string(vm->last_error));
         json_object_set_new(j, "last_stop", json_string(gv_vm_stop_how_to_string(vm->last_stop)));
+        if (vm->migration_uri)
+                json_object_set_new(j, "migration_uri", json_string(vm->migration_uri));
+        if (vm->incoming)
+                json_object_set_new(j, "incoming", json_true());
         text = gv_json_dumps_pretty(j);
         /* Atomic (a killed agent leaves the old or the new file) but not fsync'd: what this file
          * holds — a QEMU pid, the mdevs, GPU instances and vfio bindings made for it — does not
@@ -213,6 +226,7 @@ static void vm_free(struct gv_agent_vm *vm)
         free(vm->devices);
         free(vm->hw);
         free(vm->last_error);
+        free(vm->migration_uri);
         strv_free(vm->argv);
         json_decref(vm->status_cache);
         gv_vm_config_free(vm->config);
@@ -232,7 +246,7 @@ static int vm_load(struct gv_agent *a, const char *name, struct gv_agent_vm **re
         _cleanup_json_ json_t *cj = NULL, *sj = NULL;
         struct gv_vm_config *c = NULL;
         struct gv_agent_vm *vm;
-        const char *phase = "defined", *last_error = NULL, *last_stop = NULL;
+        const char *phase = "defined", *last_error = NULL, *last_stop = NULL, *mig_uri = NULL;
         json_t *hw = NULL;
         int r;
 
@@ -258,6 +272,10 @@ static int vm_load(struct gv_agent *a, const char *name, struct gv_agent_vm **re
                         r = gv_json_opt_string(sj, "last_error", &last_error, err);
                 if (r >= 0)
                         r = gv_json_opt_string(sj, "last_stop", &last_stop, err);
+                if (r >= 0)
+                        r = gv_json_opt_string(sj, "migration_uri", &mig_uri, err);
+                if (r >= 0)
+                        r = gv_json_opt_bool(sj, "incoming", &vm->incoming, err);
                 if (r >= 0) {
                         json_t *p = json_object_get(sj, "pid"), *s = json_object_get(sj, "started_at");
                         pid = json_is_integer(p) ? json_integer_value(p) : 0;
@@ -292,6 +310,8 @@ static int vm_load(struct gv_agent *a, const char *name, struct gv_agent_vm **re
                 vm->proc.pid = pid > 0 && pid < INT32_MAX ? (pid_t)pid : 0;
                 if (last_error)
                         vm->last_error = xstrdup(last_error);
+                if (mig_uri)
+                        vm->migration_uri = xstrdup(mig_uri);
                 vm->last_stop = last_stop ? gv_vm_stop_how_from_string(last_stop) : GV_VM_STOP_NONE;
                 if ((int)vm->last_stop < 0)
                         vm->last_stop = GV_VM_STOP_NONE;
@@ -344,6 +364,20 @@ void gv_agent_vm_exited(struct gv_agent *a, struct gv_agent_vm *vm, bool expecte
         gv_agent_console_pump(a, vm);
         gv_agent_console_detach(vm);
         gv_proc_close(&vm->proc);
+        if (vm->phase == GV_VM_MIGRATED) {
+                /* The source of a completed migration: the VM runs on the destination, so its
+                 * paused QEMU ending here is no crash, asked for (release) or not. */
+                if (!expected) {
+                        free(vm->last_error);
+                        vm->last_error = xstrdup("The QEMU left paused here after the "
+                                                 "migration exited; the VM runs on the "
+                                                 "destination.");
+                }
+                vm->want_running = false;
+                gv_agent_gpus_release(a, vm); /* saves */
+                gv_agent_wake(a);
+                return;
+        }
         if (!expected) {
                 _cleanup_free_ char *tail = qemu_log_tail(vm);
                 char how[64];
@@ -354,8 +388,11 @@ void gv_agent_vm_exited(struct gv_agent *a, struct gv_agent_vm *vm, bool expecte
                 else
                         snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(status));
                 free(vm->last_error);
-                vm->last_error = xasprintf("QEMU exited unexpectedly (%s)%s%s", how,
-                                           tail[0] ? ": " : "", tail);
+                vm->last_error = xasprintf("%sQEMU exited unexpectedly (%s)%s%s",
+                                           vm->phase == GV_VM_INCOMING
+                                                   ? "The incoming migration did not complete: "
+                                                   : "",
+                                           how, tail[0] ? ": " : "", tail);
                 vm->phase = GV_VM_CRASHED;
                 vm->last_stop = GV_VM_STOP_CRASH;
         } else {
@@ -509,7 +546,11 @@ static int wait_running(struct gv_qmp *q, struct gv_error **err)
         }
 }
 
-static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_error **err)
+/* A start, or with `incoming_uri` the destination of a live migration: QEMU with -incoming
+ * defer (not paused: it runs once the state is in) listening on the URI (*ret_uri: the one to
+ * migrate to). */
+static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, const char *incoming_uri,
+                        char **ret_uri, struct gv_error **err)
 {
         _cleanup_strv_free_ char **files = NULL, **formats = NULL, **argv = NULL, **taps = NULL;
         _cleanup_(gv_qmp_freep) struct gv_qmp *q = NULL;
@@ -522,11 +563,14 @@ static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_er
         if (!a->qemu.cpu_model)
                 return gv_error_set(err, ENOENT, "This host cannot run VMs: %s",
                                     a->qemu_error ? a->qemu_error : "QEMU was not found");
-        vm->phase = GV_VM_STARTING;
+        vm->phase = incoming_uri ? GV_VM_INCOMING : GV_VM_STARTING;
         vm->want_running = true;
         vm->last_stop = GV_VM_STOP_NONE;
+        vm->incoming = incoming_uri != NULL;
         free(vm->last_error);
         vm->last_error = NULL;
+        free(vm->migration_uri);
+        vm->migration_uri = NULL;
         r = gv_agent_vm_save(a, vm, err);
         if (r < 0)
                 return r;
@@ -561,7 +605,8 @@ static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_er
                         .taps = (const char *const *)taps,
                         .devices = vm->devices,
                         .n_devices = vm->n_devices,
-                        .paused = true,
+                        .paused = !incoming_uri,
+                        .incoming = incoming_uri != NULL,
                         .seed_iso = seed,
                 };
                 r = gv_qemu_argv(vm->config, &rt, &argv, err);
@@ -586,6 +631,20 @@ static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_er
         if (r < 0)
                 return r;
         r = gv_qmp_connect(qmp, QMP_CONNECT_MS, &q, err);
+        if (r >= 0 && incoming_uri) {
+                _cleanup_free_ char *uri = NULL;
+                r = gv_migrate_incoming(q, incoming_uri, QMP_COMMAND_MS, &uri, err);
+                if (r >= 0) {
+                        vm->migration_uri = xstrdup(uri);
+                        /* The guest's first words after the switch-over must not be lost. */
+                        (void)gv_agent_console_attach(vm);
+                        gv_agent_wake(a);
+                        r = gv_agent_vm_save(a, vm, err);
+                }
+                if (r >= 0)
+                        *ret_uri = TAKE_PTR(uri);
+                return r;
+        }
         if (r >= 0)
                 r = gv_qmp_execute(q, "cont", NULL, QMP_COMMAND_MS, NULL, err);
         if (r >= 0)
@@ -608,6 +667,24 @@ static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_er
         return gv_agent_vm_save(a, vm, err);
 }
 
+/* A failed start: no QEMU, no hardware, the reason kept for status. */
+static void start_rollback(struct gv_agent *a, struct gv_agent_vm *vm, int r,
+                           struct gv_error **err)
+{
+        if (vm->proc.pidfd >= 0) {
+                (void)gv_proc_signal(&vm->proc, SIGKILL, NULL);
+                (void)gv_proc_wait(&vm->proc, 5000, NULL, NULL);
+                vm->last_stop = GV_VM_STOP_KILL;
+        }
+        gv_agent_console_detach(vm);
+        gv_proc_close(&vm->proc);
+        free(vm->last_error);
+        vm->last_error = xstrdup(gv_error_msg(err ? *err : NULL, r));
+        vm->phase = GV_VM_STOPPED;
+        vm->want_running = false;
+        gv_agent_gpus_release(a, vm); /* saves */
+}
+
 int gv_agent_vm_start(struct gv_agent *a, const char *name, struct gv_error **err)
 {
         struct gv_agent_vm *vm;
@@ -619,23 +696,35 @@ int gv_agent_vm_start(struct gv_agent *a, const char *name, struct gv_error **er
                 pthread_mutex_unlock(&vm->lock);
                 return 0;
         }
-        r = start_locked(a, vm, err);
-        if (r < 0) {
-                /* Roll back: no QEMU, no hardware, the reason kept for status. */
-                if (vm->proc.pidfd >= 0) {
-                        (void)gv_proc_signal(&vm->proc, SIGKILL, NULL);
-                        (void)gv_proc_wait(&vm->proc, 5000, NULL, NULL);
-                        vm->last_stop = GV_VM_STOP_KILL;
-                }
-                gv_agent_console_detach(vm);
-                gv_proc_close(&vm->proc);
-                free(vm->last_error);
-                vm->last_error = xstrdup(gv_error_msg(err ? *err : NULL, r));
-                vm->phase = GV_VM_STOPPED;
-                vm->want_running = false;
-                gv_agent_gpus_release(a, vm); /* saves */
+        if (vm->proc.pidfd >= 0 && gv_proc_alive(&vm->proc)) {
+                /* A QEMU that is not running the guest here: a migration's. */
+                r = gv_error_set(err, EBUSY, "VM '%s' is %s; %s", name,
+                                 gv_vm_phase_to_string(vm->phase),
+                                 vm->phase == GV_VM_MIGRATED
+                                         ? "it runs on the destination now: release it here "
+                                           "(POST .../release), or resume it here with POST "
+                                           ".../migrate-cancel if the destination did not take "
+                                           "over."
+                                         : "wait for the migration to end, or cancel it.");
+                pthread_mutex_unlock(&vm->lock);
+                return r;
         }
+        r = start_locked(a, vm, NULL, NULL, err);
+        if (r < 0)
+                start_rollback(a, vm, r, err);
         pthread_mutex_unlock(&vm->lock);
+        return r;
+}
+
+int gv_agent_vm_start_incoming(struct gv_agent *a, struct gv_agent_vm *vm, const char *uri,
+                               char **ret_uri, struct gv_error **err)
+{
+        int r = start_locked(a, vm, uri, ret_uri, err);
+        if (r < 0) {
+                start_rollback(a, vm, r, err);
+                vm->incoming = false;
+                (void)gv_agent_vm_save(a, vm, NULL);
+        }
         return r;
 }
 
@@ -653,6 +742,7 @@ static int stop_locked(struct gv_agent *a, struct gv_agent_vm *vm, int timeout_m
         }
         vm->phase = GV_VM_STOPPING;
         vm->want_running = false;
+        vm->incoming = false;
         (void)gv_agent_vm_save(a, vm, NULL);
         r = 0;
         if (!force) {
@@ -715,16 +805,27 @@ int gv_agent_vm_delete(struct gv_agent *a, const char *name, struct gv_error **e
                 return gv_error_set(err, EBUSY, "VM '%s' is %s; stop it first.", name,
                                     gv_vm_phase_to_string(vm->phase));
         }
+        r = gv_agent_vm_forget_locked(a, vm, err);
+        pthread_mutex_unlock(&vm->lock);
+        return r;
+}
+
+int gv_agent_vm_forget_locked(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_error **err)
+{
+        const char *name = vm->config->name;
+        int r;
+
+        if (vm->proc.pidfd >= 0 && gv_proc_alive(&vm->proc))
+                return gv_error_set(err, EBUSY, "VM '%s' is %s; its QEMU still runs.", name,
+                                    gv_vm_phase_to_string(vm->phase));
         if (vm->n_hw)
                 gv_agent_gpus_release(a, vm);
-        if (vm->n_hw) {
-                pthread_mutex_unlock(&vm->lock);
+        if (vm->n_hw)
                 return gv_error_set(err, EBUSY, "VM '%s' still holds GPU hardware that could "
                                     "not be released (%s %s); see the agent's reconcile "
                                     "report.", name, gv_hw_kind_to_string(vm->hw[0].kind),
                                     vm->hw[0].kind == GV_HW_VGPU || vm->hw[0].kind == GV_HW_TAP
                                             ? vm->hw[0].id : vm->hw[0].gpu);
-        }
         pthread_mutex_lock(&a->lock);
         for (size_t i = 0; i < a->n_vms; i++)
                 if (a->vms[i] == vm) {
@@ -743,7 +844,6 @@ int gv_agent_vm_delete(struct gv_agent *a, const char *name, struct gv_error **e
         a->deleted = xreallocarray(a->deleted, a->n_deleted + 1, sizeof(*a->deleted));
         a->deleted[a->n_deleted++] = vm;
         pthread_mutex_unlock(&a->lock);
-        pthread_mutex_unlock(&vm->lock);
         gv_agent_wake(a);
         if (r < 0)
                 return gv_error_set(err, -r, "VM '%s' is deleted, but its directory could not "
@@ -780,6 +880,10 @@ static json_t *status_json(struct gv_agent *a, struct gv_agent_vm *vm)
         json_object_set_new(j, "hw", hw);
         json_object_set_new(j, "last_error", vm->last_error ? json_string(vm->last_error)
                                                             : json_null());
+        json_object_set_new(j, "migration_uri", vm->migration_uri
+                                                        ? json_string(vm->migration_uri)
+                                                        : json_null());
+        json_object_set_new(j, "incoming", json_boolean(vm->incoming));
         if (vm->argv) {
                 json_t *av = json_array();
                 STRV_FOREACH(s, vm->argv)
@@ -846,11 +950,16 @@ static void adopt(struct gv_agent *a, struct gv_agent_vm *vm)
 {
         _cleanup_free_ char *marker = NULL, *esc = gv_qemu_escape(vm->config->name);
         enum gv_vm_phase was = vm->phase;
-        bool had_qemu = was == GV_VM_STARTING || was == GV_VM_RUNNING || was == GV_VM_STOPPING;
+        bool had_qemu = gv_vm_phase_has_qemu(was);
+        bool migration = was == GV_VM_INCOMING || was == GV_VM_MIGRATING || was == GV_VM_MIGRATED;
 
         marker = xasprintf("guest=%s,debug-threads=on", esc);
         if (had_qemu && vm->proc.pid > 0 &&
             gv_proc_adopt(vm->proc.pid, marker, &vm->proc, NULL) >= 0) {
+                if (migration) {
+                        gv_agent_migration_adopt(a, vm, true);
+                        return;
+                }
                 if (was == GV_VM_RUNNING) {
                         (void)gv_agent_console_attach(vm);
                         return; /* untouched */
@@ -882,7 +991,9 @@ static void adopt(struct gv_agent *a, struct gv_agent_vm *vm)
                 return;
         }
         vm->proc = GV_PROC_NULL;
-        if (was == GV_VM_RUNNING) {
+        if (migration) {
+                gv_agent_migration_adopt(a, vm, false);
+        } else if (was == GV_VM_RUNNING) {
                 gv_agent_vm_exited(a, vm, false, -1);
         } else if (had_qemu) {
                 if (was == GV_VM_STARTING) {

@@ -1,0 +1,299 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Live migration between two agents: two simulated 8xH100 hosts (A and B), each agent under its
+# own `gpuvirt-sim exec` with its own state directory, real QEMU (TCG) on both, the state over
+# loopback TCP. Checked through the agents' APIs, as the controller drives them:
+#   - a VM with a vGPU moves from A to B: incoming on B (the vGPU made there, QEMU waiting with
+#     -incoming defer), migrate on A, progress polled to completed; B runs it (same UUID), A
+#     holds it paused as `migrated` (not crashed, hardware kept) until release, which lets go of
+#     A's QEMU and vGPU and forgets the VM;
+#   - a pass-through VM is refused (409, naming the GPU, saying to move it offline);
+#   - cancel mid-transfer (a 1 MiB/s cap on a 2 GiB VM): A keeps running, B's copy ends and
+#     abort-incoming releases its vGPU;
+#   - B's QEMU killed mid-transfer: A keeps running (the transfer `failed`), nothing is left on
+#     B after abort-incoming;
+#   - a cancel after the transfer completed resumes A, and abort-incoming takes B's copy away;
+#   - B's agent killed during an incoming migration: restarted, it kills that QEMU and releases
+#     the hardware;
+#   - bad input on every endpoint.
+. "$(dirname "$0")/../integration/lib.sh"
+new_host dgx-h100 a
+ROOT_A=$ROOT
+new_host dgx-h100 b
+ROOT_B=$ROOT
+. "$(dirname "$0")/agent-lib.sh"
+STATE_A=$TEST_TMP/state-a
+STATE_B=$TEST_TMP/state-b
+PID_A=
+PID_B=
+stop_both() {
+        for p in $PID_A $PID_B; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+        PID_A= PID_B=
+}
+trap 'stop_both; pkill -9 -f "guest=m[vptckr]," 2>/dev/null; _cleanup' EXIT
+
+# on a|b: the agent the next calls (api, wait_vm, vf_types_set, qemu_pid) talk to.
+on() {
+        case $1 in
+        a) ROOT=$ROOT_A STATE=$STATE_A ;;
+        b) ROOT=$ROOT_B STATE=$STATE_B ;;
+        esac
+        SOCK=$STATE/agent.sock
+}
+start_on() {
+        on "$1"
+        AGENT_PID=
+        start_agent
+        case $1 in a) PID_A=$AGENT_PID ;; b) PID_B=$AGENT_PID ;; esac
+}
+# wait_migration STATUS_REGEX SECS: polls GET .../migration on the current agent.
+wait_migration() {
+        local deadline=$((SECONDS + $3))
+        while [ $SECONDS -lt $deadline ]; do
+                api GET "/v1/vms/$1/migration"
+                jq -e ".status | test(\"$2\")" <<<"$OUT" >/dev/null 2>&1 && return 0
+                sleep 0.1
+        done
+        return 1
+}
+gone() { ! running "$1"; }
+wait_gone() {
+        for _ in $(seq 50); do gone "$1" && return 0; sleep 0.1; done
+        return 1
+}
+definition() { on a; api GET "/v1/vms/$1"; jq -c .config <<<"$OUT"; }
+
+start_on a
+start_on b
+VF_A0=$(on a; vf_types_set)
+VF_B0=$(on b; vf_types_set)
+
+# ---- bad input, on every endpoint (nothing is made by any of it)
+on b
+api POST /v1/vms/mv/incoming '[1]' bi1
+check "incoming: a body that is not an object" 400 '.detail | test("JSON object")'
+api POST /v1/vms/mv/incoming '{"listen":"127.0.0.1:0"}' bi2
+check "incoming: no definition" 400 '.detail | test("definition")'
+api POST /v1/vms/mv/incoming '{"definition":{"name":"mv","uuid":"3f2504e0-4f89-11d3-9a0c-0305e82c3301"},"listen":"127.0.0.1"}' bi3
+check "incoming: a listen address without a port" 400 '.detail | test("no port")'
+api POST /v1/vms/mv/incoming '{"definition":{"name":"mv","uuid":"3f2504e0-4f89-11d3-9a0c-0305e82c3301"},"listen":"127.0.0.1:99999"}' bi4
+check "incoming: a port out of range" 400 '.detail | test("0 to 65535")'
+api POST /v1/vms/mv/incoming '{"definition":{"name":"other","uuid":"3f2504e0-4f89-11d3-9a0c-0305e82c3301"},"listen":"127.0.0.1:0"}' bi5
+check "incoming: a definition of another VM" 400 '.detail | test("names VM .other., not .mv.")'
+api POST /v1/vms/mv/incoming '{"definition":{"name":"mv"},"listen":"127.0.0.1:0"}' bi6
+check "incoming: the UUID is required" 400 '.detail | test("uuid is required")'
+api POST /v1/vms/mv/incoming '{"definition":{"name":"mv","uuid":"3f2504e0-4f89-11d3-9a0c-0305e82c3301"},"listen":"127.0.0.1:0","live":true}' bi7
+check "incoming: an unknown member, the valid ones listed" 400 '.detail | test("live") and test("definition, listen")'
+api POST /v1/vms/mp/incoming '{"definition":{"name":"mp","uuid":"3f2504e0-4f89-11d3-9a0c-0305e82c3302","gpus":[{"mode":"passthrough","gpu":"1"}]},"listen":"127.0.0.1:0"}' bi8
+check "incoming: a pass-through VM is refused, saying to move it offline" 409 '.detail | test("pass-through") and test("offline")'
+api POST /v1/vms/mp/incoming '{"definition":{"name":"mp","uuid":"3f2504e0-4f89-11d3-9a0c-0305e82c3302","disks":[{"name":"root","size":"64M"}]},"listen":"127.0.0.1:0"}' bi9
+check "incoming: a disk in the state directory is refused (not copied)" 409 '.detail | test("disk .root.") and test("both hosts")'
+api GET /v1/vms
+check "... none of it defined a VM on B" 200 'length == 0'
+on a
+api POST /v1/vms/nope/migrate '{"uri":"tcp:127.0.0.1:4444"}' ba1
+check "migrate: an unknown VM" 404 '.detail | test("nope")'
+api POST /v1/vms/nope/migrate '{"uri":"exec:cat >/tmp/x"}' ba2
+check "migrate: only tcp: URIs" 400 '.detail | test("only .tcp:HOST:PORT.")'
+api POST /v1/vms/nope/migrate '{}' ba3
+check "migrate: the URI is required" 400 '.detail | test("uri")'
+api POST /v1/vms/nope/migrate '{"uri":"tcp:127.0.0.1:4444","downtime_ms":0}' ba4
+check "migrate: downtime out of range" 400 '.detail | test("downtime_ms") and test("2000000")'
+api POST /v1/vms/nope/migrate '{"uri":"tcp:127.0.0.1:4444","max_bandwidth_mib":0}' ba5
+check "migrate: bandwidth out of range" 400 '.detail | test("max_bandwidth_mib")'
+api POST /v1/vms/nope/migrate '{"uri":"tcp:127.0.0.1:4444","postcopy":true}' ba6
+check "migrate: post-copy refused, saying why" 422 '.detail | test("Post-copy") and test("VFIO")'
+api POST /v1/vms/nope/migrate '{"uri":"tcp:127.0.0.1:4444","speed":5}' ba7
+check "migrate: an unknown member" 400 '.detail | test("speed")'
+api GET /v1/vms/nope/migration
+check "migration: an unknown VM" 404 '.detail | test("nope")'
+api POST /v1/vms/nope/migrate-cancel '{"now":1}' ba8
+check "migrate-cancel takes no parameters" 400 '.detail | test("no parameters")'
+api POST /v1/vms/nope/release '{"force":"yes"}' ba9
+check "release: force must be a boolean" 400 '.detail | test("force")'
+api POST /v1/vms/nope/abort-incoming '' ba10
+check "abort-incoming: an unknown VM" 404 '.detail | test("nope")'
+api POST /v1/vms/mv/migrate '{"uri":"tcp:127.0.0.1:4444"}'
+check "migrate needs an Operation-Id like every change" 400 '.type | endswith("operation-id-required")'
+
+# ---- a vGPU VM moves from A to B
+api POST /v1/vms '{"name":"mv","memory_mib":128,"gpus":[{"mode":"vgpu","type":"H100XM-20C"}]}' mv-def
+check "define mv on A" 201 '.phase == "defined"'
+api GET /v1/vms/mv/migration
+check "migration of a VM without QEMU: 404" 404 '.detail | test("no migration")'
+api POST /v1/vms/mv/start '' mv-start
+check "start mv on A" 200 '.phase == "running"'
+UUID=$(jq -r .uuid <<<"$OUT")
+MV_A=$(qemu_pid mv)
+assert_eq "$(vf_types_set)" $((VF_A0 + 1)) "A made mv's vGPU"
+api GET /v1/vms/mv/migration
+check "a VM that never migrated: 404" 404 '.detail | test("not migrated")'
+api POST /v1/vms/mv/release '' mv-rel0
+check "release of a VM that did not migrate: refused" 409 '.detail | test("running") and test("completed migration")'
+api POST /v1/vms/mv/abort-incoming '' mv-ab0
+check "abort-incoming of a VM that did not come by migration: refused" 409 '.detail | test("did not come here")'
+api POST /v1/vms/mv/migrate-cancel '' mv-c0
+check "cancel with no migration: nothing to cancel, still running" 404 '.status == 404'
+
+DEF=$(definition mv)
+on b
+api POST /v1/vms/mv/incoming "{\"definition\":$DEF,\"listen\":\"127.0.0.1:0\"}" mv-in
+check "incoming on B: a URI with the port QEMU bound" 200 '.phase == "incoming" and (.uri | test("^tcp:127\\.0\\.0\\.1:[1-9][0-9]*$"))'
+URI=$(jq -r .uri <<<"$OUT")
+api POST /v1/vms/mv/incoming "{\"definition\":$DEF,\"listen\":\"127.0.0.1:0\"}" mv-in2
+check "incoming asked again (a new operation): the same URI, nothing made twice" 200 ".uri == \"$URI\""
+assert_eq "$(vf_types_set)" $((VF_B0 + 1)) "B made the vGPU for the incoming VM"
+MV_B=$(qemu_pid mv)
+grep -qx -- '-incoming' <(tr '\0' '\n' <"/proc/$MV_B/cmdline") && grep -qx defer <(tr '\0' '\n' <"/proc/$MV_B/cmdline") &&
+        _ok "B's QEMU waits with -incoming defer" || _not_ok "B's QEMU waits with -incoming defer"
+api GET /v1/vms/mv
+check "B's VM: incoming, the source's UUID" 200 ".phase == \"incoming\" and .uuid == \"$UUID\" and .incoming"
+api POST /v1/vms/mv/migrate-cancel '' mv-cb
+check "cancel on the destination: refused, saying where" 409 '.detail | test("on the source")'
+
+on a
+api POST /v1/vms/mv/migrate "{\"uri\":\"$URI\",\"downtime_ms\":500,\"max_bandwidth_mib\":512}" mv-mig
+check "migrate on A: started, with the limits set" 200 '(.phase == "migrating" or .phase == "migrated") and .downtime_limit_ms == 500 and .max_bandwidth_mib == 512 and .role == "source"'
+api POST /v1/vms/mv/migrate "{\"uri\":\"$URI\"}" mv-mig2
+check "a second migrate while one runs or ran: refused" 409 '.detail | test("already")'
+wait_migration mv '^completed$' 60 && _ok "progress polled to completed" || _not_ok "progress polled to completed" "$OUT"
+check "the progress reports RAM moved, times, no error" 200 '.ram_total > 0 and .ram_transferred > 0 and .ram_remaining == 0 and .downtime_ms != null and .total_time_ms != null and .error == null'
+wait_vm mv '.phase == "migrated"' 10
+check "A's VM is migrated (not crashed), QEMU paused, hardware still held" 200 ".phase == \"migrated\" and .pid == $MV_A and (.hw|length) == 1"
+assert_eq "$(vf_types_set)" $((VF_A0 + 1)) "A still holds the vGPU until release"
+api POST /v1/reconcile '' rc-a1
+check "a reconcile pass on A neither crashes nor releases the migrated VM" 200 '(.crashed | index("mv")) == null and (.released | index("mv")) == null'
+api GET /v1/vms/mv
+check "... it is still migrated" 200 '.phase == "migrated" and (.hw|length) == 1'
+api POST /v1/vms/mv/start '' mv-start2
+check "start of a migrated VM: refused, saying what to do" 409 '.detail | test("release")'
+
+on b
+wait_vm mv '.phase == "running"' 20
+check "B runs the VM: same UUID, its QEMU alive" 200 ".phase == \"running\" and .uuid == \"$UUID\" and .pid == $MV_B and (.hw|length) == 1"
+running "$MV_B" && _ok "B's QEMU is alive" || _not_ok "B's QEMU is alive"
+api GET /v1/vms/mv/migration
+check "B's side of the migration: destination, completed" 200 '.role == "destination" and .status == "completed"'
+
+on a
+api POST /v1/vms/mv/release '' mv-rel
+check "release on A" 200 '.released'
+api POST /v1/vms/mv/release '' mv-rel
+check "... the same operation id answers the same" 200 '.released'
+api GET /v1/vms/mv
+check "A forgot the VM" 404 '.status == 404'
+wait_gone "$MV_A" && _ok "A's QEMU is gone" || _not_ok "A's QEMU is gone"
+assert_eq "$(vf_types_set)" "$VF_A0" "A's vGPU is released"
+[ ! -e "$STATE_A/vms/mv" ] && _ok "A's state directory for mv is gone" || _not_ok "A's state directory for mv is gone"
+api POST /v1/reconcile '' rc-a2
+check "the release is not reported as a crash" 200 '(.crashed | index("mv")) == null'
+on b
+api GET /v1/vms/mv
+check "B's VM runs on after A let go" 200 ".phase == \"running\" and .pid == $MV_B"
+
+# ---- pass-through: refused with the reason
+on a
+api POST /v1/vms '{"name":"mp","memory_mib":128,"gpus":[{"mode":"passthrough","gpu":"1"}]}' mp-def
+api POST /v1/vms/mp/start '' mp-start
+check "a pass-through VM runs on A" 200 '.phase == "running"'
+api POST /v1/vms/mp/migrate '{"uri":"tcp:127.0.0.1:4444"}' mp-mig
+check "its live migration is refused: 409 naming the GPU, saying to move it offline" 409 '.detail | test("0000:2a:00.0") and test("pass-through") and test("offline")'
+api GET /v1/vms/mp
+check "... and it runs on, untouched" 200 '.phase == "running"'
+api POST /v1/vms/mp/kill '' mp-kill
+
+# ---- cancel mid-transfer: 2 GiB of (zero) RAM at 1 MiB/s takes seconds
+api POST /v1/vms '{"name":"mc","memory_mib":2048,"gpus":[{"mode":"vgpu","type":"H100XM-20C"}]}' mc-def
+api POST /v1/vms/mc/start '' mc-start
+check "start mc on A" 200 '.phase == "running"'
+MC_A=$(qemu_pid mc)
+DEF=$(definition mc)
+on b
+api POST /v1/vms/mc/incoming "{\"definition\":$DEF,\"listen\":\"127.0.0.1:0\"}" mc-in
+check "incoming for mc on B" 200 '.phase == "incoming"'
+URI=$(jq -r .uri <<<"$OUT")
+MC_B=$(qemu_pid mc)
+on a
+api POST /v1/vms/mc/migrate "{\"uri\":\"$URI\",\"max_bandwidth_mib\":1}" mc-mig
+check "migrate mc at 1 MiB/s" 200 '.max_bandwidth_mib == 1'
+wait_migration mc '^active$' 20
+check "the transfer is under way" 200 '.status == "active" and .ram_remaining > 0 and .phase == "migrating"'
+api POST /v1/vms/mc/migrate-cancel '' mc-cancel
+check "cancel: the transfer is cancelled, A runs the VM" 200 '.status == "cancelled" and .phase == "running"'
+api GET /v1/vms/mc
+check "A's VM: running, the same QEMU, the reason kept" 200 ".phase == \"running\" and .pid == $MC_A and (.last_error | test(\"cancelled\"))"
+running "$MC_A" && _ok "A's QEMU still runs" || _not_ok "A's QEMU still runs"
+api POST /v1/vms/mc/migrate-cancel '' mc-cancel2
+check "a second cancel (a new operation): nothing to do, still running" 200 '.phase == "running"'
+on b
+wait_gone "$MC_B" && _ok "B's QEMU ended with the cancelled transfer" || _not_ok "B's QEMU ended with the cancelled transfer"
+api POST /v1/vms/mc/abort-incoming '' mc-abort
+check "abort-incoming on B" 200 '.aborted'
+api GET /v1/vms/mc
+check "B forgot mc" 404 '.status == 404'
+assert_eq "$(vf_types_set)" $((VF_B0 + 1)) "B released mc's vGPU (only mv's is left)"
+
+# ---- B's QEMU killed mid-transfer
+on b
+api POST /v1/vms/mc/incoming "{\"definition\":$DEF,\"listen\":\"127.0.0.1:0\"}" mk-in
+check "incoming for mc on B again" 200 '.phase == "incoming"'
+URI=$(jq -r .uri <<<"$OUT")
+MC_B=$(qemu_pid mc)
+on a
+api POST /v1/vms/mc/migrate "{\"uri\":\"$URI\",\"max_bandwidth_mib\":1}" mk-mig
+check "migrate mc again" 200 '.role == "source"'
+wait_migration mc '^active$' 20
+kill -9 "$MC_B"
+wait_migration mc '^failed$' 30 && _ok "the transfer fails when the destination's QEMU dies" || _not_ok "the transfer fails when the destination's QEMU dies" "$OUT"
+check "... with QEMU's reason" 200 '.error != null'
+wait_vm mc '.phase == "running"' 10
+check "A runs the VM on, the same QEMU" 200 ".phase == \"running\" and .pid == $MC_A and (.last_error | test(\"failed\"))"
+on b
+wait_vm mc '.phase == "crashed"' 10
+check "B reports its QEMU's end, the hardware released" 200 '(.hw|length) == 0 and (.last_error | test("incoming migration did not complete"))'
+api POST /v1/vms/mc/abort-incoming '' mk-abort
+check "abort-incoming on B" 200 '.aborted'
+api GET /v1/vms
+check "nothing of mc is left on B" 200 '[.[].name] == ["mv"]'
+assert_eq "$(vf_types_set)" $((VF_B0 + 1)) "no vGPU of mc left on B"
+
+# ---- a cancel after the transfer completed: A resumes, B's copy is aborted
+on b
+api POST /v1/vms/mc/incoming "{\"definition\":$DEF,\"listen\":\"127.0.0.1:0\"}" mr-in
+URI=$(jq -r .uri <<<"$OUT")
+MC_B=$(qemu_pid mc)
+on a
+api POST /v1/vms/mc/migrate "{\"uri\":\"$URI\"}" mr-mig
+wait_migration mc '^completed$' 60 && _ok "mc moved to B" || _not_ok "mc moved to B" "$OUT"
+wait_vm mc '.phase == "migrated"' 10
+api POST /v1/vms/mc/migrate-cancel '' mr-cancel
+check "cancel after completion: A resumes the VM" 200 '.phase == "running"'
+api GET /v1/vms/mc
+check "... running, the same QEMU, saying the destination must be aborted" 200 ".phase == \"running\" and .pid == $MC_A and (.last_error | test(\"aborted\"))"
+on b
+api POST /v1/vms/mc/abort-incoming '' mr-abort
+check "abort-incoming takes B's completed copy away" 200 '.aborted'
+wait_gone "$MC_B" && _ok "B's QEMU for mc is gone" || _not_ok "B's QEMU for mc is gone"
+assert_eq "$(vf_types_set)" $((VF_B0 + 1)) "B released the vGPU"
+
+# ---- B's agent killed during an incoming migration
+api POST /v1/vms/mc/incoming "{\"definition\":$DEF,\"listen\":\"127.0.0.1:0\"}" mr2-in
+check "incoming for mc on B" 200 '.phase == "incoming"'
+MC_B=$(qemu_pid mc)
+kill -9 "$PID_B"; wait "$PID_B" 2>/dev/null; PID_B=
+running "$MC_B" && _ok "its QEMU outlives the agent" || _not_ok "its QEMU outlives the agent"
+start_on b
+api GET /v1/vms/mc
+check "restarted, the agent rolled the incoming migration back" 200 '.phase == "stopped" and (.hw|length) == 0 and (.last_error | test("restarted during this incoming migration"))'
+wait_gone "$MC_B" && _ok "... its QEMU killed" || _not_ok "... its QEMU killed"
+assert_eq "$(vf_types_set)" $((VF_B0 + 1)) "... its vGPU released"
+api GET /v1/vms/mv
+check "B's migrated-in VM was re-adopted as running" 200 ".phase == \"running\" and .pid == $MV_B"
+api POST /v1/vms/mc/abort-incoming '' mr2-abort
+check "abort-incoming forgets it" 200 '.aborted'
+on a
+api GET /v1/vms/mc
+check "A ran mc throughout" 200 ".phase == \"running\" and .pid == $MC_A"
+
+stop_both
+done_testing

@@ -296,4 +296,9 @@ api GET /v1/vms/mc
 check "A ran mc throughout" 200 ".phase == \"running\" and .pid == $MC_A"
 
 stop_both
+if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TEST_TMP/agent.log"; then
+        _not_ok "no sanitizer report from either agent" "$(grep -m3 -E 'Sanitizer|runtime error' "$TEST_TMP/agent.log")"
+else
+        _ok "no sanitizer report from either agent"
+fi
 done_testing

@@ -192,7 +192,8 @@ int gv_migrate_get_params(struct gv_qmp *q, int timeout_ms, struct gv_migrate_pa
         int r = gv_qmp_execute(q, "query-migrate-parameters", NULL, timeout_ms, &j, err);
         if (r < 0)
                 return r;
-        json_t *dt = json_object_get(j, "downtime-limit"), *bw = json_object_get(j, "max-bandwidth");
+        json_t *dt = json_object_get(j, "downtime-limit");
+        json_t *bw = json_object_get(j, "max-bandwidth");
         if (!json_is_integer(dt) || !json_is_integer(bw) || json_integer_value(dt) < 0 ||
             json_integer_value(dt) > (json_int_t)UINT32_MAX || json_integer_value(bw) < 0)
                 return gv_error_set(err, EPROTO, "QEMU answered 'query-migrate-parameters' "

@@ -15,8 +15,13 @@
 #   - a cancel after the transfer completed resumes A, and abort-incoming takes B's copy away;
 #   - B's agent killed during an incoming migration: restarted, it kills that QEMU and releases
 #     the hardware;
-#   - bad input on every endpoint.
+#   - bad input on every endpoint;
+#   - with GUESTDIR (tests/guest/make-guest.sh builds it there; skipped, saying why, where it
+#     cannot be built): a busybox guest booted on A answers on B's console after the move,
+#     without having booted again there.
+# Usage: test-migrate-agent.sh [GUESTDIR]
 . "$(dirname "$0")/../integration/lib.sh"
+GUEST=${1:-}
 new_host dgx-h100 a
 ROOT_A=$ROOT
 new_host dgx-h100 b
@@ -28,11 +33,13 @@ PID_A=
 PID_B=
 stop_both() {
         for p in $PID_A $PID_B; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-        PID_A= PID_B=
+        PID_A=''
+        PID_B=''
 }
-trap 'stop_both; pkill -9 -f "guest=m[vptckr]," 2>/dev/null; _cleanup' EXIT
+trap 'stop_both; pkill -9 -f "guest=m[vptckrg]," 2>/dev/null; _cleanup' EXIT
 
 # on a|b: the agent the next calls (api, wait_vm, vf_types_set, qemu_pid) talk to.
+# shellcheck disable=SC2034 # SOCK is agent-lib.sh's
 on() {
         case $1 in
         a) ROOT=$ROOT_A STATE=$STATE_A ;;
@@ -294,6 +301,79 @@ check "abort-incoming forgets it" 200 '.aborted'
 on a
 api GET /v1/vms/mc
 check "A ran mc throughout" 200 ".phase == \"running\" and .pid == $MC_A"
+
+# ---- a real guest keeps running across the move (its console answers on B)
+guest_skip() {
+        for what in "$@"; do
+                TAP_N=$((TAP_N + 1))
+                echo "ok $TAP_N # SKIP $what: $SKIP_WHY"
+        done
+}
+# console_has NAME REGEX SECS: the current agent's console log of NAME has a matching line.
+console_has() {
+        local deadline=$((SECONDS + $3))
+        while [ $SECONDS -lt $deadline ]; do
+                api GET "/v1/vms/$1/console?bytes=65536"
+                jq -r .text <<<"$OUT" | tr -d '\r' | grep -qE -- "$2" && return 0
+                sleep 0.3
+        done
+        return 1
+}
+GUEST_CHECKS=("the guest boots on A" "it answers on A's console" "it moves to B"
+              "it answers on B's console, its state moved" "it did not boot again on B")
+if [ -z "$GUEST" ]; then
+        SKIP_WHY="no GUESTDIR given"
+        guest_skip "${GUEST_CHECKS[@]}"
+else
+        "$(dirname "$0")/../guest/make-guest.sh" "$GUEST" 2>"$TEST_TMP/make-guest.err"
+        case $? in
+        0) SKIP_WHY= ;;
+        *) SKIP_WHY="cannot build the test guest here: $(tail -n 1 "$TEST_TMP/make-guest.err")" ;;
+        esac
+        if [ -n "$SKIP_WHY" ]; then
+                guest_skip "${GUEST_CHECKS[@]}"
+        else
+                on a
+                GDEF=$(jq -nc --arg k "$GUEST/vmlinuz" --arg i "$GUEST/initramfs.cpio.gz" \
+                        '{name: "mg", memory_mib: 256, boot: {kernel: $k, initrd: $i,
+                          append: "console=ttyS0 quiet panic=-1"},
+                          gpus: [{mode: "vgpu", type: "H100XM-20C"}]}')
+                api POST /v1/vms "$GDEF" mg-def
+                api POST /v1/vms/mg/start '' mg-start
+                # TCG boots it in 5-20 s on a loaded 2-core machine.
+                console_has mg '^GPUVIRT-GUEST-READY$' 120 && _ok "${GUEST_CHECKS[0]}" ||
+                        _not_ok "${GUEST_CHECKS[0]}" "$(jq -r .text <<<"$OUT" | tail -n 5)"
+                T1="before-$$-$RANDOM"
+                api POST /v1/vms/mg/console "$T1
+" mg-c1
+                console_has mg "^GPUVIRT-ECHO $T1\$" 20 && _ok "${GUEST_CHECKS[1]}" ||
+                        _not_ok "${GUEST_CHECKS[1]}"
+                DEF=$(definition mg)
+                on b
+                api POST /v1/vms/mg/incoming "{\"definition\":$DEF,\"listen\":\"127.0.0.1:0\"}" mg-in
+                URI=$(jq -r .uri <<<"$OUT")
+                on a
+                api POST /v1/vms/mg/migrate "{\"uri\":\"$URI\",\"downtime_ms\":2000}" mg-mig
+                wait_migration mg '^(completed|failed|cancelled)$' 120
+                on b
+                if [ "$(jq -r .status <<<"$OUT")" = completed ] && wait_vm mg '.phase == "running"' 20; then
+                        _ok "${GUEST_CHECKS[2]}"
+                else
+                        _not_ok "${GUEST_CHECKS[2]}"
+                fi
+                T2="after-$$-$RANDOM"
+                api POST /v1/vms/mg/console "$T2
+" mg-c2
+                console_has mg "^GPUVIRT-ECHO $T2\$" 30 && _ok "${GUEST_CHECKS[3]}" ||
+                        _not_ok "${GUEST_CHECKS[3]}" "$(jq -r .text <<<"$OUT" | tail -n 5)"
+                api GET "/v1/vms/mg/console?bytes=65536"
+                jq -r .text <<<"$OUT" | grep -q GPUVIRT-GUEST-BOOTED && _not_ok "${GUEST_CHECKS[4]}" ||
+                        _ok "${GUEST_CHECKS[4]}"
+                api POST /v1/vms/mg/kill '' mg-kill-b
+                on a
+                api POST /v1/vms/mg/release '' mg-rel
+        fi
+fi
 
 stop_both
 if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TEST_TMP/agent.log"; then

@@ -55,7 +55,8 @@ struct step {
         "\"package\": \"fake\"}, \"capabilities\": [\"oob\"]}}\r\n"
 #define OK "{\"return\": {}, \"id\": @ID@}\r\n"
 #define RETURN(obj) "{\"return\": " obj ", \"id\": @ID@}\r\n"
-#define REFUSE(desc) "{\"error\": {\"class\": \"GenericError\", \"desc\": \"" desc "\"}, \"id\": @ID@}\r\n"
+#define REFUSE(desc)                                                                        \
+        "{\"error\": {\"class\": \"GenericError\", \"desc\": \"" desc "\"}, \"id\": @ID@}\r\n"
 #define HANDSHAKE SEND(GREETING), EXPECT("qmp_capabilities", NULL), SEND(OK)
 #define CAPS_ARGS                                                                          \
         "{\"capabilities\": [{\"capability\": \"postcopy-ram\", \"state\": false}, "       \
@@ -773,7 +774,8 @@ static void test_real_destination_killed(void **state)
         assert_int_equal(kill(pr->dst, SIGKILL), 0);
         assert_int_equal(waitpid(pr->dst, NULL, 0), pr->dst);
         pr->dst = 0;
-        /* Next to nothing flows at 4 KiB/s: lift the cap so the source notices the broken socket. */
+        /* Next to nothing flows at 4 KiB/s: lift the cap so that the source notices the broken
+         * socket. */
         _cleanup_json_ json_t *args = json_pack("{s:I}", "max-bandwidth", (json_int_t)(1ll << 30));
         assert_int_equal(gv_qmp_execute(src, "migrate-set-parameters", args, 10000, NULL, &e), 0);
 

@@ -198,6 +198,15 @@ on b
 api GET /v1/vms/mv
 check "B's VM runs on after A let go" 200 ".phase == \"running\" and .pid == $MV_B"
 
+# ---- an incoming migration that cannot listen leaves nothing behind
+on b
+VF_B1=$(vf_types_set)
+api POST /v1/vms/mt/incoming '{"definition":{"name":"mt","uuid":"3f2504e0-4f89-11d3-9a0c-0305e82c3303","memory_mib":128,"gpus":[{"mode":"vgpu","type":"H100XM-20C"}]},"listen":"192.0.2.1:0"}' mt-in
+check "incoming on an address this host lacks: 400 naming it" 400 '.detail | test("no address .192.0.2.1.")'
+api GET /v1/vms/mt
+check "... the VM it defined is forgotten" 404 '.status == 404'
+assert_eq "$(vf_types_set)" "$VF_B1" "... and the vGPU it made released"
+
 # ---- pass-through: refused with the reason
 on a
 api POST /v1/vms '{"name":"mp","memory_mib":128,"gpus":[{"mode":"passthrough","gpu":"1"}]}' mp-def

@@ -443,12 +443,19 @@ int gv_agent_vm_migrate(struct gv_agent *a, const char *name, const json_t *body
                 vm->migration_check_ms = now_ms() + GV_AGENT_MIGRATION_CHECK_MS;
                 (void)gv_agent_vm_save(a, vm, NULL);
                 gv_agent_wake(a);
-                /* The progress as of now (a tiny VM may be done already). */
-                r = gv_migrate_query(q, QMP_COMMAND_MS, &i, err);
-                if (r >= 0) {
+                /* The progress as of now (a tiny VM may be done already). The transfer runs
+                 * whatever this answer says: a failed query is answered as "setup". */
+                if (gv_migrate_query(q, QMP_COMMAND_MS, &i, NULL) >= 0) {
                         apply(a, vm, q, &i);
-                        *ret = progress_json(vm, &i, &p);
+                } else {
+                        gv_migrate_info_done(&i);
+                        i = (struct gv_migrate_info){ .status = GV_MIGRATE_SETUP,
+                                                      .status_name = xstrdup("setup"),
+                                                      .setup_time_ms = -1, .total_time_ms = -1,
+                                                      .expected_downtime_ms = -1,
+                                                      .downtime_ms = -1 };
                 }
+                *ret = progress_json(vm, &i, &p);
         }
         pthread_mutex_unlock(&vm->lock);
         return r;

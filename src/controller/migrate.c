@@ -364,6 +364,35 @@ static int follow_transfer(struct gv_controller *c, const char *op_id, const cha
         }
 }
 
+/* The transfer completed on the source: the target must say its copy runs before it becomes
+ * the VM (its agent notices the end of the incoming state within a moment). */
+static int await_target(struct gv_controller *c, const char *name, const char *dst_host,
+                        struct gv_error **err)
+{
+        _cleanup_free_ char *path = xasprintf("/v1/vms/%s", name);
+        int64_t deadline = gv_ctl_now_ms() + 30000;
+
+        for (;;) {
+                _cleanup_json_ json_t *s = NULL;
+                int r = gv_ctl_agent_call(c, dst_host, "GET", path, NULL, NULL, &s, err);
+                if (r < 0)
+                        return r;
+                const char *phase = jstr(s, "phase") ?: "";
+                if (!strcmp(phase, "running"))
+                        return 0;
+                if (strcmp(phase, "incoming") != 0)
+                        return gv_error_set(err, EIO, "After the transfer the copy on %s is %s, "
+                                            "not running: %s", dst_host, phase,
+                                            jstr(s, "last_error") ?: "no reason given");
+                if (gv_ctl_now_ms() > deadline)
+                        return gv_error_set(err, ETIMEDOUT, "The copy on %s did not start "
+                                            "running within 30 s of the transfer's end.",
+                                            dst_host);
+                struct timespec ts = { .tv_nsec = 50 * 1000000L };
+                nanosleep(&ts, NULL);
+        }
+}
+
 static int migrate_live(struct gv_controller *c, const char *op_id, const char *name,
                         const json_t *vm, const char *src_host, const char *dst_host,
                         const json_t *dst_pl, struct gv_error **err)
@@ -408,6 +437,8 @@ static int migrate_live(struct gv_controller *c, const char *op_id, const char *
         }
         if (r >= 0)
                 r = follow_transfer(c, op_id, name, src_host, err);
+        if (r >= 0)
+                r = await_target(c, name, dst_host, err);
         if (r < 0) {
                 /* The source keeps the VM: stop the transfer, undo the target. */
                 _cleanup_free_ char *why = xstrdup(gv_error_msg(err ? *err : NULL, r));

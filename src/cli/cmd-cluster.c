@@ -600,10 +600,98 @@ static int vgpu_types(struct gv_cli *cli, int argc, char **argv)
         return dispatch(cli, argc, argv, "vgpu", gv_cli_vgpu_commands, api_vgpu_types);
 }
 
+/* host drain HOST [--dry-run] [--passthrough offline|stop|keep] [--wait] */
+static int host_drain(struct gv_cli *cli, int argc, char **argv)
+{
+        enum { OPT_DRY = GV_CLI_OPT_FIRST_OWN, OPT_PT };
+        static const struct option options[] = {
+                GV_CLI_API_OPTIONS,
+                { "wait", no_argument, NULL, GV_CLI_OPT_WAIT },
+                { "dry-run", no_argument, NULL, OPT_DRY },
+                { "passthrough", required_argument, NULL, OPT_PT },
+                {},
+        };
+        static const char usage[] = "host drain HOST [--dry-run] [--passthrough offline|stop|"
+                                    "keep] [--wait] [--json]";
+        _cleanup_json_ json_t *body = json_object(), *out = NULL;
+        bool wait = false, dry = false;
+        int c, ex = -1;
+
+        optind = 0;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                if (c == GV_CLI_OPT_WAIT) {
+                        wait = true;
+                } else if (c == OPT_DRY) {
+                        dry = true;
+                        json_object_set_new(body, "dry_run", json_true());
+                } else if (c == OPT_PT) {
+                        if (strcmp(optarg, "offline") && strcmp(optarg, "stop") &&
+                            strcmp(optarg, "keep"))
+                                return gv_cli_usage_error("--passthrough '%s' (valid: offline, "
+                                                          "stop, keep)", optarg);
+                        json_object_set_new(body, "passthrough", json_string(optarg));
+                } else if (gv_cli_api_option(cli, c, usage, &ex)) {
+                        if (ex >= 0)
+                                return ex;
+                } else {
+                        return gv_cli_usage_error("unknown option '%s'; usage: gpuvirt %s",
+                                                  argv[optind - 1], usage);
+                }
+        }
+        if (argc - optind != 1)
+                return gv_cli_usage_error("usage: gpuvirt %s", usage);
+        const char *host = argv[optind];
+        _cleanup_free_ char *e = gv_cli_url_escape(host);
+        _cleanup_free_ char *path = xasprintf("/api/v1/hosts/%s/drain", e);
+        ex = gv_cli_api_call(cli, "POST", path, body, &out, NULL);
+        if (ex != GV_EXIT_OK)
+                return ex;
+        if (!dry)
+                return gv_cli_op_follow(cli, TAKE_PTR(out), host, wait, NULL);
+        if (cli->json) {
+                gv_json_print(TAKE_PTR(out));
+                return GV_EXIT_OK;
+        }
+        static const char *const headers[] = { "VM", "ACTION", "WHY", NULL };
+        _cleanup_(gv_table_freep) struct gv_table *t = gv_table_new(headers);
+        const json_t *p;
+        size_t i;
+        json_array_foreach(json_object_get(out, "plan"), i, p)
+                gv_table_add_rowf(t, jstr(p, "vm"), jstr(p, "action"), jstr(p, "why"));
+        printf("drain %s (dry run; pass-through VMs: %s):\n", host,
+               jstr(out, "passthrough") ? jstr(out, "passthrough") : "offline");
+        gv_table_print(t, stdout);
+        return GV_EXIT_OK;
+}
+
+static int host_undrain(struct gv_cli *cli, int argc, char **argv)
+{
+        static const char usage[] = "host undrain HOST [--json]";
+        int idx, ex;
+        if (!gv_cli_api_parse_simple(cli, argc, argv, usage, 1, NULL, &idx, &ex))
+                return ex;
+        _cleanup_free_ char *e = gv_cli_url_escape(argv[idx]);
+        _cleanup_free_ char *path = xasprintf("/api/v1/hosts/%s/undrain", e);
+        _cleanup_json_ json_t *h = NULL;
+        ex = gv_cli_api_call(cli, "POST", path, NULL, &h, NULL);
+        if (ex != GV_EXIT_OK)
+                return ex;
+        if (cli->json)
+                gv_json_print(TAKE_PTR(h));
+        else
+                printf("%s: %s\n", argv[idx], jstr(h, "state") ? jstr(h, "state") : "up");
+        return GV_EXIT_OK;
+}
+
 const struct gv_cli_command gv_cli_cluster_commands[] = {
         { "host", "list", "", "hosts of the cluster: state, accelerator, CPU, memory, GPUs",
           host_list },
         { "host", "show", "HOST", "one host and its GPUs", host_show },
+        { "host", "drain", "HOST [--dry-run]", "maintenance: no new placements, its VMs moved "
+          "away [--wait]", host_drain },
+        { "host", "undrain", "HOST", "end maintenance: the host takes placements again",
+          host_undrain },
         { "gpu", "list", "[HOST]", "GPUs of the cluster (or of one host): mode, use, memory",
           gpu_list },
         { "gpu", "show", "HOST/GPU", "one GPU with its MIG instances and vGPUs", gpu_show },

@@ -319,6 +319,30 @@ static int do_vm_stop(struct call *k, struct gv_error **err)
         return r < 0 ? r : answer_op(k, op);
 }
 
+static int do_host_drain(struct call *k, struct gv_error **err)
+{
+        static const char *const keys[] = { "dry_run", "passthrough", NULL };
+        _cleanup_json_ json_t *in = NULL;
+        json_t *out = NULL;
+        bool is_op = false;
+        int r = body_object(k, "drain", keys, true, &in, err);
+        if (r >= 0)
+                r = gv_controller_host_drain(k->c, param(k, "host"), in ? in : json_object(),
+                                             &out, &is_op, err);
+        if (r < 0)
+                return r;
+        return is_op ? answer_op(k, out) : answer(k, 200, out);
+}
+
+static int do_host_undrain(struct call *k, struct gv_error **err)
+{
+        json_t *h = NULL;
+        int r = no_body(k, "an undrain", err);
+        if (r >= 0)
+                r = gv_controller_host_undrain(k->c, param(k, "host"), &h, err);
+        return r < 0 ? r : answer(k, 200, h);
+}
+
 static int do_vm_migrate(struct call *k, struct gv_error **err)
 {
         static const char *const keys[] = { "to", "mode", "downtime_ms", "max_bandwidth_mib",

@@ -39,6 +39,8 @@ extern const size_t gv_controller_openapi_json_len;
         X("POST", "/api/v1/hosts", host_register, ADMIN, Q_NONE)                              \
         X("GET", "/api/v1/hosts/{host}", host, VIEWER, Q_NONE)                                 \
         X("POST", "/api/v1/hosts/{host}/heartbeat", host_heartbeat, ADMIN, Q_NONE)             \
+        X("POST", "/api/v1/hosts/{host}/drain", host_drain, ADMIN, Q_WAIT)                     \
+        X("POST", "/api/v1/hosts/{host}/undrain", host_undrain, ADMIN, Q_NONE)                 \
         X("GET", "/api/v1/gpus", gpus, VIEWER, Q_NONE)                                         \
         X("GET", "/api/v1/hosts/{host}/gpus/{gpu:text}", gpu, VIEWER, Q_NONE)                  \
         X("GET", "/api/v1/hosts/{host}/gpus/{gpu:text}/vgpu-types", vgpu_types, VIEWER,       \

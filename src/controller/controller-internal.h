@@ -92,6 +92,10 @@ int gv_ctl_agent_call(struct gv_controller *c, const char *host, const char *met
                       const char *path, const json_t *body, const char *operation_id,
                       json_t **ret, struct gv_error **err);
 int gv_ctl_host_refresh(struct gv_controller *c, const char *host, struct gv_error **err);
+/* Read-modify-write of a host document with CAS (retried); *ret_was: its state before. */
+int gv_ctl_host_update(struct gv_controller *c, const char *name,
+                       void (*fn)(json_t *doc, void *arg), void *arg, const char **ret_was,
+                       struct gv_error **err);
 /* Ask the poller for a pass now (the hosts' inventories after a change), without waiting. */
 void gv_ctl_poll_soon(struct gv_controller *c);
 /* The name of a VM whose placement holds anything on host's GPU pci, or NULL. */
@@ -123,6 +127,9 @@ int gv_ctl_op_vm_stop(struct gv_controller *c, const char *op_id, json_t *arg,
                       json_t **ret_result, struct gv_error **err);
 int gv_ctl_op_vm_delete(struct gv_controller *c, const char *op_id, json_t *arg,
                         json_t **ret_result, struct gv_error **err);
+/* ---- drain.c ---- */
+int gv_ctl_op_host_drain(struct gv_controller *c, const char *op_id, json_t *arg,
+                         json_t **ret_result, struct gv_error **err);
 /* ---- migrate.c ---- */
 int gv_ctl_op_vm_migrate(struct gv_controller *c, const char *op_id, json_t *arg,
                          json_t **ret_result, struct gv_error **err);

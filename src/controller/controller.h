@@ -65,6 +65,13 @@ int gv_controller_host_register(struct gv_controller *c, const char *name, const
                                 json_t **ret, struct gv_error **err);
 int gv_controller_host_heartbeat(struct gv_controller *c, const char *name, json_t **ret,
                                  struct gv_error **err);
+/* Maintenance (drain.c): body {"dry_run"?, "passthrough"?: "offline"|"stop"|"keep"}. A dry
+ * run answers the plan (*ret_is_op false); otherwise the host goes into maintenance and *ret is
+ * the operation that moves its VMs. */
+int gv_controller_host_drain(struct gv_controller *c, const char *host, const json_t *body,
+                             json_t **ret, bool *ret_is_op, struct gv_error **err);
+int gv_controller_host_undrain(struct gv_controller *c, const char *host, json_t **ret,
+                               struct gv_error **err);
 json_t *gv_controller_hosts(struct gv_controller *c);
 int gv_controller_host(struct gv_controller *c, const char *name, json_t **ret,
                        struct gv_error **err);

@@ -129,7 +129,7 @@ int gv_ctl_agent_call(struct gv_controller *c, const char *host, const char *met
 /* ---- the host documents ---- */
 
 /* Read-modify-write a host document with CAS, retrying on a race; `fn` edits it. */
-static int host_update(struct gv_controller *c, const char *name,
+int gv_ctl_host_update(struct gv_controller *c, const char *name,
                        void (*fn)(json_t *doc, void *arg), void *arg, const char **ret_was,
                        struct gv_error **err)
 {
@@ -203,7 +203,7 @@ int gv_ctl_host_refresh(struct gv_controller *c, const char *host, struct gv_err
                 return r;
         }
         a.inventory = inv;
-        r = host_update(c, host, set_seen, &a, &was, err);
+        r = gv_ctl_host_update(c, host, set_seen, &a, &was, err);
         if (r < 0) {
                 gv_store_objs_free(before, n_before);
                 return r;
@@ -277,7 +277,7 @@ int gv_controller_host_heartbeat(struct gv_controller *c, const char *name, json
 {
         struct seen_arg a = { .now_s = gv_ctl_now_ms() / 1000 };
         const char *was = NULL;
-        int r = host_update(c, name, set_seen, &a, &was, err);
+        int r = gv_ctl_host_update(c, name, set_seen, &a, &was, err);
 
         if (r < 0)
                 return r;
@@ -341,7 +341,7 @@ void *gv_ctl_poller(void *arg)
                         int64_t silent_ms = gv_ctl_now_ms() - (int64_t)seen * 1000;
                         if (silent_ms < c->cfg.host_down_after_ms || (st && !strcmp(st, "down")))
                                 continue;
-                        if (host_update(c, h[i].key, set_down, NULL, NULL, NULL) >= 0) {
+                        if (gv_ctl_host_update(c, h[i].key, set_down, NULL, NULL, NULL) >= 0) {
                                 _cleanup_free_ char *subj = xasprintf("host/%s", h[i].key);
                                 gv_ctl_event(c, "host.down", subj,
                                              json_pack("{s:I}", "silent_s",

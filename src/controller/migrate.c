@@ -185,9 +185,10 @@ int gv_controller_vm_migrate(struct gv_controller *c, const char *name, const js
         r = gv_ctl_model_ensure(c, err);
         if (r >= 0)
                 r = gv_ctl_request_from_spec(c, json_object_get(v.doc, "spec"), &rq, err);
+        /* A move overrides the host the VM was pinned to when it was created. */
+        rq.labels = 0;
         if (r >= 0 && to) {
                 _cleanup_free_ char *l = xasprintf("host=%s", to);
-                rq.labels = 0;
                 r = gv_sched_cluster_label_mask(c->cluster, l, &rq.labels, err);
         }
         if (r >= 0)
@@ -287,6 +288,10 @@ static int switch_owner(struct gv_controller *c, const char *name, const char *s
                 _cleanup_json_ json_t *doc = json_deep_copy(v.doc);
                 const json_t *m = json_object_get(doc, "migration");
                 json_object_set(doc, "host", json_object_get(m, "host"));
+                /* A pin follows the VM: its placement must stay valid for the model. */
+                json_t *spec = json_object_get(doc, "spec");
+                if (json_object_get(spec, "host"))
+                        json_object_set(spec, "host", json_object_get(m, "host"));
                 json_object_set(doc, "placement", json_object_get(m, "placement"));
                 json_object_set_new(doc, "migration", json_null());
                 struct gv_store_write w = { .op = GV_STORE_UPDATE, .kind = GV_STORE_VM,

@@ -25,6 +25,7 @@ static const struct {
         { "vm.stop", gv_ctl_op_vm_stop },
         { "vm.delete", gv_ctl_op_vm_delete },
         { "vm.migrate", gv_ctl_op_vm_migrate },
+        { "host.drain", gv_ctl_op_host_drain },
         { "gpu.mode", gv_ctl_op_gpu_mode },
         { "gpu.mig", gv_ctl_op_gpu_mig },
 };

@@ -123,6 +123,29 @@ env_reload
 wait_for 15 host_state_is node-a up
 leak_check "after a failed move"
 
+# ---- maintenance: drain node-b (v1 vGPU and mv1 MIG-backed live, p1 pass-through offline)
+capi POST /api/v1/hosts/node-b/drain '{"dry_run": true}'
+check "drain dry run: the plan, nothing changed" 200 \
+        '([.plan[] | {(.vm): .action}] | add) == {"v1": "live", "mv1": "live", "p1": "offline"}'
+capi GET /api/v1/hosts/node-b
+check "... node-b still up" 200 '.state == "up"'
+run "$GPUVIRT" host drain node-b --wait
+assert_rc 0 "gpuvirt host drain node-b --wait"
+capi GET /api/v1/hosts/node-b
+check "node-b is in maintenance" 200 '.state == "maintenance"'
+capi GET /api/v1/vms
+check "its VMs run elsewhere" 200 \
+        'all(.[]; .host != "node-b" and .state == "running") and length == 3'
+aapi node-b /v1/vms
+check "node-b's agent holds no VM" 200 'length == 0'
+create m1 '{"kind": "vgpu", "type": "H100XM-20C"}' node-b
+check "a VM pinned to the drained host is refused" 409 '.detail | test("maintenance")'
+run "$GPUVIRT" host undrain node-b
+assert_rc 0 "gpuvirt host undrain node-b"
+capi GET /api/v1/hosts/node-b
+check "node-b takes placements again" 200 '.state == "up"'
+leak_check "after the drain"
+
 for vm in v1 mv1 p1; do
         capi DELETE "/api/v1/vms/$vm?wait=30"
         check "delete $vm" 200 '.state == "succeeded"'

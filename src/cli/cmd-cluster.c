@@ -648,7 +648,7 @@ static int host_drain(struct gv_cli *cli, int argc, char **argv)
         if (ex != GV_EXIT_OK)
                 return ex;
         if (!dry)
-                return gv_cli_op_follow(cli, TAKE_PTR(out), host, wait, NULL);
+                return gv_cli_op_follow(cli, out, host, wait, NULL);
         if (cli->json) {
                 gv_json_print(TAKE_PTR(out));
                 return GV_EXIT_OK;

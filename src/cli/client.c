@@ -584,3 +584,27 @@ bool gv_cli_api_parse_simple(struct gv_cli *cli, int argc, char **argv, const ch
         *ret_index = optind;
         return true;
 }
+
+int gv_cli_api_list(struct gv_cli *cli, int argc, char **argv, const char *usage,
+                    const char *path, const char *empty, json_t **ret)
+{
+        _cleanup_json_ json_t *l = NULL;
+        int idx, ex;
+
+        *ret = NULL;
+        if (!gv_cli_api_parse_simple(cli, argc, argv, usage, 0, NULL, &idx, &ex))
+                return ex;
+        ex = gv_cli_api_call(cli, "GET", path, NULL, &l, NULL);
+        if (ex != GV_EXIT_OK)
+                return ex;
+        if (cli->json) {
+                gv_json_print(TAKE_PTR(l));
+                return GV_EXIT_OK;
+        }
+        if (empty && json_array_size(l) == 0) {
+                printf("%s\n", empty);
+                return GV_EXIT_OK;
+        }
+        *ret = TAKE_PTR(l);
+        return GV_EXIT_OK;
+}

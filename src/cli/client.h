@@ -119,6 +119,11 @@ enum {
         GV_CLI_OPT_WAIT,
         GV_CLI_OPT_FIRST_OWN, /* commands number their own options from here */
 };
+/* The list commands: parse `usage` (common options, no argument), GET `path`; with --json
+ * print the answer, and an empty list prints `empty` (when not NULL). Returns the exit code;
+ * *ret gets the list only when it is left for the caller to print as a table, else NULL. */
+int gv_cli_api_list(struct gv_cli *cli, int argc, char **argv, const char *usage,
+                    const char *path, const char *empty, json_t **ret);
 /* Parse a command with only the common options (plus --wait when wait is not NULL) and exactly
  * n_args positional arguments (n_args < 0: at most -n_args), like gv_cli_parse_simple. */
 bool gv_cli_api_parse_simple(struct gv_cli *cli, int argc, char **argv, const char *usage,

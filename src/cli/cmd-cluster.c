@@ -233,22 +233,12 @@ static void print_gpus(const json_t *gpus, bool with_host)
 static int host_list(struct gv_cli *cli, int argc, char **argv)
 {
         static const char usage[] = "host list [--json]";
-        int idx, ex;
-        if (!gv_cli_api_parse_simple(cli, argc, argv, usage, 0, NULL, &idx, &ex))
-                return ex;
         _cleanup_json_ json_t *hosts = NULL;
-        ex = gv_cli_api_call(cli, "GET", "/api/v1/hosts", NULL, &hosts, NULL);
-        if (ex != GV_EXIT_OK)
+        int ex = gv_cli_api_list(cli, argc, argv, usage, "/api/v1/hosts",
+                                 "no hosts registered (an agent registers itself when it "
+                                 "starts with the controller's address)", &hosts);
+        if (!hosts)
                 return ex;
-        if (cli->json) {
-                gv_json_print(json_incref(hosts));
-                return GV_EXIT_OK;
-        }
-        if (json_array_size(hosts) == 0) {
-                printf("no hosts registered (an agent registers itself when it starts with "
-                       "the controller's address)\n");
-                return GV_EXIT_OK;
-        }
         static const char *const headers[] = { "HOST", "STATE", "ACCEL", "CPU", "MEMORY", "GPUS",
                                                NULL };
         _cleanup_(gv_table_freep) struct gv_table *t = gv_table_new(headers);

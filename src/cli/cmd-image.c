@@ -41,21 +41,12 @@ static char *fmt_bytes(const json_t *img)
 static int image_list(struct gv_cli *cli, int argc, char **argv)
 {
         static const char usage[] = "image list [--json]";
-        int idx, ex;
-        if (!gv_cli_api_parse_simple(cli, argc, argv, usage, 0, NULL, &idx, &ex))
-                return ex;
         _cleanup_json_ json_t *images = NULL;
-        ex = gv_cli_api_call(cli, "GET", "/api/v1/images", NULL, &images, NULL);
-        if (ex != GV_EXIT_OK)
+        int ex = gv_cli_api_list(cli, argc, argv, usage, "/api/v1/images",
+                                 "no images (add one with 'gpuvirt image add NAME PATH')",
+                                 &images);
+        if (!images)
                 return ex;
-        if (cli->json) {
-                gv_json_print(json_incref(images));
-                return GV_EXIT_OK;
-        }
-        if (json_array_size(images) == 0) {
-                printf("no images (add one with 'gpuvirt image add NAME PATH')\n");
-                return GV_EXIT_OK;
-        }
         static const char *const headers[] = { "IMAGE", "FORMAT", "SIZE", "PATH", NULL };
         _cleanup_(gv_table_freep) struct gv_table *t = gv_table_new(headers);
         size_t i;

@@ -358,17 +358,10 @@ static int op_wait(struct gv_cli *cli, int argc, char **argv)
 static int op_list(struct gv_cli *cli, int argc, char **argv)
 {
         static const char usage[] = "op list [--json]";
-        int idx, ex;
-        if (!gv_cli_api_parse_simple(cli, argc, argv, usage, 0, NULL, &idx, &ex))
-                return ex;
         _cleanup_json_ json_t *ops = NULL;
-        ex = gv_cli_api_call(cli, "GET", "/api/v1/operations", NULL, &ops, NULL);
-        if (ex != GV_EXIT_OK)
+        int ex = gv_cli_api_list(cli, argc, argv, usage, "/api/v1/operations", NULL, &ops);
+        if (!ops)
                 return ex;
-        if (cli->json) {
-                gv_json_print(json_incref(ops));
-                return GV_EXIT_OK;
-        }
         static const char *const headers[] = { "ID", "KIND", "TARGET", "STATE", "PROGRESS",
                                                "MESSAGE", NULL };
         _cleanup_(gv_table_freep) struct gv_table *t = gv_table_new(headers);

@@ -22,22 +22,12 @@ static const char *jstr(const json_t *o, const char *key)
 static int token_list(struct gv_cli *cli, int argc, char **argv)
 {
         static const char usage[] = "token list [--json]";
-        int idx, ex;
-        if (!gv_cli_api_parse_simple(cli, argc, argv, usage, 0, NULL, &idx, &ex))
-                return ex;
         _cleanup_json_ json_t *tokens = NULL;
-        ex = gv_cli_api_call(cli, "GET", "/api/v1/tokens", NULL, &tokens, NULL);
-        if (ex != GV_EXIT_OK)
+        int ex = gv_cli_api_list(cli, argc, argv, usage, "/api/v1/tokens",
+                                 "no tokens (the local socket needs none; 'gpuvirt token create "
+                                 "NAME --role ROLE' makes one)", &tokens);
+        if (!tokens)
                 return ex;
-        if (cli->json) {
-                gv_json_print(json_incref(tokens));
-                return GV_EXIT_OK;
-        }
-        if (json_array_size(tokens) == 0) {
-                printf("no tokens (the local socket needs none; 'gpuvirt token create NAME "
-                       "--role ROLE' makes one)\n");
-                return GV_EXIT_OK;
-        }
         static const char *const headers[] = { "ID", "NAME", "ROLE", "CREATED", NULL };
         _cleanup_(gv_table_freep) struct gv_table *t = gv_table_new(headers);
         size_t i;

@@ -471,21 +471,12 @@ static char *fmt_gpu_placed(const json_t *vm)
 static int vm_list(struct gv_cli *cli, int argc, char **argv)
 {
         static const char usage[] = "vm list [--json]";
-        int idx, ex;
-        if (!gv_cli_api_parse_simple(cli, argc, argv, usage, 0, NULL, &idx, &ex))
-                return ex;
         _cleanup_json_ json_t *vms = NULL;
-        ex = gv_cli_api_call(cli, "GET", "/api/v1/vms", NULL, &vms, NULL);
-        if (ex != GV_EXIT_OK)
+        int ex = gv_cli_api_list(cli, argc, argv, usage, "/api/v1/vms",
+                                 "no VMs (create one with 'gpuvirt vm create NAME --gpu ...')",
+                                 &vms);
+        if (!vms)
                 return ex;
-        if (cli->json) {
-                gv_json_print(json_incref(vms));
-                return GV_EXIT_OK;
-        }
-        if (json_array_size(vms) == 0) {
-                printf("no VMs (create one with 'gpuvirt vm create NAME --gpu ...')\n");
-                return GV_EXIT_OK;
-        }
         static const char *const headers[] = { "NAME", "STATE", "HOST", "GPU REQUEST", "GPUS",
                                                "CPUS", "MEMORY", NULL };
         _cleanup_(gv_table_freep) struct gv_table *t = gv_table_new(headers);

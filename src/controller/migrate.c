@@ -336,8 +336,10 @@ static void drop_target(struct gv_controller *c, const char *op_id, const char *
         gv_ctl_model_dirty(c);
 }
 
+/* Follows the source's transfer to its end; *ret_final: the source's last report (its
+ * downtime_ms, total_time_ms, ram_transferred) when it completed. */
 static int follow_transfer(struct gv_controller *c, const char *op_id, const char *name,
-                           const char *src_host, struct gv_error **err)
+                           const char *src_host, json_t **ret_final, struct gv_error **err)
 {
         _cleanup_free_ char *path = xasprintf("/v1/vms/%s/migration", name);
         int64_t deadline = gv_ctl_now_ms() + TRANSFER_TIMEOUT_MS;
@@ -352,8 +354,10 @@ static int follow_transfer(struct gv_controller *c, const char *op_id, const cha
                 json_int_t done = json_integer_value(json_object_get(m, "ram_transferred"));
                 json_int_t left = json_integer_value(json_object_get(m, "ram_remaining"));
                 double mbps = json_number_value(json_object_get(m, "mbps"));
-                if (!strcmp(st, "completed"))
+                if (!strcmp(st, "completed")) {
+                        *ret_final = TAKE_PTR(m);
                         return 0;
+                }
                 if (!strcmp(st, "failed") || !strcmp(st, "cancelled"))
                         return gv_error_set(err, EIO, "The transfer %s: %s.", st,
                                             jstr(m, "error") ?: "no reason given");
@@ -400,7 +404,7 @@ static int await_target(struct gv_controller *c, const char *name, const char *d
 
 static int migrate_live(struct gv_controller *c, const char *op_id, const char *name,
                         const json_t *vm, const char *src_host, const char *dst_host,
-                        const json_t *dst_pl, struct gv_error **err)
+                        const json_t *dst_pl, json_t **ret_final, struct gv_error **err)
 {
         const json_t *mig = json_object_get(vm, "migration");
         _cleanup_json_ json_t *as_dst = json_deep_copy(vm), *def = NULL, *in = NULL;
@@ -441,7 +445,7 @@ static int migrate_live(struct gv_controller *c, const char *op_id, const char *
                 started = r >= 0;
         }
         if (r >= 0)
-                r = follow_transfer(c, op_id, name, src_host, err);
+                r = follow_transfer(c, op_id, name, src_host, ret_final, err);
         if (r >= 0)
                 r = await_target(c, name, dst_host, err);
         if (r < 0) {
@@ -536,13 +540,29 @@ int gv_ctl_op_vm_migrate(struct gv_controller *c, const char *op_id, json_t *arg
                 gv_store_obj_done(&v);
                 return gv_error_set(err, EINVAL, "VM '%s' has no move under way.", name);
         }
+        _cleanup_json_ json_t *final = NULL;
+        int64_t t0 = gv_ctl_now_ms();
         r = !strcmp(mode, "offline")
                     ? migrate_offline(c, op_id, name, v.doc, src_host, dst_host, dst_pl, err)
-                    : migrate_live(c, op_id, name, v.doc, src_host, dst_host, dst_pl, err);
+                    : migrate_live(c, op_id, name, v.doc, src_host, dst_host, dst_pl, &final,
+                                   err);
         gv_store_obj_done(&v);
         gv_ctl_poll_soon(c);
-        if (r >= 0)
-                *ret_result = json_pack("{s:s, s:s, s:s, s:s}", "vm", name, "from", src_host,
-                                        "to", dst_host, "mode", mode);
-        return r;
+        if (r < 0)
+                return r;
+        /* The figures of the move: QEMU's own for a live one (downtime is the time the guest
+         * was paused), the whole stop-to-start wall time for an offline one. */
+        json_t *res = json_pack("{s:s, s:s, s:s, s:s, s:I}", "vm", name, "from", src_host, "to",
+                                dst_host, "mode", mode, "elapsed_ms",
+                                (json_int_t)(gv_ctl_now_ms() - t0));
+        if (final) {
+                json_object_set(res, "downtime_ms", json_object_get(final, "downtime_ms"));
+                json_object_set(res, "transfer_ms", json_object_get(final, "total_time_ms"));
+                json_object_set(res, "ram_transferred",
+                                json_object_get(final, "ram_transferred"));
+        } else {
+                json_object_set(res, "downtime_ms", json_object_get(res, "elapsed_ms"));
+        }
+        *ret_result = res;
+        return 0;
 }

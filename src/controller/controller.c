@@ -57,6 +57,8 @@ int gv_controller_new(const struct gv_controller_config *cfg, struct gv_controll
                 c->cfg.poll_interval_ms = 2000;
         if (c->cfg.agent_timeout_ms <= 0)
                 c->cfg.agent_timeout_ms = 120000;
+        if (c->cfg.migration_stall_ms <= 0)
+                c->cfg.migration_stall_ms = 60000;
         pthread_mutex_init(&c->mu, NULL);
         pthread_mutex_init(&c->notify_mu, NULL);
         pthread_mutex_init(&c->vms_cache_mu, NULL);

@@ -24,6 +24,7 @@ struct gv_controller_config {
         int host_down_after_ms;       /* no heartbeat for this long: host down; 0: 15 s */
         int poll_interval_ms;         /* inventory and VM state polled from each agent; 0: 2 s */
         int agent_timeout_ms;         /* one agent call; 0: 120 s (a start may take a while) */
+        int migration_stall_ms;       /* a transfer that moves nothing this long fails; 0: 60 s */
         const char *image_dir;        /* where uploaded images are kept; NULL: no uploads */
 };
 

@@ -8,7 +8,7 @@
  *                 [--qemu PATH] [--accel auto|kvm|tcg] [--stop-timeout S] [--orphan-grace S]
  *                 [--controller URL --host-name NAME [--advertise URL]]   (role agent)
  *     controller: [--store URL] [--api-socket PATH] [--api-listen HOST:PORT]
- *                 [--host-down-after S]
+ *                 [--host-down-after S] [--agent-timeout S] [--migration-stall-timeout S]
  *
  * The agent API is served on DIR/agent.sock (mode 0600) and optionally on TCP; the controller's
  * REST API on DIR/gpuvirt.sock (the local socket is admin) and optionally on TCP. In role all
@@ -55,7 +55,8 @@ static void usage(FILE *f)
                    "              [--stop-timeout SECONDS] [--orphan-grace SECONDS]\n"
                    "              [--controller URL --host-name NAME [--advertise URL]]\n"
                    "  controller: [--store URL] [--api-socket PATH] [--api-listen HOST:PORT]\n"
-                   "              [--host-down-after SECONDS]\n");
+                   "              [--host-down-after SECONDS] [--agent-timeout SECONDS]\n"
+                   "              [--migration-stall-timeout SECONDS]\n");
 }
 
 struct daemon {
@@ -66,6 +67,7 @@ struct daemon {
         const char *controller_url, *host_name, *advertise;
         const char *store_url, *api_socket, *api_listen;
         int host_down_after_ms;
+        int agent_timeout_ms, migration_stall_ms;
         /* running */
         char *agent_sock;
         struct gv_agent_api agent_api;
@@ -94,6 +96,8 @@ static const struct option opts[] = {
         { "api-socket", required_argument, NULL, 'P' },
         { "api-listen", required_argument, NULL, 'L' },
         { "host-down-after", required_argument, NULL, 'D' },
+        { "agent-timeout", required_argument, NULL, 'T' },
+        { "migration-stall-timeout", required_argument, NULL, 'M' },
         { "config", required_argument, NULL, 'F' },
         { "help", no_argument, NULL, 'h' },
         {},
@@ -149,6 +153,16 @@ static int parse_args(int argc, char **argv, struct daemon *d)
                         if (parse_seconds("host-down-after", optarg, 1, 86400, &s) < 0)
                                 return -EINVAL;
                         d->host_down_after_ms = (int)s * 1000;
+                        break;
+                case 'T':
+                        if (parse_seconds("agent-timeout", optarg, 1, 3600, &s) < 0)
+                                return -EINVAL;
+                        d->agent_timeout_ms = (int)s * 1000;
+                        break;
+                case 'M':
+                        if (parse_seconds("migration-stall-timeout", optarg, 1, 86400, &s) < 0)
+                                return -EINVAL;
+                        d->migration_stall_ms = (int)s * 1000;
                         break;
                 case 'F': break; /* read before (config_argv) */
                 case 'h': usage(stdout); exit(0);
@@ -233,6 +247,8 @@ static int start_controller(struct daemon *d, struct gv_error **err)
         _cleanup_free_ char *images = gv_path_join(d->agent.state_dir, "images");
         struct gv_controller_config cc = { .store_url = store,
                                            .host_down_after_ms = d->host_down_after_ms,
+                                           .agent_timeout_ms = d->agent_timeout_ms,
+                                           .migration_stall_ms = d->migration_stall_ms,
                                            .image_dir = images };
         size_t n_routes;
         const struct gv_http_route *routes = gv_controller_api_routes(&n_routes);

@@ -7,7 +7,7 @@
 #
 #   sim-cluster.sh start DIR [--hosts N] [--profiles P1,P2,...] [--accel tcg|kvm|auto]
 #                            [--host-down-after S] [--cpus N] [--memory-gib N] [--qemu PATH]
-#                            [--same-group]
+#                            [--same-group] [--controller-config FILE]
 #   sim-cluster.sh stop DIR          QEMUs of the cluster first, then the daemons; files stay
 #   sim-cluster.sh status DIR        the daemons and the controller's host list
 #   sim-cluster.sh restart DIR NAME  (re)start the controller or one host's agent (node-a, ...)
@@ -21,6 +21,8 @@
 #   hostK/, hostK-state the simulated host K (node-a, node-b, ...) and its agent's state
 #   logs/NAME.log       each daemon's output
 #   cluster.env         GPUVIRT_ENDPOINT and the daemons' pids and URLs (`. DIR/cluster.env`)
+#   controller.conf     --controller-config FILE's copy: the controller's configuration file
+#                       (docs/configuration.md), kept for restarts
 #
 # Hosts take the profiles in turn (default dgx-h100). A simulated host advertises --cpus
 # (default 64) and --memory-gib (default 512) for VMs, as UX.md's sample host list shows,
@@ -171,6 +173,7 @@ start_controller() {
                       --api-socket "$DIR/gpuvirt.sock" --api-listen "127.0.0.1:$port")
                 [ -n "${CFG[SIM_HOST_DOWN_AFTER]:-}" ] &&
                         args+=(--host-down-after "${CFG[SIM_HOST_DOWN_AFTER]}")
+                [ -f "$DIR/controller.conf" ] && args+=(--config "$DIR/controller.conf")
                 echo "== $(date '+%F %T') gpuvirtd ${args[*]}" >>"$DIR/logs/controller.log"
                 "${SETSID[@]}" "$GPUVIRTD" "${args[@]}" </dev/null \
                         >>"$DIR/logs/controller.log" 2>&1 &
@@ -227,7 +230,7 @@ start_agent() {
 
 cmd_start() {
         local hosts=2 profiles=dgx-h100 accel=tcg down_after='' cpus=64 mem_gib=512 qemu=
-        local k name profile i same_group=
+        local k name profile i same_group= ctl_config=
         while [ $# -gt 0 ]; do
                 case $1 in
                 --same-group) same_group=1; shift; continue ;;
@@ -238,8 +241,10 @@ cmd_start() {
                 --cpus) cpus=${2:-} ;;
                 --memory-gib) mem_gib=${2:-} ;;
                 --qemu) qemu=${2:-} ;;
+                --controller-config) ctl_config=${2:-} ;;
                 *) die "start: unknown option '$1' (valid: --hosts, --profiles, --accel," \
-                        "--host-down-after, --cpus, --memory-gib, --qemu, --same-group)." ;;
+                        "--host-down-after, --cpus, --memory-gib, --qemu, --same-group," \
+                        "--controller-config)." ;;
                 esac
                 [ $# -ge 2 ] || die "start: $1 needs a value."
                 shift 2
@@ -254,6 +259,8 @@ cmd_start() {
         *) die "--accel: '$accel' is not tcg, kvm or auto." ;;
         esac
         [ -z "$qemu" ] || [ -x "$qemu" ] || die "--qemu: '$qemu' is not an executable file."
+        [ -z "$ctl_config" ] || [ -f "$ctl_config" ] ||
+                die "--controller-config: '$ctl_config' is not a file."
         IFS=, read -r -a PROFILES <<<"$profiles"
         [ ${#PROFILES[@]} -gt 0 ] ||
                 die "--profiles: give at least one ('gpuvirt-sim profiles' lists them)."
@@ -272,6 +279,9 @@ cmd_start() {
                 done
         fi
         mkdir -p "$DIR/logs" || die "cannot create '$DIR'."
+        if [ -n "$ctl_config" ]; then
+                cp "$ctl_config" "$DIR/controller.conf" || die "cannot copy '$ctl_config'."
+        fi
         N=$hosts
         var SIM_HOSTS "$hosts"
         var SIM_ACCEL "$accel"

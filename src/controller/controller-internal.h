@@ -133,6 +133,34 @@ int gv_ctl_op_host_drain(struct gv_controller *c, const char *op_id, json_t *arg
 /* ---- migrate.c ---- */
 int gv_ctl_op_vm_migrate(struct gv_controller *c, const char *op_id, json_t *arg,
                          json_t **ret_result, struct gv_error **err);
+/* ---- migrate-settle.c: who has the VM after a move ---- */
+enum gv_ctl_settle {
+        GV_CTL_SETTLE_SOURCE,   /* the transfer cannot complete any more: the source keeps it */
+        GV_CTL_SETTLE_TARGET,   /* the target's copy runs */
+        GV_CTL_SETTLE_UNKNOWN,  /* completed, and the target does not answer */
+};
+/* The phase of VM `name` on `host` ("running", "incoming", ...), "gone" when its agent does
+ * not have it, NULL when the agent does not answer. */
+char *gv_ctl_vm_phase_on(struct gv_controller *c, const char *host, const char *name);
+/* The store's switch to the target: the VM's host and placement, the source's reservation
+ * released (one batch); 0 when it was switched already. */
+int gv_ctl_migration_switch(struct gv_controller *c, const char *name, const char *src_host,
+                            struct gv_error **err);
+/* The target's reservation released, the VM's "migration" cleared and `why` recorded. */
+void gv_ctl_migration_drop(struct gv_controller *c, const char *op_id, const char *name,
+                           const char *dst_host, const json_t *dst_pl, const char *why);
+/* The target runs the VM: switch, release the source, restore its GPUs' modes. */
+int gv_ctl_migration_finish(struct gv_controller *c, const char *op_id, const char *name,
+                            const char *src_host, const json_t *src_pl, struct gv_error **err);
+/* The source keeps the VM (SOURCE) or nobody knows yet (UNKNOWN): 0 when settled on the source,
+ * -EAGAIN when the move is left unresolved in the VM document for the poller. */
+int gv_ctl_migration_undo(struct gv_controller *c, const char *op_id, const char *name,
+                          const char *src_host, const char *dst_host, const json_t *dst_pl,
+                          bool started, bool unknown, const char *why);
+/* After a host's poll: unresolved moves touching it, and leftover copies on it. */
+void gv_ctl_migrations_reconcile(struct gv_controller *c, const char *host,
+                                 const json_t *agent_vms, const struct gv_store_obj *before,
+                                 size_t n_before);
 /* A VM reserved (pending) whose create operation was never recorded (the controller stopped
  * between the two): record and run it. After gv_ctl_op_resume_all(). */
 void gv_ctl_vms_resume(struct gv_controller *c);

@@ -214,6 +214,7 @@ int gv_ctl_host_refresh(struct gv_controller *c, const char *host, struct gv_err
         }
         gv_ctl_model_dirty(c); /* the inventory may have changed (modes, new GPUs) */
         gv_ctl_vms_observe(c, host, vms, false, before, n_before);
+        gv_ctl_migrations_reconcile(c, host, vms, before, n_before);
         gv_store_objs_free(before, n_before);
         return 0;
 }

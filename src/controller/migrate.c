@@ -21,9 +21,10 @@
  * reservation: the VM keeps running on the source. An offline move stops the VM, releases the
  * source, switches the store and starts the VM on the target.
  *
- * Not yet: disks are not moved (a VM with disks the source agent made is refused), and a
- * controller restarted in the middle of a migration fails it (cancel + abort) rather than
- * resuming it.
+ * Who has the VM when a step fails is decided in migrate-settle.c; a controller restarted in
+ * the middle resumes the operation (the agents answer steps already done from their
+ * Operation-Id records; a move switched in the store before the restart is finished from the
+ * operation's argument).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -245,7 +246,12 @@ int gv_controller_vm_migrate(struct gv_controller *c, const char *name, const js
         pthread_mutex_unlock(&c->mu);
         if (r >= 0) {
                 _cleanup_free_ char *target = xasprintf("vm/%s", name);
-                r = gv_ctl_op_start(c, "vm.migrate", target, json_pack("{s:s}", "name", name),
+                r = gv_ctl_op_start(c, "vm.migrate", target,
+                                    json_pack("{s:s, s:s, s:O, s:s, s:b, s:O}", "name", name,
+                                              "from", host, "to", json_object_get(pl, "host"),
+                                              "mode", mode, "was_running",
+                                              !strcmp(state, "running"), "from_placement",
+                                              src_pl),
                                     ret_op, err);
         }
 out:
@@ -275,128 +281,142 @@ static char *listen_address(struct gv_controller *c, const char *host)
         return out ? out : xstrdup("127.0.0.1:0");
 }
 
-/* After the transfer: the VM is the target's (one batch: its host and placement, the source's
- * allocation released); then the source lets go. */
-static int switch_owner(struct gv_controller *c, const char *name, const char *src_host,
-                        struct gv_error **err)
-{
-        for (int tries = 0; tries < 10; tries++) {
-                struct gv_store_obj v = { 0 };
-                int r = gv_ctl_vm_get(c, name, &v, err);
-                if (r < 0)
-                        return r;
-                _cleanup_json_ json_t *doc = json_deep_copy(v.doc);
-                const json_t *m = json_object_get(doc, "migration");
-                json_object_set(doc, "host", json_object_get(m, "host"));
-                /* A pin follows the VM: its placement must stay valid for the model. */
-                json_t *spec = json_object_get(doc, "spec");
-                if (json_object_get(spec, "host"))
-                        json_object_set(spec, "host", json_object_get(m, "host"));
-                json_object_set(doc, "placement", json_object_get(m, "placement"));
-                json_object_set_new(doc, "migration", json_null());
-                struct gv_store_write w = { .op = GV_STORE_UPDATE, .kind = GV_STORE_VM,
-                                            .key = name, .doc = doc, .generation = v.generation };
-                gv_store_obj_done(&v);
-                _cleanup_(gv_error_freep) struct gv_error *e = NULL;
-                r = gv_ctl_alloc_write(c, src_host, name, NULL, &w, "vm.migrated",
-                                       json_pack("{s:s, s:O}", "from", src_host, "to",
-                                                 json_object_get(doc, "host")),
-                                       &e);
-                if (r == -ESTALE)
-                        continue;
-                if (r < 0) {
-                        gv_error_propagate(err, TAKE_PTR(e));
-                        return r;
-                }
-                gv_ctl_model_dirty(c);
-                return 0;
-        }
-        return gv_error_set(err, ESTALE, "VM '%s' changed under every retry.", name);
-}
+/* Follows the source's transfer to its end and says who has the VM (migrate-settle.c):
+ *   the source reports completed       → the target decides (await_target)
+ *   the source reports failed/cancelled → SOURCE
+ *   nothing moved for migration_stall_ms (a cut network, a frozen target) → SOURCE
+ *   the source does not answer: the target decides if its copy runs (the transfer completed);
+ *   a target that lost its copy → SOURCE; after host_down_after_ms of silence → SOURCE (the
+ *   target is aborted first: a source that completed stays paused, and is resumed when it
+ *   answers again)
+ * *ret_final: the source's last report when it completed (its downtime and transfer time). */
+static enum gv_ctl_settle await_target(struct gv_controller *c, const char *name,
+                                       const char *dst_host, char **ret_why);
 
-/* A failed move: the target's reservation released, the VM's "migration" cleared. */
-static void drop_target(struct gv_controller *c, const char *op_id, const char *name,
-                        const char *dst_host, const json_t *dst_pl, const char *why)
-{
-        struct gv_store_obj v = { 0 };
-
-        if (gv_ctl_vm_get(c, name, &v, NULL) >= 0) {
-                _cleanup_json_ json_t *doc = json_deep_copy(v.doc);
-                json_object_set_new(doc, "migration", json_null());
-                json_object_set_new(doc, "error", json_string(why));
-                struct gv_store_write w = { .op = GV_STORE_UPDATE, .kind = GV_STORE_VM,
-                                            .key = name, .doc = doc, .generation = v.generation };
-                (void)gv_ctl_alloc_write(c, dst_host, name, NULL, &w, "vm.migration",
-                                         json_pack("{s:s, s:s}", "state", "failed", "error",
-                                                   why),
-                                         NULL);
-        }
-        gv_store_obj_done(&v);
-        gv_ctl_restore_modes(c, op_id, dst_host, dst_pl);
-        gv_ctl_model_dirty(c);
-}
-
-/* Follows the source's transfer to its end; *ret_final: the source's last report (its
- * downtime_ms, total_time_ms, ram_transferred) when it completed. */
-static int follow_transfer(struct gv_controller *c, const char *op_id, const char *name,
-                           const char *src_host, json_t **ret_final, struct gv_error **err)
+static enum gv_ctl_settle follow_transfer(struct gv_controller *c, const char *op_id,
+                                          const char *name, const char *src_host,
+                                          const char *dst_host, json_t **ret_final,
+                                          char **ret_why)
 {
         _cleanup_free_ char *path = xasprintf("/v1/vms/%s/migration", name);
-        int64_t deadline = gv_ctl_now_ms() + TRANSFER_TIMEOUT_MS;
+        int64_t now = gv_ctl_now_ms(), deadline = now + TRANSFER_TIMEOUT_MS;
+        int64_t moved = -1, moved_at = now, silent_since = 0;
 
         for (;;) {
                 _cleanup_json_ json_t *m = NULL;
-                int r = gv_ctl_agent_call(c, src_host, "GET", path, NULL, NULL, &m, err);
-                if (r < 0)
-                        return r;
-                const char *st = jstr(m, "status") ?: "";
-                json_int_t total = json_integer_value(json_object_get(m, "ram_total"));
-                json_int_t done = json_integer_value(json_object_get(m, "ram_transferred"));
-                json_int_t left = json_integer_value(json_object_get(m, "ram_remaining"));
-                double mbps = json_number_value(json_object_get(m, "mbps"));
-                if (!strcmp(st, "completed")) {
-                        *ret_final = TAKE_PTR(m);
-                        return 0;
+                _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+                int r = gv_ctl_agent_call(c, src_host, "GET", path, NULL, NULL, &m, &e);
+                now = gv_ctl_now_ms();
+                if (r < 0) {
+                        /* The source is silent or lost the VM: the target may have it. */
+                        _cleanup_free_ char *p = gv_ctl_vm_phase_on(c, dst_host, name);
+                        if (p && !strcmp(p, "running"))
+                                return GV_CTL_SETTLE_TARGET;
+                        if (p && strcmp(p, "incoming") != 0) {
+                                *ret_why = xasprintf("%s does not follow the transfer (%s) and "
+                                                     "the copy on %s is %s.", src_host,
+                                                     gv_error_msg(e, r), dst_host, p);
+                                return GV_CTL_SETTLE_SOURCE;
+                        }
+                        if (r != -EHOSTDOWN) {
+                                *ret_why = xasprintf("%s: %s", src_host, gv_error_msg(e, r));
+                                return GV_CTL_SETTLE_SOURCE;
+                        }
+                        if (!silent_since)
+                                silent_since = now;
+                        if (now - silent_since > c->cfg.host_down_after_ms) {
+                                *ret_why = xasprintf("%s has not answered for %lld s in the "
+                                                     "middle of the transfer: %s",
+                                                     src_host, (long long)(now - silent_since) /
+                                                                       1000,
+                                                     gv_error_msg(e, r));
+                                return GV_CTL_SETTLE_SOURCE;
+                        }
+                        gv_ctl_op_progress(c, op_id, 40, "%s does not answer; waiting for it "
+                                           "or for %s to take %s over", src_host, dst_host,
+                                           name);
+                } else {
+                        silent_since = 0;
+                        const char *st = jstr(m, "status") ?: "";
+                        json_int_t total = json_integer_value(json_object_get(m, "ram_total"));
+                        json_int_t done = json_integer_value(json_object_get(m,
+                                                                             "ram_transferred"));
+                        json_int_t left = json_integer_value(json_object_get(m, "ram_remaining"));
+                        json_int_t disk = json_integer_value(json_object_get(m,
+                                                                             "disk_transferred"));
+                        double mbps = json_number_value(json_object_get(m, "mbps"));
+                        if (!strcmp(st, "completed")) {
+                                *ret_final = TAKE_PTR(m);
+                                return await_target(c, name, dst_host, ret_why);
+                        }
+                        if (!strcmp(st, "failed") || !strcmp(st, "cancelled")) {
+                                *ret_why = xasprintf("The transfer %s: %s.", st,
+                                                     jstr(m, "error") ?: "no reason given");
+                                return GV_CTL_SETTLE_SOURCE;
+                        }
+                        if (done + disk != moved) {
+                                moved = done + disk;
+                                moved_at = now;
+                        } else if (now - moved_at > c->cfg.migration_stall_ms) {
+                                *ret_why = xasprintf("The transfer moved nothing for %d s (the "
+                                                     "network to %s cut, or its copy frozen?).",
+                                                     c->cfg.migration_stall_ms / 1000, dst_host);
+                                return GV_CTL_SETTLE_SOURCE;
+                        }
+                        int pct = total > 0 ? (int)(30 + 60 * (done < total ? done : total) /
+                                                             total)
+                                            : 30;
+                        gv_ctl_op_progress(c, op_id, pct, "moving %s: RAM %lld/%lld MiB, %lld "
+                                           "MiB left, %.0f Mbit/s", name, (long long)(done >> 20),
+                                           (long long)(total >> 20), (long long)(left >> 20),
+                                           mbps);
                 }
-                if (!strcmp(st, "failed") || !strcmp(st, "cancelled"))
-                        return gv_error_set(err, EIO, "The transfer %s: %s.", st,
-                                            jstr(m, "error") ?: "no reason given");
-                int pct = total > 0 ? (int)(30 + 60 * (done < total ? done : total) / total) : 30;
-                gv_ctl_op_progress(c, op_id, pct, "moving %s: RAM %lld/%lld MiB, %lld MiB left, "
-                                   "%.0f Mbit/s", name, (long long)(done >> 20),
-                                   (long long)(total >> 20), (long long)(left >> 20), mbps);
-                if (gv_ctl_now_ms() > deadline)
-                        return gv_error_set(err, ETIMEDOUT, "The transfer did not end within %d "
-                                            "minutes.", TRANSFER_TIMEOUT_MS / 60000);
+                if (now > deadline) {
+                        *ret_why = xasprintf("The transfer did not end within %d minutes.",
+                                             TRANSFER_TIMEOUT_MS / 60000);
+                        return GV_CTL_SETTLE_SOURCE;
+                }
                 struct timespec ts = { .tv_nsec = POLL_MS * 1000000L };
                 nanosleep(&ts, NULL);
         }
 }
 
-/* The transfer completed on the source: the target must say its copy runs before it becomes
- * the VM (its agent notices the end of the incoming state within a moment). */
-static int await_target(struct gv_controller *c, const char *name, const char *dst_host,
-                        struct gv_error **err)
+/* The transfer completed on the source (which stays paused): the target's copy must say it runs
+ * before it becomes the VM (its agent notices the end of the incoming state within a moment). A
+ * target that does not answer for migration_stall_ms leaves the outcome UNKNOWN: it may run the
+ * VM, so the source must not resume. */
+static enum gv_ctl_settle await_target(struct gv_controller *c, const char *name,
+                                       const char *dst_host, char **ret_why)
 {
-        _cleanup_free_ char *path = xasprintf("/v1/vms/%s", name);
-        int64_t deadline = gv_ctl_now_ms() + 30000;
+        int64_t deadline = gv_ctl_now_ms() + 30000, silent_since = 0;
 
         for (;;) {
-                _cleanup_json_ json_t *s = NULL;
-                int r = gv_ctl_agent_call(c, dst_host, "GET", path, NULL, NULL, &s, err);
-                if (r < 0)
-                        return r;
-                const char *phase = jstr(s, "phase") ?: "";
-                if (!strcmp(phase, "running"))
-                        return 0;
-                if (strcmp(phase, "incoming") != 0)
-                        return gv_error_set(err, EIO, "After the transfer the copy on %s is %s, "
-                                            "not running: %s", dst_host, phase,
-                                            jstr(s, "last_error") ?: "no reason given");
-                if (gv_ctl_now_ms() > deadline)
-                        return gv_error_set(err, ETIMEDOUT, "The copy on %s did not start "
-                                            "running within 30 s of the transfer's end.",
-                                            dst_host);
+                _cleanup_free_ char *p = gv_ctl_vm_phase_on(c, dst_host, name);
+                int64_t now = gv_ctl_now_ms();
+                if (p && !strcmp(p, "running"))
+                        return GV_CTL_SETTLE_TARGET;
+                if (p && strcmp(p, "incoming") != 0) {
+                        *ret_why = xasprintf("After the transfer the copy on %s is %s, not "
+                                             "running.", dst_host, p);
+                        return GV_CTL_SETTLE_SOURCE;
+                }
+                if (p) {
+                        silent_since = 0;
+                        if (now > deadline) {
+                                *ret_why = xasprintf("The copy on %s did not start running "
+                                                     "within 30 s of the transfer's end.",
+                                                     dst_host);
+                                return GV_CTL_SETTLE_SOURCE;
+                        }
+                } else {
+                        if (!silent_since)
+                                silent_since = now;
+                        if (now - silent_since > c->cfg.migration_stall_ms) {
+                                *ret_why = xasprintf("The transfer completed, but %s has not "
+                                                     "answered since.", dst_host);
+                                return GV_CTL_SETTLE_UNKNOWN;
+                        }
+                }
                 struct timespec ts = { .tv_nsec = 50 * 1000000L };
                 nanosleep(&ts, NULL);
         }
@@ -410,10 +430,9 @@ static int migrate_live(struct gv_controller *c, const char *op_id, const char *
         _cleanup_json_ json_t *as_dst = json_deep_copy(vm), *def = NULL, *in = NULL;
         _cleanup_free_ char *incoming = xasprintf("/v1/vms/%s/incoming", name);
         _cleanup_free_ char *migrate = xasprintf("/v1/vms/%s/migrate", name);
-        _cleanup_free_ char *cancel = xasprintf("/v1/vms/%s/migrate-cancel", name);
-        _cleanup_free_ char *abort_in = xasprintf("/v1/vms/%s/abort-incoming", name);
-        _cleanup_free_ char *release = xasprintf("/v1/vms/%s/release", name);
+        _cleanup_free_ char *why = NULL;
         _cleanup_free_ char *listen = listen_address(c, dst_host);
+        enum gv_ctl_settle outcome = GV_CTL_SETTLE_SOURCE;
         bool started = false;
         int r;
 
@@ -437,6 +456,9 @@ static int migrate_live(struct gv_controller *c, const char *op_id, const char *
                         json_object_set_new(body, "downtime_ms", json_integer(dt));
                 if (bw > 0)
                         json_object_set_new(body, "max_bandwidth_mib", json_integer(bw));
+                /* The target exports the disks it must receive (docs/agent.md, "Migration"). */
+                if (jstr(in, "nbd"))
+                        json_object_set(body, "nbd", json_object_get(in, "nbd"));
                 gv_ctl_op_progress(c, op_id, 30, "moving %s from %s to %s", name, src_host,
                                    dst_host);
                 r = gv_ctl_agent_vm(c, op_id, "migrate", src_host, "POST", migrate, body, NULL,
@@ -445,69 +467,46 @@ static int migrate_live(struct gv_controller *c, const char *op_id, const char *
                 started = r >= 0;
         }
         if (r >= 0)
-                r = follow_transfer(c, op_id, name, src_host, ret_final, err);
-        if (r >= 0)
-                r = await_target(c, name, dst_host, err);
-        if (r < 0) {
-                /* The source keeps the VM: stop the transfer, undo the target. */
-                _cleanup_free_ char *why = xstrdup(gv_error_msg(err ? *err : NULL, r));
+                outcome = follow_transfer(c, op_id, name, src_host, dst_host, ret_final, &why);
+        else
+                why = xstrdup(gv_error_msg(err ? *err : NULL, r));
+        if (outcome != GV_CTL_SETTLE_TARGET) {
                 gv_ctl_op_progress(c, op_id, 95, "undoing the move: %s", why);
-                if (started)
-                        (void)gv_ctl_agent_vm(c, op_id, "cancel", src_host, "POST", cancel, NULL,
-                                              NULL, NULL);
-                (void)gv_ctl_agent_vm(c, op_id, "abort", dst_host, "POST", abort_in, NULL, NULL,
-                                      NULL);
-                drop_target(c, op_id, name, dst_host, dst_pl, why);
-                return r;
+                r = gv_ctl_migration_undo(c, op_id, name, src_host, dst_host, dst_pl, started,
+                                          outcome == GV_CTL_SETTLE_UNKNOWN, why);
+                gv_error_free(err ? *err : NULL);
+                if (err)
+                        *err = NULL;
+                if (r == -EAGAIN)
+                        return gv_error_set(err, EIO, "%s %s is left paused on %s and may run on "
+                                            "%s: the controller settles it as soon as %s answers "
+                                            "again.", why, name, src_host, dst_host, dst_host);
+                return gv_error_set(err, EIO, "%s %s stays on %s.", why, name, src_host);
         }
         gv_ctl_op_progress(c, op_id, 92, "%s runs on %s; releasing %s", name, dst_host,
                            src_host);
-        r = switch_owner(c, name, src_host, err);
-        if (r < 0)
-                return r;
-        (void)gv_ctl_agent_vm(c, op_id, "release", src_host, "POST", release, NULL, NULL, NULL);
-        gv_ctl_restore_modes(c, op_id, src_host, json_object_get(vm, "placement"));
-        (void)gv_ctl_vm_set_state(c, name, "running", NULL);
-        return 0;
+        return gv_ctl_migration_finish(c, op_id, name, src_host,
+                                       json_object_get(vm, "placement"), err);
 }
 
-static int migrate_offline(struct gv_controller *c, const char *op_id, const char *name,
-                           const json_t *vm, const char *src_host, const char *dst_host,
-                           const json_t *dst_pl, struct gv_error **err)
+/* The offline move's second half, after the store switched: define (and start) on the target. */
+static int offline_target(struct gv_controller *c, const char *op_id, const char *name,
+                          const char *dst_host, bool was_running, struct gv_error **err)
 {
-        _cleanup_free_ char *stop = xasprintf("/v1/vms/%s/stop", name);
-        _cleanup_free_ char *del = xasprintf("/v1/vms/%s", name);
         _cleanup_free_ char *start = xasprintf("/v1/vms/%s/start", name);
-        _cleanup_json_ json_t *def = NULL, *as_dst = json_deep_copy(vm);
-        bool was_running = !strcmp(jstr(vm, "state") ?: "", "running");
-        int r;
+        struct gv_store_obj v = { 0 };
+        _cleanup_json_ json_t *def = NULL;
+        int r = gv_ctl_vm_get(c, name, &v, err);
 
-        json_object_set(as_dst, "placement", (json_t *)dst_pl);
-        def = gv_ctl_agent_definition(c, as_dst, err);
-        if (!def) {
-                drop_target(c, op_id, name, dst_host, dst_pl, gv_error_msg(*err, -EINVAL));
-                return -EINVAL;
-        }
-        gv_ctl_op_progress(c, op_id, 10, "stopping %s on %s", name, src_host);
-        (void)gv_ctl_vm_set_state(c, name, "stopping", NULL);
-        r = gv_ctl_agent_vm(c, op_id, "stop", src_host, "POST", stop, NULL, NULL, err);
-        if (r >= 0 || r == -ENOENT)
-                r = gv_ctl_agent_vm(c, op_id, "remove", src_host, "DELETE", del, NULL, NULL, err);
-        if (r == -ENOENT)
-                r = 0;
-        if (r < 0) {
-                _cleanup_free_ char *why = xstrdup(gv_error_msg(err ? *err : NULL, r));
-                drop_target(c, op_id, name, dst_host, dst_pl, why);
-                (void)gv_ctl_vm_set_state(c, name, "failed", why);
-                return r;
-        }
-        gv_ctl_restore_modes(c, op_id, src_host, json_object_get(vm, "placement"));
-        r = switch_owner(c, name, src_host, err);
         if (r < 0)
                 return r;
-        (void)gv_ctl_vm_set_state(c, name, "stopped", NULL);
+        def = gv_ctl_agent_definition(c, v.doc, err);
+        r = def ? 0 : -EINVAL;
         gv_ctl_op_progress(c, op_id, 50, "defining %s on %s", name, dst_host);
-        r = gv_ctl_switch_modes(c, op_id, name, dst_host, dst_pl, err);
+        if (r >= 0)
+                r = gv_ctl_switch_modes(c, op_id, name, dst_host,
+                                        json_object_get(v.doc, "placement"), err);
+        gv_store_obj_done(&v);
         if (r >= 0)
                 r = gv_ctl_agent_vm(c, op_id, "define", dst_host, "POST", "/v1/vms", def, NULL,
                                     err);
@@ -519,6 +518,58 @@ static int migrate_offline(struct gv_controller *c, const char *op_id, const cha
                                   r < 0 ? gv_error_msg(err ? *err : NULL, r) : NULL);
         gv_ctl_poll_soon(c);
         return r;
+}
+
+static int migrate_offline(struct gv_controller *c, const char *op_id, const char *name,
+                           const json_t *vm, const char *src_host, const char *dst_host,
+                           const json_t *dst_pl, bool was_running, struct gv_error **err)
+{
+        _cleanup_free_ char *stop = xasprintf("/v1/vms/%s/stop", name);
+        _cleanup_free_ char *del = xasprintf("/v1/vms/%s", name);
+        _cleanup_json_ json_t *def = NULL, *as_dst = json_deep_copy(vm);
+        int r;
+
+        json_object_set(as_dst, "placement", (json_t *)dst_pl);
+        def = gv_ctl_agent_definition(c, as_dst, err);
+        if (!def) {
+                gv_ctl_migration_drop(c, op_id, name, dst_host, dst_pl, gv_error_msg(*err, -EINVAL));
+                return -EINVAL;
+        }
+        gv_ctl_op_progress(c, op_id, 10, "stopping %s on %s", name, src_host);
+        (void)gv_ctl_vm_set_state(c, name, "stopping", NULL);
+        r = gv_ctl_agent_vm(c, op_id, "stop", src_host, "POST", stop, NULL, NULL, err);
+        if (r >= 0 || r == -ENOENT)
+                r = gv_ctl_agent_vm(c, op_id, "remove", src_host, "DELETE", del, NULL, NULL, err);
+        if (r == -ENOENT)
+                r = 0;
+        if (r < 0) {
+                _cleanup_free_ char *why = xstrdup(gv_error_msg(err ? *err : NULL, r));
+                gv_ctl_migration_drop(c, op_id, name, dst_host, dst_pl, why);
+                (void)gv_ctl_vm_set_state(c, name, "failed", why);
+                return r;
+        }
+        gv_ctl_restore_modes(c, op_id, src_host, json_object_get(vm, "placement"));
+        r = gv_ctl_migration_switch(c, name, src_host, err);
+        if (r < 0)
+                return r;
+        (void)gv_ctl_vm_set_state(c, name, "stopped", NULL);
+        return offline_target(c, op_id, name, dst_host, was_running, err);
+}
+
+/* The operation's argument records the move ({"name", "from", "to", "mode", "was_running",
+ * "from_placement"}): a controller restarted after the store switched to the target finds no
+ * "migration" in the VM any more, and finishes from the argument (the agents' answers to steps
+ * already done come back from their Operation-Id records). */
+static int resume_switched(struct gv_controller *c, const char *op_id, const json_t *arg,
+                           const char *name, struct gv_error **err)
+{
+        const char *from = jstr(arg, "from"), *to = jstr(arg, "to");
+
+        if (!strcmp(jstr(arg, "mode") ?: "live", "offline"))
+                return offline_target(c, op_id, name, to,
+                                      json_is_true(json_object_get(arg, "was_running")), err);
+        return gv_ctl_migration_finish(c, op_id, name, from,
+                                       json_object_get(arg, "from_placement"), err);
 }
 
 int gv_ctl_op_vm_migrate(struct gv_controller *c, const char *op_id, json_t *arg,
@@ -534,19 +585,31 @@ int gv_ctl_op_vm_migrate(struct gv_controller *c, const char *op_id, json_t *arg
         _cleanup_free_ char *src_host = xstrdup(jstr(v.doc, "host") ?: "");
         _cleanup_free_ char *dst_host = xstrdup(jstr(mig, "host") ?: "");
         _cleanup_json_ json_t *dst_pl = json_incref(json_object_get(mig, "placement"));
-        _cleanup_free_ char *mode = xstrdup(jstr(mig, "mode") ?: "live");
-
-        if (!json_is_object(mig) || !*dst_host) {
-                gv_store_obj_done(&v);
-                return gv_error_set(err, EINVAL, "VM '%s' has no move under way.", name);
-        }
+        _cleanup_free_ char *mode = xstrdup(jstr(mig, "mode") ?: jstr(arg, "mode") ?: "live");
         _cleanup_json_ json_t *final = NULL;
         int64_t t0 = gv_ctl_now_ms();
-        r = !strcmp(mode, "offline")
-                    ? migrate_offline(c, op_id, name, v.doc, src_host, dst_host, dst_pl, err)
-                    : migrate_live(c, op_id, name, v.doc, src_host, dst_host, dst_pl, &final,
-                                   err);
-        gv_store_obj_done(&v);
+
+        if (!json_is_object(mig) && jstr(arg, "to") && !strcmp(src_host, jstr(arg, "to"))) {
+                /* Switched before a restart: finish the move. */
+                gv_store_obj_done(&v);
+                free(src_host);
+                src_host = xstrdup(jstr(arg, "from") ?: "?");
+                free(dst_host);
+                dst_host = xstrdup(jstr(arg, "to"));
+                r = resume_switched(c, op_id, arg, name, err);
+        } else if (!json_is_object(mig) || !*dst_host ||
+                   !strcmp(jstr(mig, "state") ?: "", "unresolved")) {
+                gv_store_obj_done(&v);
+                return gv_error_set(err, EINVAL, "VM '%s' has no move under way.", name);
+        } else {
+                r = !strcmp(mode, "offline")
+                            ? migrate_offline(c, op_id, name, v.doc, src_host, dst_host, dst_pl,
+                                              json_is_true(json_object_get(arg, "was_running")),
+                                              err)
+                            : migrate_live(c, op_id, name, v.doc, src_host, dst_host, dst_pl,
+                                           &final, err);
+                gv_store_obj_done(&v);
+        }
         gv_ctl_poll_soon(c);
         if (r < 0)
                 return r;
@@ -560,7 +623,7 @@ int gv_ctl_op_vm_migrate(struct gv_controller *c, const char *op_id, json_t *arg
                 json_object_set(res, "transfer_ms", json_object_get(final, "total_time_ms"));
                 json_object_set(res, "ram_transferred",
                                 json_object_get(final, "ram_transferred"));
-        } else {
+        } else if (!strcmp(mode, "offline")) {
                 json_object_set(res, "downtime_ms", json_object_get(res, "elapsed_ms"));
         }
         *ret_result = res;

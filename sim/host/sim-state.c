@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -446,6 +447,66 @@ static int load_inject(const json_t *o, struct sim_inject *in, struct gv_error *
         return 0;
 }
 
+/* {"kind": "gpu"|"vgpu"|"gi", "gpu": N, "id": N, and the pinned fields: "util_pct",
+ * "mem_used_mib", "power_mw", "temperature_c"} */
+static int load_pin(const json_t *o, struct sim_pin *p, struct gv_error **err)
+{
+        static const struct {
+                const char *key;
+                unsigned bit;
+        } fields[] = {
+                { "util_pct", SIM_PIN_UTIL },
+                { "mem_used_mib", SIM_PIN_MEM_USED },
+                { "power_mw", SIM_PIN_POWER },
+                { "temperature_c", SIM_PIN_TEMP },
+        };
+        const char *kind;
+        int r;
+
+        *p = (struct sim_pin){ 0 };
+        if ((r = gv_json_get_string(o, "kind", &kind, err)) < 0 ||
+            (r = gv_json_get_u32(o, "gpu", &p->gpu, err)) < 0 ||
+            (r = gv_json_get_u32(o, "id", &p->id, err)) < 0)
+                return r;
+        p->kind = sim_pin_kind_from_string(kind);
+        if ((int)p->kind < 0)
+                return gv_error_set(err, EINVAL, "Unknown pin kind '%s' (valid: gpu, vgpu, gi).",
+                                    kind);
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+                uint64_t v;
+                if (!json_object_get(o, fields[i].key))
+                        continue;
+                if ((r = gv_json_get_u64(o, fields[i].key, &v, err)) < 0)
+                        return r;
+                if (fields[i].bit != SIM_PIN_MEM_USED && v > UINT32_MAX)
+                        return gv_error_set(err, ERANGE, "Pin value '%s' %llu is out of range.",
+                                            fields[i].key, (unsigned long long)v);
+                p->fields |= fields[i].bit;
+                switch (fields[i].bit) {
+                case SIM_PIN_UTIL: p->util_pct = (uint32_t)v; break;
+                case SIM_PIN_MEM_USED: p->mem_used_mib = v; break;
+                case SIM_PIN_POWER: p->power_mw = (uint32_t)v; break;
+                default: p->temperature_c = (uint32_t)v; break;
+                }
+        }
+        return 0;
+}
+
+static json_t *pin_to_json(const struct sim_pin *p)
+{
+        json_t *o = json_pack("{s:s, s:I, s:I}", "kind", sim_pin_kind_to_string(p->kind), "gpu",
+                              (json_int_t)p->gpu, "id", (json_int_t)p->id);
+        if (p->fields & SIM_PIN_UTIL)
+                json_object_set_new(o, "util_pct", json_integer(p->util_pct));
+        if (p->fields & SIM_PIN_MEM_USED)
+                json_object_set_new(o, "mem_used_mib", json_integer((json_int_t)p->mem_used_mib));
+        if (p->fields & SIM_PIN_POWER)
+                json_object_set_new(o, "power_mw", json_integer(p->power_mw));
+        if (p->fields & SIM_PIN_TEMP)
+                json_object_set_new(o, "temperature_c", json_integer(p->temperature_c));
+        return o;
+}
+
 static int state_parse(struct sim_state *s, const json_t *root, struct gv_error **err)
 {
         const char *profile, *drv, *nvml, *iface, *catdir;
@@ -507,12 +568,25 @@ static int state_parse(struct sim_state *s, const json_t *root, struct gv_error 
                 if (r < 0)
                         return r;
         }
+        /* Optional: hosts made before pins existed have none. */
+        json_t *pins = json_object_get(root, "pins");
+        if (pins) {
+                if (!json_is_array(pins) || json_array_size(pins) > SIM_MAX_PINS)
+                        return gv_error_set(err, EINVAL, "The state's 'pins' is not a list of at "
+                                            "most %d pins.", SIM_MAX_PINS);
+                json_array_foreach(pins, i, o) {
+                        r = load_pin(o, &s->pins[s->n_pins++], err);
+                        if (r < 0)
+                                return r;
+                }
+        }
         return 0;
 }
 
 static json_t *state_to_json(const struct sim_state *s)
 {
         json_t *gpus = json_array(), *vgpus = json_array(), *inject = json_array();
+        json_t *pins = json_array();
 
         for (size_t i = 0; i < s->n_gpus; i++) {
                 const struct sim_gpu *g = &s->gpus[i];
@@ -562,13 +636,15 @@ static json_t *state_to_json(const struct sim_state *s)
                                           "target", in->target, "mode",
                                           sim_inject_mode_to_string(in->mode)));
         }
-        return json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:o}", "format",
+        for (size_t i = 0; i < s->n_pins; i++)
+                json_array_append_new(pins, pin_to_json(&s->pins[i]));
+        return json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:o, s:o}", "format",
                          STATE_FORMAT, "profile", s->profile ? s->profile : "", "driver_version",
                          s->driver_version, "nvml_version", s->nvml_version, "vgpu_interface",
                          sim_vgpu_interface_to_string(s->vgpu_interface), "catalog_dir",
                          s->catalog_dir ? s->catalog_dir : "", "next_vgpu_instance",
                          (json_int_t)s->next_vgpu_instance, "gpus", gpus, "vgpus", vgpus,
-                         "inject", inject);
+                         "inject", inject, "pins", pins);
 }
 
 int sim_state_lock(const char *root, enum sim_lock_mode mode, struct sim_state **ret,
@@ -1590,6 +1666,67 @@ static double wave(double t, uint32_t seed, double slow_s, double fast_s)
                        0.15 * sim_sin(2.0 * SIM_PI * t / fast_s + 2.0 * phase));
 }
 
+double sim_now(void)
+{
+        const char *e = getenv("GPUVIRT_SIM_TIME");
+        uint64_t sec;
+        if (e && *e && gv_parse_u64(e, 10, &sec) >= 0)
+                return (double)sec;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+uint32_t sim_gpu_power_max_mw(const struct sim_gpu *g)
+{
+        return g->model->power_max_mw ? g->model->power_max_mw : 300000;
+}
+
+static const char *const pin_kind_table[_SIM_PIN_KIND_MAX] = {
+        [SIM_PIN_GPU] = "gpu",
+        [SIM_PIN_VGPU] = "vgpu",
+        [SIM_PIN_GI] = "gi",
+};
+DEFINE_STRING_TABLE_LOOKUP(sim_pin_kind, enum sim_pin_kind, pin_kind_table);
+
+const struct sim_pin *sim_pin_find(const struct sim_state *s, enum sim_pin_kind kind,
+                                   uint32_t gpu, uint32_t id)
+{
+        for (size_t i = 0; i < s->n_pins; i++) {
+                const struct sim_pin *p = &s->pins[i];
+                /* A vGPU instance is unique on the host: its pin ignores the GPU. */
+                if (p->kind == kind && p->id == id && (kind == SIM_PIN_VGPU || p->gpu == gpu))
+                        return p;
+        }
+        return NULL;
+}
+
+struct sim_pin *sim_pin_get(struct sim_state *s, enum sim_pin_kind kind, uint32_t gpu,
+                            uint32_t id)
+{
+        struct sim_pin *p = (struct sim_pin *)sim_pin_find(s, kind, gpu, id);
+        if (p)
+                return p;
+        if (s->n_pins >= SIM_MAX_PINS)
+                return NULL;
+        p = &s->pins[s->n_pins++];
+        *p = (struct sim_pin){ .kind = kind, .gpu = gpu, .id = id };
+        return p;
+}
+
+size_t sim_pins_clear(struct sim_state *s, int kind, int gpu)
+{
+        size_t k = 0, n = s->n_pins;
+        for (size_t i = 0; i < n; i++) {
+                const struct sim_pin *p = &s->pins[i];
+                if ((kind < 0 || (int)p->kind == kind) && (gpu < 0 || (int64_t)p->gpu == gpu))
+                        continue;
+                s->pins[k++] = *p;
+        }
+        s->n_pins = k;
+        return n - k;
+}
+
 void sim_gpu_load(const struct sim_state *s, const struct sim_gpu *g, double t,
                   struct sim_load *ret)
 {
@@ -1616,42 +1753,96 @@ void sim_gpu_load(const struct sim_state *s, const struct sim_gpu *g, double t,
 
         double w = wave(t, g->load_seed, 300.0, 17.0);
         double util = 3.0 + 2.0 * w + alloc * (55.0 + 40.0 * w);
-        uint32_t power_max = g->model->power_max_mw ? g->model->power_max_mw : 300000;
+        uint32_t power_max = sim_gpu_power_max_mw(g);
 
         ret->allocated = alloc;
         ret->gpu_util = uround(MIN(util, 100.0));
-        ret->mem_util = uround(ret->gpu_util * 0.6);
         ret->mem_reserved_mib = total / 100;
         ret->mem_used_mib = (uint64_t)((double)total * (0.01 + alloc * (0.35 + 0.6 * w)) + 0.5);
-        ret->mem_used_mib = MIN(MAX(ret->mem_used_mib, ret->mem_reserved_mib), total);
         ret->power_mw = uround((double)power_max *
                                clamp01(0.08 + 0.02 * w + alloc * (0.45 + 0.45 * w)));
+
+        const struct sim_pin *pin = sim_pin_find(s, SIM_PIN_GPU, g->index, 0);
+        unsigned pf = pin ? pin->fields : 0;
+        if (pf & SIM_PIN_UTIL)
+                ret->gpu_util = MIN(pin->util_pct, 100u);
+        if (pf & SIM_PIN_MEM_USED)
+                ret->mem_used_mib = pin->mem_used_mib;
+        if (pf & SIM_PIN_POWER)
+                ret->power_mw = pin->power_mw;
+        ret->mem_util = uround(ret->gpu_util * 0.6);
+        ret->mem_used_mib = MIN(MAX(ret->mem_used_mib, ret->mem_reserved_mib), total);
+        ret->power_mw = MIN(ret->power_mw, power_max);
+
+        /* Temperature follows the utilization (pinned or not), within 30-85 C. */
         double phase = frac((double)g->load_seed * 0.6180339887498949) * 2.0 * SIM_PI;
-        ret->temperature_c = uround(30.0 + ret->gpu_util * 0.5 +
-                                    3.0 * sim_sin(2.0 * SIM_PI * t / 600.0 + phase));
+        double temp = 30.0 + ret->gpu_util * 0.5 + 3.0 * sim_sin(2.0 * SIM_PI * t / 600.0 + phase);
+        ret->temperature_c = uround(MIN(MAX(temp, 30.0), 85.0));
+        if (pf & SIM_PIN_TEMP)
+                ret->temperature_c = MIN(MAX(pin->temperature_c, 30u), 85u);
+}
+
+static const struct sim_gpu *gpu_of_index(const struct sim_state *s, uint32_t index)
+{
+        for (size_t i = 0; i < s->n_gpus; i++)
+                if (s->gpus[i].index == index)
+                        return &s->gpus[i];
+        return NULL;
+}
+
+void sim_gi_load(const struct sim_state *s, const struct sim_gpu *g, const struct sim_gi *gi,
+                 double t, struct sim_gi_load *ret)
+{
+        const struct gv_mig_gi_profile *p = sim_gi_profile(g, gi->profile_id);
+        uint64_t total = p ? p->memory_mib : 0;
+        bool busy = gi->n_cis > 0;
+        const struct sim_vgpu *v = NULL;
+
+        for (size_t i = 0; i < s->n_vgpus; i++)
+                if (s->vgpus[i].gpu == g->index && s->vgpus[i].gi_id == gi->id)
+                        v = &s->vgpus[i];
+        busy = busy || v;
+        /* Idle (no compute instance, no vGPU): 1 % (the driver's part). In use: its own wave,
+         * the GPU's seed offset by the GI id (a prime apart, so neighbours differ). */
+        double w = wave(t, g->load_seed + gi->id * 104729u, 270.0, 19.0);
+        uint64_t used = busy ? (uint64_t)((double)total * (0.1 + 0.6 * w) + 0.5) : total / 100;
+        const struct sim_pin *vp = v ? sim_pin_find(s, SIM_PIN_VGPU, g->index, v->instance) : NULL;
+        const struct sim_pin *gp = sim_pin_find(s, SIM_PIN_GI, g->index, gi->id);
+        if (vp && (vp->fields & SIM_PIN_MEM_USED))
+                used = vp->mem_used_mib;
+        if (gp && (gp->fields & SIM_PIN_MEM_USED))
+                used = gp->mem_used_mib;
+        ret->mem_total_mib = total;
+        ret->mem_used_mib = MIN(used, total);
 }
 
 void sim_vgpu_load(const struct sim_state *s, const struct sim_vgpu *v, double t,
                    struct sim_vgpu_load *ret)
 {
         memset(ret, 0, sizeof(*ret));
-        const struct sim_gpu *g = NULL;
-        for (size_t i = 0; i < s->n_gpus; i++)
-                if (s->gpus[i].index == v->gpu)
-                        g = &s->gpus[i];
+        const struct sim_gpu *g = gpu_of_index(s, v->gpu);
         if (!g)
                 return;
         const struct gv_vgpu_type *vt = sim_gpu_vgpu_type(g, v->type_id);
         uint64_t fb = vt ? vt->framebuffer_mib : 0;
-        /* A vGPU no VM has opened is idle. */
-        if (!v->vm_id[0]) {
-                ret->fb_used_mib = 0;
-                return;
-        }
+        /* Every vGPU is loaded from the moment it exists: on a simulated host QEMU gets a
+         * stand-in device, so no VM ever opens the vGPU (vm_id stays ""). */
         double w = wave(t, g->load_seed + v->instance * 7919u, 240.0, 13.0);
-        ret->sm = uround(10.0 + 85.0 * w);
+        const struct sim_pin *pin = sim_pin_find(s, SIM_PIN_VGPU, v->gpu, v->instance);
+        unsigned pf = pin ? pin->fields : 0;
+        ret->sm = pf & SIM_PIN_UTIL ? MIN(pin->util_pct, 100u) : uround(10.0 + 85.0 * w);
         ret->mem = uround(ret->sm * 0.6);
         ret->enc = uround(5.0 * w);
         ret->dec = uround(8.0 * w);
         ret->fb_used_mib = (uint64_t)((double)fb * (0.2 + 0.7 * w) + 0.5);
+        if (pf & SIM_PIN_MEM_USED)
+                ret->fb_used_mib = MIN(pin->mem_used_mib, fb);
+        /* A MIG-backed vGPU's framebuffer is its GPU instance's memory. */
+        if (v->gi_id != INVALID_GPU_INSTANCE_ID)
+                for (size_t i = 0; i < g->n_gis; i++)
+                        if (g->gis[i].id == v->gi_id) {
+                                struct sim_gi_load gl;
+                                sim_gi_load(s, g, &g->gis[i], t, &gl);
+                                ret->fb_used_mib = gl.mem_used_mib;
+                        }
 }

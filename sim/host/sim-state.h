@@ -31,6 +31,7 @@
 #define SIM_MAX_CI 8
 #define SIM_MAX_VGPUS 64
 #define SIM_MAX_INJECT 32
+#define SIM_MAX_PINS 64
 
 enum sim_vgpu_interface {
         SIM_VGPU_NONE,        /* no vGPU manager: GPUs can be passed through only */
@@ -100,6 +101,38 @@ struct sim_inject {
         enum sim_inject_mode mode;
 };
 
+/* A pinned load (docs/simulator.md, "Load"): fixed values that replace the load model's for one
+ * GPU, one vGPU instance or one GPU instance, so a test can assert exact figures through the
+ * whole stack. Set with `gpuvirt-sim load`; kept until cleared (a pin on an instance that is
+ * gone does nothing; GI ids are reused, so clear GI pins with the layout that made them). */
+enum sim_pin_kind {
+        SIM_PIN_GPU,  /* `gpu` */
+        SIM_PIN_VGPU, /* `id`: the vGPU instance (nvmlVgpuInstance_t) */
+        SIM_PIN_GI,   /* `gpu` and `id`: the GPU instance id */
+        _SIM_PIN_KIND_MAX,
+        _SIM_PIN_KIND_INVALID = -EINVAL,
+};
+const char *sim_pin_kind_to_string(enum sim_pin_kind k);
+enum sim_pin_kind sim_pin_kind_from_string(const char *s);
+
+enum {
+        SIM_PIN_UTIL = 1 << 0,     /* util_pct: GPU utilization (gpu), SM utilization (vgpu) */
+        SIM_PIN_MEM_USED = 1 << 1, /* mem_used_mib: memory (gpu, gi), framebuffer (vgpu) */
+        SIM_PIN_POWER = 1 << 2,    /* power_mw (gpu) */
+        SIM_PIN_TEMP = 1 << 3,     /* temperature_c (gpu) */
+};
+
+struct sim_pin {
+        enum sim_pin_kind kind;
+        uint32_t gpu;           /* host GPU index (gpu, gi kinds); the vGPU's GPU (vgpu) */
+        uint32_t id;            /* vGPU instance or GI id; 0 for a GPU */
+        unsigned fields;        /* SIM_PIN_* */
+        uint32_t util_pct;
+        uint64_t mem_used_mib;
+        uint32_t power_mw;
+        uint32_t temperature_c;
+};
+
 struct sim_state {
         char *root;                       /* ROOT, absolute */
         char *profile;                    /* "dgx-h100" */
@@ -115,6 +148,8 @@ struct sim_state {
         uint32_t next_vgpu_instance;
         struct sim_inject inject[SIM_MAX_INJECT];
         size_t n_inject;
+        struct sim_pin pins[SIM_MAX_PINS];
+        size_t n_pins;
         /* private */
         int lock_fd;
         bool exclusive;
@@ -267,9 +302,11 @@ int sim_ci_create(struct sim_gpu *g, struct sim_gi *gi, uint32_t profile_id,
 int sim_ci_destroy(struct sim_gi *gi, uint32_t ci_id);
 struct sim_ci *sim_ci_by_id(struct sim_gi *gi, uint32_t ci_id);
 
-/* Simulated load (docs/simulator-nvml.md, "Simulated load"): a deterministic function of the
- * wall-clock time t (seconds) and the GPU's load_seed, scaled by how much of the GPU is
- * allocated (vGPU framebuffer or MIG memory slices). */
+/* Simulated load (docs/simulator.md, "Load"; docs/simulator-nvml.md, "Simulated load"): a
+ * deterministic function of the time t (seconds; sim_now()) and the GPU's load_seed, scaled by
+ * how much of the GPU is allocated (vGPU framebuffer or MIG memory slices), each instance with
+ * its own phase; pinned values (struct sim_pin) replace the model's. Bounds: utilization
+ * 0-100 %, memory used <= total, power <= the catalog's power_max_mw, temperature 30-85 C. */
 struct sim_load {
         double allocated;        /* 0..1 */
         unsigned gpu_util;       /* percent */
@@ -287,5 +324,27 @@ struct sim_vgpu_load {
 };
 void sim_vgpu_load(const struct sim_state *s, const struct sim_vgpu *v, double t,
                    struct sim_vgpu_load *ret);
+/* A GPU instance's memory: its profile's memory, and the part in use (what NVML's memory info
+ * on a MIG device handle of the GI says, and the framebuffer use of a MIG-backed vGPU on it). */
+struct sim_gi_load {
+        uint64_t mem_total_mib, mem_used_mib;
+};
+void sim_gi_load(const struct sim_state *s, const struct sim_gpu *g, const struct sim_gi *gi,
+                 double t, struct sim_gi_load *ret);
+/* The clock of the load model: $GPUVIRT_SIM_TIME (seconds, a decimal number) when set, so a test
+ * can freeze it; otherwise CLOCK_REALTIME. */
+double sim_now(void);
+
+/* Pins. sim_pin_get: the pin of (kind, gpu, id), made empty when absent (NULL when the table is
+ * full). sim_pin_find: the pin or NULL. sim_pins_clear: drop pins of a kind on a GPU (kind or
+ * gpu negative: any); returns how many went. */
+struct sim_pin *sim_pin_get(struct sim_state *s, enum sim_pin_kind kind, uint32_t gpu,
+                            uint32_t id);
+const struct sim_pin *sim_pin_find(const struct sim_state *s, enum sim_pin_kind kind,
+                                   uint32_t gpu, uint32_t id);
+size_t sim_pins_clear(struct sim_state *s, int kind, int gpu);
+/* The upper bound of a GPU's power: the catalog's power_max_mw, 300 W when it has none. */
+uint32_t sim_gpu_power_max_mw(const struct sim_gpu *g);
+
 /* The GPU a VF or PF BDF belongs to (the PF itself, or the VF's physfn). */
 struct sim_gpu *sim_gpu_of_function(struct sim_state *s, const char *bdf);

@@ -237,9 +237,7 @@ void nvsim_mig_uuid(const struct sim_gpu *g, uint32_t gi, uint32_t ci, char *buf
 
 double nvsim_now(void)
 {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+        return sim_now();
 }
 
 nvmlReturn_t nvsim_put_string(const char *src, char *dst, unsigned int length)

@@ -198,14 +198,18 @@ nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t *pci)
         return NVML_SUCCESS;
 }
 
-/* Memory of a MIG device: its GPU instance's profile memory, a small used part. */
-static void mig_memory(struct sim_gpu *g, nvmlDevice_t d, uint64_t *total, uint64_t *used)
+/* Memory of a MIG device: its GPU instance's (sim_gi_load: the profile's memory, the part in
+ * use following the load model or a pin). */
+static void mig_memory(struct sim_state *s, struct sim_gpu *g, nvmlDevice_t d, uint64_t *total,
+                       uint64_t *used)
 {
         struct sim_gi *gi;
+        struct sim_gi_load l = { 0 };
         mig_ci(g, d, &gi);
-        const struct gv_mig_gi_profile *p = gi ? sim_gi_profile(g, gi->profile_id) : NULL;
-        *total = (p ? p->memory_mib : 0) * 1024ull * 1024ull;
-        *used = *total / 100;
+        if (gi)
+                sim_gi_load(s, g, gi, nvsim_now(), &l);
+        *total = l.mem_total_mib * 1024ull * 1024ull;
+        *used = l.mem_used_mib * 1024ull * 1024ull;
 }
 
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory)
@@ -219,7 +223,7 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory)
                 return NVML_ERROR_INVALID_ARGUMENT;
         uint64_t total, used;
         if (device->kind == NVSIM_MIG_DEV)
-                mig_memory(g, device, &total, &used);
+                mig_memory(c.s, g, device, &total, &used);
         else {
                 struct sim_load l;
                 sim_gpu_load(c.s, g, nvsim_now(), &l);
@@ -245,7 +249,7 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *me
                 return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
         uint64_t total, used, reserved = 0;
         if (device->kind == NVSIM_MIG_DEV)
-                mig_memory(g, device, &total, &used);
+                mig_memory(c.s, g, device, &total, &used);
         else {
                 struct sim_load l;
                 sim_gpu_load(c.s, g, nvsim_now(), &l);

@@ -376,9 +376,10 @@ nvmlReturn_t nvmlVgpuInstanceGetPlacementId(nvmlVgpuInstance_t vgpuInstance,
         return NVML_SUCCESS;
 }
 
-/* One sample per vGPU whose sample time (the current second) is newer than lastSeenTimeStamp;
- * values as UNSIGNED_INT percent (nvml-abi.md §7.1). utilizationSamples NULL or *count too
- * small → INSUFFICIENT_SIZE with the count. */
+/* One sample per time-sliced vGPU whose sample time (the current second) is newer than
+ * lastSeenTimeStamp; values as UNSIGNED_INT percent (nvml-abi.md §7.1). utilizationSamples NULL
+ * or *count too small → INSUFFICIENT_SIZE with the count. MIG-backed vGPUs get no sample:
+ * utilization is not attributed to MIG devices (nvml-abi.md §7.4) [I]. */
 nvmlReturn_t nvmlDeviceGetVgpuUtilization(nvmlDevice_t device, unsigned long long lastSeenTimeStamp,
                                           nvmlValueType_t *sampleValType,
                                           unsigned int *vgpuInstanceSamplesCount,
@@ -398,7 +399,8 @@ nvmlReturn_t nvmlDeviceGetVgpuUtilization(nvmlDevice_t device, unsigned long lon
         unsigned n = 0;
         if (ts > lastSeenTimeStamp)
                 for (size_t i = 0; i < c.s->n_vgpus; i++)
-                        n += c.s->vgpus[i].gpu == g->index;
+                        n += c.s->vgpus[i].gpu == g->index &&
+                             c.s->vgpus[i].gi_id == INVALID_GPU_INSTANCE_ID;
         *sampleValType = NVML_VALUE_TYPE_UNSIGNED_INT;
         if (!utilizationSamples || *vgpuInstanceSamplesCount < n) {
                 *vgpuInstanceSamplesCount = n;
@@ -407,7 +409,7 @@ nvmlReturn_t nvmlDeviceGetVgpuUtilization(nvmlDevice_t device, unsigned long lon
         unsigned k = 0;
         for (size_t i = 0; i < c.s->n_vgpus && k < n; i++) {
                 const struct sim_vgpu *v = &c.s->vgpus[i];
-                if (v->gpu != g->index)
+                if (v->gpu != g->index || v->gi_id != INVALID_GPU_INSTANCE_ID)
                         continue;
                 struct sim_vgpu_load l;
                 sim_vgpu_load(c.s, v, (double)(ts / 1000000ull), &l);

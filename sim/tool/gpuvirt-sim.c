@@ -7,6 +7,10 @@
  *   gpuvirt-sim status --root DIR [--json]
  *   gpuvirt-sim inject --root DIR CALL CODE [--gpu N] [--target T] [--once|--always]
  *   gpuvirt-sim inject --root DIR --clear
+ *   gpuvirt-sim load --root DIR [--json]
+ *   gpuvirt-sim load --root DIR TARGET [--util PCT] [--memory-used MIB] [--power W]
+ *                    [--temperature C]            TARGET: --gpu G | --vgpu V | --gpu G --gi N
+ *   gpuvirt-sim load --root DIR [TARGET] --clear
  *   gpuvirt-sim exec --root DIR -- CMD [ARGS...]
  *   gpuvirt-sim destroy --root DIR
  *
@@ -50,6 +54,10 @@ static const char usage_text[] =
         "  gpuvirt-sim status --root DIR [--json]\n"
         "  gpuvirt-sim inject --root DIR CALL CODE [--gpu N] [--target T] [--once|--always]\n"
         "  gpuvirt-sim inject --root DIR --clear\n"
+        "  gpuvirt-sim load --root DIR [--json]\n"
+        "  gpuvirt-sim load --root DIR TARGET [--util PCT] [--memory-used MIB] [--power W]\n"
+        "                   [--temperature C]\n"
+        "  gpuvirt-sim load --root DIR [TARGET] --clear\n"
         "  gpuvirt-sim exec --root DIR -- CMD [ARGS...]\n"
         "  gpuvirt-sim destroy --root DIR\n"
         "\n"
@@ -57,6 +65,9 @@ static const char usage_text[] =
         "bind, unbind, driver_override, drivers_probe, mdev_create, mdev_remove,\n"
         "current_vgpu_type, sriov_numvfs. CODE is a number or a name: NVML_ERROR_IN_USE for\n"
         "NVML calls, EBUSY for sysfs ones.\n"
+        "load shows the simulated load now, or pins values on a TARGET: --gpu G (index or PCI\n"
+        "address), --vgpu V (UUID, parent PCI address or NVML instance), --gpu G --gi N (a GPU\n"
+        "instance: --memory-used only). Pins stay until cleared (docs/simulator.md, \"Load\").\n"
         "Environment: GPUVIRT_SIM_NVML_LIB and GPUVIRT_SIM_KMOCK override the built libraries.\n";
 
 static int usage_error(const char *fmt, ...) _printf_(1, 2);
@@ -91,6 +102,8 @@ struct opts {
         const char *root, *profile, *target;
         bool json, clear, always, once;
         int gpu;
+        const char *gpu_arg, *vgpu;     /* load: --gpu as given (index or PCI), --vgpu */
+        int64_t gi, util, mem_used, power_w, temp; /* load; -1 when not given */
         char **rest;
         int n_rest;
 };
@@ -106,10 +119,17 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 { "once", no_argument, NULL, 'o' },
                 { "always", no_argument, NULL, 'a' },
                 { "clear", no_argument, NULL, 'c' },
+                { "vgpu", required_argument, NULL, 'V' },
+                { "gi", required_argument, NULL, 'G' },
+                { "util", required_argument, NULL, 'U' },
+                { "memory-used", required_argument, NULL, 'M' },
+                { "power", required_argument, NULL, 'P' },
+                { "temperature", required_argument, NULL, 'T' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
-        *o = (struct opts){ .gpu = -1 };
+        *o = (struct opts){ .gpu = -1, .gi = -1, .util = -1, .mem_used = -1, .power_w = -1,
+                            .temp = -1 };
         optind = 1;
         opterr = 0;
         int c;
@@ -124,10 +144,29 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 case 'c': o->clear = true; break;
                 case 'g': {
                         uint32_t g;
-                        if (gv_parse_u32(optarg, 10, &g) < 0 || g >= SIM_MAX_GPUS)
-                                return usage_error("Invalid --gpu '%s': give a GPU index from "
-                                                   "0 to %d.", optarg, SIM_MAX_GPUS - 1);
-                        o->gpu = (int)g;
+                        struct gv_pci_addr a;
+                        o->gpu_arg = optarg;
+                        if (gv_parse_u32(optarg, 10, &g) >= 0 && g < SIM_MAX_GPUS) {
+                                o->gpu = (int)g;
+                                break;
+                        }
+                        /* A PCI address means something only to `load`, which resolves it. */
+                        if (gv_parse_pci_addr(optarg, &a) >= 0)
+                                break;
+                        return usage_error("Invalid --gpu '%s': give a GPU index from 0 to %d "
+                                           "(load also takes a PCI address).", optarg,
+                                           SIM_MAX_GPUS - 1);
+                }
+                case 'V': o->vgpu = optarg; break;
+                case 'G': case 'U': case 'M': case 'P': case 'T': {
+                        uint64_t v;
+                        if (gv_parse_u64(optarg, 10, &v) < 0 || v > INT32_MAX)
+                                return usage_error("Invalid value '%s' for '%s': give a whole "
+                                                   "number.", optarg, argv[optind - 1]);
+                        int64_t *dst = c == 'G' ? &o->gi : c == 'U' ? &o->util
+                                     : c == 'M' ? &o->mem_used : c == 'P' ? &o->power_w
+                                     : &o->temp;
+                        *dst = (int64_t)v;
                         break;
                 }
                 case 'h': fputs(usage_text, stdout); exit(EXIT_OK);
@@ -421,6 +460,8 @@ static int cmd_inject(const struct opts *o)
         r = sim_state_lock(o->root, SIM_LOCK_EXCLUSIVE, &s, &e);
         if (r < 0)
                 return fail(e, r);
+        if (o->gpu_arg && o->gpu < 0)
+                return usage_error("inject --gpu takes a GPU index, not '%s'.", o->gpu_arg);
         if (o->gpu >= 0 && (size_t)o->gpu >= s->n_gpus)
                 return usage_error("--gpu %d: the host has GPUs 0 to %zu.", o->gpu,
                                    s->n_gpus - 1);
@@ -443,6 +484,281 @@ static int cmd_inject(const struct opts *o)
         if (o->target)
                 printf(", target '%s'", o->target);
         printf(".\n");
+        return EXIT_OK;
+}
+
+/* ---------------------------------------------------------------- load */
+
+static json_t *pin_fields_json(const struct sim_pin *p)
+{
+        json_t *a = json_array();
+        if (p && (p->fields & SIM_PIN_UTIL))
+                json_array_append_new(a, json_string("util"));
+        if (p && (p->fields & SIM_PIN_MEM_USED))
+                json_array_append_new(a, json_string("memory-used"));
+        if (p && (p->fields & SIM_PIN_POWER))
+                json_array_append_new(a, json_string("power"));
+        if (p && (p->fields & SIM_PIN_TEMP))
+                json_array_append_new(a, json_string("temperature"));
+        return a;
+}
+
+/* The load now: what every NVML call would answer at this instant. */
+static json_t *load_json(const struct sim_state *s, double t)
+{
+        json_t *gpus = json_array(), *vgpus = json_array();
+        for (size_t i = 0; i < s->n_gpus; i++) {
+                const struct sim_gpu *g = &s->gpus[i];
+                struct sim_load l;
+                json_t *gis = json_array();
+                sim_gpu_load(s, g, t, &l);
+                for (size_t k = 0; k < g->n_gis; k++) {
+                        struct sim_gi_load gl;
+                        sim_gi_load(s, g, &g->gis[k], t, &gl);
+                        json_array_append_new(
+                                gis, json_pack("{s:I, s:I, s:I, s:o}", "id",
+                                               (json_int_t)g->gis[k].id, "mem_used_mib",
+                                               (json_int_t)gl.mem_used_mib, "mem_total_mib",
+                                               (json_int_t)gl.mem_total_mib, "pinned",
+                                               pin_fields_json(sim_pin_find(
+                                                       s, SIM_PIN_GI, g->index, g->gis[k].id))));
+                }
+                json_array_append_new(
+                        gpus, json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
+                                        "index", (json_int_t)g->index, "bdf", g->bdf, "seed",
+                                        (json_int_t)g->load_seed, "util_pct",
+                                        (json_int_t)l.gpu_util, "mem_util_pct",
+                                        (json_int_t)l.mem_util, "mem_used_mib",
+                                        (json_int_t)l.mem_used_mib, "mem_total_mib",
+                                        (json_int_t)g->model->memory_mib, "power_mw",
+                                        (json_int_t)l.power_mw, "temperature_c",
+                                        (json_int_t)l.temperature_c, "pinned",
+                                        pin_fields_json(sim_pin_find(s, SIM_PIN_GPU, g->index, 0)),
+                                        "gis", gis));
+        }
+        for (size_t i = 0; i < s->n_vgpus; i++) {
+                const struct sim_vgpu *v = &s->vgpus[i];
+                struct sim_vgpu_load l;
+                sim_vgpu_load(s, v, t, &l);
+                json_array_append_new(
+                        vgpus,
+                        json_pack("{s:I, s:s, s:s, s:I, s:o, s:I, s:I, s:o}", "instance",
+                                  (json_int_t)v->instance, "uuid", v->uuid, "parent",
+                                  v->parent_bdf, "gpu", (json_int_t)v->gpu, "gi",
+                                  v->gi_id == INVALID_GPU_INSTANCE_ID ? json_null()
+                                                                      : json_integer(v->gi_id),
+                                  "sm_pct", (json_int_t)l.sm, "fb_used_mib",
+                                  (json_int_t)l.fb_used_mib, "pinned",
+                                  pin_fields_json(sim_pin_find(s, SIM_PIN_VGPU, v->gpu,
+                                                               v->instance))));
+        }
+        return json_pack("{s:f, s:o, s:o}", "time", t, "gpus", gpus, "vgpus", vgpus);
+}
+
+static void load_print(const struct sim_state *s, double t)
+{
+        printf("Load at %.0f (GPUVIRT_SIM_TIME freezes the clock); * pinned\n", t);
+        for (size_t i = 0; i < s->n_gpus; i++) {
+                const struct sim_gpu *g = &s->gpus[i];
+                const struct sim_pin *p = sim_pin_find(s, SIM_PIN_GPU, g->index, 0);
+                struct sim_load l;
+                sim_gpu_load(s, g, t, &l);
+                printf("GPU %u %s  util %u%%%s  memory %llu/%llu MiB%s  power %.1f W%s  %u C%s\n",
+                       g->index, g->bdf, l.gpu_util, p && (p->fields & SIM_PIN_UTIL) ? "*" : "",
+                       (unsigned long long)l.mem_used_mib,
+                       (unsigned long long)g->model->memory_mib,
+                       p && (p->fields & SIM_PIN_MEM_USED) ? "*" : "", l.power_mw / 1000.0,
+                       p && (p->fields & SIM_PIN_POWER) ? "*" : "", l.temperature_c,
+                       p && (p->fields & SIM_PIN_TEMP) ? "*" : "");
+                for (size_t k = 0; k < g->n_gis; k++) {
+                        struct sim_gi_load gl;
+                        const struct sim_pin *gp = sim_pin_find(s, SIM_PIN_GI, g->index,
+                                                                g->gis[k].id);
+                        sim_gi_load(s, g, &g->gis[k], t, &gl);
+                        printf("  GPU instance %u  memory %llu/%llu MiB%s\n", g->gis[k].id,
+                               (unsigned long long)gl.mem_used_mib,
+                               (unsigned long long)gl.mem_total_mib, gp ? "*" : "");
+                }
+        }
+        for (size_t i = 0; i < s->n_vgpus; i++) {
+                const struct sim_vgpu *v = &s->vgpus[i];
+                const struct sim_pin *p = sim_pin_find(s, SIM_PIN_VGPU, v->gpu, v->instance);
+                struct sim_vgpu_load l;
+                sim_vgpu_load(s, v, t, &l);
+                printf("vGPU %u %s on %s  SM %u%%%s  framebuffer %llu MiB%s\n", v->instance,
+                       v->uuid, v->parent_bdf, l.sm, p && (p->fields & SIM_PIN_UTIL) ? "*" : "",
+                       (unsigned long long)l.fb_used_mib,
+                       p && (p->fields & SIM_PIN_MEM_USED) ? "*" : "");
+        }
+}
+
+static struct sim_gpu *load_gpu(struct sim_state *s, const char *arg)
+{
+        uint32_t idx;
+        if (gv_parse_u32(arg, 10, &idx) >= 0)
+                return sim_gpu_by_index(s, idx);
+        return sim_gpu_by_bdf(s, arg);
+}
+
+static struct sim_vgpu *load_vgpu(struct sim_state *s, const char *arg)
+{
+        uint32_t inst;
+        struct gv_pci_addr a, b;
+        if (gv_parse_u32(arg, 10, &inst) >= 0)
+                return sim_vgpu_by_instance(s, inst);
+        struct sim_vgpu *v = sim_vgpu_by_uuid(s, arg);
+        if (v || gv_parse_pci_addr(arg, &a) < 0)
+                return v;
+        for (size_t i = 0; i < s->n_vgpus; i++)
+                if (gv_parse_pci_addr(s->vgpus[i].parent_bdf, &b) >= 0 && gv_pci_addr_equal(&a, &b))
+                        return &s->vgpus[i];
+        return NULL;
+}
+
+static int cmd_load(const struct opts *o)
+{
+        if (!o->root)
+                return usage_error("load needs --root DIR.");
+        if (o->n_rest > 0)
+                return usage_error("Unexpected argument '%s'.", o->rest[0]);
+        bool setting = o->util >= 0 || o->mem_used >= 0 || o->power_w >= 0 || o->temp >= 0;
+        bool target = o->gpu_arg || o->vgpu;
+        if (o->gi >= 0 && (!o->gpu_arg || o->vgpu))
+                return usage_error("--gi N names a GPU instance of a GPU: give --gpu too.");
+        if (o->vgpu && o->gpu_arg)
+                return usage_error("Give --gpu or --vgpu, not both (a vGPU names its GPU).");
+        if (setting && o->clear)
+                return usage_error("Give values to pin or --clear, not both.");
+        if (setting && !target)
+                return usage_error("Pinning needs a target: --gpu G, --vgpu V or --gpu G --gi N.");
+        if (target && !setting && !o->clear)
+                return usage_error("Give values to pin (--util, --memory-used, --power, "
+                                   "--temperature) or --clear.");
+
+        struct gv_error *e = NULL;
+        _cleanup_(sim_state_unlockp) struct sim_state *s = NULL;
+        int r = sim_state_lock(o->root, target || o->clear ? SIM_LOCK_EXCLUSIVE : SIM_LOCK_SHARED,
+                               &s, &e);
+        if (r < 0)
+                return fail(e, r);
+
+        if (!target && !o->clear) {
+                double t = sim_now();
+                if (o->json) {
+                        _cleanup_json_ json_t *j = load_json(s, t);
+                        _cleanup_free_ char *text = gv_json_dumps_pretty(j);
+                        puts(text);
+                } else
+                        load_print(s, t);
+                return EXIT_OK;
+        }
+        if (!target) {
+                size_t n = sim_pins_clear(s, -1, -1);
+                if ((r = sim_state_commit(s, &e)) < 0)
+                        return fail(e, r);
+                printf("Cleared %zu pinned load(s).\n", n);
+                return EXIT_OK;
+        }
+
+        enum sim_pin_kind kind;
+        uint32_t gpu, id = 0;
+        uint64_t mem_max;
+        const char *what;
+        _cleanup_free_ char *label = NULL;
+        if (o->vgpu) {
+                struct sim_vgpu *v = load_vgpu(s, o->vgpu);
+                if (!v)
+                        return usage_error("No vGPU '%s' on this host: give its UUID, its parent "
+                                           "PCI address or its NVML instance (see 'gpuvirt-sim "
+                                           "status --root %s').", o->vgpu, o->root);
+                struct sim_gpu *g = sim_gpu_by_index(s, v->gpu);
+                const struct gv_vgpu_type *vt = g ? sim_gpu_vgpu_type(g, v->type_id) : NULL;
+                kind = SIM_PIN_VGPU;
+                gpu = v->gpu;
+                id = v->instance;
+                mem_max = vt ? vt->framebuffer_mib : 0;
+                what = "framebuffer";
+                label = xasprintf("vGPU %u (%s)", v->instance, v->uuid);
+        } else {
+                struct sim_gpu *g = load_gpu(s, o->gpu_arg);
+                if (!g)
+                        return usage_error("No GPU '%s' on this host: give an index from 0 to "
+                                           "%zu or a PCI address.", o->gpu_arg, s->n_gpus - 1);
+                gpu = g->index;
+                if (o->gi >= 0) {
+                        struct sim_gi *gi = sim_gi_by_id(g, (uint32_t)o->gi);
+                        const struct gv_mig_gi_profile *p = gi ? sim_gi_profile(g, gi->profile_id)
+                                                               : NULL;
+                        if (!gi && !o->clear)
+                                return usage_error("GPU %s has no GPU instance %lld.", g->bdf,
+                                                   (long long)o->gi);
+                        kind = SIM_PIN_GI;
+                        id = (uint32_t)o->gi;
+                        mem_max = p ? p->memory_mib : 0;
+                        what = "GPU instance memory";
+                        label = xasprintf("GPU %s instance %u", g->bdf, id);
+                } else {
+                        kind = SIM_PIN_GPU;
+                        mem_max = g->model->memory_mib;
+                        what = "GPU memory";
+                        label = xasprintf("GPU %u (%s)", g->index, g->bdf);
+                }
+        }
+
+        if (o->clear) {
+                struct sim_pin *p = (struct sim_pin *)sim_pin_find(s, kind, gpu, id);
+                if (p)
+                        *p = s->pins[--s->n_pins];
+                if ((r = sim_state_commit(s, &e)) < 0)
+                        return fail(e, r);
+                printf("%s: %s.\n", label, p ? "unpinned" : "nothing was pinned");
+                return EXIT_OK;
+        }
+        if (kind == SIM_PIN_GI && o->util >= 0)
+                return usage_error("A GPU instance's utilization is not reported (nvml-abi.md "
+                                   "§7.4): pin --memory-used only.");
+        if (kind != SIM_PIN_GPU && (o->power_w >= 0 || o->temp >= 0))
+                return usage_error("--power and --temperature are a GPU's: pin them with "
+                                   "--gpu G alone.");
+        if (o->util > 100)
+                return usage_error("--util %lld: give a percentage from 0 to 100.",
+                                   (long long)o->util);
+        if (o->mem_used >= 0 && (uint64_t)o->mem_used > mem_max)
+                return usage_error("--memory-used %lld MiB exceeds the %s (%llu MiB).",
+                                   (long long)o->mem_used, what, (unsigned long long)mem_max);
+        if (kind == SIM_PIN_GPU) {
+                struct sim_gpu *g = sim_gpu_by_index(s, gpu);
+                uint32_t max_w = sim_gpu_power_max_mw(g) / 1000;
+                if (o->power_w > max_w)
+                        return usage_error("--power %lld W exceeds the board power of %s (%u W).",
+                                           (long long)o->power_w, g->model->name, max_w);
+                if (o->temp >= 0 && (o->temp < 30 || o->temp > 85))
+                        return usage_error("--temperature %lld: the simulator keeps 30 to 85 C.",
+                                           (long long)o->temp);
+        }
+        struct sim_pin *p = sim_pin_get(s, kind, gpu, id);
+        if (!p)
+                return usage_error("Too many pinned loads (at most %d); clear some with "
+                                   "'gpuvirt-sim load --root %s --clear'.", SIM_MAX_PINS, o->root);
+        if (o->util >= 0) {
+                p->fields |= SIM_PIN_UTIL;
+                p->util_pct = (uint32_t)o->util;
+        }
+        if (o->mem_used >= 0) {
+                p->fields |= SIM_PIN_MEM_USED;
+                p->mem_used_mib = (uint64_t)o->mem_used;
+        }
+        if (o->power_w >= 0) {
+                p->fields |= SIM_PIN_POWER;
+                p->power_mw = (uint32_t)o->power_w * 1000u;
+        }
+        if (o->temp >= 0) {
+                p->fields |= SIM_PIN_TEMP;
+                p->temperature_c = (uint32_t)o->temp;
+        }
+        if ((r = sim_state_commit(s, &e)) < 0)
+                return fail(e, r);
+        printf("%s: pinned.\n", label);
         return EXIT_OK;
 }
 
@@ -534,10 +850,12 @@ int main(int argc, char **argv)
                 return cmd_status(&o);
         if (strcmp(cmd, "inject") == 0)
                 return cmd_inject(&o);
+        if (strcmp(cmd, "load") == 0)
+                return cmd_load(&o);
         if (strcmp(cmd, "exec") == 0)
                 return cmd_exec(&o);
         if (strcmp(cmd, "destroy") == 0)
                 return cmd_destroy(&o);
         return usage_error("Unknown command '%s'; choose one of: create, profiles, status, "
-                           "inject, exec, destroy.", cmd);
+                           "inject, load, exec, destroy.", cmd);
 }

@@ -14,7 +14,9 @@
  * operation on it; `host_lock` serialises the hardware layer (struct gv_host is not
  * thread-safe). Order: VM, then host, then table; never the table while waiting on a VM.
  * Each VM's `cache_lock` (its last saved status, answered while an operation holds the VM) is
- * a leaf, taken last.
+ * a leaf, taken last. The metrics sampler (sampler.c) has its own thread, its own view of the
+ * host (no host_lock) and its own lock, a leaf too; it reads VMs as status does (never waiting
+ * for an operation).
  */
 #pragma once
 
@@ -44,6 +46,12 @@ struct gv_agent_config {
         size_t console_log_max;      /* bytes per console log file; 0: 1 MiB */
         const char *accel;           /* NULL or "auto": probe; "kvm" or "tcg": use that (KVM
                                       * can open yet hang guests under nested virtualisation) */
+        int sample_interval_ms;      /* metrics sampler period (sampler.h); 0: 1000 */
+        const char *proc_root;       /* NULL: "/proc" (tests point it at fixtures) */
+        const char *const *shared_storage; /* NULL-terminated absolute directories both hosts
+                                      * of a live migration see (--shared-storage): a writable
+                                      * disk given by "path" must be under one to live-migrate
+                                      * (migrate.c); NULL: none */
 };
 
 enum gv_vm_phase {
@@ -124,6 +132,15 @@ struct gv_agent_vm {
                                        * started or stopped here since: abort-incoming may
                                        * still take it away (migrate.c) */
         int64_t migration_check_ms;   /* the supervisor's next look at the migration */
+        /* The disks a live migration copies (migrate.c), in memory only (after a restart the
+         * jobs are found again in QEMU): */
+        unsigned n_mirrors;           /* source: mirror jobs gv-mirror0.. may exist (the
+                                       * number of disks in the definition) */
+        bool mirroring;               /* source: they copy, the RAM transfer starts once all
+                                       * are ready */
+        uint64_t disk_total, disk_transferred; /* source: bytes, at the last look */
+        char nbd_address[272];        /* destination: HOST:PORT its NBD server listens on, or
+                                       * "" */
 };
 
 struct gv_agent {
@@ -147,6 +164,7 @@ struct gv_agent {
         bool stopping;
         struct gv_reconcile *reconcile; /* reconcile.c: host configuration, orphans seen, the
                                          * last report; guarded by host_lock */
+        struct gv_sampler *sampler;   /* sampler.c: the metrics thread and its latest sample */
 };
 
 /* Open the state directory, probe QEMU, open the host, re-adopt running QEMUs (none is
@@ -191,7 +209,9 @@ int gv_agent_console_write(struct gv_agent *a, const char *name, const void *buf
                            struct gv_error **err);
 
 /* Host and GPUs (host-api.c): inventory JSON (with the accelerator and QEMU facts), GPU mode
- * and partition operations refused while a VM holds the GPU, a metrics sample. */
+ * and partition operations refused while a VM holds the GPU. gv_agent_metrics (sampler.c): a
+ * copy of the sampler's latest sample (docs/agent.md, "Metrics"); NULL when there is none
+ * within 10 s of the agent's start. */
 json_t *gv_agent_host_json(struct gv_agent *a);
 int gv_agent_gpu_set_mode(struct gv_agent *a, const char *gpu, const char *mode,
                           struct gv_error **err);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/sampler.h"
 #include "agent/console.h"
 #include "hw/sysfs.h"
 #include "util/alloc.h"
@@ -486,8 +487,12 @@ fail:
 
 /* ---- start ---- */
 
-static int prepare_disks(struct gv_agent_vm *vm, char ***ret_files, char ***ret_formats,
-                         struct gv_error **err)
+/* incoming: the destination of a live migration. Its disks in the state directory are made
+ * anew, whatever an earlier attempt left, for the source to fill (migrate.c); a writable image
+ * given by "path" is on shared storage and held by the source's QEMU, so it is checked as a
+ * reader. */
+static int prepare_disks(struct gv_agent_vm *vm, bool incoming, char ***ret_files,
+                         char ***ret_formats, struct gv_error **err)
 {
         _cleanup_strv_free_ char **files = NULL, **formats = NULL;
         int r;
@@ -502,6 +507,9 @@ static int prepare_disks(struct gv_agent_vm *vm, char ***ret_files, char ***ret_
                 } else {
                         _cleanup_free_ char *name = xasprintf("%s.qcow2", d->name);
                         file = gv_path_join_many(vm->dir, "disks", name, NULL);
+                        if (incoming && !d->readonly && unlink(file) < 0 && errno != ENOENT)
+                                return gv_error_set(err, errno, "Disk '%s': cannot remove the "
+                                                    "earlier copy '%s': %m.", d->name, file);
                         if (gv_file_exists(file) <= 0) {
                                 r = d->kind == GV_VM_DISK_OVERLAY
                                             ? gv_disk_create_overlay(d->base, file, d->size, err)
@@ -510,7 +518,8 @@ static int prepare_disks(struct gv_agent_vm *vm, char ***ret_files, char ***ret_
                                         return gv_error_wrap(err, r, "Disk '%s'", d->name);
                         }
                 }
-                r = gv_disk_check(file, d->readonly, err);
+                r = gv_disk_check(file, d->readonly || (incoming && d->kind == GV_VM_DISK_IMAGE),
+                                  err);
                 if (r >= 0)
                         r = gv_disk_info(file, &info, err);
                 if (r < 0)
@@ -574,7 +583,7 @@ static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, const char *
         r = gv_agent_vm_save(a, vm, err);
         if (r < 0)
                 return r;
-        r = prepare_disks(vm, &files, &formats, err);
+        r = prepare_disks(vm, incoming_uri != NULL, &files, &formats, err);
         if (r < 0)
                 return r;
         if (vm->config->cloud_init) {
@@ -1103,6 +1112,9 @@ int gv_agent_new(const struct gv_agent_config *cfg, struct gv_agent **ret, struc
                 goto fail;
         }
         a->supervisor_running = true;
+        r = gv_sampler_start(a, &a->sampler, err);
+        if (r < 0)
+                goto fail;
         *ret = a;
         return 0;
 fail:
@@ -1114,6 +1126,7 @@ struct gv_agent *gv_agent_free(struct gv_agent *a)
 {
         if (!a)
                 return NULL;
+        a->sampler = gv_sampler_stop(a->sampler); /* it reads the VM table */
         if (a->supervisor_running) {
                 __atomic_store_n(&a->stopping, true, __ATOMIC_SEQ_CST);
                 gv_agent_wake(a);

@@ -13,6 +13,9 @@
 
 #define CONFIG_MAX (64u * 1024u)
 
+/* Keys that may be given on several lines, each one more value (as the option repeated). */
+static const char *const repeatable[] = { "shared-storage", NULL };
+
 static char *trim(char *s)
 {
         char *e;
@@ -65,7 +68,7 @@ int gv_daemon_config_load(const char *path, const char *const *known, char ***ar
                 if (!*value)
                         return gv_error_set(err, EINVAL, "%s:%u: '%s' has no value (leave the "
                                             "line out for the default).", path, line, key);
-                if (strv_contains(seen, key))
+                if (strv_contains(seen, key) && !strv_contains((char **)repeatable, key))
                         return gv_error_set(err, EINVAL, "%s:%u: '%s' is set twice.", path,
                                             line, key);
                 strv_extend(&seen, key);

@@ -10,6 +10,7 @@
 
 /* Read `path` and append "--key=value" for each setting to *argv (a strv). Keys not in
  * `known` (NULL-terminated) are errors naming file, line and the valid keys; so are lines
- * without '=', empty values and a key given twice. */
+ * without '=', empty values and a key given twice (but
+ * 'shared-storage', which takes one directory a line). */
 int gv_daemon_config_load(const char *path, const char *const *known, char ***argv,
                           struct gv_error **err);

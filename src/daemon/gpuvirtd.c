@@ -6,6 +6,7 @@
  *   gpuvirtd --state-dir DIR [--role all|agent|controller]
  *     agent:      [--socket PATH] [--listen HOST:PORT] [--sysfs-root DIR] [--nvml-library PATH]
  *                 [--qemu PATH] [--accel auto|kvm|tcg] [--stop-timeout S] [--orphan-grace S]
+ *                 [--shared-storage DIR]...
  *                 [--controller URL --host-name NAME [--advertise URL]]   (role agent)
  *     controller: [--store URL] [--api-socket PATH] [--api-listen HOST:PORT]
  *                 [--host-down-after S] [--agent-timeout S] [--migration-stall-timeout S]
@@ -23,10 +24,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent/api.h"
 #include "agent/register.h"
+#include "agent/sampler.h"
 #include "daemon/config.h"
 #include "controller/api.h"
 #include "controller/controller.h"
@@ -53,7 +56,9 @@ static void usage(FILE *f)
                    "  agent:      [--socket PATH] [--listen HOST:PORT] [--sysfs-root DIR]\n"
                    "              [--nvml-library PATH] [--qemu PATH] [--accel auto|kvm|tcg]\n"
                    "              [--stop-timeout SECONDS] [--orphan-grace SECONDS]\n"
+                   "              [--shared-storage DIR]...\n"
                    "              [--controller URL --host-name NAME [--advertise URL]]\n"
+                   "              [--sample-interval MS]\n"
                    "  controller: [--store URL] [--api-socket PATH] [--api-listen HOST:PORT]\n"
                    "              [--host-down-after SECONDS] [--agent-timeout SECONDS]\n"
                    "              [--migration-stall-timeout SECONDS]\n");
@@ -68,6 +73,7 @@ struct daemon {
         const char *store_url, *api_socket, *api_listen;
         int host_down_after_ms;
         int agent_timeout_ms, migration_stall_ms;
+        char **shared_storage;        /* --shared-storage, canonical (agent.shared_storage) */
         /* running */
         char *agent_sock;
         struct gv_agent_api agent_api;
@@ -89,6 +95,7 @@ static const struct option opts[] = {
         { "accel", required_argument, NULL, 'a' },
         { "stop-timeout", required_argument, NULL, 't' },
         { "orphan-grace", required_argument, NULL, 'g' },
+        { "shared-storage", required_argument, NULL, 'H' },
         { "controller", required_argument, NULL, 'C' },
         { "host-name", required_argument, NULL, 'N' },
         { "advertise", required_argument, NULL, 'A' },
@@ -98,6 +105,7 @@ static const struct option opts[] = {
         { "host-down-after", required_argument, NULL, 'D' },
         { "agent-timeout", required_argument, NULL, 'T' },
         { "migration-stall-timeout", required_argument, NULL, 'M' },
+        { "sample-interval", required_argument, NULL, 'I' },
         { "config", required_argument, NULL, 'F' },
         { "help", no_argument, NULL, 'h' },
         {},
@@ -143,6 +151,21 @@ static int parse_args(int argc, char **argv, struct daemon *d)
                                 return -EINVAL;
                         d->agent.orphan_grace_ms = s ? (int)s * 1000 : -1;
                         break;
+                case 'H': {
+                        /* A directory both hosts of a live migration see (docs/agent.md,
+                         * "Migration"); repeatable. Kept canonical: disks are compared by
+                         * their real paths. */
+                        _cleanup_free_ char *real = NULL;
+                        struct stat st;
+                        if (optarg[0] != '/' || !(real = realpath(optarg, NULL)) ||
+                            stat(real, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                                fprintf(stderr, "gpuvirtd: --shared-storage: '%s' is not an "
+                                                "absolute path to a directory.\n", optarg);
+                                return -EINVAL;
+                        }
+                        strv_consume(&d->shared_storage, TAKE_PTR(real));
+                        break;
+                }
                 case 'C': d->controller_url = optarg; break;
                 case 'N': d->host_name = optarg; break;
                 case 'A': d->advertise = optarg; break;
@@ -164,6 +187,19 @@ static int parse_args(int argc, char **argv, struct daemon *d)
                                 return -EINVAL;
                         d->migration_stall_ms = (int)s * 1000;
                         break;
+                case 'I': {
+                        /* The metrics sampler's period (docs/agent.md, "Metrics"). */
+                        uint32_t ms;
+                        if (gv_parse_u32(optarg, 10, &ms) < 0 || ms < GV_SAMPLER_INTERVAL_MIN_MS ||
+                            ms > GV_SAMPLER_INTERVAL_MAX_MS) {
+                                fprintf(stderr, "gpuvirtd: --sample-interval: '%s' is not %d..%d "
+                                                "milliseconds.\n", optarg,
+                                        GV_SAMPLER_INTERVAL_MIN_MS, GV_SAMPLER_INTERVAL_MAX_MS);
+                                return -EINVAL;
+                        }
+                        d->agent.sample_interval_ms = (int)ms;
+                        break;
+                }
                 case 'F': break; /* read before (config_argv) */
                 case 'h': usage(stdout); exit(0);
                 default: usage(stderr); return -EINVAL;
@@ -189,6 +225,7 @@ static int parse_args(int argc, char **argv, struct daemon *d)
                 return -EINVAL;
         }
         d->agent.accel = d->accel;
+        d->agent.shared_storage = (const char *const *)d->shared_storage;
         return 0;
 }
 
@@ -296,6 +333,7 @@ static void stop_all(struct daemon *d)
         gv_agent_free(d->agent_api.agent);
         gv_oplog_free(d->agent_api.oplog);
         free(d->agent_sock);
+        strv_free(d->shared_storage);
 }
 
 /* argv with the configuration file's settings first: --config FILE, or DEFAULT_CONFIG when it
@@ -350,8 +388,10 @@ int main(int argc, char **argv)
                 fprintf(stderr, "gpuvirtd: %s\n", gv_error_msg(err, r));
                 return 2;
         }
-        if (parse_args((int)strv_length(args), args, &d) < 0)
+        if (parse_args((int)strv_length(args), args, &d) < 0) {
+                strv_free(d.shared_storage);
                 return 2;
+        }
         /* Signals are taken synchronously by this thread; every other thread (the HTTP
          * servers', the supervisor, the controller's) inherits the blocked mask. */
         sigemptyset(&mask);

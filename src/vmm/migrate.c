@@ -178,6 +178,13 @@ int gv_migrate_setup(struct gv_qmp *q, const struct gv_migrate_params *p, int ti
         r = gv_migrate_set_capabilities(q, timeout_ms, err);
         if (r < 0)
                 return r;
+        _cleanup_json_ json_t *caps = json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability",
+                                                "pause-before-switchover", "state",
+                                                p->pause_before_switchover);
+        r = gv_qmp_execute(q, "migrate-set-capabilities", caps, timeout_ms, NULL, err);
+        if (r < 0)
+                return gv_error_wrap(err, r, "Cannot %s the pause before the switch-over",
+                                     p->pause_before_switchover ? "set" : "clear");
         _cleanup_json_ json_t *args = json_pack("{s:I, s:I}", "downtime-limit",
                                                 (json_int_t)p->downtime_limit_ms, "max-bandwidth",
                                                 (json_int_t)p->max_bandwidth);
@@ -256,6 +263,13 @@ int gv_migrate_incoming(struct gv_qmp *q, const char *uri, int timeout_ms, char 
         *ret_uri = strchr(host, ':') ? xasprintf("tcp:[%s]:%u", host, port)
                                      : xasprintf("tcp:%s:%u", host, port);
         return 0;
+}
+
+int gv_migrate_continue(struct gv_qmp *q, int timeout_ms, struct gv_error **err)
+{
+        _cleanup_json_ json_t *args = json_pack("{s:s}", "state", "pre-switchover");
+        int r = gv_qmp_execute(q, "migrate-continue", args, timeout_ms, NULL, err);
+        return r < 0 ? gv_error_wrap(err, r, "Cannot go on with the switch-over") : 0;
 }
 
 int gv_migrate_cancel(struct gv_qmp *q, int timeout_ms, struct gv_error **err)

@@ -22,6 +22,10 @@
  *   migrate-incoming         {"uri": "tcp:HOST:PORT"}  — port 0: the kernel picks one, and
  *                            query-migrate's "socket-address" says which
  *   migrate_cancel
+ *   migrate-set-capabilities {"capabilities": [{"capability": "pause-before-switchover", ...}]}
+ *                            the source stops in status "pre-switchover" with the guest paused
+ *                            and its disks still active, until
+ *   migrate-continue         {"state": "pre-switchover"}
  *   query-migrate            {"status", "setup-time", "total-time", "expected-downtime",
  *                             "downtime", "ram": {"total", "transferred", "remaining", "mbps",
  *                             "dirty-pages-rate", "dirty-sync-count", ...}, "vfio":
@@ -76,6 +80,9 @@ struct gv_migrate_params {
         uint32_t downtime_limit_ms; /* 1 .. GV_MIGRATE_DOWNTIME_MAX_MS */
         uint64_t max_bandwidth;     /* bytes per second, GV_MIGRATE_BANDWIDTH_MIN .. INT64_MAX */
         bool postcopy;              /* refused: -EOPNOTSUPP, naming VFIO */
+        bool pause_before_switchover; /* stop in status pre-switchover, the guest paused,
+                                       * until gv_migrate_continue() (block-mirror.h: the
+                                       * disks' mirrors are finished there) */
 };
 
 /* query-migrate, parsed. Members QEMU left out are -1 (times) or has_* false. */
@@ -107,10 +114,11 @@ int gv_migrate_uri_parse(const char *uri, bool allow_port0, char **ret_host, uin
 /* Checks the ranges (and refuses post-copy) without talking to QEMU. */
 int gv_migrate_params_check(const struct gv_migrate_params *p, struct gv_error **err);
 
-/* Pre-copy capabilities on either side: postcopy-ram off, events on (MIGRATION events). */
+/* Pre-copy capabilities on either side: postcopy-ram off, events on (MIGRATION events); the
+ * source sets pause-before-switchover with gv_migrate_setup(). */
 int gv_migrate_set_capabilities(struct gv_qmp *q, int timeout_ms, struct gv_error **err);
-/* Capabilities, then downtime-limit and max-bandwidth (QEMU keeps them for later migrations,
- * so both are always set). */
+/* Capabilities (pause-before-switchover on or off as p says), then downtime-limit and
+ * max-bandwidth (QEMU keeps all of them for later migrations, so each is always set). */
 int gv_migrate_setup(struct gv_qmp *q, const struct gv_migrate_params *p, int timeout_ms,
                      struct gv_error **err);
 /* The parameters QEMU holds now (query-migrate-parameters). */
@@ -125,7 +133,11 @@ int gv_migrate_start(struct gv_qmp *q, const char *uri, int timeout_ms, struct g
  * use; -EINVAL when this host has no such address; other refusals -EREMOTEIO (QEMU's words). */
 int gv_migrate_incoming(struct gv_qmp *q, const char *uri, int timeout_ms, char **ret_uri,
                         struct gv_error **err);
-/* migrate_cancel: the source keeps running (a no-op when nothing is migrating). */
+/* In status pre-switchover (pause_before_switchover): go on with the switch-over
+ * (migrate-continue {"state": "pre-switchover"}). */
+int gv_migrate_continue(struct gv_qmp *q, int timeout_ms, struct gv_error **err);
+/* migrate_cancel: the source keeps running (a no-op when nothing is migrating; in
+ * pre-switchover the guest, paused there, runs again). */
 int gv_migrate_cancel(struct gv_qmp *q, int timeout_ms, struct gv_error **err);
 int gv_migrate_query(struct gv_qmp *q, int timeout_ms, struct gv_migrate_info *ret,
                      struct gv_error **err);

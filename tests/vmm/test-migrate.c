@@ -5,14 +5,20 @@
  * query-migrate parsing of real answers (recorded from QEMU 7.2.22) and of malformed ones, and
  * two real QEMUs (TCG, an edu device each, no guest) migrating over loopback: completed (the
  * source paused in postmigrate, the destination running), cancelled (the source running), and
- * the destination killed mid-transfer (failed; the source running). The real-QEMU tests skip
- * with the reason when qemu-system-x86_64 is not installed.
+ * the destination killed mid-transfer (failed; the source running). The disks copied with a
+ * migration (src/vmm/block-mirror.h): each command against the fake, query-block-jobs parsing,
+ * and two real QEMUs with an overlay and an empty data disk each: the destination's NBD
+ * server, the source's mirrors, the pause before the switch-over, the copies compared with
+ * qemu-img; the destination killed during the copy (the job fails, the source runs on). The
+ * real-QEMU tests skip with the reason when qemu-system-x86_64 is not installed.
  *
  * The fake monitor is a thread on the other end of a socketpair playing a script of steps, as
  * in test-qmp.c: send a line (@ID@ becomes the id of the last request), expect a command with
  * exactly these arguments. Failures in the thread are recorded and asserted after joining it.
  */
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -34,6 +40,7 @@
 #include "util/error.h"
 #include "util/fileio.h"
 #include "util/json.h"
+#include "vmm/block-mirror.h"
 #include "vmm/migrate.h"
 #include "vmm/qmp.h"
 
@@ -61,6 +68,9 @@ struct step {
 #define CAPS_ARGS                                                                          \
         "{\"capabilities\": [{\"capability\": \"postcopy-ram\", \"state\": false}, "       \
         "{\"capability\": \"events\", \"state\": true}]}"
+#define PAUSE_ARGS(b)                                                                      \
+        "{\"capabilities\": [{\"capability\": \"pause-before-switchover\", \"state\": " b  \
+        "}]}"
 
 struct fake {
         int fd;
@@ -300,6 +310,7 @@ static void test_setup_and_start(void **state)
         static const struct step script[] = {
                 HANDSHAKE,
                 EXPECT("migrate-set-capabilities", CAPS_ARGS), SEND(OK),
+                EXPECT("migrate-set-capabilities", PAUSE_ARGS("false")), SEND(OK),
                 EXPECT("migrate-set-parameters",
                        "{\"downtime-limit\": 500, \"max-bandwidth\": 1048576}"), SEND(OK),
                 EXPECT("migrate", "{\"uri\": \"tcp:192.0.2.7:49152\"}"), SEND(OK),
@@ -309,6 +320,14 @@ static void test_setup_and_start(void **state)
                 EXPECT("migrate", "{\"uri\": \"tcp:192.0.2.7:49153\"}"),
                 SEND(REFUSE("There's a migration process in progress")),
                 EXPECT("migrate_cancel", NULL), SEND(OK),
+                /* With disks to copy: the pause before the switch-over, then going on. */
+                EXPECT("migrate-set-capabilities", CAPS_ARGS), SEND(OK),
+                EXPECT("migrate-set-capabilities", PAUSE_ARGS("true")), SEND(OK),
+                EXPECT("migrate-set-parameters",
+                       "{\"downtime-limit\": 500, \"max-bandwidth\": 1048576}"), SEND(OK),
+                EXPECT("migrate-continue", "{\"state\": \"pre-switchover\"}"), SEND(OK),
+                EXPECT("migrate-continue", "{\"state\": \"pre-switchover\"}"),
+                SEND(REFUSE("Cannot continue from state active")),
                 END(),
         };
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
@@ -332,7 +351,199 @@ static void test_setup_and_start(void **state)
                      "Cannot start the migration to 'tcp:192.0.2.7:49153': QEMU refused "
                      "'migrate': There's a migration process in progress");
         assert_int_equal(gv_migrate_cancel(q, 2000, &e), 0);
+        p.pause_before_switchover = true;
+        assert_int_equal(gv_migrate_setup(q, &p, 2000, &e), 0);
+        assert_int_equal(gv_migrate_continue(q, 2000, &e), 0);
+        assert_error(gv_migrate_continue(q, 2000, &e), e, EREMOTEIO,
+                     "Cannot go on with the switch-over: QEMU refused 'migrate-continue': "
+                     "Cannot continue from state active");
         fake_finish(q, f);
+}
+
+/* ---- disks (block-mirror.h) against the fake ------------------------------------------------ */
+
+static void test_nbd_destination(void **state)
+{
+        (void)state;
+        static const struct step script[] = {
+                HANDSHAKE,
+                EXPECT("getfd", "{\"fdname\": \"gv-nbd\"}"), SEND(OK),
+                EXPECT("nbd-server-start",
+                       "{\"addr\": {\"type\": \"fd\", \"data\": {\"str\": \"gv-nbd\"}}}"),
+                SEND(OK),
+                EXPECT("block-export-add",
+                       "{\"type\": \"nbd\", \"id\": \"gv-export2\", \"node-name\": \"disk2\", "
+                       "\"name\": \"data\", \"writable\": true}"), SEND(OK),
+                EXPECT("block-export-add",
+                       "{\"type\": \"nbd\", \"id\": \"gv-export3\", \"node-name\": \"disk3\", "
+                       "\"name\": \"nope\", \"writable\": true}"),
+                SEND(REFUSE("Cannot find device='disk3' nor node-name='disk3'")),
+                EXPECT("nbd-server-stop", NULL), SEND(OK),
+                EXPECT("nbd-server-stop", NULL), SEND(REFUSE("NBD server not running")),
+                /* A refused start gives the fd back. */
+                EXPECT("getfd", "{\"fdname\": \"gv-nbd\"}"), SEND(OK),
+                EXPECT("nbd-server-start",
+                       "{\"addr\": {\"type\": \"fd\", \"data\": {\"str\": \"gv-nbd\"}}}"),
+                SEND(REFUSE("NBD server already running")),
+                EXPECT("closefd", "{\"fdname\": \"gv-nbd\"}"), SEND(OK),
+                END(),
+        };
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        _cleanup_close_ int fd = -1;
+        uint16_t port = 0;
+        struct fake *f;
+
+        /* The kernel picks the port; the socket listens already. */
+        assert_int_equal(gv_nbd_listen("127.0.0.1", &fd, &port, &e), 0);
+        assert_true(fd >= 0 && port > 0);
+        assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+        int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        assert_int_equal(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        close(c);
+        assert_error(gv_nbd_listen("192.0.2.1", &c, &port, &e), e, EINVAL, "no such address");
+        assert_error(gv_nbd_listen("no-such-host.invalid", &c, &port, &e), e, EINVAL,
+                     "no-such-host.invalid");
+
+        struct gv_qmp *q = fake_open(script, &f);
+        assert_int_equal(gv_nbd_server_start(q, fd, 2000, &e), 0);
+        assert_int_equal(gv_nbd_export(q, 2, "data", 2000, &e), 0);
+        assert_error(gv_nbd_export(q, 3, "nope", 2000, &e), e, EREMOTEIO,
+                     "Cannot export disk 'nope' over NBD");
+        assert_int_equal(gv_nbd_server_stop(q, 2000, &e), 0);
+        assert_int_equal(gv_nbd_server_stop(q, 2000, &e), 0); /* not running: fine */
+        assert_error(gv_nbd_server_start(q, fd, 2000, &e), e, EREMOTEIO,
+                     "Cannot start QEMU's NBD server");
+        fake_finish(q, f);
+}
+
+static void test_mirror_source(void **state)
+{
+        (void)state;
+        static const struct step script[] = {
+                HANDSHAKE,
+                EXPECT("blockdev-add",
+                       "{\"driver\": \"nbd\", \"node-name\": \"gv-nbd0\", \"server\": "
+                       "{\"type\": \"inet\", \"host\": \"192.0.2.7\", \"port\": \"10809\"}, "
+                       "\"export\": \"root\"}"), SEND(OK),
+                EXPECT("blockdev-mirror",
+                       "{\"job-id\": \"gv-mirror0\", \"device\": \"disk0\", \"target\": "
+                       "\"gv-nbd0\", \"sync\": \"top\", \"copy-mode\": \"write-blocking\", "
+                       "\"auto-dismiss\": false}"), SEND(OK),
+                EXPECT("blockdev-add",
+                       "{\"driver\": \"nbd\", \"node-name\": \"gv-nbd1\", \"server\": "
+                       "{\"type\": \"inet\", \"host\": \"2001:db8::7\", \"port\": \"10809\"}, "
+                       "\"export\": \"data\"}"), SEND(OK),
+                EXPECT("blockdev-mirror",
+                       "{\"job-id\": \"gv-mirror1\", \"device\": \"disk1\", \"target\": "
+                       "\"gv-nbd1\", \"sync\": \"full\", \"copy-mode\": \"write-blocking\", "
+                       "\"auto-dismiss\": false, \"target-is-zero\": true}"), SEND(OK),
+                /* A mirror QEMU refuses leaves no client node behind. */
+                EXPECT("blockdev-add",
+                       "{\"driver\": \"nbd\", \"node-name\": \"gv-nbd2\", \"server\": "
+                       "{\"type\": \"inet\", \"host\": \"192.0.2.7\", \"port\": \"10809\"}, "
+                       "\"export\": \"big\"}"), SEND(OK),
+                EXPECT("blockdev-mirror",
+                       "{\"job-id\": \"gv-mirror2\", \"device\": \"disk2\", \"target\": "
+                       "\"gv-nbd2\", \"sync\": \"top\", \"copy-mode\": \"write-blocking\", "
+                       "\"auto-dismiss\": false}"),
+                SEND(REFUSE("Source and target image have different sizes")),
+                EXPECT("blockdev-del", "{\"node-name\": \"gv-nbd2\"}"), SEND(OK),
+                EXPECT("blockdev-add",
+                       "{\"driver\": \"nbd\", \"node-name\": \"gv-nbd3\", \"server\": "
+                       "{\"type\": \"inet\", \"host\": \"192.0.2.7\", \"port\": \"10809\"}, "
+                       "\"export\": \"gone\"}"),
+                SEND(REFUSE("Requested export not available")),
+                EXPECT("query-block-jobs", NULL),
+                SEND(RETURN("[{\"auto-finalize\": true, \"io-status\": \"ok\", \"device\": "
+                            "\"gv-mirror0\", \"auto-dismiss\": false, \"busy\": false, "
+                            "\"len\": 1048576, \"offset\": 1048576, \"status\": \"ready\", "
+                            "\"paused\": false, \"speed\": 0, \"ready\": true, \"type\": "
+                            "\"mirror\"}, {\"device\": \"gv-mirror1\", \"len\": 33554432, "
+                            "\"offset\": 4096, \"status\": \"concluded\", \"ready\": false, "
+                            "\"type\": \"mirror\", \"error\": \"Input/output error\"}]")),
+                EXPECT("block-job-cancel", "{\"device\": \"gv-mirror0\", \"force\": false}"),
+                SEND(OK),
+                EXPECT("block-job-cancel", "{\"device\": \"gv-mirror1\", \"force\": true}"),
+                SEND("{\"error\": {\"class\": \"DeviceNotActive\", \"desc\": \"No active "
+                     "block job on device 'gv-mirror1'\"}, \"id\": @ID@}\r\n"),
+                EXPECT("job-dismiss", "{\"id\": \"gv-mirror0\"}"), SEND(OK),
+                EXPECT("blockdev-del", "{\"node-name\": \"gv-nbd0\"}"), SEND(OK),
+                /* Gone already: fine. */
+                EXPECT("job-dismiss", "{\"id\": \"gv-mirror1\"}"),
+                SEND(REFUSE("Job not found")),
+                EXPECT("blockdev-del", "{\"node-name\": \"gv-nbd1\"}"),
+                SEND(REFUSE("Failed to find node with node-name='gv-nbd1'")),
+                /* Still running: refused, the node kept. */
+                EXPECT("job-dismiss", "{\"id\": \"gv-mirror2\"}"),
+                SEND(REFUSE("Job 'gv-mirror2' in state 'running' cannot accept command verb "
+                            "'dismiss'")),
+                END(),
+        };
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        struct gv_block_job *jobs = NULL;
+        size_t n = 0;
+        struct fake *f;
+        struct gv_qmp *q = fake_open(script, &f);
+
+        assert_int_equal(gv_mirror_start(q, 0, "192.0.2.7", 10809, "root", false, 2000, &e), 0);
+        assert_int_equal(gv_mirror_start(q, 1, "2001:db8::7", 10809, "data", true, 2000, &e), 0);
+        assert_error(gv_mirror_start(q, 2, "192.0.2.7", 10809, "big", false, 2000, &e), e,
+                     EREMOTEIO, "Cannot start copying disk 'big'");
+        assert_error(gv_mirror_start(q, 3, "192.0.2.7", 10809, "gone", false, 2000, &e), e,
+                     EREMOTEIO, "export of disk 'gone' at '192.0.2.7' port 10809");
+        assert_int_equal(gv_block_jobs_query(q, 2000, &jobs, &n, &e), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(jobs[0].id, "gv-mirror0");
+        assert_string_equal(jobs[0].type, "mirror");
+        assert_string_equal(jobs[0].status, "ready");
+        assert_true(jobs[0].ready);
+        assert_int_equal(jobs[0].len, 1048576);
+        assert_null(jobs[0].error);
+        assert_false(gv_block_job_is_over(&jobs[0]));
+        assert_true(gv_block_job_is_over(&jobs[1]));
+        assert_string_equal(jobs[1].error, "Input/output error");
+        assert_int_equal(jobs[1].offset, 4096);
+        gv_block_jobs_free(jobs, n);
+        assert_int_equal(gv_mirror_cancel(q, 0, false, 2000, &e), 0);
+        assert_error(gv_mirror_cancel(q, 1, true, 2000, &e), e, ENODEV, "no block job");
+        assert_int_equal(gv_mirror_remove(q, 0, 2000, &e), 0);
+        assert_int_equal(gv_mirror_remove(q, 1, 2000, &e), 0);
+        assert_error(gv_mirror_remove(q, 2, 2000, &e), e, EREMOTEIO,
+                     "Cannot dismiss block job 'gv-mirror2'");
+        fake_finish(q, f);
+}
+
+static void test_block_jobs_parse(void **state)
+{
+        (void)state;
+        static const char *const bad[][2] = {
+                { "{}", "not a list" },
+                { "[1]", "'[0]' that is not an object" },
+                { "[{\"type\": \"mirror\"}]", "'[0].device' that is missing" },
+                { "[{\"device\": \"j\", \"type\": \"mirror\", \"status\": \"ready\", "
+                  "\"len\": -1, \"offset\": 0, \"ready\": true}]", "'[0].len'" },
+                { "[{\"device\": \"j\", \"type\": \"mirror\", \"status\": \"ready\", "
+                  "\"len\": 1, \"offset\": 0, \"ready\": 1}]", "'[0].ready'" },
+                { "[{\"device\": \"j\", \"type\": \"mirror\", \"status\": 3, "
+                  "\"len\": 1, \"offset\": 0, \"ready\": true}]", "'[0].status'" },
+        };
+        for (size_t k = 0; k < ELEMENTSOF(bad); k++) {
+                _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+                _cleanup_json_ json_t *j = json_loads(bad[k][0], 0, NULL);
+                struct gv_block_job *jobs = NULL;
+                size_t n = 0;
+                assert_non_null(j);
+                assert_error(gv_block_jobs_from_json(j, &jobs, &n, &e), e, EPROTO, bad[k][1]);
+        }
+        unsigned idx = 99;
+        assert_true(gv_mirror_job_index("gv-mirror7", &idx));
+        assert_int_equal(idx, 7);
+        assert_false(gv_mirror_job_index("gv-mirror", NULL));
+        assert_false(gv_mirror_job_index("gv-mirror-1", NULL));
+        assert_false(gv_mirror_job_index("mirror7", NULL));
+        assert_false(gv_mirror_job_index("gv-mirror7x", NULL));
 }
 
 static void test_incoming(void **state)
@@ -795,6 +1006,9 @@ int main(void)
                 cmocka_unit_test(test_params_check),
                 cmocka_unit_test(test_setup_and_start),
                 cmocka_unit_test(test_incoming),
+                cmocka_unit_test(test_nbd_destination),
+                cmocka_unit_test(test_mirror_source),
+                cmocka_unit_test(test_block_jobs_parse),
                 cmocka_unit_test(test_query_parse),
                 cmocka_unit_test(test_query_over_qmp),
                 cmocka_unit_test_teardown(test_real_completed, pair_teardown),

@@ -296,7 +296,13 @@ static int h_host(struct gv_http_request *req, void *userdata)
 static int h_metrics(struct gv_http_request *req, void *userdata)
 {
         struct gv_agent_api *api = userdata;
-        return gv_http_reply_json(req, 200, gv_agent_metrics(api->agent));
+        json_t *j = gv_agent_metrics(api->agent);
+        if (!j)
+                return gv_http_reply_problem(req, 503, "metrics-unavailable",
+                                             "No metrics sample yet",
+                                             "The metrics sampler has not taken its first sample "
+                                             "yet; retry in a second.");
+        return gv_http_reply_json(req, 200, j);
 }
 
 static int h_vms(struct gv_http_request *req, void *userdata)

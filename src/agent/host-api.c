@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * host-api.c — this host and its GPUs through the agent (agent.h): the inventory with what QEMU
- * can do here, GPU mode and MIG layout changes refused while a VM holds the GPU, and a metrics
- * sample (GPU utilisation beside each VM's CPU and memory).
+ * can do here, and GPU mode and MIG layout changes refused while a VM holds the GPU. (Metrics
+ * are the sampler's: sampler.c.)
  */
 #include <errno.h>
 #include <sys/sysinfo.h>
@@ -159,81 +159,4 @@ int gv_agent_gpu_mig_apply(struct gv_agent *a, const char *gpu, char *const *pro
         }
         pthread_mutex_unlock(&a->host_lock);
         return r;
-}
-
-/* utime + stime of a process in clock ticks, and its RSS in KiB; -errno when gone. */
-static int proc_sample(pid_t pid, uint64_t *ret_ticks, uint64_t *ret_rss_kib)
-{
-        char path[64];
-        _cleanup_free_ char *stat = NULL, *status = NULL;
-        unsigned long long ut = 0, st = 0;
-
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-        if (gv_read_file(path, 8192, &stat, NULL) < 0)
-                return -ESRCH;
-        /* Fields after the command name (which may contain spaces): skip to the last ')'. */
-        const char *p = strrchr(stat, ')');
-        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-                         &st) != 2)
-                return -EPROTO;
-        *ret_ticks = ut + st;
-        *ret_rss_kib = 0;
-        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-        if (gv_read_file(path, 65536, &status, NULL) >= 0) {
-                const char *v = strstr(status, "VmRSS:");
-                unsigned long long kib;
-                if (v && sscanf(v + 6, "%llu", &kib) == 1)
-                        *ret_rss_kib = kib;
-        }
-        return 0;
-}
-
-json_t *gv_agent_metrics(struct gv_agent *a)
-{
-        json_t *j = json_object(), *gpus = json_array(), *vms = json_array();
-        long hz = sysconf(_SC_CLK_TCK);
-
-        pthread_mutex_lock(&a->host_lock);
-        for (size_t i = 0; i < a->host->n_gpus; i++) {
-                struct gv_gpu *g = &a->host->gpus[i];
-                json_t *o = json_object();
-                (void)gv_host_refresh_gpu(a->host, g, NULL);
-                json_object_set_new(o, "gpu", json_string(g->bdf));
-                json_object_set_new(o, "util_pct", g->valid & GV_GPU_HAS_UTIL
-                                                           ? json_integer(g->util_gpu_pct)
-                                                           : json_null());
-                json_object_set_new(o, "memory_used_mib", g->valid & GV_GPU_HAS_MEMORY
-                                                                  ? json_integer((json_int_t)g->memory_used_mib)
-                                                                  : json_null());
-                json_object_set_new(o, "memory_total_mib", g->valid & GV_GPU_HAS_MEMORY
-                                                                   ? json_integer((json_int_t)g->memory_total_mib)
-                                                                   : json_null());
-                json_array_append_new(gpus, o);
-        }
-        pthread_mutex_unlock(&a->host_lock);
-        pthread_mutex_lock(&a->lock);
-        for (size_t i = 0; i < a->n_vms; i++) {
-                struct gv_agent_vm *vm = a->vms[i];
-                uint64_t ticks = 0, rss = 0;
-                json_t *o = json_object();
-                json_object_set_new(o, "vm", json_string(vm->config->name));
-                if (vm->proc.pid > 0 && vm->proc.pidfd >= 0 &&
-                    proc_sample(vm->proc.pid, &ticks, &rss) >= 0) {
-                        json_object_set_new(o, "cpu_seconds",
-                                            json_real((double)ticks / (double)(hz > 0 ? hz : 100)));
-                        json_object_set_new(o, "rss_mib", json_integer((json_int_t)(rss / 1024)));
-                } else {
-                        json_object_set_new(o, "cpu_seconds", json_null());
-                        json_object_set_new(o, "rss_mib", json_null());
-                }
-                json_object_set_new(o, "vcpus", json_integer(vm->config->vcpus));
-                json_object_set_new(o, "memory_mib",
-                                    json_integer((json_int_t)vm->config->memory_mib));
-                json_array_append_new(vms, o);
-        }
-        pthread_mutex_unlock(&a->lock);
-        json_object_set_new(j, "time", json_integer((json_int_t)time(NULL)));
-        json_object_set_new(j, "gpus", gpus);
-        json_object_set_new(j, "vms", vms);
-        return j;
 }

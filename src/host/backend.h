@@ -42,6 +42,10 @@ struct gv_gpu_backend_ops {
                            char ret_uuid[GV_UUID_STR_LEN + 1], struct gv_error **err);
         int (*vgpu_destroy)(void *ctx, struct gv_host *h, struct gv_gpu *g,
                             const struct gv_vgpu_instance *v, struct gv_error **err);
+        /* Live values of a GPU the vendor driver sees (gv_gpu_read_metrics: the core has
+         * filled ret->bdf and left everything else empty). */
+        int (*read_metrics)(void *ctx, struct gv_host *h, struct gv_gpu *g,
+                            struct gv_gpu_metrics *ret, struct gv_error **err);
 };
 
 extern const struct gv_gpu_backend_ops gv_nvidia_backend_ops;

@@ -207,3 +207,68 @@ int gv_gpu_vgpu_create(struct gv_host *h, struct gv_gpu *g, const char *type_nam
                        char ret_uuid[GV_UUID_STR_LEN + 1], struct gv_error **err);
 /* id: an mdev UUID, or the VF address of a vendor-VFIO vGPU. */
 int gv_host_vgpu_destroy(struct gv_host *h, const char *id, struct gv_error **err);
+
+/* ---- live metrics (host-metrics.c; docs/agent.md, "Metrics") ---- */
+
+/* Validity of a metrics value: only what the hardware answered is set; the rest is unknown
+ * (JSON null), never zero. */
+enum {
+        GV_METRIC_UTIL = 1 << 0,     /* util_pct (a vGPU: SM utilization) */
+        GV_METRIC_MEM_UTIL = 1 << 1, /* mem_util_pct: memory controller utilization */
+        GV_METRIC_MEMORY = 1 << 2,   /* memory_used_mib, memory_total_mib */
+        GV_METRIC_POWER = 1 << 3,    /* power_mw */
+        GV_METRIC_TEMP = 1 << 4,     /* temperature_c */
+        GV_METRIC_CODEC = 1 << 5,    /* a vGPU's enc_pct, dec_pct */
+};
+
+/* One vGPU instance's load, as the vendor library reports it. */
+struct gv_vgpu_metrics {
+        char uuid[GV_UUID_STR_LEN + 1];       /* the vendor library's instance UUID */
+        char parent_bdf[GV_PCI_ADDR_STR_MAX]; /* VF or PF it lives on (inventory); "" unknown */
+        uint32_t gi_id;                       /* MIG-backed: its GPU instance; UINT32_MAX */
+        unsigned valid;                       /* GV_METRIC_* */
+        uint32_t util_pct, mem_util_pct, enc_pct, dec_pct;
+        uint64_t sample_us;                   /* when the utilization was sampled (µs, epoch) */
+        uint64_t memory_used_mib, memory_total_mib; /* framebuffer */
+};
+
+/* One GPU instance (MIG). Utilization is never set: it is not attributed to MIG devices
+ * (nvml-abi.md §7.4), and util_unavailable says so. */
+struct gv_mig_metrics {
+        uint32_t gi_id;
+        unsigned valid;                 /* GV_METRIC_MEMORY when known */
+        uint64_t memory_used_mib, memory_total_mib;
+        const char *memory_source;      /* static: "mig-device" (memory info on the MIG device
+                                         * handle of one of its compute instances) or
+                                         * "vgpu-framebuffer" (the MIG-backed vGPU on it) */
+        const char *util_unavailable;   /* static: "not reported by this GPU" */
+};
+
+struct gv_gpu_metrics {
+        char bdf[GV_PCI_ADDR_STR_MAX];
+        unsigned valid;                 /* GV_METRIC_* */
+        uint32_t util_pct, mem_util_pct;
+        uint64_t memory_used_mib, memory_total_mib;
+        uint32_t power_mw;              /* milliwatts */
+        int temperature_c;
+        char *hidden;                   /* NULL when the host driver sees the GPU; else why it
+                                         * does not ("passthrough: not visible to the host
+                                         * driver"): every value is then unknown */
+        char *error;                    /* the first read that failed, or NULL */
+        struct gv_vgpu_metrics *vgpus;
+        size_t n_vgpus;
+        struct gv_mig_metrics *migs;    /* one per GPU instance of the inventory */
+        size_t n_migs;
+};
+void gv_gpu_metrics_done(struct gv_gpu_metrics *m);
+
+#define GV_MIG_UTIL_UNAVAILABLE "not reported by this GPU"
+#define GV_GPU_HIDDEN_PASSTHROUGH "passthrough: not visible to the host driver"
+
+/* Read GPU g's live values now (g as the inventory last read it: its driver, vGPUs and GPU
+ * instances say what to ask for). A GPU the host driver cannot see is not an error: ret->hidden
+ * says why. Partial answers are not errors either: what failed is left invalid and ret->error
+ * holds the first failure. -errno only when nothing could be asked (e.g. no vendor library:
+ * -ELIBACC). Not thread-safe on one host: give a sampling thread its own gv_host. */
+int gv_gpu_read_metrics(struct gv_host *h, struct gv_gpu *g, struct gv_gpu_metrics *ret,
+                        struct gv_error **err);

@@ -28,8 +28,21 @@
 #include "util/alloc.h"
 #include "util/strv.h"
 
+/* The newest vGPU utilization sample seen for an instance, and per GPU the newest timestamp
+ * (nvmlDeviceGetVgpuUtilization returns only samples newer than the one the caller names, so
+ * an instance without a new sample keeps its last one). */
+struct nv_vgpu_seen {
+        unsigned gpu; /* gv_gpu index */
+        uint32_t instance;
+        struct gv_nvml_vgpu_sample sample;
+};
+
 struct nv_ctx {
         struct gv_nvml *nvml; /* NULL when NVML could not be loaded */
+        struct nv_vgpu_seen *seen;
+        size_t n_seen;
+        uint64_t *last_seen_us; /* by gv_gpu index */
+        size_t n_last_seen;
 };
 
 static int nv_open(const struct gv_host_config *cfg, void **ret_ctx, char **ret_unavailable)
@@ -51,6 +64,8 @@ static void nv_close(void *ctx)
         if (!c)
                 return;
         gv_nvml_unref(c->nvml);
+        free(c->seen);
+        free(c->last_seen_us);
         free(c);
 }
 
@@ -672,6 +687,231 @@ static int nv_vgpu_destroy(void *ctx, struct gv_host *h, struct gv_gpu *g,
         return gv_mdev_remove(h->sysfs, v->uuid, err);
 }
 
+/* ---- live metrics -------------------------------------------------------------------------- */
+
+static void metrics_fail(struct gv_gpu_metrics *m, struct gv_error *e, int r)
+{
+        if (!m->error)
+                m->error = xstrdup(gv_error_msg(e, r));
+        gv_error_free(e);
+}
+
+/* Remember the newest sample of each instance; the per-GPU cursor moves to the newest. */
+static void seen_update(struct nv_ctx *c, unsigned gpu_index, const struct gv_nvml_vgpu_sample *s,
+                        size_t n)
+{
+        if (gpu_index >= c->n_last_seen) {
+                c->last_seen_us = xreallocarray(c->last_seen_us, gpu_index + 1,
+                                                sizeof(*c->last_seen_us));
+                memset(c->last_seen_us + c->n_last_seen, 0,
+                       (gpu_index + 1 - c->n_last_seen) * sizeof(*c->last_seen_us));
+                c->n_last_seen = gpu_index + 1;
+        }
+        for (size_t i = 0; i < n; i++) {
+                struct nv_vgpu_seen *x = NULL;
+                c->last_seen_us[gpu_index] = MAX(c->last_seen_us[gpu_index], s[i].timestamp_us);
+                for (size_t k = 0; k < c->n_seen && !x; k++)
+                        if (c->seen[k].instance == s[i].instance)
+                                x = &c->seen[k];
+                if (!x) {
+                        c->seen = xreallocarray(c->seen, c->n_seen + 1, sizeof(*c->seen));
+                        x = &c->seen[c->n_seen++];
+                        *x = (struct nv_vgpu_seen){ .gpu = gpu_index,
+                                                    .instance = s[i].instance };
+                }
+                if (s[i].timestamp_us >= x->sample.timestamp_us)
+                        x->sample = s[i];
+        }
+}
+
+static const struct gv_nvml_vgpu_sample *seen_find(const struct nv_ctx *c, uint32_t instance)
+{
+        for (size_t k = 0; k < c->n_seen; k++)
+                if (c->seen[k].instance == instance)
+                        return &c->seen[k].sample;
+        return NULL;
+}
+
+/* Forget the samples of this GPU's instances that are gone, so the list stays bounded. */
+static void seen_prune(struct nv_ctx *c, unsigned gpu_index, const uint32_t *alive, size_t n)
+{
+        size_t k = 0;
+        for (size_t i = 0; i < c->n_seen; i++) {
+                bool keep = c->seen[i].gpu != gpu_index;
+                for (size_t j = 0; j < n && !keep; j++)
+                        keep = alive[j] == c->seen[i].instance;
+                if (keep)
+                        c->seen[k++] = c->seen[i];
+        }
+        c->n_seen = k;
+}
+
+static void read_vgpu_metrics(struct nv_ctx *c, struct gv_nvml_device *d, struct gv_gpu *g,
+                              struct gv_gpu_metrics *m)
+{
+        struct gv_error *e = NULL;
+        uint32_t *ids = NULL;
+        size_t n = 0;
+        int r = gv_nvml_vgpu_active_instances(d, &ids, &n, &e);
+        if (r == -EOPNOTSUPP || (r < 0 && !g->n_vgpus)) {
+                /* No vGPU manager here (or nothing to report): not a failure of the read. */
+                gv_error_free(e);
+                return;
+        }
+        if (r < 0) {
+                metrics_fail(m, e, r);
+                return;
+        }
+        if (n) {
+                struct gv_nvml_vgpu_sample *smp = NULL;
+                size_t n_smp = 0;
+                uint64_t since = g->index < c->n_last_seen ? c->last_seen_us[g->index] : 0;
+                r = gv_nvml_vgpu_utilization(d, since, &smp, &n_smp, &e);
+                if (r < 0)
+                        metrics_fail(m, TAKE_PTR(e), r);
+                else
+                        seen_update(c, g->index, smp, n_smp);
+                free(smp);
+        }
+        m->vgpus = xnew0(struct gv_vgpu_metrics, n + 1);
+        for (size_t i = 0; i < n; i++) {
+                struct gv_vgpu_metrics *v = &m->vgpus[m->n_vgpus++];
+                _cleanup_free_ char *uuid = NULL;
+                uint32_t type = 0;
+                uint64_t fb = 0, fb_total = 0;
+
+                v->gi_id = UINT32_MAX;
+                if ((r = gv_nvml_vgpu_instance_uuid(d, ids[i], &uuid, &e)) < 0)
+                        metrics_fail(m, TAKE_PTR(e), r);
+                else
+                        snprintf(v->uuid, sizeof(v->uuid), "%s", uuid);
+                uint32_t gi;
+                if (gv_nvml_vgpu_instance_gi_id(d, ids[i], &gi, NULL) >= 0 && gi != GV_NVML_NO_GI)
+                        v->gi_id = gi;
+                if ((r = gv_nvml_vgpu_instance_fb_usage(d, ids[i], &fb, &e)) < 0)
+                        metrics_fail(m, TAKE_PTR(e), r);
+                else if (gv_nvml_vgpu_instance_type(d, ids[i], &type, NULL) >= 0 &&
+                         gv_nvml_vgpu_type_framebuffer(d, type, &fb_total, NULL) >= 0) {
+                        v->memory_used_mib = fb >> 20;
+                        v->memory_total_mib = fb_total >> 20;
+                        v->valid |= GV_METRIC_MEMORY;
+                }
+                /* Which VF or mdev it is: the inventory matched NVML's instance to it. */
+                for (size_t k = 0; k < g->n_vgpus; k++)
+                        if (uuid && strcasecmp(g->vgpus[k].uuid, uuid) == 0)
+                                snprintf(v->parent_bdf, sizeof(v->parent_bdf), "%s",
+                                         g->vgpus[k].parent_bdf);
+                const struct gv_nvml_vgpu_sample *s = seen_find(c, ids[i]);
+                if (s) {
+                        v->util_pct = s->sm_pct;
+                        v->mem_util_pct = s->mem_pct;
+                        v->enc_pct = s->enc_pct;
+                        v->dec_pct = s->dec_pct;
+                        v->sample_us = s->timestamp_us;
+                        v->valid |= GV_METRIC_UTIL | GV_METRIC_MEM_UTIL | GV_METRIC_CODEC;
+                }
+        }
+        seen_prune(c, g->index, ids, n);
+        free(ids);
+}
+
+/* Memory of each GPU instance: from the MIG device handle of one of its compute instances
+ * when it has one, else from the MIG-backed vGPU on it (a GI given to a VM has no host CI:
+ * the guest makes its own, mig.md §9). */
+static void read_mig_metrics(struct gv_nvml_device *d, struct gv_gpu *g, struct gv_gpu_metrics *m)
+{
+        unsigned max = 0;
+        struct gv_error *e = NULL;
+        int r;
+
+        if (!g->n_gis)
+                return;
+        m->migs = xnew0(struct gv_mig_metrics, g->n_gis + 1);
+        for (size_t i = 0; i < g->n_gis; i++)
+                m->migs[m->n_migs++] = (struct gv_mig_metrics){
+                        .gi_id = g->gis[i].id,
+                        .memory_total_mib = g->gis[i].memory_mib,
+                        .util_unavailable = GV_MIG_UTIL_UNAVAILABLE,
+                };
+        if ((r = gv_nvml_mig_device_max_count(d, &max, &e)) < 0) {
+                metrics_fail(m, e, r);
+                max = 0;
+        }
+        for (unsigned i = 0; i < max; i++) {
+                struct gv_nvml_device *mig = NULL;
+                uint32_t gi = 0;
+                struct gv_nvml_memory mem;
+                if (gv_nvml_mig_device_by_index(d, i, &mig, NULL) < 0 ||
+                    gv_nvml_mig_device_gi_id(mig, &gi, NULL) < 0)
+                        continue;
+                for (size_t k = 0; k < m->n_migs; k++) {
+                        struct gv_mig_metrics *x = &m->migs[k];
+                        if (x->gi_id != gi || (x->valid & GV_METRIC_MEMORY))
+                                continue;
+                        if ((r = gv_nvml_device_memory(mig, &mem, &e)) < 0) {
+                                metrics_fail(m, TAKE_PTR(e), r);
+                                continue;
+                        }
+                        x->memory_used_mib = mem.used >> 20;
+                        x->memory_total_mib = mem.total >> 20;
+                        x->memory_source = "mig-device";
+                        x->valid |= GV_METRIC_MEMORY;
+                }
+        }
+        for (size_t k = 0; k < m->n_migs; k++) {
+                struct gv_mig_metrics *x = &m->migs[k];
+                for (size_t i = 0; i < m->n_vgpus && !(x->valid & GV_METRIC_MEMORY); i++) {
+                        const struct gv_vgpu_metrics *v = &m->vgpus[i];
+                        if (v->gi_id != x->gi_id || !(v->valid & GV_METRIC_MEMORY))
+                                continue;
+                        x->memory_used_mib = v->memory_used_mib;
+                        x->memory_source = "vgpu-framebuffer";
+                        x->valid |= GV_METRIC_MEMORY;
+                }
+        }
+}
+
+static int nv_read_metrics(void *ctx, struct gv_host *h, struct gv_gpu *g,
+                           struct gv_gpu_metrics *m, struct gv_error **err)
+{
+        struct nv_ctx *c = ctx;
+        struct gv_nvml_device *d = NULL;
+        struct gv_error *e = NULL;
+        int r;
+
+        (void)h;
+        r = nv_device(c, g, &d, err);
+        if (r < 0)
+                return r;
+        struct gv_nvml_memory mem;
+        if ((r = gv_nvml_device_memory(d, &mem, &e)) < 0)
+                metrics_fail(m, TAKE_PTR(e), r);
+        else {
+                m->memory_total_mib = mem.total >> 20;
+                m->memory_used_mib = (mem.used + mem.reserved) >> 20;
+                m->valid |= GV_METRIC_MEMORY;
+        }
+        struct gv_nvml_utilization u;
+        if ((r = gv_nvml_device_utilization(d, &u, &e)) < 0)
+                metrics_fail(m, TAKE_PTR(e), r);
+        else {
+                m->util_pct = u.gpu_pct;
+                m->mem_util_pct = u.memory_pct;
+                m->valid |= GV_METRIC_UTIL | GV_METRIC_MEM_UTIL;
+        }
+        if ((r = gv_nvml_device_power(d, &m->power_mw, &e)) < 0)
+                metrics_fail(m, TAKE_PTR(e), r);
+        else
+                m->valid |= GV_METRIC_POWER;
+        if ((r = gv_nvml_device_temperature(d, &m->temperature_c, &e)) < 0)
+                metrics_fail(m, TAKE_PTR(e), r);
+        else
+                m->valid |= GV_METRIC_TEMP;
+        read_vgpu_metrics(c, d, g, m);
+        read_mig_metrics(d, g, m);
+        return 0;
+}
+
 const struct gv_gpu_backend_ops gv_nvidia_backend_ops = {
         .name = "nvidia",
         .host_driver = "nvidia",
@@ -687,4 +927,5 @@ const struct gv_gpu_backend_ops gv_nvidia_backend_ops = {
         .vgpu_types = nv_vgpu_types,
         .vgpu_create = nv_vgpu_create,
         .vgpu_destroy = nv_vgpu_destroy,
+        .read_metrics = nv_read_metrics,
 };

@@ -338,6 +338,8 @@ static char *sig_stop_argv[4];
 static char *sig_rm_argv[5];
 static volatile sig_atomic_t sig_stop_armed, sig_rm_armed;
 static volatile sig_atomic_t sig_bare_pid[2];
+/* The process group of `sim-cluster.sh start` and the daemons it starts (--same-group). */
+static volatile sig_atomic_t sig_cluster_pgid;
 
 static void sig_run(char *const argv[])
 {
@@ -362,6 +364,18 @@ static void on_signal(int sig)
         for (int i = 0; i < 2; i++)
                 if (sig_bare_pid[i] > 0)
                         (void)kill((pid_t)sig_bare_pid[i], SIGKILL);
+        /* The start script (maybe still creating hosts) and the daemons: gone before the stop
+         * looks for QEMUs and rm removes their files. The script is our child: reap it. */
+        pid_t pg = (pid_t)sig_cluster_pgid;
+        if (pg > 0 && killpg(pg, SIGKILL) == 0) {
+                for (int i = 0; i < 200; i++) {
+                        (void)waitpid(pg, NULL, WNOHANG);
+                        if (killpg(pg, 0) < 0)
+                                break;
+                        struct timespec ts = { .tv_nsec = 10 * 1000000L };
+                        (void)nanosleep(&ts, NULL);
+                }
+        }
         if (sig_stop_armed)
                 sig_run(sig_stop_argv);
         if (sig_rm_armed)
@@ -381,9 +395,10 @@ static void install_signals(void)
 
 /* ---------------------------------------------------------------- the cluster script */
 
-/* Run sim-cluster.sh with args in this process group (so a test runner's kill of the group
- * reaches the daemons started with --same-group), its output appended to the script log. */
-static int run_script(struct ctx *c, char *const args[], int timeout_ms)
+/* Run sim-cluster.sh with args, its output appended to the script log. own_group: in a
+ * session and process group of its own, which the daemons it starts keep (--same-group), so
+ * that an interrupted run can kill them all at once (on_signal). */
+static int run_script(struct ctx *c, char *const args[], int timeout_ms, bool own_group)
 {
         _cleanup_strv_free_ char **argv = NULL;
         strv_extend(&argv, c->o.script);
@@ -393,13 +408,16 @@ static int run_script(struct ctx *c, char *const args[], int timeout_ms)
                                        0600);
         if (log < 0)
                 return fail("Cannot open '%s': %s.", c->script_log, strerror(errno));
-        struct gv_spawn_opts so = { .stdin_fd = -1, .stdout_fd = log, .stderr_fd = log };
+        struct gv_spawn_opts so = { .stdin_fd = -1, .stdout_fd = log, .stderr_fd = log,
+                                    .new_session = own_group };
         struct gv_proc p = GV_PROC_NULL;
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         int status = -1;
         int r = gv_proc_spawn(argv, &so, &p, &e);
         if (r < 0)
                 return fail("%s", gv_error_msg(e, r));
+        if (own_group)
+                sig_cluster_pgid = p.pid;
         r = gv_proc_wait(&p, timeout_ms, &status, &e);
         if (r == 0) {
                 (void)gv_proc_signal(&p, SIGKILL, NULL);
@@ -434,7 +452,7 @@ static int cluster_start(struct ctx *c)
                          (char *)c->o.accel, "--same-group", NULL };
         c->cluster_started = true;
         sig_stop_armed = 1;
-        int r = run_script(c, args, SCRIPT_START_MS);
+        int r = run_script(c, args, SCRIPT_START_MS, true);
         if (r < 0)
                 return r;
         _cleanup_free_ char *envf = gv_path_join(c->cl, "cluster.env"), *env = NULL;
@@ -470,11 +488,12 @@ static void cluster_stop(struct ctx *c)
         if (!c->cluster_started)
                 return;
         char *args[] = { "stop", c->cl, NULL };
-        if (run_script(c, args, SCRIPT_STOP_MS) < 0)
+        if (run_script(c, args, SCRIPT_STOP_MS, false) < 0)
                 fprintf(stderr, PROG ": the cluster in '%s' may not be stopped; "
                         "'%s stop %s' stops it.\n", c->cl, c->o.script, c->cl);
         c->cluster_started = false;
         sig_stop_armed = 0;
+        sig_cluster_pgid = 0;
 }
 
 /* ---------------------------------------------------------------- API helpers */

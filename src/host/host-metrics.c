@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * host-metrics.c — a GPU's live values through its vendor backend (host.h, "live metrics").
- * Vendor-neutral: whether the host driver can see the GPU at all is decided here from the
- * inventory (a GPU passed through, or bound to another driver, is invisible to it, and the data
- * says so rather than showing zeros); the values come from the backend's read_metrics slot.
+ * Vendor-neutral: whether the host driver can see the GPU at all is decided here from its
+ * driver binding (a GPU passed through, or bound to another driver, is invisible to it, and the
+ * data says so rather than showing zeros; a binding that moved since the inventory was read has
+ * the GPU read again); the values come from the backend's read_metrics slot.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "host/backend.h"
+#include "hw/driver.h"
 #include "util/alloc.h"
 
 void gv_gpu_metrics_done(struct gv_gpu_metrics *m)
@@ -31,6 +33,12 @@ int gv_gpu_read_metrics(struct gv_host *h, struct gv_gpu *g, struct gv_gpu_metri
         const struct gv_gpu_backend_ops *ops = h->ops;
 
         snprintf(m.bdf, sizeof(m.bdf), "%s", g->bdf);
+        /* The binding decides what the host driver sees: when it moved since the inventory was
+         * read (a VM took the GPU or gave it back), read the GPU again first. */
+        _cleanup_free_ char *drv = NULL;
+        if (gv_driver_current(h->sysfs, g->bdf, &drv, NULL) >= 0 &&
+            (!drv != !g->driver || (drv && strcmp(drv, g->driver) != 0)))
+                (void)gv_host_refresh_gpu(h, g, NULL);
         if (g->mode == GV_GPU_MODE_PASSTHROUGH) {
                 m.hidden = xstrdup(GV_GPU_HIDDEN_PASSTHROUGH);
         } else if (!ops || !g->driver || strcmp(g->driver, ops->host_driver) != 0) {

@@ -265,8 +265,8 @@ void gv_gpu_metrics_done(struct gv_gpu_metrics *m);
 #define GV_MIG_UTIL_UNAVAILABLE "not reported by this GPU"
 #define GV_GPU_HIDDEN_PASSTHROUGH "passthrough: not visible to the host driver"
 
-/* Read GPU g's live values now (g as the inventory last read it: its driver, vGPUs and GPU
- * instances say what to ask for). A GPU the host driver cannot see is not an error: ret->hidden
+/* Read GPU g's live values now (g as the inventory last read it: its vGPUs and GPU instances
+ * say what to ask for; g is read again first when its driver binding moved since). A GPU the host driver cannot see is not an error: ret->hidden
  * says why. Partial answers are not errors either: what failed is left invalid and ret->error
  * holds the first failure. -errno only when nothing could be asked (e.g. no vendor library:
  * -ELIBACC). Not thread-safe on one host: give a sampling thread its own gv_host. */

@@ -94,8 +94,9 @@ assert_eq "$(driver_of 0000:2a:00.0)" vfio-pci "the pass-through GPU is bound to
 api POST /v1/vms/tv/start '' start2
 check "start of a running VM: no-op" 200 '.phase == "running"'
 assert_eq "$(qemu_pid tv)" "$PID" "... the same QEMU"
-api GET /v1/metrics
-check "metrics: the VM's CPU and memory beside the GPUs" 200 '(.gpus|length) == 8 and (.vms[0].rss_mib > 0)'
+# The sampler's latest sample (every second): wait for one taken since the start.
+for _ in $(seq 30); do api GET /v1/metrics; jq -e '.vms[0].memory.rss_mib > 0' <<<"$OUT" >/dev/null 2>&1 && break; sleep 0.1; done
+check "metrics: the VM's CPU and memory beside the GPUs" 200 '(.gpus|length) == 8 and (.vms[0].memory.rss_mib > 0)'
 
 # ---- kill -9 of the agent: the VM is untouched and re-adopted
 kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null; AGENT_PID=

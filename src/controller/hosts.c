@@ -64,10 +64,14 @@ static int agent_request_once(const char *endpoint, const char *method, const ch
         };
         struct gv_http_client_reply rp = { 0 };
         _cleanup_json_ json_t *j = NULL;
-        int r = gv_http_client_send(&rq, &rp, err);
+        _cleanup_(gv_error_freep) struct gv_error *send_err = NULL;
+        int r = gv_http_client_send(&rq, &rp, &send_err);
 
+        /* Whatever kept the request from an answer is -EHOSTDOWN, so that no transport errno
+         * (ENOENT for a UNIX socket that is gone) reads as the agent's own answer. */
         if (r < 0)
-                return gv_error_wrap(err, -EHOSTDOWN, "agent at %s", endpoint);
+                return gv_error_set(err, EHOSTDOWN, "agent at %s: %s", endpoint,
+                                    gv_error_msg(send_err, r));
         if (rp.body_len)
                 (void)gv_json_loads(rp.body, &j, NULL);
         if (rp.status >= 400) {

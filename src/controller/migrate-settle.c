@@ -18,8 +18,8 @@
  *                                                reservations held) until the target answers
  *
  * And, on every poll of a host, leftovers are settled: a copy paused after a completed transfer
- * (phase migrated) on a host that does not own the VM is released; a copy waiting for a transfer
- * (phase incoming) with no move under way is aborted; a paused copy on the owning host with no
+ * (phase migrated) on a host that does not own the VM is released; a copy made for a transfer
+ * (phase incoming, or one whose QEMU ended before it ran) with no move under way is aborted; a paused copy on the owning host with no
  * move under way is resumed (its target was aborted while the source did not answer).
  */
 #include <errno.h>
@@ -247,7 +247,9 @@ static void leftover(struct gv_controller *c, const char *host, const json_t *a,
 
         if (strcmp(owner, host) != 0 && !strcmp(phase, "migrated"))
                 action = "release", step = "leftover-release";
-        else if (strcmp(owner, host) != 0 && !strcmp(phase, "incoming"))
+        else if (strcmp(owner, host) != 0 &&
+                 (!strcmp(phase, "incoming") ||
+                  (json_is_true(json_object_get(a, "incoming")) && strcmp(phase, "running") != 0)))
                 action = "abort-incoming", step = "leftover-abort";
         else if (!strcmp(owner, host) && !strcmp(phase, "migrated"))
                 action = "migrate-cancel", step = "leftover-resume";

@@ -363,13 +363,29 @@ static enum gv_ctl_settle follow_transfer(struct gv_controller *c, const char *o
                                                      c->cfg.migration_stall_ms / 1000, dst_host);
                                 return GV_CTL_SETTLE_SOURCE;
                         }
+                        json_int_t disk_total = json_integer_value(json_object_get(m,
+                                                                                   "disk_total"));
+                        json_int_t dev = json_integer_value(json_object_get(m,
+                                                                            "device_transferred"));
+                        const json_t *exp = json_object_get(m, "expected_downtime_ms");
                         int pct = total > 0 ? (int)(30 + 60 * (done < total ? done : total) /
                                                              total)
                                             : 30;
-                        gv_ctl_op_progress(c, op_id, pct, "moving %s: RAM %lld/%lld MiB, %lld "
-                                           "MiB left, %.0f Mbit/s", name, (long long)(done >> 20),
+                        _cleanup_free_ char *disks =
+                                disk_total > 0 ? xasprintf("disks %lld/%lld MiB, ",
+                                                           (long long)(disk >> 20),
+                                                           (long long)(disk_total >> 20))
+                                               : xstrdup("");
+                        _cleanup_free_ char *down =
+                                json_is_integer(exp)
+                                        ? xasprintf(", expected downtime %lld ms",
+                                                    (long long)json_integer_value(exp))
+                                        : xstrdup("");
+                        gv_ctl_op_progress(c, op_id, pct, "moving %s: %sRAM %lld/%lld MiB, %lld "
+                                           "MiB left, device state %lld KiB, %.0f Mbit/s%s",
+                                           name, disks, (long long)(done >> 20),
                                            (long long)(total >> 20), (long long)(left >> 20),
-                                           mbps);
+                                           (long long)(dev >> 10), mbps, down);
                 }
                 if (now > deadline) {
                         *ret_why = xasprintf("The transfer did not end within %d minutes.",

@@ -797,6 +797,201 @@ static void add_vgpu(const char *root, unsigned gpu, unsigned type, const char *
                 sim_state_unlock(s);
 }
 
+/* ---- the load model: bounds, the frozen clock, pins (docs/simulator.md, "Load") ------------- */
+
+/* Bounds and determinism over an hour of simulated time, one GPU busy (a vGPU) and one idle;
+ * then the frozen clock and pins through NVML. */
+static void test_load_bounds_clock_pins(void **state)
+{
+        const char *root = *state;
+        add_vgpu(root, 0, H100XM_20C, "dddddddd-0000-0000-0000-000000000001", "0000:18:00.4", 0);
+        struct sim_state *s = lock_x(root);
+        struct sim_gpu *g0 = sim_gpu_by_index(s, 0), *g1 = sim_gpu_by_index(s, 1);
+        uint32_t pmax = sim_gpu_power_max_mw(g0);
+        bool differ = false;
+
+        assert_int_equal(pmax, g0->model->power_max_mw);
+        for (double t = 0; t < 4000; t += 7.3) {
+                struct sim_load a, b, again;
+                struct sim_vgpu_load v;
+                sim_gpu_load(s, g0, t, &a);
+                sim_gpu_load(s, g1, t, &b);
+                sim_gpu_load(s, g0, t, &again);
+                sim_vgpu_load(s, &s->vgpus[0], t, &v);
+                /* Deterministic in (seed, t). */
+                assert_memory_equal(&a, &again, sizeof(a));
+                differ = differ || a.temperature_c != b.temperature_c || a.power_mw != b.power_mw;
+                for (int k = 0; k < 2; k++) {
+                        const struct sim_load *l = k ? &b : &a;
+                        assert_in_range(l->gpu_util, 0, 100);
+                        assert_true(l->mem_used_mib <= g0->model->memory_mib);
+                        assert_true(l->power_mw > 0 && l->power_mw <= pmax);
+                        assert_in_range(l->temperature_c, 30, 85);
+                }
+                assert_in_range(v.sm, 10, 95);
+                assert_true(v.fb_used_mib <= 20480 && v.fb_used_mib >= 20480 / 5 - 1);
+        }
+        /* Each GPU has its own phase. */
+        assert_true(differ);
+        sim_state_unlock(s);
+
+        nvmlUtilization_t u;
+        unsigned power = 0, temp = 0;
+        struct sim_load l;
+
+        setenv("GPUVIRT_SIM_TIME", "123456", 1);
+        assert_true(sim_now() == 123456.0);
+        s = lock_x(root);
+        sim_gpu_load(s, sim_gpu_by_index(s, 0), 123456.0, &l);
+        sim_state_unlock(s);
+        assert_int_equal(n.nvmlDeviceGetUtilizationRates(dev(0), &u), NVML_SUCCESS);
+        assert_int_equal(u.gpu, l.gpu_util);
+        assert_int_equal(n.nvmlDeviceGetPowerUsage(dev(0), &power), NVML_SUCCESS);
+        assert_int_equal(power, l.power_mw);
+        assert_int_equal(n.nvmlDeviceGetTemperature(dev(0), NVML_TEMPERATURE_GPU, &temp),
+                         NVML_SUCCESS);
+        assert_int_equal(temp, l.temperature_c);
+
+        /* Pinned: exact values through NVML, kept in state.json. */
+        s = lock_x(root);
+        struct sim_pin *p = sim_pin_get(s, SIM_PIN_GPU, 0, 0);
+        assert_non_null(p);
+        p->fields = SIM_PIN_UTIL | SIM_PIN_POWER | SIM_PIN_TEMP | SIM_PIN_MEM_USED;
+        p->util_pct = 73;
+        p->power_mw = 123000;
+        p->temperature_c = 61;
+        p->mem_used_mib = 1u << 30; /* beyond the GPU's memory: kept to the total */
+        commit_unlock(s);
+        nvmlMemory_t m;
+        assert_int_equal(n.nvmlDeviceGetUtilizationRates(dev(0), &u), NVML_SUCCESS);
+        assert_int_equal(u.gpu, 73);
+        assert_int_equal(u.memory, 44);
+        assert_int_equal(n.nvmlDeviceGetPowerUsage(dev(0), &power), NVML_SUCCESS);
+        assert_int_equal(power, 123000);
+        assert_int_equal(n.nvmlDeviceGetTemperature(dev(0), NVML_TEMPERATURE_GPU, &temp),
+                         NVML_SUCCESS);
+        assert_int_equal(temp, 61);
+        assert_int_equal(n.nvmlDeviceGetMemoryInfo(dev(0), &m), NVML_SUCCESS);
+        assert_true(m.used == m.total && m.free == 0);
+        /* Another GPU is not pinned. */
+        assert_int_equal(n.nvmlDeviceGetUtilizationRates(dev(1), &u), NVML_SUCCESS);
+        assert_true(u.gpu < 10);
+
+        s = lock_x(root);
+        assert_int_equal(s->n_pins, 1);
+        assert_int_equal(sim_pins_clear(s, SIM_PIN_VGPU, -1), 0);
+        assert_int_equal(sim_pins_clear(s, -1, 0), 1);
+        commit_unlock(s);
+        assert_int_equal(n.nvmlDeviceGetUtilizationRates(dev(0), &u), NVML_SUCCESS);
+        assert_int_equal(u.gpu, l.gpu_util);
+        unsetenv("GPUVIRT_SIM_TIME");
+}
+
+static void test_load_vgpu_and_mig(void **state)
+{
+        const char *root = *state;
+        nvmlDevice_t d = dev(0), mig = NULL;
+        nvmlGpuInstance_t gi, gi2;
+        nvmlComputeInstance_t ci;
+        nvmlMemory_t m;
+        nvmlValueType_t vt;
+        unsigned count;
+
+        setenv("GPUVIRT_SIM_TIME", "5000", 1);
+        enable_mig(d);
+        /* A GI with a compute instance: its MIG device's memory follows the GI's wave. */
+        assert_int_equal(n.nvmlDeviceCreateGpuInstance(d, 19, &gi), NVML_SUCCESS);
+        assert_int_equal(n.nvmlGpuInstanceCreateComputeInstance(gi, 0, &ci), NVML_SUCCESS);
+        assert_int_equal(n.nvmlDeviceGetMigDeviceHandleByIndex(d, 0, &mig), NVML_SUCCESS);
+        assert_int_equal(n.nvmlDeviceGetMemoryInfo(mig, &m), NVML_SUCCESS);
+        struct sim_state *s = lock_x(root);
+        struct sim_gpu *g = sim_gpu_by_index(s, 0);
+        struct sim_gi_load gl;
+        sim_gi_load(s, g, &g->gis[0], 5000.0, &gl);
+        const uint32_t gi_id = g->gis[0].id;
+        sim_state_unlock(s);
+        assert_int_equal(m.total, gl.mem_total_mib << 20);
+        assert_int_equal(m.used, gl.mem_used_mib << 20);
+        assert_true(gl.mem_used_mib > gl.mem_total_mib / 100); /* in use, not idle */
+        /* Utilization is not attributed to MIG devices. */
+        nvmlUtilization_t u;
+        assert_int_equal(n.nvmlDeviceGetUtilizationRates(mig, &u), NVML_ERROR_NOT_SUPPORTED);
+
+        /* A MIG-backed vGPU on a second GI: its framebuffer use is the GI's memory, and it has
+         * no utilization sample. */
+        assert_int_equal(n.nvmlDeviceCreateGpuInstance(d, 19, &gi2), NVML_SUCCESS);
+        add_vgpu(root, 0, H100XM_1_10C, "eeeeeeee-0000-0000-0000-000000000001", "0000:18:00.4",
+                 0);
+        nvmlVgpuInstance_t inst;
+        unsigned long long fb = 0;
+        count = 1;
+        assert_int_equal(n.nvmlDeviceGetActiveVgpus(d, &count, &inst), NVML_SUCCESS);
+        s = lock_x(root);
+        g = sim_gpu_by_index(s, 0);
+        struct sim_vgpu *v = sim_vgpu_by_instance(s, inst);
+        assert_non_null(v);
+        sim_gi_load(s, g, sim_gi_by_id(g, v->gi_id), 5000.0, &gl);
+        sim_state_unlock(s);
+        assert_int_equal(n.nvmlVgpuInstanceGetFbUsage(inst, &fb), NVML_SUCCESS);
+        assert_int_equal(fb, gl.mem_used_mib << 20);
+        /* Pin the memory of the GI with the compute instance. */
+        s = lock_x(root);
+        struct sim_pin *p = sim_pin_get(s, SIM_PIN_GI, 0, gi_id);
+        p->fields = SIM_PIN_MEM_USED;
+        p->mem_used_mib = 1234;
+        commit_unlock(s);
+        count = 0;
+        assert_int_equal(n.nvmlDeviceGetVgpuUtilization(d, 0, &vt, &count, NULL), NVML_SUCCESS);
+        assert_int_equal(count, 0);
+        assert_int_equal(n.nvmlDeviceGetMemoryInfo(mig, &m), NVML_SUCCESS);
+        assert_int_equal(m.used, 1234ull << 20);
+
+        /* A vGPU pin on the MIG-backed vGPU moves its GI's memory too (a GI pin wins). */
+        s = lock_x(root);
+        (void)sim_pins_clear(s, SIM_PIN_GI, -1);
+        p = sim_pin_get(s, SIM_PIN_VGPU, 0, inst);
+        p->fields = SIM_PIN_MEM_USED;
+        p->mem_used_mib = 4321;
+        commit_unlock(s);
+        assert_int_equal(n.nvmlVgpuInstanceGetFbUsage(inst, &fb), NVML_SUCCESS);
+        assert_int_equal(fb, 4321ull << 20);
+        unsetenv("GPUVIRT_SIM_TIME");
+}
+
+static void test_load_vgpu_pin(void **state)
+{
+        const char *root = *state;
+        nvmlVgpuInstanceUtilizationSample_t smp[4];
+        nvmlValueType_t vt;
+        nvmlVgpuInstance_t inst;
+        unsigned long long fb = 0;
+        unsigned count = 1;
+
+        add_vgpu(root, 0, H100XM_20C, "ffffffff-0000-0000-0000-000000000001", "0000:18:00.4", 0);
+        assert_int_equal(n.nvmlDeviceGetActiveVgpus(dev(0), &count, &inst), NVML_SUCCESS);
+        struct sim_state *s = lock_x(root);
+        struct sim_pin *p = sim_pin_get(s, SIM_PIN_VGPU, 0, inst);
+        p->fields = SIM_PIN_UTIL | SIM_PIN_MEM_USED;
+        p->util_pct = 88;
+        p->mem_used_mib = 999999; /* beyond the framebuffer: kept to it */
+        commit_unlock(s);
+        count = 4;
+        assert_int_equal(n.nvmlDeviceGetVgpuUtilization(dev(0), 0, &vt, &count, smp),
+                         NVML_SUCCESS);
+        assert_int_equal(count, 1);
+        assert_int_equal(smp[0].vgpuInstance, inst);
+        assert_int_equal(smp[0].smUtil.uiVal, 88);
+        assert_int_equal(smp[0].memUtil.uiVal, 53);
+        /* Only samples newer than the one named. */
+        count = 4;
+        assert_int_equal(n.nvmlDeviceGetVgpuUtilization(dev(0), smp[0].timeStamp, &vt, &count,
+                                                        smp),
+                         NVML_SUCCESS);
+        assert_int_equal(count, 0);
+        assert_int_equal(n.nvmlVgpuInstanceGetFbUsage(inst, &fb), NVML_SUCCESS);
+        assert_int_equal(fb, 20480ull << 20);
+}
+
 static void test_count_protocol_and_same_size(void **state)
 {
         const char *root = *state;
@@ -1174,6 +1369,11 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_heterogeneous_mode, setup_h100,
                                                 teardown_host),
                 cmocka_unit_test_setup_teardown(test_mig_backed_vgpu, setup_h100, teardown_host),
+                cmocka_unit_test_setup_teardown(test_load_bounds_clock_pins, setup_h100,
+                                                teardown_host),
+                cmocka_unit_test_setup_teardown(test_load_vgpu_and_mig, setup_h100,
+                                                teardown_host),
+                cmocka_unit_test_setup_teardown(test_load_vgpu_pin, setup_h100, teardown_host),
                 cmocka_unit_test_setup_teardown(test_no_vgpu_host, setup_h100, teardown_host),
                 cmocka_unit_test_setup_teardown(test_injection, setup_h100, teardown_host),
                 cmocka_unit_test_setup_teardown(test_shared_by_processes, setup_h100,

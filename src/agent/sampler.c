@@ -528,9 +528,7 @@ static json_t *gpu_json(const struct gv_gpu *g, const struct gv_gpu_metrics *m,
                             u64_or_null(m->valid & GV_METRIC_MEMORY, m->memory_used_mib));
         json_object_set_new(o, "memory_total_mib",
                             u64_or_null(m->valid & GV_METRIC_MEMORY, m->memory_total_mib));
-        json_object_set_new(o, "power_w", m->valid & GV_METRIC_POWER
-                                                  ? json_real((double)m->power_mw / 1000.0)
-                                                  : json_null());
+        json_object_set_new(o, "power_mw", u64_or_null(m->valid & GV_METRIC_POWER, m->power_mw));
         json_object_set_new(o, "temperature_c", m->valid & GV_METRIC_TEMP
                                                         ? json_integer(m->temperature_c)
                                                         : json_null());

@@ -38,7 +38,7 @@ api GET /v1/metrics
 check "a sample at once: time, the interval asked for, host CPU and memory, 8 GPUs" 200 \
         '.timestamp_ms > 1600000000000 and .interval_ms == 200 and .host.cpu.cpus > 0 and .host.memory.total_mib > 0 and .host.memory.used_mib <= .host.memory.total_mib and (.gpus|length) == 8 and .vms == []'
 check "every GPU: utilization 0-100, memory used within total, power within the board's 700 W, 30-85 C" 200 \
-        'all(.gpus[]; .visible and .util_pct >= 0 and .util_pct <= 100 and .memory_used_mib <= .memory_total_mib and .power_w > 0 and .power_w <= 700 and .temperature_c >= 30 and .temperature_c <= 85)'
+        'all(.gpus[]; .visible and .util_pct >= 0 and .util_pct <= 100 and .memory_used_mib <= .memory_total_mib and .power_mw > 0 and .power_mw <= 700000 and .temperature_c >= 30 and .temperature_c <= 85)'
 SEQ=$(jq .seq <<<"$OUT")
 check_metrics "the sampler keeps sampling (seq moves on)" ".seq > $SEQ"
 check_metrics "host CPU % from two samples" '.host.cpu.util_pct >= 0 and .host.cpu.util_pct <= 100'
@@ -82,13 +82,13 @@ check_metrics "MIG VM: its GPU instance's pinned 1234 MiB, utilization not repor
 check_metrics "pass-through VM: the GPU is not visible to the host driver (no zeros)" \
         "[$VMP | .gpus[] | select(.mode == \"passthrough\" and .gpu == \"0000:2a:00.0\" and (.visibility | test(\"not visible to the host driver\")) and .util_pct == null and .memory_used_mib == null)] | length == 1"
 check_metrics "GPU list: GPU 0 at its pinned 55 %, 321 W, 61 C, its vGPU attributed to ma" \
-        ".gpus[0] | .util_pct == 55 and .power_w == 321 and .temperature_c == 61 and .memory_util_pct == 33 and ([.vgpus[] | select(.vm == \"ma\" and .parent == \"$VF\" and .util_pct == 73)] | length) == 1"
+        ".gpus[0] | .util_pct == 55 and .power_mw == 321000 and .temperature_c == 61 and .memory_util_pct == 33 and ([.vgpus[] | select(.vm == \"ma\" and .parent == \"$VF\" and .util_pct == 73)] | length) == 1"
 check_metrics "GPU list: the pass-through GPU is invisible, every value null" \
-        '.gpus[1] | (.visible | not) and .visibility == "passthrough: not visible to the host driver" and .util_pct == null and .power_w == null and .temperature_c == null and .memory_used_mib == null'
+        '.gpus[1] | (.visible | not) and .visibility == "passthrough: not visible to the host driver" and .util_pct == null and .power_mw == null and .temperature_c == null and .memory_used_mib == null'
 check_metrics "GPU list: GPU 3's instance attributed to mm, its memory from the MIG-backed vGPU" \
         "[.gpus[3].mig[] | select(.gi == $GI and .vm == \"mm\" and .memory_used_mib == 1234 and .memory_source == \"vgpu-framebuffer\" and .util == \"not reported by this GPU\")] | length == 1"
 check_metrics "other GPUs keep the load model (not pinned, not zero)" \
-        '.gpus[2].util_pct > 0 and .gpus[2].power_w > 0'
+        '.gpus[2].util_pct > 0 and .gpus[2].power_mw > 0'
 check_metrics "every running VM: QEMU's CPU (seconds > 0, a % of one core), its vCPU thread found, RSS > 0" \
         '[.vms[] | select(.phase == "running" and .pid > 0 and .cpu.seconds > 0 and (.cpu.util_pct | type) == "number" and (.cpu.vcpu_util_pct | type) == "number" and .cpu.vcpu_threads == 1 and .cpu.threads > 1 and .cpu.vcpus == 1 and .memory.rss_mib > 0 and .memory.configured_mib == 64 and (.memory | has("balloon_mib") | not))] | length == 3'
 

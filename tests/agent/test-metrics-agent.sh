@@ -104,9 +104,10 @@ check "pass-through VM stopped" 200 '.phase == "stopped"'
 check_metrics "stopped VM: pid and CPU null, no GPU; its GPU visible again to the host driver" \
         "([$VMP | select(.pid == null and .cpu.util_pct == null and .memory.rss_mib == null and .gpus == [])] | length) == 1 and .gpus[1].visible"
 
+kill_vms
+stop_agent
+# After the agent's exit, where a leak report (ASan builds) would be written.
 grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$TEST_TMP/agent.log" &&
         _not_ok "no sanitizer report from the agent" "$(grep -m3 -E 'Sanitizer|runtime error' "$TEST_TMP/agent.log")" ||
         _ok "no sanitizer report from the agent"
-kill_vms
-stop_agent
 done_testing

@@ -149,10 +149,6 @@ int gv_controller_vm_migrate(struct gv_controller *c, const char *name, const js
         else if (!strcmp(mode, "live") && strcmp(state, "running") != 0)
                 r = gv_error_set(err, EBUSY, "VM '%s' is %s: only a running VM live-migrates "
                                  "(use mode offline).", name, state);
-        else if (json_array_size(json_object_get(json_object_get(v.doc, "spec"), "disks")) ||
-                 jstr(json_object_get(v.doc, "spec"), "image"))
-                r = gv_error_set(err, EOPNOTSUPP, "VM '%s' has disks on %s, and moving disks is "
-                                 "not supported yet.", name, host);
         if (r >= 0 && !strcmp(mode, "live")) {
                 const json_t *s;
                 size_t i;

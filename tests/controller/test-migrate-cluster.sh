@@ -5,7 +5,8 @@
 # live-migrate (the hardware moves, the same VM runs on the target, nothing is left on the
 # source); a pass-through VM's live move is refused with the offline hint and its offline move
 # works; a move to another GPU family is refused naming it; a move whose target agent is down
-# fails and leaves the VM running on its source with nothing held on the target.
+# fails and leaves the VM running on its source with nothing held on the target; a VM's overlay
+# disk (data written into it) moves with its live migration.
 . "$(dirname "$0")/../integration/lib.sh"
 : "${GPUVIRTD:?GPUVIRTD must name the gpuvirtd binary}"
 command -v qemu-system-x86_64 >/dev/null || { echo "1..0 # SKIP qemu-system-x86_64 is not installed"; exit 0; }
@@ -122,6 +123,35 @@ check "... node-b's agent still runs it" 200 '.phase == "running"'
 env_reload
 wait_for 15 host_state_is node-a up
 leak_check "after a failed move"
+
+# ---- a VM with a disk: an overlay over a registered image, data written into it, moves live
+qemu-img create -q -f qcow2 "$TEST_TMP/base.qcow2" 64M && qemu-io -c 'write -P 0x11 0 4M' "$TEST_TMP/base.qcow2" >/dev/null
+capi POST /api/v1/images "{\"name\": \"base\", \"path\": \"$TEST_TMP/base.qcow2\"}"
+check "an image registered" 201 '.name == "base"'
+capi POST '/api/v1/vms?wait=60' '{"name": "d1", "memory_mib": 128, "image": "base", "disk_size": "128M", "host": "node-a", "gpus": [{"kind": "vgpu", "type": "H100XM-20C"}]}'
+check "d1 (vGPU, an overlay disk) runs on node-a" 200 '.state == "succeeded"'
+D1_A=$(host_var node-a STATE)/vms/d1/disks/root.qcow2
+capi POST '/api/v1/vms/d1/stop?wait=60' '{}'
+check "d1 stopped to write into its overlay" 200 '.state == "succeeded"'
+qemu-io -c 'write -P 0x22 1M 1M' "$D1_A" >/dev/null && _ok "0x22 written at 1 MiB of d1's overlay on node-a" || _not_ok "0x22 written into $D1_A"
+capi POST '/api/v1/vms/d1/start?wait=60'
+check "d1 started again" 200 '.state == "succeeded"'
+migrate d1 '{"to": "node-b"}'
+check "d1 live-migrates with its disk" 200 '.state == "succeeded" and .result.to == "node-b"'
+aapi node-b /v1/vms/d1
+check "... node-b runs it" 200 '.phase == "running" and .config.disks[0].base == "'"$TEST_TMP/base.qcow2"'"'
+[ ! -e "$D1_A" ] && _ok "... node-a's overlay is removed" || _not_ok "... node-a's overlay is removed"
+capi POST '/api/v1/vms/d1/stop?wait=60' '{}'
+D1_B=$(host_var node-b STATE)/vms/d1/disks/root.qcow2
+if qemu-io -r -c 'read -P 0x22 1M 1M' -c 'read -P 0x11 0 1M' "$D1_B" 2>&1 | grep -q 'Pattern verification failed'; then
+        _not_ok "... node-b's overlay holds the data written on node-a, over the same base" "$(qemu-io -r -c 'read -v 1M 64' "$D1_B" 2>&1 | head -3)"
+else
+        qemu-img info -U --output=json "$D1_B" | jq -e --arg b "$TEST_TMP/base.qcow2" '.["backing-filename"] == $b' >/dev/null &&
+                _ok "... node-b's overlay holds the data written on node-a, over the same base" ||
+                _not_ok "... node-b's overlay holds the data written on node-a, over the same base" "$(qemu-img info -U "$D1_B" 2>&1 | head -5)"
+fi
+capi DELETE '/api/v1/vms/d1?wait=60'
+check "d1 deleted" 200 '.state == "succeeded"'
 
 # ---- maintenance: drain node-b (v1 vGPU and mv1 MIG-backed live, p1 pass-through offline)
 capi POST /api/v1/hosts/node-b/drain '{"dry_run": true}'

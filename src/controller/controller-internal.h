@@ -140,8 +140,10 @@ enum gv_ctl_settle {
         GV_CTL_SETTLE_UNKNOWN,  /* completed, and the target does not answer */
 };
 /* The phase of VM `name` on `host` ("running", "incoming", ...), "gone" when its agent does
- * not have it, NULL when the agent does not answer. */
-char *gv_ctl_vm_phase_on(struct gv_controller *c, const char *host, const char *name);
+ * not have it, NULL when the agent does not answer. `fresh`: from its migration report, for
+ * which the agent asks QEMU (a copy that just took over is "running" at once). */
+char *gv_ctl_vm_phase_on(struct gv_controller *c, const char *host, const char *name,
+                         bool fresh);
 /* The store's switch to the target: the VM's host and placement, the source's reservation
  * released (one batch); 0 when it was switched already. */
 int gv_ctl_migration_switch(struct gv_controller *c, const char *name, const char *src_host,
@@ -186,6 +188,10 @@ int gv_ctl_alloc_write(struct gv_controller *c, const char *host, const char *na
                        const char *event, json_t *event_data, struct gv_error **err);
 /* Release a VM's reservation and record why (failed), or delete it. */
 int gv_ctl_vm_release(struct gv_controller *c, const char *name, const char *error, bool delete);
+/* A placement's bare MIG slots get the MIG-backed vGPU type a VM receives them as
+ * ("vgpu_type"); EOPNOTSUPP when the catalog has none for the profile. */
+int gv_ctl_placement_agent_types(struct gv_controller *c, const struct gv_sched_placement *p,
+                                 json_t *pl, struct gv_error **err);
 /* The agent's VM definition of a VM document. */
 json_t *gv_ctl_agent_definition(struct gv_controller *c, const json_t *vm, struct gv_error **err);
 /* An agent call of operation op_id, step `step` (its Operation-Id: OP-STEP). */

@@ -35,12 +35,16 @@ static const char *jstr(const json_t *o, const char *k)
         return json_string_value(json_object_get(o, k));
 }
 
-char *gv_ctl_vm_phase_on(struct gv_controller *c, const char *host, const char *name)
+char *gv_ctl_vm_phase_on(struct gv_controller *c, const char *host, const char *name,
+                         bool fresh)
 {
-        _cleanup_free_ char *path = xasprintf("/v1/vms/%s", name);
+        _cleanup_free_ char *path = xasprintf(fresh ? "/v1/vms/%s/migration" : "/v1/vms/%s",
+                                              name);
         _cleanup_json_ json_t *s = NULL;
         int r = gv_ctl_agent_call(c, host, "GET", path, NULL, NULL, &s, NULL);
 
+        if (r == -ENOENT && fresh) /* no migration to report: the VM itself says */
+                return gv_ctl_vm_phase_on(c, host, name, false);
         if (r == -ENOENT)
                 return xstrdup("gone");
         if (r < 0)
@@ -212,7 +216,7 @@ static void resolve(struct gv_controller *c, const struct gv_store_obj *v)
         const char *src = jstr(v->doc, "host"), *dst = jstr(m, "host");
         _cleanup_free_ char *op_id = xasprintf("settle-%s-%lld", v->key,
                                                (long long)v->generation);
-        _cleanup_free_ char *p = dst ? gv_ctl_vm_phase_on(c, dst, v->key) : NULL;
+        _cleanup_free_ char *p = dst ? gv_ctl_vm_phase_on(c, dst, v->key, false) : NULL;
         _cleanup_free_ char *why = NULL;
 
         if (!p || !src || !unchanged(c, v))

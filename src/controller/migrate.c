@@ -209,8 +209,10 @@ int gv_controller_vm_migrate(struct gv_controller *c, const char *name, const js
         }
         if (sh >= 0)
                 (void)gv_sched_cluster_set_host_state(c->cluster, (uint32_t)sh, sstate);
-        if (r >= 0)
+        if (r >= 0) {
                 pl = gv_ctl_placement_to_json(c, &p, gv_sched_policy_default()->name);
+                r = gv_ctl_placement_agent_types(c, &p, pl, err);
+        }
         if (r >= 0 && !dst.doc)
                 r = gv_store_get(c->store, GV_STORE_HOST, jstr(pl, "host"), &dst, err);
         if (r >= 0)
@@ -297,6 +299,7 @@ static enum gv_ctl_settle follow_transfer(struct gv_controller *c, const char *o
         _cleanup_free_ char *path = xasprintf("/v1/vms/%s/migration", name);
         int64_t now = gv_ctl_now_ms(), deadline = now + TRANSFER_TIMEOUT_MS;
         int64_t moved = -1, moved_at = now, silent_since = 0;
+        long wait_ms = 10; /* grows to POLL_MS: a short move is seen at once, a long one cheaply */
 
         for (;;) {
                 _cleanup_json_ json_t *m = NULL;
@@ -305,7 +308,7 @@ static enum gv_ctl_settle follow_transfer(struct gv_controller *c, const char *o
                 now = gv_ctl_now_ms();
                 if (r < 0) {
                         /* The source is silent or lost the VM: the target may have it. */
-                        _cleanup_free_ char *p = gv_ctl_vm_phase_on(c, dst_host, name);
+                        _cleanup_free_ char *p = gv_ctl_vm_phase_on(c, dst_host, name, true);
                         if (p && !strcmp(p, "running"))
                                 return GV_CTL_SETTLE_TARGET;
                         if (p && strcmp(p, "incoming") != 0) {
@@ -388,8 +391,9 @@ static enum gv_ctl_settle follow_transfer(struct gv_controller *c, const char *o
                                              TRANSFER_TIMEOUT_MS / 60000);
                         return GV_CTL_SETTLE_SOURCE;
                 }
-                struct timespec ts = { .tv_nsec = POLL_MS * 1000000L };
+                struct timespec ts = { .tv_nsec = wait_ms * 1000000L };
                 nanosleep(&ts, NULL);
+                wait_ms = wait_ms * 2 < POLL_MS ? wait_ms * 2 : POLL_MS;
         }
 }
 
@@ -403,7 +407,9 @@ static enum gv_ctl_settle await_target(struct gv_controller *c, const char *name
         int64_t deadline = gv_ctl_now_ms() + 30000, silent_since = 0;
 
         for (;;) {
-                _cleanup_free_ char *p = gv_ctl_vm_phase_on(c, dst_host, name);
+                /* Its migration report: the agent reads QEMU for it, so the copy is seen
+                 * running the moment it runs (its own check comes only every so often). */
+                _cleanup_free_ char *p = gv_ctl_vm_phase_on(c, dst_host, name, true);
                 int64_t now = gv_ctl_now_ms();
                 if (p && !strcmp(p, "running"))
                         return GV_CTL_SETTLE_TARGET;
@@ -429,7 +435,7 @@ static enum gv_ctl_settle await_target(struct gv_controller *c, const char *name
                                 return GV_CTL_SETTLE_UNKNOWN;
                         }
                 }
-                struct timespec ts = { .tv_nsec = 50 * 1000000L };
+                struct timespec ts = { .tv_nsec = 10 * 1000000L };
                 nanosleep(&ts, NULL);
         }
 }
@@ -497,6 +503,15 @@ static int migrate_live(struct gv_controller *c, const char *op_id, const char *
         }
         gv_ctl_op_progress(c, op_id, 92, "%s runs on %s; releasing %s", name, dst_host,
                            src_host);
+        /* QEMU may say completed a moment before it fills in the total time and the downtime:
+         * the source's last word, now that the target runs. */
+        _cleanup_json_ json_t *last = NULL;
+        _cleanup_free_ char *mpath = xasprintf("/v1/vms/%s/migration", name);
+        if (gv_ctl_agent_call(c, src_host, "GET", mpath, NULL, NULL, &last, NULL) >= 0 &&
+            !strcmp(jstr(last, "status") ?: "", "completed")) {
+                json_decref(*ret_final);
+                *ret_final = TAKE_PTR(last);
+        }
         return gv_ctl_migration_finish(c, op_id, name, src_host,
                                        json_object_get(vm, "placement"), err);
 }

@@ -241,7 +241,7 @@ static const char *mig_vgpu_type(const struct gv_gpu_model *gm, const char *prof
         return any;
 }
 
-static int placement_agent_types(struct gv_controller *c, const struct gv_sched_placement *p,
+int gv_ctl_placement_agent_types(struct gv_controller *c, const struct gv_sched_placement *p,
                                  json_t *pl, struct gv_error **err)
 {
         for (uint32_t i = 0; i < p->n_slots; i++) {
@@ -330,7 +330,7 @@ int gv_controller_vm_create(struct gv_controller *c, const json_t *spec_in, json
         }
         if (r >= 0) {
                 pl = gv_ctl_placement_to_json(c, &p, policy->name);
-                r = placement_agent_types(c, &p, pl, err);
+                r = gv_ctl_placement_agent_types(c, &p, pl, err);
         }
         if (r >= 0)
                 r = gv_sched_reserve(c->cluster, &rq, &p, err);

@@ -13,6 +13,7 @@
 #     the VM stays; the target's leftover copy is aborted when it answers again
 #   - the target's agent frozen while its QEMU takes the VM over: the move is unresolved until
 #     the agent answers, then settled on the target
+#   - a copy no move accounts for (an incoming made by hand): aborted by the controller's poll
 # A slow transfer: a 3 GiB guest-less VM at 1 MiB/s (its zero pages are ~8 MB on the wire).
 . "$(dirname "$0")/../integration/lib.sh"
 : "${GPUVIRTD:?GPUVIRTD must name the gpuvirtd binary}"
@@ -157,13 +158,6 @@ aapi node-b /v1/vms/v1
 check "... node-b's agent runs it" 200 '.phase == "running"'
 thaw_all
 one_copy "target frozen, thawed" v1 node-b
-curl -s -N --max-time 2 --unix-socket "$SOCK" 'http://controller/api/v1/events?after=0' >"$TEST_TMP/events" 2>/dev/null
-if grep '^data:' "$TEST_TMP/events" | sed 's/^data: *//' |
-        jq -se 'any(.[]; .type == "vm.leftover" and .data.host == "node-a" and .data.action == "abort-incoming")' >/dev/null; then
-        _ok "... the target's leftover copy was aborted (event vm.leftover)"
-else
-        _not_ok "... the target's leftover copy was aborted (event vm.leftover)" "$(grep leftover "$TEST_TMP/events")"
-fi
 
 # ---- the target's agent frozen while its QEMU takes the VM over: unresolved, then settled
 slow_move v1 node-a
@@ -179,5 +173,23 @@ thaw_all
 settled() { capi GET /api/v1/vms/v1; jq -e '.migration == null and .state == "running"' <<<"$OUT" >/dev/null; }
 wait_for 30 settled
 one_copy "unresolved, settled" v1 node-a
+
+# ---- a copy no move accounts for (an incoming made by hand on node-b): aborted by the poller
+aapi node-a /v1/vms/v1
+DEF=$(jq -c .config <<<"$OUT")
+url=$(host_var node-b URL)
+HTTP=$(curl -s -o "$TEST_TMP/body" -w '%{http_code}' --max-time 30 -X POST -H 'Content-Type: application/json' -H 'Operation-Id: stray-1' \
+        --data-binary "{\"definition\": $DEF, \"listen\": \"127.0.0.1:0\"}" "$url/v1/vms/v1/incoming")
+OUT=$(cat "$TEST_TMP/body")
+check "a stray incoming copy of v1 made on node-b by hand" 200 '.phase == "incoming"'
+if wait_for 20 gone_on node-b v1; then _ok "... the controller's poll aborts it"; else _not_ok "... the controller's poll aborts it" "$OUT"; fi
+one_copy "stray incoming aborted" v1 node-a
+curl -s -N --max-time 2 --unix-socket "$SOCK" 'http://controller/api/v1/events?after=0' >"$TEST_TMP/events" 2>/dev/null
+if grep '^data:' "$TEST_TMP/events" | sed 's/^data: *//' |
+        jq -se 'any(.[]; .type == "vm.leftover" and .data.host == "node-b" and .data.action == "abort-incoming")' >/dev/null; then
+        _ok "... said in an event (vm.leftover)"
+else
+        _not_ok "... said in an event (vm.leftover)" "$(grep leftover "$TEST_TMP/events")"
+fi
 
 done_testing

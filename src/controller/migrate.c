@@ -298,8 +298,9 @@ static enum gv_ctl_settle follow_transfer(struct gv_controller *c, const char *o
 {
         _cleanup_free_ char *path = xasprintf("/v1/vms/%s/migration", name);
         int64_t now = gv_ctl_now_ms(), deadline = now + TRANSFER_TIMEOUT_MS;
-        int64_t moved = -1, moved_at = now, silent_since = 0;
-        long wait_ms = 10; /* grows to POLL_MS: a short move is seen at once, a long one cheaply */
+        int64_t moved = -1, moved_at = now, silent_since = 0, begun = now;
+        long wait_ms = 10; /* grows to POLL_MS after a second: a short move is seen at once, a
+                            * long one followed cheaply */
 
         for (;;) {
                 _cleanup_json_ json_t *m = NULL;
@@ -393,7 +394,8 @@ static enum gv_ctl_settle follow_transfer(struct gv_controller *c, const char *o
                 }
                 struct timespec ts = { .tv_nsec = wait_ms * 1000000L };
                 nanosleep(&ts, NULL);
-                wait_ms = wait_ms * 2 < POLL_MS ? wait_ms * 2 : POLL_MS;
+                if (now - begun > 1000) /* every 10 ms in its first second */
+                        wait_ms = wait_ms * 2 < POLL_MS ? wait_ms * 2 : POLL_MS;
         }
 }
 

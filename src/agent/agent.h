@@ -139,6 +139,10 @@ struct gv_agent_vm {
         bool mirroring;               /* source: they copy, the RAM transfer starts once all
                                        * are ready */
         uint64_t disk_total, disk_transferred; /* source: bytes, at the last look */
+        bool disk_copy_ended;         /* source: the last migration ended during the disk copy
+                                       * (no RAM transfer ran; QEMU's query-migrate does not
+                                       * know of it): its progress says failed ... */
+        bool disk_copy_cancelled;     /* ... or cancelled, with last_error */
         char nbd_address[272];        /* destination: HOST:PORT its NBD server listens on, or
                                        * "" */
 };

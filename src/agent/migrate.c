@@ -340,6 +340,8 @@ static void info_synth(struct gv_migrate_info *i, enum gv_migrate_status st, con
 static void abandon(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_qmp *q,
                     bool cancelled, const char *why, struct gv_migrate_info *i)
 {
+        vm->disk_copy_ended = vm->mirroring;
+        vm->disk_copy_cancelled = cancelled;
         if (!vm->mirroring) {
                 int64_t deadline = now_ms() + CANCEL_WAIT_MS;
                 (void)gv_migrate_cancel(q, QMP_COMMAND_MS, NULL);
@@ -859,6 +861,7 @@ int gv_agent_vm_migrate(struct gv_agent *a, const char *name, const json_t *body
                 r = vm_qmp(vm, QMP_CONNECT_MS, &q, err);
         if (r >= 0)
                 r = gv_migrate_setup(q, &p, QMP_COMMAND_MS, err);
+        vm->disk_copy_ended = false;
         if (r >= 0 && n_disks) {
                 /* The disks first; the RAM transfer starts once every mirror is ready
                  * (disks_step). */
@@ -871,6 +874,9 @@ int gv_agent_vm_migrate(struct gv_agent *a, const char *name, const json_t *body
                                                     vm->config->disks[k].name,
                                                     vm->config->disks[k].kind ==
                                                             GV_VM_DISK_EMPTY,
+                                                    p.max_bandwidth < NO_CAP_BYTES
+                                                            ? p.max_bandwidth
+                                                            : 0,
                                                     QMP_COMMAND_MS, &e);
                 if (r < 0) {
                         mirrors_teardown(vm, q);
@@ -933,6 +939,11 @@ int gv_agent_vm_migration(struct gv_agent *a, const char *name, json_t **ret,
                                  "without a QEMU here.", name, gv_vm_phase_to_string(vm->phase));
         if (r >= 0)
                 r = refresh(a, vm, QMP_COMMAND_MS, &i, is_destination(vm) ? NULL : &p, err);
+        /* A move that ended while the disks copied: QEMU's answer is of no migration, or of an
+         * earlier one. */
+        if (r >= 0 && vm->disk_copy_ended && vm->phase == GV_VM_RUNNING)
+                info_synth(&i, vm->disk_copy_cancelled ? GV_MIGRATE_CANCELLED : GV_MIGRATE_FAILED,
+                           vm->disk_copy_cancelled ? "cancelled" : "failed", vm->last_error);
         if (r >= 0 && i.status == GV_MIGRATE_NONE && vm->phase != GV_VM_INCOMING)
                 r = gv_error_set(err, ENOENT, "VM '%s' has not migrated since its QEMU started.",
                                  name);
@@ -1035,6 +1046,9 @@ int gv_agent_vm_migrate_cancel(struct gv_agent *a, const char *name, const json_
                 gv_migrate_info_done(&i);
                 r = refresh(a, vm, QMP_COMMAND_MS, &i, NULL, err);
         }
+        if (r >= 0 && vm->disk_copy_ended && vm->phase == GV_VM_RUNNING)
+                info_synth(&i, vm->disk_copy_cancelled ? GV_MIGRATE_CANCELLED : GV_MIGRATE_FAILED,
+                           vm->disk_copy_cancelled ? "cancelled" : "failed", vm->last_error);
         if (r >= 0 && i.status == GV_MIGRATE_NONE)
                 r = gv_error_set(err, ENOENT, "VM '%s' has not migrated since its QEMU started; "
                                  "there is nothing to cancel.", name);

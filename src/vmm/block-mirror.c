@@ -146,6 +146,9 @@ int gv_nbd_server_stop(struct gv_qmp *q, int timeout_ms, struct gv_error **err)
 
 /* ---- the source ---- */
 
+#define BUF_MIN (64u * 1024u)          /* QEMU's default mirror granularity */
+#define BUF_MAX (16u * 1024u * 1024u)  /* QEMU's default buf-size */
+
 /* QEMU's words for a node or job that is not there (7.2): blockdev-del "Failed to find node
  * with node-name='...'", job-dismiss "Job not found". */
 static bool is_gone(int r, const struct gv_error *e)
@@ -173,7 +176,8 @@ static int blockdev_del(struct gv_qmp *q, unsigned index, int timeout_ms, struct
 }
 
 int gv_mirror_start(struct gv_qmp *q, unsigned index, const char *host, uint16_t port,
-                    const char *name, bool full, int timeout_ms, struct gv_error **err)
+                    const char *name, bool full, uint64_t speed, int timeout_ms,
+                    struct gv_error **err)
 {
         _cleanup_free_ char *node = xasprintf("gv-nbd%u", index);
         _cleanup_free_ char *job = xasprintf("gv-mirror%u", index);
@@ -182,14 +186,23 @@ int gv_mirror_start(struct gv_qmp *q, unsigned index, const char *host, uint16_t
         _cleanup_json_ json_t *add = json_pack("{s:s, s:s, s:{s:s, s:s, s:s}, s:s}", "driver",
                                                "nbd", "node-name", node, "server", "type",
                                                "inet", "host", host, "port", p, "export", name);
+        /* QEMU 7.2's blockdev-mirror has no "target-is-zero": with sync full it zeroes the
+         * NBD target's unallocated ranges itself (write-zeroes, cheap over NBD). */
         _cleanup_json_ json_t *mirror = json_pack(
                 "{s:s, s:s, s:s, s:s, s:s, s:b}", "job-id", job, "device", disk, "target", node,
                 "sync", full ? "full" : "top", "copy-mode", "write-blocking", "auto-dismiss", 0);
         int r;
 
-        /* Freshly made on the destination, an empty disk reads as zeroes: nothing to zero. */
-        if (full)
-                json_object_set_new(mirror, "target-is-zero", json_true());
+        if (speed) {
+                /* QEMU copies up to buf-size (16 MiB by default) at once and then sleeps off
+                 * the cap: at 1 MiB/s that is 16 s without a look at the target, so a
+                 * destination that died goes unnoticed that long. A quarter second's worth
+                 * keeps the job looking. */
+                uint64_t buf = MIN(MAX(speed / 4, BUF_MIN), BUF_MAX) / BUF_MIN * BUF_MIN;
+                json_object_set_new(mirror, "speed",
+                                    json_integer((json_int_t)MIN(speed, (uint64_t)INT64_MAX)));
+                json_object_set_new(mirror, "buf-size", json_integer((json_int_t)buf));
+        }
         r = gv_qmp_execute(q, "blockdev-add", add, timeout_ms, NULL, err);
         if (r < 0)
                 return gv_error_wrap(err, r, "Cannot reach the destination's export of disk '%s' "

@@ -22,7 +22,9 @@
  *   blockdev-add     {"driver": "nbd", "node-name", "server": {"type": "inet", "host", "port"},
  *                     "export"}
  *   blockdev-mirror  {"job-id", "device", "target", "sync": "full"|"top", "copy-mode":
- *                     "write-blocking", "auto-dismiss": false[, "target-is-zero": true]}
+ *                     "write-blocking", "auto-dismiss": false[, "speed": BYTES_PER_S,
+ *                     "buf-size": BYTES]}
+ *                    (no "target-is-zero" in 7.2)
  *   query-block-jobs [{"device": JOB-ID, "type": "mirror", "len", "offset", "ready", "status",
  *                      "error"?, ...}]  (status: QEMU's JobStatus: created, running, ready,
  *                      standby, waiting, pending, aborting, concluded, null, ...)
@@ -68,10 +70,13 @@ int gv_nbd_server_stop(struct gv_qmp *q, int timeout_ms, struct gv_error **err);
 
 /* The NBD client node "gv-nbd<index>" for export `name` at host:port, then the mirror job
  * "gv-mirror<index>" from node "disk<index>" to it: `full` copies the whole disk (an empty
- * data disk: the target, freshly made, reads as zeroes), otherwise only the top image's own
- * data (an overlay: the base image is on both hosts). On failure nothing of it is left. */
+ * data disk), otherwise only the top image's own data (an overlay: the base image is on both
+ * hosts). `speed`: a cap in bytes per second (the
+ * migration's bandwidth cap, as libvirt passes it on), 0 for none. On failure nothing of it is
+ * left. */
 int gv_mirror_start(struct gv_qmp *q, unsigned index, const char *host, uint16_t port,
-                    const char *name, bool full, int timeout_ms, struct gv_error **err);
+                    const char *name, bool full, uint64_t speed, int timeout_ms,
+                    struct gv_error **err);
 /* block-job-cancel of "gv-mirror<index>": a ready job completes (the copy consistent), or with
  * `force` is abandoned. -ENODEV when there is no such job. */
 int gv_mirror_cancel(struct gv_qmp *q, unsigned index, bool force, int timeout_ms,

@@ -16,6 +16,14 @@
 #   - B's agent killed during an incoming migration: restarted, it kills that QEMU and releases
 #     the hardware;
 #   - bad input on every endpoint;
+#   - disks move too: a VM with an overlay on an image, an empty data disk (both with data
+#     written before the start) and a disk on shared storage (--shared-storage on A, the
+#     configuration file's key on B) moves: B exports the two it must receive over NBD, A
+#     mirrors them and reports the copy's progress, and after the move B's files hold A's data
+#     (qemu-img compare) while the shared disk is the same file on both; missing images,
+#     writable disks outside shared storage and a migrate without the destination's export
+#     are refused; a cancel during the disk copy, and B's QEMU killed during it, leave A running
+#     with its disk intact and nothing on B after abort-incoming;
 #   - with GUESTDIR (tests/guest/make-guest.sh builds it there; skipped, saying why, where it
 #     cannot be built): a busybox guest booted on A answers on B's console after the move,
 #     without having booted again there.
@@ -47,10 +55,17 @@ on() {
         esac
         SOCK=$STATE/agent.sock
 }
+# Both agents see $SHARED (A by the option, B by its configuration file, one directory a line).
+SHARED=$TEST_TMP/shared
+mkdir -p "$SHARED" "$TEST_TMP/shared2" "$TEST_TMP/images"
+printf 'shared-storage = %s\nshared-storage = %s\n' "$TEST_TMP/shared2" "$SHARED" >"$TEST_TMP/b.conf"
 start_on() {
         on "$1"
         AGENT_PID=
-        start_agent
+        case $1 in
+        a) start_agent --shared-storage "$SHARED" ;;
+        b) start_agent --config "$TEST_TMP/b.conf" ;;
+        esac
         case $1 in a) PID_A=$AGENT_PID ;; b) PID_B=$AGENT_PID ;; esac
 }
 # wait_migration STATUS_REGEX SECS: polls GET .../migration on the current agent.
@@ -93,8 +108,10 @@ api POST /v1/vms/mv/incoming '{"definition":{"name":"mv","uuid":"3f2504e0-4f89-1
 check "incoming: an unknown member, the valid ones listed" 400 '.detail | test("live") and test("definition, listen")'
 api POST /v1/vms/mp/incoming '{"definition":{"name":"mp","uuid":"3f2504e0-4f89-11d3-9a0c-0305e82c3302","gpus":[{"mode":"passthrough","gpu":"1"}]},"listen":"127.0.0.1:0"}' bi8
 check "incoming: a pass-through VM is refused, saying to move it offline" 409 '.detail | test("pass-through") and test("offline")'
-api POST /v1/vms/mp/incoming '{"definition":{"name":"mp","uuid":"3f2504e0-4f89-11d3-9a0c-0305e82c3302","disks":[{"name":"root","size":"64M"}]},"listen":"127.0.0.1:0"}' bi9
-check "incoming: a disk in the state directory is refused (not copied)" 409 '.detail | test("disk .root.") and test("both hosts")'
+api POST /v1/vms/mp/incoming "{\"definition\":{\"name\":\"mp\",\"uuid\":\"3f2504e0-4f89-11d3-9a0c-0305e82c3302\",\"disks\":[{\"name\":\"root\",\"base\":\"$TEST_TMP/images/nowhere.qcow2\"}]},\"listen\":\"127.0.0.1:0\"}" bi9
+check "incoming: an overlay on an image this host lacks: 409 naming image and host" 409 ".detail | test(\"nowhere.qcow2\") and test(\"not on host .$(hostname).\")"
+api POST /v1/vms/mp/incoming "{\"definition\":{\"name\":\"mp\",\"uuid\":\"3f2504e0-4f89-11d3-9a0c-0305e82c3302\",\"disks\":[{\"name\":\"vol\",\"path\":\"$TEST_TMP/images/private.qcow2\"}]},\"listen\":\"127.0.0.1:0\"}" bi10
+check "incoming: a writable disk outside shared storage: 409 naming the directories" 409 '.detail | test("disk .vol.") and test("shared-storage") and test("shared2")'
 api GET /v1/vms
 check "... none of it defined a VM on B" 200 'length == 0'
 on a
@@ -310,6 +327,114 @@ check "abort-incoming forgets it" 200 '.aborted'
 on a
 api GET /v1/vms/mc
 check "A ran mc throughout" 200 ".phase == \"running\" and .pid == $MC_A"
+
+# ---- disks move too
+# A's files are made before the start with known data: the agent uses a disk file it finds.
+IMG=$TEST_TMP/images/base.qcow2
+qemu-img create -q -f qcow2 "$IMG" 64M && qemu-io -c 'write -P 0x11 0 4M' "$IMG" >/dev/null
+qemu-img create -q -f qcow2 "$SHARED/vol.qcow2" 16M && qemu-io -c 'write -P 0x55 0 1M' "$SHARED/vol.qcow2" >/dev/null
+qemu-img create -q -f qcow2 "$TEST_TMP/images/private.qcow2" 16M
+on a
+api POST /v1/vms "{\"name\":\"md\",\"memory_mib\":128,\"disks\":[{\"name\":\"root\",\"base\":\"$IMG\"},{\"name\":\"data\",\"size\":\"32M\"},{\"name\":\"vol\",\"path\":\"$SHARED/vol.qcow2\"}]}" md-def
+check "define md on A: an overlay, an empty disk, a disk on shared storage" 201 '.phase == "defined"'
+D_A=$STATE_A/vms/md/disks
+qemu-img create -q -f qcow2 -F qcow2 -b "$IMG" "$D_A/root.qcow2" && qemu-io -c 'write -P 0x22 1M 1M' "$D_A/root.qcow2" >/dev/null
+qemu-img create -q -f qcow2 "$D_A/data.qcow2" 32M && qemu-io -c 'write -P 0x33 8M 2M' "$D_A/data.qcow2" >/dev/null
+api POST /v1/vms/md/start '' md-start
+check "start md on A" 200 '.phase == "running"'
+MD_A=$(qemu_pid md)
+DEF=$(definition md)
+api POST /v1/vms/md/migrate '{"uri":"tcp:127.0.0.1:4444"}' md-mig0
+check "migrate without the destination's export: 409 saying it exported nothing" 409 '.detail | test("exported nothing") and test("root") and test("data")'
+api POST /v1/vms/md/migrate '{"uri":"tcp:127.0.0.1:4444","nbd":"127.0.0.1"}' md-mig1
+check "nbd must be HOST:PORT" 400 '.detail | test("nbd") and test("no port")'
+on b
+api POST /v1/vms/md/incoming "{\"definition\":$DEF,\"listen\":\"127.0.0.1:0\"}" md-in
+check "incoming on B: it exports the two disks to copy, not the shared one" 200 '(.nbd | test("^127\\.0\\.0\\.1:[1-9][0-9]*$")) and .disks == ["root", "data"]'
+URI=$(jq -r .uri <<<"$OUT")
+NBD=$(jq -r .nbd <<<"$OUT")
+MD_B=$(qemu_pid md)
+D_B=$STATE_B/vms/md/disks
+[ "$(qemu-img info -U --output=json "$D_B/root.qcow2" | jq -r '."backing-filename"')" = "$IMG" ] &&
+        _ok "B made root anew, an overlay on the same image" || _not_ok "B made root anew, an overlay on the same image"
+[ ! -e "$D_B/vol.qcow2" ] && tr '\0' '\n' <"/proc/$MD_B/cmdline" | grep -q "filename=$SHARED/vol.qcow2," &&
+        _ok "B's QEMU opens the shared disk itself, no copy made" || _not_ok "B's QEMU opens the shared disk itself, no copy made"
+api POST /v1/vms/md/incoming "{\"definition\":$DEF,\"listen\":\"127.0.0.1:0\"}" md-in2
+check "incoming asked again: the same export" 200 ".nbd == \"$NBD\" and .uri == \"$URI\""
+on a
+api POST /v1/vms/md/migrate "{\"uri\":\"$URI\",\"nbd\":\"$NBD\"}" md-mig
+check "migrate with the export: the disks copy first" 200 '.phase == "migrating" or .phase == "migrated"'
+wait_migration md '^completed$' 60 && _ok "the move completed" || _not_ok "the move completed" "$OUT"
+check "the progress counts the disks' bytes, all copied" 200 '.disk_total >= 34603008 and .disk_transferred == .disk_total and .ram_transferred > 0'
+wait_vm md '.phase == "migrated"' 10
+# A's QEMU is paused with its images closed for writing: a consistent copy to compare with.
+cp "$D_A/root.qcow2" "$TEST_TMP/a-root.qcow2"
+cp "$D_A/data.qcow2" "$TEST_TMP/a-data.qcow2"
+api POST /v1/vms/md/release '' md-rel
+check "release on A" 200 '.released'
+[ ! -e "$STATE_A/vms/md" ] && _ok "A's disk files went with the release" || _not_ok "A's disk files went with the release"
+on b
+wait_vm md '.phase == "running"' 20
+check "B runs md, its QEMU the one that received" 200 ".phase == \"running\" and .pid == $MD_B"
+api GET /v1/vms/md/migration
+check "B's side: completed, the NBD server stopped" 200 '.status == "completed" and .nbd == null'
+api POST /v1/vms/md/kill '' md-kill
+qemu-img compare -q "$TEST_TMP/a-root.qcow2" "$D_B/root.qcow2" && qemu-io -r -c 'read -P 0x22 1M 1M' "$D_B/root.qcow2" >/dev/null &&
+        _ok "B's root holds A's data (the overlay's own, on the same image)" || _not_ok "B's root holds A's data (the overlay's own, on the same image)"
+qemu-img compare -q "$TEST_TMP/a-data.qcow2" "$D_B/data.qcow2" && qemu-io -r -c 'read -P 0x33 8M 2M' "$D_B/data.qcow2" >/dev/null &&
+        _ok "B's data disk holds A's data" || _not_ok "B's data disk holds A's data"
+qemu-io -r -c 'read -P 0x55 0 1M' "$SHARED/vol.qcow2" >/dev/null && _ok "the shared disk is intact" || _not_ok "the shared disk is intact"
+api DELETE /v1/vms/md '' md-del
+
+# ---- cancel, and B's QEMU killed, during the disk copy (a 1 MiB/s cap on 8 MiB of data)
+on a
+api POST /v1/vms "{\"name\":\"mf\",\"memory_mib\":128,\"disks\":[{\"name\":\"data\",\"size\":\"32M\"}]}" mf-def
+D_A=$STATE_A/vms/mf/disks
+qemu-img create -q -f qcow2 "$D_A/data.qcow2" 32M && qemu-io -c 'write -P 0x66 0 8M' "$D_A/data.qcow2" >/dev/null
+api POST /v1/vms/mf/start '' mf-start
+check "start mf on A" 200 '.phase == "running"'
+MF_A=$(qemu_pid mf)
+DEF=$(definition mf)
+# A cancel during the disk copy first: the mirrors and their NBD nodes go (the move after it
+# makes them again under the same names, which QEMU would refuse otherwise).
+on b
+api POST /v1/vms/mf/incoming "{\"definition\":$DEF,\"listen\":\"127.0.0.1:0\"}" mfc-in
+URI=$(jq -r .uri <<<"$OUT")
+NBD=$(jq -r .nbd <<<"$OUT")
+on a
+api POST /v1/vms/mf/migrate "{\"uri\":\"$URI\",\"nbd\":\"$NBD\",\"max_bandwidth_mib\":1}" mfc-mig
+check "migrate mf at 1 MiB/s: mirroring" 200 '.status == "mirroring" and .disk_total >= 8388608 and .disk_transferred < .disk_total and .ram_total == null'
+api POST /v1/vms/mf/migrate-cancel '' mfc-cancel
+check "cancel during the disk copy: cancelled, A runs mf" 200 '.status == "cancelled" and .phase == "running"'
+api GET /v1/vms/mf
+check "... the same QEMU, the reason kept" 200 ".phase == \"running\" and .pid == $MF_A and (.last_error | test(\"cancelled\"))"
+on b
+api POST /v1/vms/mf/abort-incoming '' mfc-abort
+check "abort-incoming on B" 200 '.aborted'
+on b
+api POST /v1/vms/mf/incoming "{\"definition\":$DEF,\"listen\":\"127.0.0.1:0\"}" mf-in
+check "incoming for mf on B" 200 '.disks == ["data"]'
+URI=$(jq -r .uri <<<"$OUT")
+NBD=$(jq -r .nbd <<<"$OUT")
+MF_B=$(qemu_pid mf)
+on a
+api POST /v1/vms/mf/migrate "{\"uri\":\"$URI\",\"nbd\":\"$NBD\",\"max_bandwidth_mib\":1}" mf-mig
+check "migrate mf again, its disk copy under way" 200 '.status == "mirroring"'
+kill -9 "$MF_B"
+wait_vm mf '.phase == "running" and (.last_error // "" | test("disk"))' 20
+check "A runs mf on, the same QEMU, saying the disk copy failed" 200 ".phase == \"running\" and .pid == $MF_A and (.last_error | test(\"copying disk .data. failed\"))"
+api GET /v1/vms/mf/migration
+check "its progress says the move failed, and why" 200 '.status == "failed" and (.error | test("copying disk .data. failed")) and .phase == "running"'
+qemu-io -r -U -c 'read -P 0x66 0 8M' "$D_A/data.qcow2" >/dev/null && _ok "A's disk is intact" || _not_ok "A's disk is intact"
+on b
+wait_vm mf '.phase == "crashed"' 10
+api POST /v1/vms/mf/abort-incoming '' mf-abort
+check "abort-incoming on B" 200 '.aborted'
+[ ! -e "$STATE_B/vms/mf" ] && gone "$MF_B" && _ok "nothing of mf is left on B: no files, no QEMU" || _not_ok "nothing of mf is left on B: no files, no QEMU"
+on a
+api POST /v1/vms/mf/migrate '{"uri":"tcp:127.0.0.1:4444"}' mf-mig2
+check "after the failure A's VM migrates again only with an export" 409 '.detail | test("exported nothing")'
+api POST /v1/vms/mf/kill '' mf-kill
 
 # ---- a real guest keeps running across the move (its console answers on B)
 guest_skip() {

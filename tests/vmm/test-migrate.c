@@ -438,7 +438,8 @@ static void test_mirror_source(void **state)
                 EXPECT("blockdev-mirror",
                        "{\"job-id\": \"gv-mirror1\", \"device\": \"disk1\", \"target\": "
                        "\"gv-nbd1\", \"sync\": \"full\", \"copy-mode\": \"write-blocking\", "
-                       "\"auto-dismiss\": false, \"target-is-zero\": true}"), SEND(OK),
+                       "\"auto-dismiss\": false, \"speed\": 1048576, \"buf-size\": 262144}"),
+                SEND(OK),
                 /* A mirror QEMU refuses leaves no client node behind. */
                 EXPECT("blockdev-add",
                        "{\"driver\": \"nbd\", \"node-name\": \"gv-nbd2\", \"server\": "
@@ -487,11 +488,12 @@ static void test_mirror_source(void **state)
         struct fake *f;
         struct gv_qmp *q = fake_open(script, &f);
 
-        assert_int_equal(gv_mirror_start(q, 0, "192.0.2.7", 10809, "root", false, 2000, &e), 0);
-        assert_int_equal(gv_mirror_start(q, 1, "2001:db8::7", 10809, "data", true, 2000, &e), 0);
-        assert_error(gv_mirror_start(q, 2, "192.0.2.7", 10809, "big", false, 2000, &e), e,
+        assert_int_equal(gv_mirror_start(q, 0, "192.0.2.7", 10809, "root", false, 0, 2000, &e), 0);
+        assert_int_equal(gv_mirror_start(q, 1, "2001:db8::7", 10809, "data", true, 1 << 20, 2000,
+                                         &e), 0);
+        assert_error(gv_mirror_start(q, 2, "192.0.2.7", 10809, "big", false, 0, 2000, &e), e,
                      EREMOTEIO, "Cannot start copying disk 'big'");
-        assert_error(gv_mirror_start(q, 3, "192.0.2.7", 10809, "gone", false, 2000, &e), e,
+        assert_error(gv_mirror_start(q, 3, "192.0.2.7", 10809, "gone", false, 0, 2000, &e), e,
                      EREMOTEIO, "export of disk 'gone' at '192.0.2.7' port 10809");
         assert_int_equal(gv_block_jobs_query(q, 2000, &jobs, &n, &e), 0);
         assert_int_equal(n, 2);
@@ -777,15 +779,37 @@ static void sleep_ms(int ms)
                 ;
 }
 
-static pid_t spawn_qemu(const char *qemu, const char *dir, const char *name, bool incoming)
+/* disks: NULL, or qcow2 files NAME-root.qcow2 and NAME-data.qcow2 in dir as nodes disk0 and
+ * disk1 (the agent's node names, qemu-cmd.c). */
+static pid_t spawn_qemu(const char *qemu, const char *dir, const char *name, bool incoming,
+                        bool disks)
 {
         _cleanup_free_ char *sock = xasprintf("%s/%s.sock", dir, name);
         _cleanup_free_ char *log = xasprintf("%s/%s.log", dir, name);
         _cleanup_free_ char *qmp = xasprintf("unix:%s,server=on,wait=off", sock);
+        char *bd[4] = { NULL };
+        for (unsigned i = 0; disks && i < 2; i++) {
+                bd[2 * i] = xasprintf("driver=file,filename=%s/%s-%s.qcow2,node-name=disk%u-file",
+                                      dir, name, i ? "data" : "root", i);
+                bd[2 * i + 1] = xasprintf("driver=qcow2,file=disk%u-file,node-name=disk%u", i, i);
+        }
         /* The same machine on both sides, as a migration needs; TCG, whatever the host has. */
-        const char *argv[] = { qemu, "-machine", "q35", "-accel", "tcg", "-cpu", "max", "-m",
-                               "128M", "-nodefaults", "-display", "none", "-device", "edu",
-                               "-qmp", qmp, incoming ? "-incoming" : NULL, "defer", NULL };
+        const char *argv[32] = { qemu, "-machine", "q35", "-accel", "tcg", "-cpu", "max", "-m",
+                                 "128M", "-nodefaults", "-display", "none", "-device", "edu",
+                                 "-qmp", qmp };
+        size_t k = 16;
+        for (unsigned i = 0; disks && i < 2; i++) {
+                argv[k++] = "-blockdev";
+                argv[k++] = bd[2 * i];
+                argv[k++] = "-blockdev";
+                argv[k++] = bd[2 * i + 1];
+                argv[k++] = "-device";
+                argv[k++] = i ? "virtio-blk-pci,drive=disk1" : "virtio-blk-pci,drive=disk0";
+        }
+        if (incoming) {
+                argv[k++] = "-incoming";
+                argv[k++] = "defer";
+        }
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
@@ -796,6 +820,8 @@ static pid_t spawn_qemu(const char *qemu, const char *dir, const char *name, boo
                 execv(qemu, (char *const *)argv);
                 _exit(127);
         }
+        for (unsigned i = 0; i < 4; i++)
+                free(bd[i]);
         return pid;
 }
 
@@ -832,8 +858,31 @@ static int pair_teardown(void **state)
         return 0;
 }
 
-/* A source and a destination QEMU; NULL (test skipped) without QEMU. */
+/* Run a command line (qemu-img, qemu-io) through the shell; fail the test if it fails. */
+static void sh(const char *fmt, ...) _printf_(1, 2);
+static void sh(const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        _cleanup_free_ char *cmd = NULL;
+        assert_true(vasprintf(&cmd, fmt, ap) >= 0);
+        va_end(ap);
+        int st = system(cmd);
+        if (st != 0)
+                fail_msg("'%s' failed (status %d)", cmd, st);
+}
+
+/* A source and a destination QEMU; NULL (test skipped) without QEMU. With disks: an overlay
+ * (disk0) on one base image and an empty data disk (disk1) each, the source's with data. */
+static struct pair *pair_start_disks(void **state, bool disks, struct gv_qmp **ret_src,
+                                     struct gv_qmp **ret_dst);
 static struct pair *pair_start(void **state, struct gv_qmp **ret_src, struct gv_qmp **ret_dst)
+{
+        return pair_start_disks(state, false, ret_src, ret_dst);
+}
+
+static struct pair *pair_start_disks(void **state, bool disks, struct gv_qmp **ret_src,
+                                     struct gv_qmp **ret_dst)
 {
         _cleanup_free_ char *qemu = find_in_path("qemu-system-x86_64");
         if (!qemu) {
@@ -845,8 +894,20 @@ static struct pair *pair_start(void **state, struct gv_qmp **ret_src, struct gv_
         *state = p;
         snprintf(p->dir, sizeof(p->dir), "/tmp/gv-test-migrate-XXXXXX");
         assert_non_null(mkdtemp(p->dir));
-        p->src = spawn_qemu(qemu, p->dir, "src", false);
-        p->dst = spawn_qemu(qemu, p->dir, "dst", true);
+        if (disks) {
+                const char *d = p->dir;
+                sh("qemu-img create -q -f qcow2 %s/base.qcow2 64M && "
+                   "qemu-io -c 'write -P 0x11 0 4M' %s/base.qcow2 >/dev/null", d, d);
+                for (unsigned i = 0; i < 2; i++) {
+                        const char *n = i ? "dst" : "src";
+                        sh("qemu-img create -q -f qcow2 -F qcow2 -b %s/base.qcow2 %s/%s-root.qcow2 "
+                           "&& qemu-img create -q -f qcow2 %s/%s-data.qcow2 32M", d, d, n, d, n);
+                }
+                sh("qemu-io -c 'write -P 0x22 1M 1M' %s/src-root.qcow2 >/dev/null && "
+                   "qemu-io -c 'write -P 0x33 8M 8M' %s/src-data.qcow2 >/dev/null", d, d);
+        }
+        p->src = spawn_qemu(qemu, p->dir, "src", false, disks);
+        p->dst = spawn_qemu(qemu, p->dir, "dst", true, disks);
         *ret_src = connect_to(p, "src");
         *ret_dst = connect_to(p, "dst");
         return p;
@@ -998,6 +1059,192 @@ static void test_real_destination_killed(void **state)
         assert_string_equal(s, "running");
 }
 
+/* ---- disks over NBD with real QEMUs ---- */
+
+static struct gv_block_job *find_job(struct gv_block_job *jobs, size_t n, const char *id)
+{
+        for (size_t k = 0; k < n; k++)
+                if (strcmp(jobs[k].id, id) == 0)
+                        return &jobs[k];
+        return NULL;
+}
+
+/* The destination's server and exports, the source's mirrors to them (data capped at
+ * `speed` bytes/s, 0: none); *ret_uri the migration's URI. */
+static void disks_prepare(struct gv_qmp *src, struct gv_qmp *dst, uint64_t speed,
+                          char **ret_uri)
+{
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        _cleanup_close_ int fd = -1;
+        uint16_t port = 0;
+        int r = gv_migrate_incoming(dst, "tcp:127.0.0.1:0", 10000, ret_uri, &e);
+        if (r >= 0)
+                r = gv_nbd_listen("127.0.0.1", &fd, &port, &e);
+        if (r >= 0)
+                r = gv_nbd_server_start(dst, fd, 10000, &e);
+        if (r >= 0)
+                r = gv_nbd_export(dst, 0, "root", 10000, &e);
+        if (r >= 0)
+                r = gv_nbd_export(dst, 1, "data", 10000, &e);
+        if (r >= 0)
+                r = gv_mirror_start(src, 0, "127.0.0.1", port, "root", false, 0, 10000, &e);
+        if (r >= 0)
+                r = gv_mirror_start(src, 1, "127.0.0.1", port, "data", true, speed, 10000, &e);
+        if (r < 0)
+                fail_msg("preparing the disk copy: %s", gv_error_msg(e, r));
+}
+
+static void test_real_disks(void **state)
+{
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        _cleanup_(gv_qmp_freep) struct gv_qmp *src = NULL, *dst = NULL;
+        _cleanup_free_ char *uri = NULL, *d = NULL;
+        struct gv_migrate_params p = { .downtime_limit_ms = 400, .max_bandwidth = 1ull << 40,
+                                       .pause_before_switchover = true };
+        struct gv_migrate_info i = { 0 };
+        struct pair *pr;
+
+        if (!(pr = pair_start_disks(state, true, &src, &dst)))
+                skip();
+        disks_prepare(src, dst, 0, &uri);
+        /* Both mirrors become ready: the overlay's 1 MiB, the data disk's 32 MiB. */
+        int64_t deadline = now_ms() + 30000;
+        for (;;) {
+                struct gv_block_job *jobs = NULL;
+                size_t n = 0;
+                assert_int_equal(gv_block_jobs_query(src, 10000, &jobs, &n, &e), 0);
+                struct gv_block_job *j0 = find_job(jobs, n, "gv-mirror0");
+                struct gv_block_job *j1 = find_job(jobs, n, "gv-mirror1");
+                assert_non_null(j0);
+                assert_non_null(j1);
+                bool ready = j0->ready && j1->ready;
+                if (ready) {
+                        assert_int_equal(j0->len, 1u << 20); /* sync top: the overlay's own */
+                        assert_int_equal(j1->len, 32u << 20);
+                        assert_int_equal(j1->offset, j1->len);
+                }
+                gv_block_jobs_free(jobs, n);
+                if (ready)
+                        break;
+                if (now_ms() > deadline)
+                        fail_msg("the mirrors are not ready after 30 s");
+                sleep_ms(20);
+        }
+        assert_int_equal(gv_migrate_setup(src, &p, 10000, &e), 0);
+        assert_int_equal(gv_migrate_start(src, uri, 10000, &e), 0);
+        /* The source stops before the switch-over, the guest paused, and waits. */
+        deadline = now_ms() + 60000;
+        do {
+                gv_migrate_info_done(&i);
+                assert_int_equal(gv_migrate_query(src, 10000, &i, &e), 0);
+                assert_false(gv_migrate_status_is_final(i.status));
+        } while (i.status != GV_MIGRATE_PRE_SWITCHOVER && now_ms() < deadline);
+        assert_int_equal(i.status, GV_MIGRATE_PRE_SWITCHOVER);
+        gv_migrate_info_done(&i);
+        d = status_of(dst);
+        assert_string_equal(d, "inmigrate");
+        free(TAKE_PTR(d));
+        for (unsigned k = 0; k < 2; k++)
+                assert_int_equal(gv_mirror_cancel(src, k, false, 10000, &e), 0);
+        deadline = now_ms() + 10000;
+        for (bool over = false; !over;) {
+                struct gv_block_job *jobs = NULL;
+                size_t n = 0;
+                assert_int_equal(gv_block_jobs_query(src, 10000, &jobs, &n, &e), 0);
+                over = true;
+                for (size_t k = 0; k < n; k++) {
+                        assert_null(jobs[k].error);
+                        over &= gv_block_job_is_over(&jobs[k]);
+                }
+                gv_block_jobs_free(jobs, n);
+                assert_true(now_ms() < deadline);
+                sleep_ms(5);
+        }
+        for (unsigned k = 0; k < 2; k++)
+                assert_int_equal(gv_mirror_remove(src, k, 10000, &e), 0);
+        assert_int_equal(gv_migrate_continue(src, 10000, &e), 0);
+        i = wait_final(src);
+        assert_int_equal(i.status, GV_MIGRATE_COMPLETED);
+        gv_migrate_info_done(&i);
+        deadline = now_ms() + 10000;
+        while ((d = status_of(dst)) && strcmp(d, "running") != 0 && now_ms() < deadline) {
+                free(TAKE_PTR(d));
+                sleep_ms(20);
+        }
+        assert_string_equal(d, "running");
+        assert_int_equal(gv_nbd_server_stop(dst, 10000, &e), 0);
+        /* Both QEMUs gone, the files are what they wrote. */
+        assert_int_equal(gv_qmp_execute(src, "quit", NULL, 10000, NULL, NULL) >= -ECONNRESET, 1);
+        assert_int_equal(gv_qmp_execute(dst, "quit", NULL, 10000, NULL, NULL) >= -ECONNRESET, 1);
+        assert_int_equal(waitpid(pr->src, NULL, 0), pr->src);
+        assert_int_equal(waitpid(pr->dst, NULL, 0), pr->dst);
+        pr->src = pr->dst = 0;
+        sh("qemu-img compare -q %s/src-root.qcow2 %s/dst-root.qcow2", pr->dir, pr->dir);
+        sh("qemu-img compare -q %s/src-data.qcow2 %s/dst-data.qcow2", pr->dir, pr->dir);
+        sh("qemu-io -r -c 'read -P 0x22 1M 1M' -c 'read -P 0x11 2M 2M' %s/dst-root.qcow2 "
+           ">/dev/null", pr->dir);
+        sh("qemu-io -r -c 'read -P 0x33 8M 8M' %s/dst-data.qcow2 >/dev/null", pr->dir);
+}
+
+static void test_real_disks_destination_killed(void **state)
+{
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        _cleanup_(gv_qmp_freep) struct gv_qmp *src = NULL, *dst = NULL;
+        _cleanup_free_ char *uri = NULL, *s = NULL;
+        struct pair *pr;
+
+        if (!(pr = pair_start_disks(state, true, &src, &dst)))
+                skip();
+        /* 1 MiB/s: the 8 MiB written to the data disk take seconds. */
+        disks_prepare(src, dst, 1u << 20, &uri);
+        sleep_ms(300);
+        assert_int_equal(kill(pr->dst, SIGKILL), 0);
+        assert_int_equal(waitpid(pr->dst, NULL, 0), pr->dst);
+        pr->dst = 0;
+        int64_t deadline = now_ms() + 30000;
+        char *why = NULL;
+        while (!why) {
+                struct gv_block_job *jobs = NULL;
+                size_t n = 0;
+                assert_int_equal(gv_block_jobs_query(src, 10000, &jobs, &n, &e), 0);
+                struct gv_block_job *j1 = find_job(jobs, n, "gv-mirror1");
+                assert_non_null(j1);
+                assert_false(j1->ready);
+                if (gv_block_job_is_over(j1))
+                        why = xstrdup(j1->error ? j1->error : "(over without an error)");
+                gv_block_jobs_free(jobs, n);
+                if (now_ms() > deadline)
+                        fail_msg("the data disk's mirror did not fail within 30 s");
+                sleep_ms(20);
+        }
+        print_message("destination killed during the disk copy: %s\n", why);
+        assert_string_not_equal(why, "(over without an error)");
+        free(why);
+        (void)gv_mirror_cancel(src, 0, true, 10000, NULL);
+        deadline = now_ms() + 10000;
+        for (bool over = false; !over;) {
+                struct gv_block_job *jobs = NULL;
+                size_t n = 0;
+                assert_int_equal(gv_block_jobs_query(src, 10000, &jobs, &n, &e), 0);
+                over = true;
+                for (size_t k = 0; k < n; k++)
+                        over &= gv_block_job_is_over(&jobs[k]);
+                gv_block_jobs_free(jobs, n);
+                assert_true(now_ms() < deadline);
+                sleep_ms(10);
+        }
+        for (unsigned k = 0; k < 2; k++)
+                assert_int_equal(gv_mirror_remove(src, k, 10000, &e), 0);
+        struct gv_block_job *jobs = NULL;
+        size_t n = 0;
+        assert_int_equal(gv_block_jobs_query(src, 10000, &jobs, &n, &e), 0);
+        assert_int_equal(n, 0);
+        gv_block_jobs_free(jobs, n);
+        s = status_of(src);
+        assert_string_equal(s, "running");
+        sh("qemu-io -r -U -c 'read -P 0x33 8M 8M' %s/src-data.qcow2 >/dev/null", pr->dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1014,6 +1261,8 @@ int main(void)
                 cmocka_unit_test_teardown(test_real_completed, pair_teardown),
                 cmocka_unit_test_teardown(test_real_cancelled, pair_teardown),
                 cmocka_unit_test_teardown(test_real_destination_killed, pair_teardown),
+                cmocka_unit_test_teardown(test_real_disks, pair_teardown),
+                cmocka_unit_test_teardown(test_real_disks_destination_killed, pair_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,7 +6,11 @@ here=$(dirname "$0")
 missing=""
 for p in $(grep -v '^#' "$here/debian-packages.txt" | tr -s ' \n' ' '); do
         if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-                missing="$missing $p"
+                # an installed package that provides it counts (NodeSource's nodejs provides
+                # npm and conflicts with Debian's)
+                dpkg-query -W -f='${Status} ${Provides}\n' 2>/dev/null |
+                        grep '^install ok installed' | tr -d ',' | grep -qw -- "$p" ||
+                        missing="$missing $p"
         fi
 done
 [ -z "$missing" ] && exit 0

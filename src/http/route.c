@@ -104,11 +104,12 @@ int gv_http_percent_decode(const char *s, size_t len, bool plus_is_space, char *
         return 0;
 }
 
-/* A parameter segment of a pattern: "{name}" or "{name:text}". */
+/* A parameter segment of a pattern: "{name}", "{name:text}" or "{name:path}" (the rest). */
 struct pattern_param {
         const char *name;
         size_t name_len;
         bool free_text;
+        bool rest;
 };
 
 /* Parse the pattern segment seg[0..len) as a parameter. 1: it is one, 0: a literal, -EINVAL:
@@ -121,14 +122,17 @@ static int parse_param(const char *seg, size_t len, struct pattern_param *ret)
                 return -EINVAL;
         const char *name = seg + 1;
         size_t n = len - 2;
-        bool free_text = false;
+        bool free_text = false, rest = false;
         const char *colon = memchr(name, ':', n);
         if (colon) {
-                if ((size_t)(name + n - colon - 1) != strlen("text") ||
-                    memcmp(colon + 1, "text", 4) != 0)
+                size_t kind_len = (size_t)(name + n - colon - 1);
+                if (kind_len == 4 && memcmp(colon + 1, "text", 4) == 0)
+                        free_text = true;
+                else if (kind_len == 4 && memcmp(colon + 1, "path", 4) == 0)
+                        rest = true;
+                else
                         return -EINVAL;
                 n = (size_t)(colon - name);
-                free_text = true;
         }
         if (n == 0 || n >= GV_HTTP_PARAM_NAME_MAX)
                 return -EINVAL;
@@ -138,7 +142,8 @@ static int parse_param(const char *seg, size_t len, struct pattern_param *ret)
                 if (!ok)
                         return -EINVAL;
         }
-        *ret = (struct pattern_param){ .name = name, .name_len = n, .free_text = free_text };
+        *ret = (struct pattern_param){ .name = name, .name_len = n, .free_text = free_text,
+                                       .rest = rest };
         return 1;
 }
 
@@ -177,11 +182,17 @@ static int check_pattern(const char *pattern, struct gv_error **err)
                 if (r < 0)
                         return gv_error_set(err, EINVAL,
                                             "route pattern '%s' has a malformed parameter '%.*s'; "
-                                            "write '{name}' or '{name:text}' with a name of "
+                                            "write '{name}', '{name:text}' or '{name:path}' "
+                                            "with a name of "
                                             "[a-z_][a-z0-9_]*, shorter than %d bytes.",
                                             pattern, (int)len, seg, GV_HTTP_PARAM_NAME_MAX);
                 if (r == 0)
                         continue;
+                if (pp.rest && *p)
+                        return gv_error_set(err, EINVAL,
+                                            "route pattern '%s' has '%.*s' before its last "
+                                            "segment; a ':path' parameter takes the rest of the "
+                                            "path and must come last.", pattern, (int)len, seg);
                 if (n_params == GV_HTTP_MAX_PARAMS)
                         return gv_error_set(err, EINVAL,
                                             "route pattern '%s' has more than %d parameters.",
@@ -261,7 +272,27 @@ static int param_value(const struct pattern_param *pp, const char *raw, size_t l
                                     "path parameter '%.*s' is not well percent-encoded (a '%%' "
                                     "takes two hex digits, and %%00 is refused).",
                                     (int)pp->name_len, pp->name);
-        if (pp->free_text) {
+        if (pp->rest) {
+                /* The rest of the path: every segment, decoded ones included ("..%2F"), is
+                 * checked, so no value leads out of where the handler looks. */
+                size_t n = strlen(v);
+                bool ok = gv_http_utf8_is_valid(v, n);
+                for (size_t i = 0; ok && i < n; i++)
+                        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f || v[i] == '\\')
+                                ok = false;
+                for (const char *seg = v; ok && *seg;) {
+                        size_t sl = strcspn(seg, "/");
+                        if ((sl == 1 && seg[0] == '.') || (sl == 2 && seg[0] == '.' &&
+                                                           seg[1] == '.'))
+                                ok = false;
+                        seg += sl + (seg[sl] == '/');
+                }
+                if (!ok)
+                        return gv_error_set(err, EINVAL,
+                                            "path parameter '%.*s' must be UTF-8 text without "
+                                            "control characters or backslashes, and no segment "
+                                            "'.' or '..'.", (int)pp->name_len, pp->name);
+        } else if (pp->free_text) {
                 size_t n = strlen(v);
                 bool ok = gv_http_utf8_is_valid(v, n) && strcmp(v, ".") != 0 &&
                           strcmp(v, "..") != 0;
@@ -302,6 +333,8 @@ static bool shape_matches(const char *pattern, const char *path)
                         return false; /* an unchecked table: never matches */
                 if (r == 0 && (plen != xlen || memcmp(pseg, xseg, plen) != 0))
                         return false;
+                if (r == 1 && param.rest)
+                        return true; /* the rest of the path, empty or not */
                 if (r == 1 && xlen == 0)
                         return false;
         }
@@ -327,6 +360,10 @@ static int match_params(const char *pattern, const char *path, struct gv_http_ro
                         return gv_error_set(err, EINVAL, "route pattern '%s' has too many "
                                             "parameters.", pattern);
                 char *v = NULL;
+                if (param.rest) {
+                        xlen = strlen(xseg);
+                        xp = xseg + xlen;
+                }
                 int r = param_value(&param, xseg, xlen, &v, err);
                 if (r < 0)
                         return r;

@@ -10,6 +10,10 @@
  *                                            [a-z0-9][a-z0-9._-]{0,62})
  *   "/v1/images/{label:text}"   {label:text} one path segment of free text: percent-decoded,
  *                                            valid UTF-8, no control characters, not "." or ".."
+ *   "/ui/{file:path}"           {file:path}  the rest of the path, last in a pattern only: zero
+ *                                            or more segments ("/ui/" gives ""), percent-decoded,
+ *                                            valid UTF-8, no control characters or backslashes,
+ *                                            no segment "." or ".." (static files)
  *
  * Literal segments match the raw path exactly (no decoding, no case folding, no trailing-slash
  * forgiveness). A parameter never spans a '/' of the raw path. HEAD is routed to GET routes.

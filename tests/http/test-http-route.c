@@ -236,6 +236,63 @@ static void test_free_text(void **state)
                         fail_msg("'%s' should be refused as free text", bad[i]);
 }
 
+/* "{name:path}" takes the rest of the path (static files): empty, one or more segments. */
+static void test_rest_of_path(void **state)
+{
+        (void)state;
+        static const struct gv_http_route rest[] = {
+                { "GET", "/ui", h_a },
+                { "GET", "/ui/{file:path}", h_b },
+        };
+        struct gv_http_route_match m = {};
+        struct gv_error *e = NULL;
+
+        assert_int_equal(gv_http_routes_check(rest, ELEMENTSOF(rest), NULL), 0);
+        static const struct {
+                const char *path, *want;
+        } good[] = {
+                { "/ui/", "" },
+                { "/ui/app.js", "app.js" },
+                { "/ui/assets/a%20b.css", "assets/a b.css" },
+                { "/ui/a//b", "a//b" },
+                { "/ui/.well-known/x", ".well-known/x" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                assert_int_equal(gv_http_route_find(rest, ELEMENTSOF(rest), "GET", good[i].path,
+                                                    &m, NULL), 0);
+                assert_string_equal(m.route->pattern, "/ui/{file:path}");
+                assert_string_equal(gv_http_route_match_param(&m, "file"), good[i].want);
+                gv_http_route_match_done(&m);
+        }
+        /* "/ui" is its own route, not the rest pattern with nothing. */
+        assert_int_equal(gv_http_route_find(rest, ELEMENTSOF(rest), "GET", "/ui", &m, NULL), 0);
+        assert_string_equal(m.route->pattern, "/ui");
+        gv_http_route_match_done(&m);
+        assert_int_equal(gv_http_route_find(rest, ELEMENTSOF(rest), "GET", "/uix/a", &m, NULL),
+                         -ENOENT);
+
+        /* No way out of the directory, encoded or not. */
+        static const char *const bad[] = {
+                "/ui/..", "/ui/../etc/passwd", "/ui/a/../../b", "/ui/%2E%2E/x", "/ui/..%2Fx",
+                "/ui/a%2F..%2Fb", "/ui/.", "/ui/./a", "/ui/a%5Cb", "/ui/a%00", "/ui/%0a",
+                "/ui/%ff",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                e = NULL;
+                if (gv_http_route_find(rest, ELEMENTSOF(rest), "GET", bad[i], &m, &e) != -EINVAL)
+                        fail_msg("'%s' should be refused", bad[i]);
+                assert_non_null(strstr(e->msg, "path parameter 'file'"));
+                gv_error_free(e);
+        }
+
+        /* Only last. */
+        const struct gv_http_route mid[] = { { "GET", "/ui/{file:path}/x", h_a } };
+        e = NULL;
+        assert_int_equal(gv_http_routes_check(mid, 1, &e), -EINVAL);
+        assert_non_null(strstr(e->msg, "must come last"));
+        gv_error_free(e);
+}
+
 static void test_allowed(void **state)
 {
         (void)state;
@@ -339,6 +396,7 @@ int main(void)
                 cmocka_unit_test(test_find_literals_and_params),
                 cmocka_unit_test(test_find_refusals),
                 cmocka_unit_test(test_free_text),
+                cmocka_unit_test(test_rest_of_path),
                 cmocka_unit_test(test_allowed),
                 cmocka_unit_test(test_decode_and_utf8),
                 cmocka_unit_test(test_problem_table),

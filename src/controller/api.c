@@ -649,7 +649,13 @@ GV_CONTROLLER_API_ROUTES(HANDLER)
 
 #define ROUTE(method, pattern, name, role, query) \
         { method, pattern, h_##name, (query) == Q_UPLOAD },
-static const struct gv_http_route routes[] = { GV_CONTROLLER_API_ROUTES(ROUTE) };
+static const struct gv_http_route routes[] = {
+        GV_CONTROLLER_API_ROUTES(ROUTE)
+        /* the dashboard (web.c) */
+        { "GET", "/", gv_controller_web_root, false },
+        { "GET", "/ui", gv_controller_web_root, false },
+        { "GET", "/ui/{file:path}", gv_controller_web_file, false },
+};
 #undef ROUTE
 
 const struct gv_http_route *gv_controller_api_routes(size_t *ret_n)

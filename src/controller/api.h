@@ -19,6 +19,7 @@
 struct gv_controller_api {
         struct gv_controller *controller;
         int keepalive_ms; /* ": keep-alive" comments on the event stream; 0: 15 s */
+        const char *web_dir; /* the dashboard's files (web.c); NULL: /usr/share/gpuvirt/web */
 };
 
 /* The route table (static; valid forever). */
@@ -64,6 +65,18 @@ extern const size_t gv_controller_openapi_json_len;
         X("GET", "/api/v1/tokens", tokens, ADMIN, Q_NONE)                                      \
         X("POST", "/api/v1/tokens", token_create, ADMIN, Q_NONE)                               \
         X("DELETE", "/api/v1/tokens/{id}", token_delete, ADMIN, Q_NONE)
+
+/* The dashboard's static files (web.c, docs/dashboard.md): GET / and /ui redirect to /ui/;
+ * GET /ui/{file:path} serves the file from web_dir ("" is index.html), refusing anything
+ * outside it. No role: the files hold no data. They are in the route table after the API's
+ * routes, not in GV_CONTROLLER_API_ROUTES (not API routes, so not in the OpenAPI document). */
+int gv_controller_web_root(struct gv_http_request *req, void *userdata);
+int gv_controller_web_file(struct gv_http_request *req, void *userdata);
+/* "text/css; charset=utf-8" for "app.css": by the name's extension; application/octet-stream
+ * when unknown. */
+const char *gv_controller_web_content_type(const char *name);
+/* The directory served: api->web_dir or the default. */
+const char *gv_controller_web_dir(const struct gv_controller_api *api);
 
 /* ---- for api*.c only ---- */
 

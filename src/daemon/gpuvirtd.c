@@ -10,6 +10,7 @@
  *                 [--controller URL --host-name NAME [--advertise URL]]   (role agent)
  *     controller: [--store URL] [--api-socket PATH] [--api-listen HOST:PORT]
  *                 [--host-down-after S] [--agent-timeout S] [--migration-stall-timeout S]
+ *                 [--web-dir DIR]
  *
  * The agent API is served on DIR/agent.sock (mode 0600) and optionally on TCP; the controller's
  * REST API on DIR/gpuvirt.sock (the local socket is admin) and optionally on TCP. In role all
@@ -61,7 +62,7 @@ static void usage(FILE *f)
                    "              [--sample-interval MS]\n"
                    "  controller: [--store URL] [--api-socket PATH] [--api-listen HOST:PORT]\n"
                    "              [--host-down-after SECONDS] [--agent-timeout SECONDS]\n"
-                   "              [--migration-stall-timeout SECONDS]\n");
+                   "              [--migration-stall-timeout SECONDS] [--web-dir DIR]\n");
 }
 
 struct daemon {
@@ -71,6 +72,7 @@ struct daemon {
         const char *socket_path, *listen_addr;
         const char *controller_url, *host_name, *advertise;
         const char *store_url, *api_socket, *api_listen;
+        const char *web_dir;          /* the dashboard's files (docs/dashboard.md) */
         int host_down_after_ms;
         int agent_timeout_ms, migration_stall_ms;
         char **shared_storage;        /* --shared-storage, canonical (agent.shared_storage) */
@@ -106,6 +108,7 @@ static const struct option opts[] = {
         { "agent-timeout", required_argument, NULL, 'T' },
         { "migration-stall-timeout", required_argument, NULL, 'M' },
         { "sample-interval", required_argument, NULL, 'I' },
+        { "web-dir", required_argument, NULL, 'W' },
         { "config", required_argument, NULL, 'F' },
         { "help", no_argument, NULL, 'h' },
         {},
@@ -200,6 +203,7 @@ static int parse_args(int argc, char **argv, struct daemon *d)
                         d->agent.sample_interval_ms = (int)ms;
                         break;
                 }
+                case 'W': d->web_dir = optarg; break;
                 case 'F': break; /* read before (config_argv) */
                 case 'h': usage(stdout); exit(0);
                 default: usage(stderr); return -EINVAL;
@@ -294,6 +298,7 @@ static int start_controller(struct daemon *d, struct gv_error **err)
         if (r < 0)
                 return r;
         d->ctl_api.controller = d->ctl;
+        d->ctl_api.web_dir = d->web_dir;
         /* Uploads are written next to where they are kept, so keeping one is a rename. */
         r = gv_mkdir_p(images, 0700);
         if (r < 0)

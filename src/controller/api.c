@@ -32,8 +32,9 @@
 #define STOP_TIMEOUT_MAX_S 3600u
 
 enum { NONE = -1, VIEWER = GV_ROLE_VIEWER, OPERATOR = GV_ROLE_OPERATOR, ADMIN = GV_ROLE_ADMIN };
-/* Q_UPLOAD: no query parameters, and the body is streamed to a file (route.h body_to_file). */
-enum query_kind { Q_NONE, Q_WAIT, Q_LIMIT, Q_AFTER, Q_UPLOAD };
+/* Q_UPLOAD: no query parameters, and the body is streamed to a file (route.h body_to_file).
+ * Q_METRICS: ?series and ?range (do_metrics reads them). */
+enum query_kind { Q_NONE, Q_WAIT, Q_LIMIT, Q_AFTER, Q_UPLOAD, Q_METRICS };
 
 struct call {
         struct gv_http_request *req;
@@ -99,8 +100,9 @@ static int parse_query(struct call *k, enum query_kind q, struct gv_error **err)
         static const char *const wait[] = { "wait", NULL };
         static const char *const limit[] = { "limit", NULL };
         static const char *const after[] = { "after", NULL };
+        static const char *const metrics[] = { "series", "range", NULL };
         const char *const *allowed = q == Q_WAIT ? wait : q == Q_LIMIT ? limit
-                                   : q == Q_AFTER ? after : none;
+                                   : q == Q_AFTER ? after : q == Q_METRICS ? metrics : none;
         const char *s = NULL;
         uint32_t v;
         int r = gv_http_query_check(k->req, allowed, err);
@@ -464,6 +466,36 @@ static int do_token_delete(struct call *k, struct gv_error **err)
                 r = gv_controller_token_delete(k->c, param(k, "id"), err);
         return r < 0 ? r : answer(k, 200, json_pack("{s:s, s:b}", "id", param(k, "id"),
                                                      "deleted", 1));
+}
+
+/* ---- metrics ---- */
+
+/* The latest values of the cluster, or with ?series the history of one entity. */
+static int do_metrics(struct call *k, struct gv_error **err)
+{
+        const char *series = NULL, *range = NULL;
+        json_t *j = NULL;
+        int r = gv_http_query(k->req, "series", &series, err);
+        if (r >= 0)
+                r = gv_http_query(k->req, "range", &range, err);
+        if (r < 0)
+                return r;
+        if (!series && range)
+                return gv_error_set(err, EINVAL, "range '%s' needs a series: add "
+                                    "series=host/HOST, gpu/HOST/PCI or vm/VM.", range);
+        if (!series)
+                return answer(k, 200, gv_controller_metrics(k->c));
+        r = gv_controller_metrics_history(k->c, series, range, &j, err);
+        return r < 0 ? r : answer(k, 200, j);
+}
+
+/* The Prometheus exposition (text format 0.0.4). */
+static int do_prometheus(struct call *k, struct gv_error **err)
+{
+        (void)err;
+        k->status = 0; /* replies itself: text, not JSON */
+        return gv_http_reply_text(k->req, 200, "text/plain; version=0.0.4; charset=utf-8",
+                                  gv_controller_metrics_text(k->c, NULL));
 }
 
 /* ---- the common path ---- */

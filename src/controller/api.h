@@ -31,7 +31,8 @@ extern const size_t gv_controller_openapi_json_len;
 
 /* Every route once: X(method, pattern, handler name, minimum role, query parameters), the role
  * one of NONE, VIEWER, OPERATOR, ADMIN, the query one of Q_NONE, Q_WAIT (?wait=SECONDS),
- * Q_LIMIT (?limit=N), Q_AFTER (?after=SEQ), Q_UPLOAD (none, and the body goes to a file). api.c makes the handlers and the table from it;
+ * Q_LIMIT (?limit=N), Q_AFTER (?after=SEQ), Q_UPLOAD (none, and the body goes to a file),
+ * Q_METRICS (?series=...&range=...). api.c makes the handlers and the table from it;
  * tests/controller/test-openapi.c compares it with the OpenAPI document. */
 #define GV_CONTROLLER_API_ROUTES(X)                                                            \
         X("GET", "/api/v1/openapi.json", openapi, NONE, Q_NONE)                                \
@@ -64,7 +65,9 @@ extern const size_t gv_controller_openapi_json_len;
         X("DELETE", "/api/v1/images/{image}", image_delete, OPERATOR, Q_NONE)                  \
         X("GET", "/api/v1/tokens", tokens, ADMIN, Q_NONE)                                      \
         X("POST", "/api/v1/tokens", token_create, ADMIN, Q_NONE)                               \
-        X("DELETE", "/api/v1/tokens/{id}", token_delete, ADMIN, Q_NONE)
+        X("DELETE", "/api/v1/tokens/{id}", token_delete, ADMIN, Q_NONE)                        \
+        X("GET", "/api/v1/metrics", metrics, VIEWER, Q_METRICS)                                \
+        X("GET", "/metrics", prometheus, VIEWER, Q_NONE)
 
 /* The dashboard's static files (web.c, docs/dashboard.md): GET / and /ui redirect to /ui/;
  * GET /ui/{file:path} serves the file from web_dir ("" is index.html), refusing anything

@@ -11,6 +11,9 @@
  * store calls are thread-safe on their own. `notify_mu` (a leaf: taken last, also under `mu`)
  * guards `cond`, `changes` and `stopping`: `cond` is broadcast on every operation change and
  * event, for waiters. Agent calls are never made with `mu` held.
+ * The metrics history (`metrics`, metrics.h) has its own mutex, a leaf below all of these: it is
+ * taken only inside gv_metrics_*(), which call nothing that locks; the collector thread holds
+ * no other lock while it asks the agents.
  */
 #pragma once
 
@@ -49,6 +52,10 @@ struct gv_controller {
         /* the poller */
         pthread_t poller;
         bool poller_running;
+        /* the metrics history and its collector (metrics-collect.c) */
+        struct gv_metrics *metrics;
+        pthread_t metrics_thread;
+        bool metrics_running;
         bool stopping;
 };
 
@@ -104,6 +111,12 @@ int gv_ctl_op_gpu_mode(struct gv_controller *c, const char *op_id, json_t *arg,
                        json_t **ret_result, struct gv_error **err);
 int gv_ctl_op_gpu_mig(struct gv_controller *c, const char *op_id, json_t *arg,
                       json_t **ret_result, struct gv_error **err);
+
+/* ---- metrics-collect.c ---- */
+/* The collector thread: a round every cfg.metrics_interval_ms until c->stopping. */
+void *gv_ctl_metrics_collector(void *controller);
+/* The history, for feeding synthetic samples (the benchmark; metrics.h). */
+struct gv_metrics *gv_ctl_metrics(struct gv_controller *c);
 
 /* ---- model.c ---- */
 /* Rebuild the model from the store when dirty (mu held). */

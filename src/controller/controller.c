@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "controller/controller-internal.h"
+#include "controller/metrics.h"
 #include "util/alloc.h"
 #include "util/strv.h"
 
@@ -59,6 +60,13 @@ int gv_controller_new(const struct gv_controller_config *cfg, struct gv_controll
                 c->cfg.agent_timeout_ms = 120000;
         if (c->cfg.migration_stall_ms <= 0)
                 c->cfg.migration_stall_ms = 60000;
+        if (c->cfg.metrics_interval_ms <= 0)
+                c->cfg.metrics_interval_ms = GV_METRICS_INTERVAL_DEFAULT_MS;
+        if (c->cfg.metrics_interval_ms < GV_METRICS_INTERVAL_MIN_MS)
+                c->cfg.metrics_interval_ms = GV_METRICS_INTERVAL_MIN_MS;
+        if (c->cfg.metrics_interval_ms > GV_METRICS_INTERVAL_MAX_MS)
+                c->cfg.metrics_interval_ms = GV_METRICS_INTERVAL_MAX_MS;
+        c->metrics = gv_metrics_new(c->cfg.metrics_interval_ms, 0);
         pthread_mutex_init(&c->mu, NULL);
         pthread_mutex_init(&c->notify_mu, NULL);
         pthread_mutex_init(&c->vms_cache_mu, NULL);
@@ -80,6 +88,8 @@ int gv_controller_new(const struct gv_controller_config *cfg, struct gv_controll
         gv_ctl_vms_resume(c);
         if (pthread_create(&c->poller, NULL, gv_ctl_poller, c) == 0)
                 c->poller_running = true;
+        if (pthread_create(&c->metrics_thread, NULL, gv_ctl_metrics_collector, c) == 0)
+                c->metrics_running = true;
         *ret = c;
         return 0;
 }
@@ -94,6 +104,8 @@ struct gv_controller *gv_controller_free(struct gv_controller *c)
         pthread_mutex_unlock(&c->notify_mu);
         if (c->poller_running)
                 pthread_join(c->poller, NULL);
+        if (c->metrics_running)
+                pthread_join(c->metrics_thread, NULL);
         /* Operations run to their end: each step is short or bounded by agent_timeout_ms, and
          * what is left half done is resumed at the next start anyway. */
         for (;;) {
@@ -113,6 +125,7 @@ struct gv_controller *gv_controller_free(struct gv_controller *c)
         strv_free(c->gpu_pci);
         gv_catalog_free(c->catalog);
         gv_store_free(c->store);
+        gv_metrics_free(c->metrics);
         free(c->image_dir);
         pthread_cond_destroy(&c->cond);
         pthread_mutex_destroy(&c->notify_mu);

@@ -26,6 +26,7 @@ struct gv_controller_config {
         int agent_timeout_ms;         /* one agent call; 0: 120 s (a start may take a while) */
         int migration_stall_ms;       /* a transfer that moves nothing this long fails; 0: 60 s */
         const char *image_dir;        /* where uploaded images are kept; NULL: no uploads */
+        int metrics_interval_ms;      /* metrics collected from every agent; 0: 1 s (250..60000) */
 };
 
 struct gv_controller;
@@ -132,6 +133,19 @@ int gv_controller_image_delete(struct gv_controller *c, const char *name, struct
  * gv_controller_image_register() does; on failure nothing is left. */
 int gv_controller_image_upload(struct gv_controller *c, const char *name, const char *tmp_path,
                                json_t **ret, struct gv_error **err);
+
+/* ---- metrics (metrics-collect.c, metrics.c; docs/api.md "Metrics") ---- */
+
+/* The latest values of the whole cluster: hosts with their GPUs, VMs with CPU, memory and GPU
+ * side by side, each with its host. */
+json_t *gv_controller_metrics(struct gv_controller *c);
+/* One entity's history as columnar arrays: series "host/NAME", "gpu/HOST/PCI" or "vm/NAME",
+ * range "5m", "15m", "1h", "6h" or "24h" (NULL: "1h"). -EINVAL naming the valid values,
+ * -ENOENT when nothing by that name is collected. */
+int gv_controller_metrics_history(struct gv_controller *c, const char *series, const char *range,
+                                  json_t **ret, struct gv_error **err);
+/* The Prometheus text exposition (format 0.0.4), NUL-terminated, newly allocated. */
+char *gv_controller_metrics_text(struct gv_controller *c, size_t *ret_len);
 
 /* ---- events (events.c) ---- */
 

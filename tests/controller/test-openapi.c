@@ -22,7 +22,7 @@
 #include "util/strv.h"
 
 enum { NONE = -1, VIEWER, OPERATOR, ADMIN };
-enum { Q_NONE, Q_WAIT, Q_LIMIT, Q_AFTER, Q_UPLOAD };
+enum { Q_NONE, Q_WAIT, Q_LIMIT, Q_AFTER, Q_UPLOAD, Q_METRICS };
 
 struct route {
         const char *method, *pattern;
@@ -172,11 +172,16 @@ static void test_routes_in_document(void **state _unused_)
                                 fail_msg("'%s': path parameter '%s' is not declared", key, *t);
                 assert_int_equal(strv_length(in_path), strv_length(tpl));
                 const char *q = rt->query == Q_WAIT ? "wait" : rt->query == Q_LIMIT ? "limit"
-                              : rt->query == Q_AFTER ? "after" : NULL;
-                assert_int_equal(strv_length(in_query), q ? 1 : 0);
+                              : rt->query == Q_AFTER ? "after" : rt->query == Q_METRICS ? "series"
+                              : NULL;
+                const char *q2 = rt->query == Q_METRICS ? "range" : NULL;
+                assert_int_equal(strv_length(in_query), (q ? 1 : 0) + (q2 ? 1 : 0));
                 if (q && !strv_contains(in_query, q))
                         fail_msg("'%s %s' takes ?%s; the document does not say so", rt->method,
                                  rt->pattern, q);
+                if (q2 && !strv_contains(in_query, q2))
+                        fail_msg("'%s %s' takes ?%s; the document does not say so", rt->method,
+                                 rt->pattern, q2);
 
                 /* Changes take an Idempotency-Key. */
                 bool change = strcmp(rt->method, "GET") != 0;

@@ -10,6 +10,7 @@
  *                 [--controller URL --host-name NAME [--advertise URL]]   (role agent)
  *     controller: [--store URL] [--api-socket PATH] [--api-listen HOST:PORT]
  *                 [--host-down-after S] [--agent-timeout S] [--migration-stall-timeout S]
+ *                 [--metrics-interval MS]
  *                 [--web-dir DIR]
  *
  * The agent API is served on DIR/agent.sock (mode 0600) and optionally on TCP; the controller's
@@ -34,6 +35,7 @@
 #include "daemon/config.h"
 #include "controller/api.h"
 #include "controller/controller.h"
+#include "controller/metrics.h"
 #include "http/server.h"
 #include "util/alloc.h"
 #include "util/fileio.h"
@@ -75,6 +77,7 @@ struct daemon {
         const char *web_dir;          /* the dashboard's files (docs/dashboard.md) */
         int host_down_after_ms;
         int agent_timeout_ms, migration_stall_ms;
+        int metrics_interval_ms;
         char **shared_storage;        /* --shared-storage, canonical (agent.shared_storage) */
         /* running */
         char *agent_sock;
@@ -108,6 +111,7 @@ static const struct option opts[] = {
         { "agent-timeout", required_argument, NULL, 'T' },
         { "migration-stall-timeout", required_argument, NULL, 'M' },
         { "sample-interval", required_argument, NULL, 'I' },
+        { "metrics-interval", required_argument, NULL, 'X' },
         { "web-dir", required_argument, NULL, 'W' },
         { "config", required_argument, NULL, 'F' },
         { "help", no_argument, NULL, 'h' },
@@ -204,6 +208,19 @@ static int parse_args(int argc, char **argv, struct daemon *d)
                         break;
                 }
                 case 'W': d->web_dir = optarg; break;
+                case 'X': {
+                        /* The controller's metrics collection period (docs/api.md, "Metrics"). */
+                        uint32_t ms;
+                        if (gv_parse_u32(optarg, 10, &ms) < 0 || ms < GV_METRICS_INTERVAL_MIN_MS ||
+                            ms > GV_METRICS_INTERVAL_MAX_MS) {
+                                fprintf(stderr, "gpuvirtd: --metrics-interval: '%s' is not %d..%d "
+                                                "milliseconds.\n", optarg,
+                                        GV_METRICS_INTERVAL_MIN_MS, GV_METRICS_INTERVAL_MAX_MS);
+                                return -EINVAL;
+                        }
+                        d->metrics_interval_ms = (int)ms;
+                        break;
+                }
                 case 'F': break; /* read before (config_argv) */
                 case 'h': usage(stdout); exit(0);
                 default: usage(stderr); return -EINVAL;
@@ -290,6 +307,7 @@ static int start_controller(struct daemon *d, struct gv_error **err)
                                            .host_down_after_ms = d->host_down_after_ms,
                                            .agent_timeout_ms = d->agent_timeout_ms,
                                            .migration_stall_ms = d->migration_stall_ms,
+                                           .metrics_interval_ms = d->metrics_interval_ms,
                                            .image_dir = images };
         size_t n_routes;
         const struct gv_http_route *routes = gv_controller_api_routes(&n_routes);

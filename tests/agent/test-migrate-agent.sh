@@ -25,7 +25,8 @@
 #     are refused; a cancel during the disk copy, and B's QEMU killed during it, leave A running
 #     with its disk intact and nothing on B after abort-incoming;
 #   - with GUESTDIR (tests/guest/make-guest.sh builds it there; skipped, saying why, where it
-#     cannot be built): a busybox guest booted on A answers on B's console after the move,
+#     cannot be built): a busybox guest booted on A, its counter running, answers on B's
+#     console after the move and its counter goes on from where it was on A,
 #     without having booted again there.
 # Usage: test-migrate-agent.sh [GUESTDIR]
 . "$(dirname "$0")/../integration/lib.sh"
@@ -454,7 +455,10 @@ console_has() {
         return 1
 }
 GUEST_CHECKS=("the guest boots on A" "it answers on A's console" "it moves to B"
-              "it answers on B's console, its state moved" "it did not boot again on B")
+              "it answers on B's console, its state moved" "it did not boot again on B"
+              "its counter counts on A" "its counter goes on on B from where it was on A")
+# counts: the GPUVIRT-COUNT values on the current agent's console of mg, one per line.
+counts() { api GET "/v1/vms/mg/console?bytes=65536"; jq -r .text <<<"$OUT" | tr -d '\r' | sed -n 's/^GPUVIRT-COUNT \([0-9][0-9]*\)$/\1/p'; }
 if [ -z "$GUEST" ]; then
         SKIP_WHY="no GUESTDIR given"
         guest_skip "${GUEST_CHECKS[@]}"
@@ -482,6 +486,11 @@ else
 " mg-c1
                 console_has mg "^GPUVIRT-ECHO $T1\$" 20 && _ok "${GUEST_CHECKS[1]}" ||
                         _not_ok "${GUEST_CHECKS[1]}"
+                api POST /v1/vms/mg/console "count
+" mg-count
+                console_has mg '^GPUVIRT-COUNT [5-9]$' 30 && _ok "${GUEST_CHECKS[5]}" ||
+                        _not_ok "${GUEST_CHECKS[5]}" "$(jq -r .text <<<"$OUT" | tail -n 5)"
+                N_A=$(counts | tail -n 1)
                 DEF=$(definition mg)
                 on b
                 api POST /v1/vms/mg/incoming "{\"definition\":$DEF,\"listen\":\"127.0.0.1:0\"}" mg-in
@@ -503,6 +512,16 @@ else
                 api GET "/v1/vms/mg/console?bytes=65536"
                 jq -r .text <<<"$OUT" | grep -q GPUVIRT-GUEST-BOOTED && _not_ok "${GUEST_CHECKS[4]}" ||
                         _ok "${GUEST_CHECKS[4]}"
+                sleep 1
+                B_COUNTS=$(counts)
+                B_FIRST=$(head -n 1 <<<"$B_COUNTS")
+                B_LAST=$(tail -n 1 <<<"$B_COUNTS")
+                if [ -n "$B_FIRST" ] && [ "${N_A:-0}" -gt 0 ] && [ "$B_FIRST" -gt "$N_A" ] &&
+                        [ "$B_LAST" -gt "$B_FIRST" ]; then
+                        _ok "${GUEST_CHECKS[6]} (A: ..$N_A, B: $B_FIRST..$B_LAST)"
+                else
+                        _not_ok "${GUEST_CHECKS[6]}" "A's last: '${N_A:-}', B's: $(tr '\n' ' ' <<<"$B_COUNTS" | head -c 200)"
+                fi
                 api POST /v1/vms/mg/kill '' mg-kill-b
                 on a
                 api POST /v1/vms/mg/release '' mg-rel

@@ -980,11 +980,16 @@ static int wait_final(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_migr
 int gv_agent_vm_migrate_cancel(struct gv_agent *a, const char *name, const json_t *body,
                                json_t **ret, struct gv_error **err)
 {
-        static const char *const keys[] = { NULL };
+        static const char *const keys[] = { "resume", NULL };
         _cleanup_(gv_migrate_info_done) struct gv_migrate_info i = { 0 };
         struct gv_agent_vm *vm;
+        bool resume = true;
         int r = check_members(body, "A cancel", keys, err);
 
+        /* {"resume": false}: stop a transfer in progress, but leave a completed one paused —
+         * for a caller that cannot tell whether the destination runs the VM. */
+        if (r >= 0)
+                r = gv_json_opt_bool(body, "resume", &resume, err);
         if (r < 0)
                 return r;
         r = gv_agent_vm_get(a, name, &vm, err);
@@ -1017,7 +1022,7 @@ int gv_agent_vm_migrate_cancel(struct gv_agent *a, const char *name, const json_
                 if (r >= 0)
                         r = wait_final(a, vm, &i, err); /* running, or migrated if it won */
         }
-        if (r >= 0 && vm->phase == GV_VM_MIGRATED) {
+        if (r >= 0 && vm->phase == GV_VM_MIGRATED && resume) {
                 /* Completed before the cancel (or earlier): the caller decided the destination
                  * did not take over, so the guest resumes here; the destination must be
                  * aborted. */

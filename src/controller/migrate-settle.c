@@ -181,8 +181,11 @@ int gv_ctl_migration_undo(struct gv_controller *c, const char *op_id, const char
                  * when it answers again (a leftover incoming copy). */
                 st = source_status(c, src_host, name);
                 if (st && strcmp(st, "completed") != 0) {
-                        (void)gv_ctl_agent_vm(c, op_id, "cancel", src_host, "POST", cancel,
-                                              NULL, NULL, NULL);
+                        /* Without resuming: should it complete meanwhile (the target reachable
+                         * from the source but not from here), it stays paused, unresolved. */
+                        _cleanup_json_ json_t *keep = json_pack("{s:b}", "resume", 0);
+                        (void)gv_ctl_agent_vm(c, op_id, "cancel-keep", src_host, "POST", cancel,
+                                              keep, NULL, NULL);
                         free(st);
                         st = source_status(c, src_host, name);
                         if (st && strcmp(st, "completed") != 0) {

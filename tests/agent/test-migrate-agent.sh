@@ -133,7 +133,7 @@ check "migrate: an unknown member" 400 '.detail | test("speed")'
 api GET /v1/vms/nope/migration
 check "migration: an unknown VM" 404 '.detail | test("nope")'
 api POST /v1/vms/nope/migrate-cancel '{"now":1}' ba8
-check "migrate-cancel takes no parameters" 400 '.detail | test("no parameters")'
+check "migrate-cancel: an unknown member is named, with the valid one" 400 '.detail | test("now") and test("resume")'
 api POST /v1/vms/nope/release '{"force":"yes"}' ba9
 check "release: force must be a boolean" 400 '.detail | test("force")'
 api POST /v1/vms/nope/abort-incoming '' ba10
@@ -201,6 +201,10 @@ api GET /v1/vms/mv/migration
 check "B's side of the migration: destination, completed" 200 '.role == "destination" and .status == "completed"'
 
 on a
+api POST /v1/vms/mv/migrate-cancel '{"resume": false}' mv-keep
+check "cancel without resuming a completed transfer: A's VM stays migrated" 200 '.phase == "migrated" and .status == "completed"'
+api POST /v1/vms/mv/migrate-cancel '{"resume": "no"}' mv-keep2
+check "... resume must be a boolean" 400 '.detail | test("resume")'
 api POST /v1/vms/mv/release '' mv-rel
 check "release on A" 200 '.released'
 api POST /v1/vms/mv/release '' mv-rel

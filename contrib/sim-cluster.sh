@@ -23,6 +23,8 @@
 #   cluster.env         GPUVIRT_ENDPOINT and the daemons' pids and URLs (`. DIR/cluster.env`)
 #   controller.conf     --controller-config FILE's copy: the controller's configuration file
 #                       (docs/configuration.md), kept for restarts
+#   dashboard.token     an admin token for the web dashboard (mode 0600); the summary prints
+#                       the dashboard's URL with it in the fragment (docs/dashboard.md)
 #
 # Hosts take the profiles in turn (default dgx-h100). A simulated host advertises --cpus
 # (default 64) and --memory-gib (default 512) for VMs, as UX.md's sample host list shows,
@@ -41,6 +43,8 @@ BUILD=${GPUVIRT_BUILD:-$REPO/build}
 GPUVIRTD=${GPUVIRTD:-$BUILD/src/daemon/gpuvirtd}
 GPUVIRT=${GPUVIRT:-$BUILD/src/cli/gpuvirt}
 GPUVIRT_SIM=${GPUVIRT_SIM:-$BUILD/sim/tool/gpuvirt-sim}
+# the dashboard's files (make web builds them), served by the controller at /ui/
+WEB_DIR=${GPUVIRT_WEB_DIR:-$REPO/web/dist}
 NAMES=(node-a node-b node-c node-d node-e node-f node-g node-h)
 
 die() {
@@ -170,7 +174,8 @@ start_controller() {
         for _ in 1 2 3; do
                 [ -n "$port" ] || port=$(free_port)
                 args=(--role controller --state-dir "$DIR/controller"
-                      --api-socket "$DIR/gpuvirt.sock" --api-listen "127.0.0.1:$port")
+                      --api-socket "$DIR/gpuvirt.sock" --api-listen "127.0.0.1:$port"
+                      --web-dir "$WEB_DIR")
                 [ -n "${CFG[SIM_HOST_DOWN_AFTER]:-}" ] &&
                         args+=(--host-down-after "${CFG[SIM_HOST_DOWN_AFTER]}")
                 [ -f "$DIR/controller.conf" ] && args+=(--config "$DIR/controller.conf")
@@ -191,6 +196,25 @@ start_controller() {
         done
         die "the controller did not come up; $DIR/logs/controller.log says:" \
                 "$(tail -n 3 "$DIR/logs/controller.log")"
+}
+
+# dashboard_token: an admin token for the dashboard (a browser reaches the API over TCP, where
+# every request needs one), made once through the UNIX socket and kept in DIR/dashboard.token.
+dashboard_token() {
+        local f="$DIR/dashboard.token" name=dashboard ans= tok=
+        [ -s "$f" ] && return 0
+        for _ in 1 2; do
+                ans=$(curl -s --max-time 5 --unix-socket "$DIR/gpuvirt.sock" \
+                        -H 'Content-Type: application/json' \
+                        -d "{\"name\": \"$name\", \"role\": \"admin\"}" \
+                        http://controller/api/v1/tokens) || break
+                tok=$(jq -r '.token // empty' <<<"$ans" 2>/dev/null)
+                [ -n "$tok" ] && break
+                # the name is taken by a token whose secret was lost: another name
+                name=dashboard-$(date +%s)
+        done
+        [ -n "$tok" ] || { echo "sim-cluster: no dashboard token: $ans" >&2; return 0; }
+        (umask 077 && echo "$tok" >"$f")
 }
 
 # start_agent K: host K's agent under gpuvirt-sim exec.
@@ -309,6 +333,7 @@ cmd_start() {
                 var "$(key_of "$name")_STATE" "$DIR/host$k-state"
         done
         start_controller
+        dashboard_token
         save_env
         for ((k = 1; k <= hosts; k++)); do
                 start_agent "$k"
@@ -337,6 +362,14 @@ print_summary() {
 Reach it:
   export GPUVIRT_ENDPOINT=unix:$DIR/gpuvirt.sock     # or: . $DIR/cluster.env
   $GPUVIRT host list
+EOF
+        if [ -s "$DIR/dashboard.token" ]; then
+                echo "Dashboard (the token moves from the URL into the browser tab):"
+                echo "  ${CFG[CONTROLLER_URL]}/ui/#token=$(cat "$DIR/dashboard.token")"
+                [ -f "$WEB_DIR/index.html" ] ||
+                        echo "  (not built yet: make web)"
+        fi
+        cat <<EOF
 Stop it:
   $SELF stop $DIR
 EOF
@@ -465,6 +498,7 @@ cmd_restart() {
         if [ "$name" = controller ]; then
                 ours "${CFG[CONTROLLER_PID]:-}" && stop_pids 5 "${CFG[CONTROLLER_PID]}"
                 start_controller
+                dashboard_token
                 save_env
                 echo "sim-cluster: controller restarted (pid ${CFG[CONTROLLER_PID]})"
                 return 0

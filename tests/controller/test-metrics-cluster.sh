@@ -146,6 +146,12 @@ grep -qE '^gpuvirt_vm_mem_rss\{host="node-a",vm="v1"\} [1-9][0-9]*$' "$TEST_TMP/
 grep -q '^gpuvirt_host_up{host="node-b"} 1$' "$TEST_TMP/metrics.txt" && _ok "gpuvirt_host_up: node-b 1" || _not_ok "node-b up" "$(grep host_up "$TEST_TMP/metrics.txt")"
 assert_eq "$(grep -c '^# TYPE gpuvirt_gpu_util ' "$TEST_TMP/metrics.txt")" 1 "each family once"
 
+DASH=$(cd "$(dirname "$0")/../.." && pwd)/contrib/grafana/gpuvirt-dashboard.json
+missing=$(jq -r '.panels[].targets[]?.expr' "$DASH" | grep -o 'gpuvirt_[a-z_]*' | sort -u |
+        while read -r f; do grep -q "^# TYPE $f " "$TEST_TMP/metrics.txt" || echo "$f"; done)
+[ -z "$missing" ] && _ok "every family the Grafana dashboard queries is in the exposition" ||
+        _not_ok "every family the Grafana dashboard queries is in the exposition" "missing: $missing"
+
 if command -v promtool >/dev/null; then
         run promtool check metrics <"$TEST_TMP/metrics.txt"
         assert_rc 0 "promtool check metrics: the exposition parses and lints clean"

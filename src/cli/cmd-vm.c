@@ -253,10 +253,11 @@ static int vm_create(struct gv_cli *cli, int argc, char **argv)
                 "        [--gpu passthrough[:N]|vgpu:TYPE|mig:PROFILE|need:MEM[,isolation=..]"
                 "[,migrate]]\n"
                 "        [--nic user|bridge:BR]... [--forward HOST:GUEST]... [--user-data FILE]\n"
-                "        [--ssh-key FILE]... [--policy P] [--host H] [--wait] [--json]";
+                "        [--ssh-key FILE]... [--policy P] [--host H]\n"
+                "        [--maintenance offline|stop|keep] [--wait] [--json]";
         enum {
                 OPT_IMAGE = GV_CLI_OPT_FIRST_OWN, OPT_DISK, OPT_CPUS, OPT_MEMORY, OPT_GPU, OPT_NIC,
-                OPT_FORWARD, OPT_USER_DATA, OPT_SSH_KEY, OPT_POLICY, OPT_HOST,
+                OPT_FORWARD, OPT_USER_DATA, OPT_SSH_KEY, OPT_POLICY, OPT_HOST, OPT_MAINTENANCE,
         };
         static const struct option options[] = {
                 GV_CLI_API_OPTIONS,
@@ -272,6 +273,7 @@ static int vm_create(struct gv_cli *cli, int argc, char **argv)
                 { "ssh-key", required_argument, NULL, OPT_SSH_KEY },
                 { "policy", required_argument, NULL, OPT_POLICY },
                 { "host", required_argument, NULL, OPT_HOST },
+                { "maintenance", required_argument, NULL, OPT_MAINTENANCE },
                 {},
         };
         _cleanup_json_ json_t *spec = json_object();
@@ -310,6 +312,13 @@ static int vm_create(struct gv_cli *cli, int argc, char **argv)
                         json_object_set_new(spec, key, s);
                         break;
                 }
+                case OPT_MAINTENANCE:
+                        if (strcmp(optarg, "offline") != 0 && strcmp(optarg, "stop") != 0 &&
+                            strcmp(optarg, "keep") != 0)
+                                return gv_cli_usage_error("--maintenance '%s': use offline, "
+                                                          "stop or keep", optarg);
+                        json_object_set_new(spec, "maintenance", json_string(optarg));
+                        break;
                 case OPT_DISK:
                         if (gv_parse_size(optarg, &v) < 0 || v == 0)
                                 return gv_cli_usage_error("--disk-size '%s' is not a size such "

@@ -279,7 +279,7 @@ static int do_vm_create(struct call *k, struct gv_error **err)
 {
         static const char *const keys[] = { "name", "image", "disk_size", "vcpus",
                                              "memory_mib", "gpus", "nics", "cloud_init",
-                                             "policy", "host", NULL };
+                                             "policy", "host", "maintenance", NULL };
         _cleanup_json_ json_t *in = NULL;
         json_t *op = NULL;
         int r = body_object(k, "vm-create", keys, false, &in, err);

@@ -55,8 +55,11 @@ static json_t *plan_of(struct gv_controller *c, const char *host, const char *po
                         action = "offline";
                         why = "not running: its reservation moves";
                 } else {
-                        action = policy;
-                        why = "a GPU passed through: cannot move live";
+                        const char *own = jstr(json_object_get(v[i].doc, "spec"),
+                                               "maintenance");
+                        action = own ? own : policy;
+                        why = own ? "a GPU passed through: cannot move live (its own policy)"
+                                  : "a GPU passed through: cannot move live";
                 }
                 json_array_append_new(plan, json_pack("{s:s, s:s, s:s}", "vm", v[i].key,
                                                       "action", action, "why", why));

@@ -24,7 +24,7 @@
 
 #define VM_CREATE_KEYS \
         "name", "image", "disk_size", "vcpus", "memory_mib", "gpus", "nics", "cloud_init", \
-        "policy", "host"
+        "policy", "host", "maintenance"
 
 int gv_ctl_vm_get(struct gv_controller *c, const char *name, struct gv_store_obj *ret,
                   struct gv_error **err)
@@ -205,7 +205,16 @@ static int check_keys(const json_t *spec, struct gv_error **err)
                 if (!strv_contains((char **)keys, k))
                         return gv_error_set(err, EINVAL, "Unknown member '%s'; a VM takes name, "
                                             "image, disk_size, vcpus, memory_mib, gpus, nics, "
-                                            "cloud_init, policy, host.", k);
+                                            "cloud_init, policy, host, maintenance.", k);
+        /* What a drain does with the VM when it cannot move live (a GPU passed through):
+         * offline (stop, move, start), stop (it stays, stopped), keep (it blocks the drain). */
+        const json_t *m = json_object_get(spec, "maintenance");
+        const char *mv = json_string_value(m);
+        if (m && (!mv || (strcmp(mv, "offline") != 0 && strcmp(mv, "stop") != 0 &&
+                          strcmp(mv, "keep") != 0)))
+                return gv_error_set(err, EINVAL, "maintenance: use \"offline\", \"stop\" or "
+                                    "\"keep\" (what a host drain does with this VM when it "
+                                    "cannot move live).");
         if (json_array_size(json_object_get(spec, "gpus")) > 1)
                 return gv_error_set(err, EINVAL, "gpus: at most one GPU request per VM in this "
                                     "version.");

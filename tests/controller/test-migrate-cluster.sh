@@ -153,10 +153,15 @@ fi
 capi DELETE '/api/v1/vms/d1?wait=60'
 check "d1 deleted" 200 '.state == "succeeded"'
 
-# ---- maintenance: drain node-b (v1 vGPU and mv1 MIG-backed live, p1 pass-through offline)
+# ---- maintenance: drain node-b (v1 vGPU and mv1 MIG-backed live, p1 pass-through offline,
+# p2 pass-through with its own policy: stop)
+capi POST '/api/v1/vms' '{"name": "p3", "memory_mib": 128, "maintenance": "later", "gpus": [{"kind": "passthrough", "count": 1}]}'
+check "a VM's maintenance policy must be offline, stop or keep" 400 '.detail | test("maintenance") and test("keep")'
+capi POST '/api/v1/vms?wait=60' '{"name": "p2", "memory_mib": 128, "host": "node-b", "maintenance": "stop", "gpus": [{"kind": "passthrough", "count": 1}]}'
+check "p2 (pass-through, its maintenance policy: stop) runs on node-b" 200 '.state == "succeeded"'
 capi POST /api/v1/hosts/node-b/drain '{"dry_run": true}'
 check "drain dry run: the plan, nothing changed" 200 \
-        '([.plan[] | {(.vm): .action}] | add) == {"v1": "live", "mv1": "live", "p1": "offline"}'
+        '([.plan[] | {(.vm): .action}] | add) == {"v1": "live", "mv1": "live", "p1": "offline", "p2": "stop"}'
 capi GET /api/v1/hosts/node-b
 check "... node-b still up" 200 '.state == "up"'
 run "$GPUVIRT" host drain node-b --wait
@@ -164,8 +169,10 @@ assert_rc 0 "gpuvirt host drain node-b --wait"
 capi GET /api/v1/hosts/node-b
 check "node-b is in maintenance" 200 '.state == "maintenance"'
 capi GET /api/v1/vms
-check "its VMs run elsewhere" 200 \
-        'all(.[]; .host != "node-b" and .state == "running") and length == 3'
+check "its VMs run elsewhere, p2 stopped there by its own policy" 200 \
+        '([.[] | select(.name != "p2")] | all(.host != "node-b" and .state == "running")) and length == 4 and (.[] | select(.name == "p2") | .state == "stopped" and .host == "node-b")'
+capi DELETE '/api/v1/vms/p2?wait=30'
+check "delete p2" 200 '.state == "succeeded"'
 aapi node-b /v1/vms
 check "node-b's agent holds no VM" 200 'length == 0'
 create m1 '{"kind": "vgpu", "type": "H100XM-20C"}' node-b

@@ -172,7 +172,7 @@ int gv_controller_web_file(struct gv_http_request *req, void *userdata)
         const char *dir = gv_controller_web_dir(api);
         const char *file = gv_http_param(req, "file");
         _cleanup_close_ int dir_fd = -EBADF, fd = -EBADF;
-        struct stat st;
+        struct stat st = { 0 }; /* -O2 cannot see open_beneath() fill it */
         int r;
 
         if (!file || !*file)

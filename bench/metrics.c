@@ -189,6 +189,9 @@ int main(int argc, char **argv)
         struct gv_http_server *api_srv = NULL, *static_srv = NULL;
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         _cleanup_json_ json_t *tok = NULL;
+        /* Declared before the first goto: a jump past a cleanup variable's initialisation
+         * would free garbage at "out". */
+        _cleanup_free_ char *auth = NULL, *ep_api = NULL, *ep_static = NULL;
         FILE *csv = NULL;
         int rc = 1, r;
 
@@ -224,8 +227,8 @@ int main(int argc, char **argv)
                 bench_fail(prog, "token: %s", gv_error_msg(e, r));
                 goto out;
         }
-        _cleanup_free_ char *auth = xasprintf("Authorization: Bearer %s",
-                                              json_string_value(json_object_get(tok, "token")));
+        auth = xasprintf("Authorization: Bearer %s",
+                         json_string_value(json_object_get(tok, "token")));
         struct gv_controller_api api = { .controller = ctl };
         size_t n_routes;
         const struct gv_http_route *routes = gv_controller_api_routes(&n_routes);
@@ -242,10 +245,8 @@ int main(int argc, char **argv)
                 bench_fail(prog, "static server: %s", gv_error_msg(e, r));
                 goto out;
         }
-        _cleanup_free_ char *ep_api = xasprintf("http://127.0.0.1:%u",
-                                                gv_http_server_tcp_port(api_srv));
-        _cleanup_free_ char *ep_static = xasprintf("http://127.0.0.1:%u",
-                                                   gv_http_server_tcp_port(static_srv));
+        ep_api = xasprintf("http://127.0.0.1:%u", gv_http_server_tcp_port(api_srv));
+        ep_static = xasprintf("http://127.0.0.1:%u", gv_http_server_tcp_port(static_srv));
         size_t lines = 0;
         for (const char *p = static_text; *p; p++)
                 lines += *p == '\n';

@@ -10,7 +10,8 @@ import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const dist = join(here, 'dist');
+// GPUVIRT_WEB_OUT: another output directory (the browser test builds into its own).
+const dist = process.env.GPUVIRT_WEB_OUT || join(here, 'dist');
 const catalogDir = join(here, '..', 'data', 'gpus');
 const watch = process.argv.includes('--watch');
 
@@ -70,8 +71,8 @@ const htmlPlugin = {
                                         rmSync(join(dist, 'assets', f));
                         if (!watch) {
                                 const size = (o) => readFileSync(join(dist, o)).length;
-                                console.log(`web: dist/${js} ${size(js)} B, dist/${css} ` +
-                                            `${size(css)} B, dist/index.html`);
+                                console.log(`web: ${dist}: ${js} ${size(js)} B, ${css} ` +
+                                            `${size(css)} B, index.html`);
                         }
                 });
         },
@@ -89,7 +90,7 @@ const options = {
         sourcemap: false,
         format: 'esm',
         target: ['chrome100', 'firefox100', 'safari15'],
-        outdir: 'dist/assets',
+        outdir: join(dist, 'assets'),
         entryNames: '[name]-[hash]',
         metafile: true,
         logLevel: 'warning',

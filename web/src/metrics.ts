@@ -130,8 +130,12 @@ export function watch(series: string, range: string, cb: (s: Series | null, why:
                         if (!stopped)
                                 cb(toSeries(ans), '');
                 } catch (e) {
+                        // 404 with ENOENT: the route is there, the entity has no samples yet (a
+                        // new VM); any other failure: this controller has no metrics.
+                        const msg = e instanceof Error ? e.message : String(e);
                         if (!stopped)
-                                cb(null, e instanceof Error ? e.message : String(e));
+                                cb(null, e instanceof ApiError && e.status === 404 && e.problem?.errno === 'ENOENT'
+                                        ? `no samples yet: ${msg}` : `no metrics yet (${msg})`);
                 }
         };
         void once();

@@ -77,7 +77,7 @@ function historyCharts(series: string, charts: { c: Chart; lines: (s: Series) =>
         let extra = '';
         const draw = () => {
                 for (const x of charts) {
-                        const why = extra || (last ? (x.why?.(last) || 'no samples yet') : `no metrics yet (${lastWhy})`);
+                        const why = extra || (last ? (x.why?.(last) || 'no samples yet') : lastWhy);
                         x.c.update(last, last ? x.lines(last) : [], why);
                 }
         };

@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+// dashboard.test.mjs — the dashboard in chromium against a running simulated cluster (TAP).
+//   node dashboard.test.mjs CONTROLLER_URL TOKEN SCREENSHOT_DIR PLAYWRIGHT_CORE CHROMIUM
+// Opens the dashboard with the token in the URL's fragment, sees both hosts and their GPUs,
+// creates a vGPU VM through the Create VM dialog, sees it running with its charts (or "no
+// metrics yet"), sees a refused create worded as the API words it, migrates the VM to the other
+// host through the Migrate dialog and sees it there. Screenshots of each page.
+import { join } from 'node:path';
+
+const [url, token, shots, pwPath, chromiumPath] = process.argv.slice(2);
+const { chromium } = await import(pwPath);
+
+let n = 0;
+let failed = 0;
+const plan = 9;
+console.log(`1..${plan}`);
+function ok(cond, name, diag = '') {
+        n++;
+        if (cond) {
+                console.log(`ok ${n} - ${name}`);
+        } else {
+                failed++;
+                console.log(`not ok ${n} - ${name}`);
+                for (const l of String(diag).split('\n'))
+                        console.log(`# ${l}`);
+        }
+}
+async function step(name, fn) {
+        if (failed) { // each step builds on the one before
+                n++;
+                console.log(`ok ${n} - ${name} # SKIP an earlier step failed`);
+                return;
+        }
+        try {
+                const r = await fn();
+                ok(r !== false, name, r === false ? 'the check was false' : '');
+        } catch (e) {
+                ok(false, name, e?.stack ?? String(e));
+        }
+}
+
+const browser = await chromium.launch({ executablePath: chromiumPath,
+                                        args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+const page = await browser.newPage({ viewport: { width: 1500, height: 950 } });
+const errors = [];
+page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+// The browser logs every answer >= 400 as "Failed to load resource"; the refusals this test asks
+// for are checked where they are shown.
+page.on('console', (m) => {
+        if (m.type() === 'error' && !m.text().startsWith('Failed to load resource'))
+                errors.push(`console: ${m.text()}`);
+});
+const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+const T = { timeout: 20000 };
+
+try {
+        await step('the dashboard opens with the token from the URL, which leaves the address bar', async () => {
+                await page.goto(`${url}/#token=${token}`); // "/" redirects to /ui/, the fragment goes along
+                await page.waitForSelector('tr[data-host="node-b"]', T);
+                const hash = await page.evaluate(() => location.hash);
+                const path = await page.evaluate(() => location.pathname);
+                const kept = await page.evaluate(() => sessionStorage.getItem('gpuvirt.token'));
+                if (hash.includes('token') || path !== '/ui/' || kept !== token)
+                        throw new Error(`hash '${hash}', path '${path}', token kept: ${kept === token}`);
+        });
+        await step('the overview shows both hosts up, their 16 GPUs and the event stream live', async () => {
+                await page.waitForSelector('#conn.live', T);
+                await page.waitForFunction(() => document.querySelectorAll('tr[data-gpu]').length === 16, null, T);
+                const states = await page.$$eval('tr[data-host] .badge', (b) => b.map((x) => x.textContent));
+                await shot('overview');
+                if (states.join() !== 'up,up')
+                        throw new Error(`host states: ${states}`);
+        });
+        await step('a host page draws its 8 GPUs with their modes', async () => {
+                await page.click('a[href="#/hosts/node-a"]');
+                await page.waitForFunction(() => document.querySelectorAll('tr[data-gpu]').length === 8, null, T);
+                const modes = await page.$$eval('tr[data-gpu] .mode', (m) => m.map((x) => x.textContent));
+                await shot('host');
+                if (!modes.every((m) => ['vgpu', 'mig', 'passthrough', 'none'].includes(m)))
+                        throw new Error(`modes: ${modes}`);
+        });
+        await step('Create VM shows where a vGPU type would fit and creates the VM', async () => {
+                await page.click('#create-vm');
+                await page.fill('dialog input[name=name]', 'web-1');
+                await page.fill('dialog input[name=memory_mib]', '128');
+                await page.selectOption('dialog select[name=gpu-kind]', 'vgpu');
+                await page.waitForSelector('dialog select[name=gpu-what] option[value="H100XM-20C"]',
+                                           { ...T, state: 'attached' });
+                await page.selectOption('dialog select[name=gpu-what]', 'H100XM-20C');
+                await page.selectOption('dialog select[name=host]', 'node-a');
+                const fits = await page.textContent('dialog .fits-box');
+                await shot('create-dialog');
+                if (!/Would fit now: .*node-a\/\d/.test(fits))
+                        throw new Error(`fits: ${fits}`);
+                await page.click('dialog button[type=submit]');
+                await page.waitForFunction(() => location.hash === '#/vms/web-1', null, T);
+        });
+        await step('the VM runs on node-a, with CPU, memory and GPU charts side by side', async () => {
+                await page.waitForFunction(() => document.querySelector('.pagehead .badge')?.textContent === 'running',
+                                           null, { timeout: 60000 });
+                const host = await page.textContent('.vm-host');
+                // each chart draws (a canvas) or says why not ("no metrics yet ...", "no samples yet")
+                await page.waitForFunction(() => {
+                        const c = [...document.querySelectorAll('figure.chart')];
+                        return c.length === 4 && c.every((f) => f.querySelector('canvas') ||
+                                /no metrics yet|no samples/.test(f.textContent));
+                }, null, { timeout: 30000 });
+                // drawn once the controller has collected the VM (every second), unless this
+                // controller has no metrics route at all
+                await page.waitForFunction(() => document.querySelector('figure[data-chart="CPU"] canvas') ||
+                        /There is no resource/.test(document.querySelector('figure[data-chart="CPU"]').textContent),
+                null, { timeout: 20000 });
+                const charts = await page.$$eval('figure.chart', (f) => f.map((x) =>
+                        `${x.dataset.chart}: ${x.querySelector('canvas') ? 'drawn' : x.textContent}`));
+                await shot('vm');
+                console.log(`# charts: ${charts.join(' | ')}`);
+                if (host !== 'node-a')
+                        throw new Error(`host '${host}'`);
+        });
+        await step('a refused create shows the API\'s own words in the dialog', async () => {
+                await page.click('#create-vm');
+                await page.fill('dialog input[name=name]', 'web-1');
+                await page.click('dialog button[type=submit]');
+                await page.waitForSelector('dialog .err:not([hidden])', T);
+                const msg = await page.textContent('dialog .err');
+                const api = await page.evaluate(async (tok) => {
+                        const r = await fetch('/api/v1/vms', { method: 'POST', headers: {
+                                Authorization: `Bearer ${tok}`, 'Content-Type': 'application/json' },
+                                body: JSON.stringify({ name: 'web-1', vcpus: 1, memory_mib: 128 }) });
+                        return (await r.json()).detail;
+                }, token);
+                await shot('create-refused');
+                await page.click('dialog button.x');
+                if (!api || msg !== api)
+                        throw new Error(`dialog '${msg}', API '${api}'`);
+        });
+        await step('Migrate moves the VM live to node-b', async () => {
+                await page.click('.pagehead button[data-action="migrate…"]');
+                await page.selectOption('dialog select[name=to]', 'node-b');
+                await page.selectOption('dialog select[name=mode]', 'live');
+                await page.click('dialog button[type=submit]');
+                await page.waitForFunction(() => document.querySelector('.vm-host')?.textContent === 'node-b' &&
+                                           document.querySelector('.pagehead .badge')?.textContent === 'running',
+                                           null, { timeout: 90000 });
+                await shot('vm-migrated');
+        });
+        await step('the operations page shows the create and the migration succeeded', async () => {
+                await page.click('a[data-nav="ops"]');
+                await page.waitForSelector('tr[data-op]', T);
+                const rows = await page.$$eval('tr[data-op]', (r) => r.map((x) => x.textContent));
+                await shot('operations');
+                const mig = rows.find((r) => r.includes('vm.migrate') && r.includes('web-1'));
+                const create = rows.find((r) => r.includes('vm.create') && r.includes('web-1'));
+                if (!mig?.includes('succeeded') || !create?.includes('succeeded'))
+                        throw new Error(`rows:\n${rows.join('\n')}`);
+        });
+        await step('no page errors', async () => {
+                if (errors.length)
+                        throw new Error(errors.join('\n'));
+        });
+} finally {
+        await browser.close();
+}
+if (n !== plan)
+        console.log(`# ran ${n} of ${plan}`);
+process.exit(failed || n !== plan ? 1 : 0);

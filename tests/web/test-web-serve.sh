@@ -29,7 +29,7 @@ echo 'data' >"$W/blob.xyz"
 
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$GPUVIRTD" --role controller --state-dir "$TMP/state" --api-listen "127.0.0.1:$PORT" \
-        --web-dir "$W" >"$TMP/log" 2>&1 &
+        --web-dir "$W" >"$TMP/log1" 2>&1 &
 PID=$!
 U=http://127.0.0.1:$PORT
 for _ in $(seq 100); do
@@ -39,7 +39,7 @@ done
 
 N=0
 FAILED=0
-echo "1..17"
+echo "1..18"
 # get PATH [CURL ARGS...]: $CODE, $HDR (lower-case names), $BODY
 get() {
         local p=$1
@@ -108,7 +108,7 @@ get /api/v1/vms
 t "the API itself still wants a token over TCP" eval '[ "$CODE" = 401 ]'
 kill "$PID" && wait "$PID" 2>/dev/null
 "$GPUVIRTD" --role controller --state-dir "$TMP/state" --api-listen "127.0.0.1:$PORT" \
-        --web-dir "$TMP/none" >"$TMP/log" 2>&1 &
+        --web-dir "$TMP/none" >"$TMP/log2" 2>&1 &
 PID=$!
 for _ in $(seq 100); do
         curl -sf "$U/api/v1/health" >/dev/null 2>&1 && break
@@ -116,4 +116,10 @@ for _ in $(seq 100); do
 done
 get /ui/
 t "no web directory: 404 saying how to build it" eval '[ "$CODE" = 404 ] && [[ "$BODY" == *"make web"* ]]'
+kill "$PID" && wait "$PID" 2>/dev/null
+PID=
+# A sanitizer build reports leaks and errors when the daemon exits.
+HDR=$(cat "$TMP/log1" "$TMP/log2")
+BODY=
+t "the controller exits clean (no sanitizer report)" eval '! grep -qE "AddressSanitizer|LeakSanitizer|runtime error" <<<"$HDR"'
 exit $FAILED

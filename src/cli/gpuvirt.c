@@ -16,6 +16,8 @@
 #include "config.h"
 #include "util/log.h"
 
+extern const struct gv_cli_command gv_cli_top_commands[]; /* cmd-top.c */
+
 /* In order: a group+verb found in an earlier table wins (the cluster table's entries for
  * `gpu set-mode`, `mig apply|list`, `vgpu types` hand a bare GPU on to the local tables). */
 static const struct gv_cli_command *const command_tables[] = {
@@ -24,6 +26,7 @@ static const struct gv_cli_command *const command_tables[] = {
         gv_cli_op_commands,
         gv_cli_image_commands,
         gv_cli_token_commands,
+        gv_cli_top_commands,
         gv_cli_host_commands,
         gv_cli_gpu_commands,
         gv_cli_mig_commands,
@@ -159,7 +162,7 @@ int main(int argc, char **argv)
                                 group_known = true;
         if (!group_known)
                 return gv_cli_usage_error("unknown command '%s' (commands: host, gpu, mig, vgpu, "
-                                          "vm, op, events, image, token; see gpuvirt --help)",
+                                          "vm, op, events, image, token, top; see gpuvirt --help)",
                                           group);
         /* list the verbs of the group */
         char verbs[256] = "";

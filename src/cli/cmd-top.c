@@ -185,7 +185,8 @@ static int fetch_quiet(struct screen *s, struct gv_top_model **ret, char **ret_m
         ssize_t n = pread(mfd, buf, sizeof(buf) - 1, 0);
         buf[n > 0 ? n : 0] = '\0';
         buf[strcspn(buf, "\n")] = '\0';
-        *ret_msg = xstrdup(*buf ? buf : "the refresh failed");
+        const char *msg = gv_startswith(buf, "error: ") ? buf + strlen("error: ") : buf;
+        *ret_msg = xstrdup(*msg ? msg : "the request failed");
         return ex;
 }
 
@@ -239,7 +240,7 @@ static void draw_footer(struct screen *s, int y, int cols)
         move(y, 0);
         clrtoeol();
         if (s->error) {
-                snprintf(buf, sizeof(buf), "error: %s (showing the last values; q quits)",
+                snprintf(buf, sizeof(buf), "refresh failed, the last values stay (q quits): %s",
                          s->error);
                 attron(s->colors ? COLOR_PAIR(PAIR_ERROR) | A_BOLD : A_BOLD);
                 mvaddnstr(y, 0, buf, cols);

@@ -9,6 +9,7 @@ Steps, in order:
     wait:TEXT      read the output until the screen shows TEXT (10 s at most; fails otherwise)
     sleep:SECONDS  read the output for that long
     key:CHARS      send CHARS (\\t, \\x0c and the like are understood)
+    sh:COMMAND     run COMMAND with /bin/sh (the screen stays as it is meanwhile)
     snap           print the screen between "--- screen" and "--- end" lines
 
 The screen is kept by a small VT100/xterm interpreter: enough of ECMA-48 for what ncurses sends
@@ -22,6 +23,7 @@ import pty
 import re
 import select
 import struct
+import subprocess
 import sys
 import time
 import fcntl
@@ -272,6 +274,8 @@ def main():
             pump(float(arg))
         elif kind == "key":
             os.write(fd, arg.encode().decode("unicode_escape").encode("latin-1"))
+        elif kind == "sh":
+            subprocess.run(["/bin/sh", "-c", arg], check=False)
         elif kind == "snap":
             print("--- screen\n" + screen.text() + "\n--- end")
         else:

@@ -27,6 +27,7 @@
 
 #if HAVE_NCURSESW
 #include <curses.h>
+#include <termcap.h>
 #endif
 
 #define DEFAULT_INTERVAL_MS 2000u
@@ -447,7 +448,11 @@ static int run_screen(struct gv_cli *cli, enum gv_top_sort sort, uint32_t interv
         if (ex != GV_EXIT_OK)
                 return ex;
 
-        SCREEN *scr = newterm(NULL, stdout, stdin);
+        /* newterm() on a TERM terminfo does not know fails, but leaks its half-made screen
+         * (ncurses 6.4): ask the terminfo database first */
+        const char *term = getenv("TERM");
+        SCREEN *scr = term && *term && tgetent(NULL, term) == 1 ? newterm(NULL, stdout, stdin)
+                                                                : NULL;
         if (!scr) {
                 gv_top_model_free(s.model);
                 *ret_fallback = true;

@@ -6,7 +6,8 @@ shows at chosen moments (tests/cli/test-top-cluster.sh drives `gpuvirt top` with
     pty-screen.py ROWSxCOLS STEP... -- COMMAND [ARGS]
 
 Steps, in order:
-    wait:TEXT      read the output until the screen shows TEXT (10 s at most; fails otherwise)
+    wait:TEXT      read the output until the screen shows TEXT and nothing more came for 0.3 s
+                   (10 s at most; fails otherwise)
     sleep:SECONDS  read the output for that long
     key:CHARS      send CHARS (\\t, \\x0c and the like are understood)
     sh:COMMAND     run COMMAND with /bin/sh (the screen stays as it is meanwhile)
@@ -244,12 +245,18 @@ def main():
     def pump(seconds, until=None):
         nonlocal eof
         end = time.time() + seconds
+        quiet_since = None
         while time.time() < end and not eof:
             if until and until in screen.text():
-                return True
+                # let the screen settle: a frame may come in several writes
+                if quiet_since is not None and time.time() - quiet_since >= 0.3:
+                    return True
             r, _, _ = select.select([fd], [], [], 0.05)
             if not r:
+                if quiet_since is None:
+                    quiet_since = time.time()
                 continue
+            quiet_since = None
             try:
                 d = os.read(fd, 65536)
             except OSError:

@@ -67,6 +67,11 @@ check operator "$(complete_line gpuvirt token create ci --role o)" "roles"
 check qcow2 "$(complete_line gpuvirt image add d /x --format q)" "image formats"
 check --after "$(complete_line gpuvirt events --a)" "events options"
 check passthrough "$(complete_line gpuvirt gpu set-mode node-a/0 p)" "modes"
+check top "$(complete_line gpuvirt t)" "top"
+check --batch "$(complete_line gpuvirt top --b)" "top options"
+check --interval "$(complete_line gpuvirt top --batch --i)" "top options after an option"
+check memory "$(complete_line gpuvirt top --sort m)" "top sort keys"
+check --sort "$(complete_line gpuvirt top --interval 2 --s)" "top options after --interval's value"
 
 path0=$PATH
 for jq_mode in jq sed; do

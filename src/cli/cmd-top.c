@@ -429,9 +429,10 @@ static bool handle_key(struct screen *s, int ch, bool *refetch)
                 *refetch = true;
                 break;
         case 12: /* ^L */
+        case KEY_RESIZE: /* ncurses has the new size; paint all of it */
                 clearok(curscr, TRUE);
                 break;
-        default: /* KEY_RESIZE and the rest: redraw */
+        default: /* the rest: a redraw */
                 break;
         }
         if (s->sort != old && s->model)

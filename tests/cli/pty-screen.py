@@ -11,6 +11,8 @@ Steps, in order:
     sleep:SECONDS  read the output for that long
     key:CHARS      send CHARS (\\t, \\x0c and the like are understood)
     sh:COMMAND     run COMMAND with /bin/sh (the screen stays as it is meanwhile)
+    resize:RxC     give the terminal R rows and C columns (the kernel sends SIGWINCH); the
+                   screen starts blank at the new size, as a terminal that reflows would not
     snap           print the screen between "--- screen" and "--- end" lines
 
 The screen is kept by a small VT100/xterm interpreter: enough of ECMA-48 for what ncurses sends
@@ -281,6 +283,10 @@ def main():
             pump(float(arg))
         elif kind == "key":
             os.write(fd, arg.encode().decode("unicode_escape").encode("latin-1"))
+        elif kind == "resize":
+            rows, cols = (int(v) for v in arg.split("x"))
+            screen.__init__(rows, cols)
+            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         elif kind == "sh":
             subprocess.run(["/bin/sh", "-c", arg], check=False)
         elif kind == "snap":

@@ -98,8 +98,10 @@ grep -qE '^m1 +node-b +running +mig-vgpu H100XM-1-10C .*\[n/a: MIG +\] [0-9.]+[M
 grep -qE '^p1 +node-b +running +passthrough .*\[n/a: passthrough +\] n/a: passthrough$' <<<"$(row VMS p1)" &&
         _ok "p1's row: 'n/a: passthrough' for its GPU's utilization and memory" ||
         _not_ok "p1's row" "$(row VMS p1)"
-grep -qE '\[ *0%\]' <<<"$(row VMS m1)$(row VMS p1)" && _not_ok "no unknown GPU value shown as 0 %" "$(row VMS m1)" ||
-        _ok "no unknown GPU value shown as 0 %"
+# the GPU columns: what follows the CPU and memory bars
+GPU_COLS=$( (row VMS m1; row VMS p1) | sed 's/^[^[]*\[[^]]*\] \[[^]]*\] //')
+[ "$(wc -l <<<"$GPU_COLS")" = 2 ] && ! grep -qE '(^|[^0-9.])0(\.0)?(%|M|G)' <<<"$GPU_COLS" &&
+        _ok "no unknown GPU value of m1 or p1 shown as 0" || _not_ok "no unknown GPU value shown as 0" "$GPU_COLS"
 PT=$(section GPUS | awk -v h=node-b '$1 == h && $4 == "passthrough"')
 grep -qE '\[n/a: passthrough +\] \[n/a: passthrough +\] +- +- p1$' <<<"$PT" &&
         _ok "node-b's pass-through GPU: no values ('n/a: passthrough', '-'), used by p1" ||
@@ -160,7 +162,9 @@ else
                 key:u 'wait:VMS 4 (4 running), sorted by gpu' snap key:g sleep:0.3 snap key:q -- "$GPUVIRT" top
         SCREENS=$OUT
         # screen N: the Nth snapshot
-        screen() { awk -v n="$1" '/^--- screen$/ {k++; next} /^--- end$/ {if (k == n) exit; next} k == n' <<<"$SCREENS"; }
+        # screen_of N [TEXT]: the Nth snapshot in TEXT (default $OUT)
+        screen_of() { awk -v n="$1" '/^--- screen$/ {k++; next} /^--- end$/ {if (k == n) exit; next} k == n' <<<"${2-$OUT}"; }
+        screen() { screen_of "$1" "$SCREENS"; }
         [ "$RC" = 0 ] && _ok "the screen came up (pty-screen.py: python3 pty)" || _not_ok "the screen came up" "$(tail -40 <<<"$SCREENS")"
         S1=$(screen 1)
         grep -q '^gpuvirt top .* - hosts 2/2 up' <<<"$S1" && grep -q '^HOSTS 2 (2 up), sorted by cpu' <<<"$S1" &&
@@ -181,6 +185,15 @@ else
         run env TERM=xterm python3 "$PTY" 12x60 'wait:needs at least' snap key:q -- "$GPUVIRT" top
         grep -q 'The terminal is 60x12; gpuvirt top needs at least 80x14' <<<"$OUT" && grep -q -- '--- exit 0' <<<"$OUT" &&
                 _ok "a 60x12 terminal: it says what it needs, and 'q' still quits" || _not_ok "a small terminal" "$OUT"
+
+        run env TERM=xterm python3 "$PTY" 40x140 'wait:VMS 4 (4 running)' resize:12x60 'wait:needs at least' snap \
+                resize:30x100 'wait:VMS 4 (4 running)' snap key:q -- "$GPUVIRT" top
+        S1=$(screen_of 1)
+        S2=$(screen_of 2)
+        grep -q 'The terminal is 60x12' <<<"$S1" && grep -q '^VMS 4 (4 running)' <<<"$S2" &&
+                grep -q '^HOSTS 2 ' <<<"$S2" && awk 'length > 100 {exit 1}' <<<"$S2" && grep -q -- '--- exit 0' <<<"$OUT" &&
+                _ok "resized to 60x12 it says what it needs; back at 100x30 it draws all sections within 100 columns" ||
+                _not_ok "resizing" "$OUT"
 
         run env TERM=no-such-terminal-xyz python3 "$PTY" 40x140 'wait:VMS 4 (4 running)' snap -- "$GPUVIRT" top
         grep -q "cannot drive the terminal type 'no-such-terminal-xyz'" <<<"$OUT" && grep -q 'VMS 4 (4 running)' <<<"$OUT" &&

@@ -7,7 +7,7 @@
 #
 #   sim-cluster.sh start DIR [--hosts N] [--profiles P1,P2,...] [--accel tcg|kvm|auto]
 #                            [--host-down-after S] [--cpus N] [--memory-gib N] [--qemu PATH]
-#                            [--same-group] [--controller-config FILE]
+#                            [--same-group] [--controller-config FILE] [--stop-timeout S]
 #   sim-cluster.sh stop DIR          QEMUs of the cluster first, then the daemons; files stay
 #   sim-cluster.sh status DIR        the daemons and the controller's host list
 #   sim-cluster.sh restart DIR NAME  (re)start the controller or one host's agent (node-a, ...)
@@ -230,6 +230,8 @@ start_agent() {
                       --controller "unix:$DIR/gpuvirt.sock" --host-name "$name"
                       --accel "${CFG[SIM_ACCEL]}")
                 [ -n "${CFG[SIM_QEMU]:-}" ] && args+=(--qemu "${CFG[SIM_QEMU]}")
+                [ -n "${CFG[SIM_STOP_TIMEOUT]:-}" ] &&
+                        args+=(--stop-timeout "${CFG[SIM_STOP_TIMEOUT]}")
                 echo "== $(date '+%F %T') gpuvirtd ${args[*]}" >>"$log"
                 GPUVIRT_SIM_CPUS=${CFG[SIM_CPUS]} \
                 GPUVIRT_SIM_MEMORY_MIB=$((CFG[SIM_MEMORY_GIB] * 1024)) \
@@ -254,7 +256,7 @@ start_agent() {
 
 cmd_start() {
         local hosts=2 profiles=dgx-h100 accel=tcg down_after='' cpus=64 mem_gib=512 qemu=
-        local k name profile i same_group= ctl_config=
+        local k name profile i same_group= ctl_config= stop_timeout=
         while [ $# -gt 0 ]; do
                 case $1 in
                 --same-group) same_group=1; shift; continue ;;
@@ -266,9 +268,10 @@ cmd_start() {
                 --memory-gib) mem_gib=${2:-} ;;
                 --qemu) qemu=${2:-} ;;
                 --controller-config) ctl_config=${2:-} ;;
+                --stop-timeout) stop_timeout=${2:-} ;;
                 *) die "start: unknown option '$1' (valid: --hosts, --profiles, --accel," \
                         "--host-down-after, --cpus, --memory-gib, --qemu, --same-group," \
-                        "--controller-config)." ;;
+                        "--controller-config, --stop-timeout)." ;;
                 esac
                 [ $# -ge 2 ] || die "start: $1 needs a value."
                 shift 2
@@ -283,6 +286,8 @@ cmd_start() {
         *) die "--accel: '$accel' is not tcg, kvm or auto." ;;
         esac
         [ -z "$qemu" ] || [ -x "$qemu" ] || die "--qemu: '$qemu' is not an executable file."
+        [ -z "$stop_timeout" ] || [[ "$stop_timeout" =~ ^[1-9][0-9]{0,3}$ ]] ||
+                die "--stop-timeout: '$stop_timeout' is not 1..3600 seconds."
         [ -z "$ctl_config" ] || [ -f "$ctl_config" ] ||
                 die "--controller-config: '$ctl_config' is not a file."
         IFS=, read -r -a PROFILES <<<"$profiles"
@@ -313,6 +318,7 @@ cmd_start() {
         var SIM_MEMORY_GIB "$mem_gib"
         var SIM_HOST_DOWN_AFTER "$down_after"
         var SIM_QEMU "${qemu:+$(readlink -f "$qemu")}"
+        var SIM_STOP_TIMEOUT "$stop_timeout"
         var SIM_SAME_GROUP "$same_group"
         [ -z "$same_group" ] || SETSID=()
         var GPUVIRT_CLUSTER_DIR "$DIR"

@@ -21,7 +21,7 @@ trap 'exit 1' TERM INT
 . "$(dirname "$0")/cluster-lib.sh"
 
 if ! "$LAUNCH" start "$CL" --hosts 3 --profiles dgx-h100,dgx-h100,dgx-a100 --accel tcg \
-        --host-down-after 3 --same-group >"$TEST_TMP/launch.log" 2>&1; then
+        --host-down-after 3 --same-group --stop-timeout 2 >"$TEST_TMP/launch.log" 2>&1; then
         echo "Bail out! sim-cluster.sh start failed: $(tail -5 "$TEST_TMP/launch.log")"
         exit 1
 fi

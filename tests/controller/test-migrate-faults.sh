@@ -36,7 +36,7 @@ agent-timeout = 4
 migration-stall-timeout = 3
 EOF
 if ! "$LAUNCH" start "$CL" --hosts 2 --profiles dgx-h100 --accel tcg --host-down-after 3 \
-        --same-group --controller-config "$TEST_TMP/controller.conf" >"$TEST_TMP/launch.log" 2>&1; then
+        --same-group --stop-timeout 2 --controller-config "$TEST_TMP/controller.conf" >"$TEST_TMP/launch.log" 2>&1; then
         echo "Bail out! sim-cluster.sh start failed: $(tail -5 "$TEST_TMP/launch.log")"
         exit 1
 fi

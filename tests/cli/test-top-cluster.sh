@@ -12,26 +12,13 @@
 # restoring the terminal; an unknown TERM and a standard output that is not a terminal fall back
 # to a plain frame.
 . "$(dirname "$0")/../integration/lib.sh"
-: "${GPUVIRTD:?GPUVIRTD must name the gpuvirtd binary}"
-command -v qemu-system-x86_64 >/dev/null || { echo "1..0 # SKIP qemu-system-x86_64 is not installed"; exit 0; }
-command -v curl >/dev/null || { echo "1..0 # SKIP curl is not installed"; exit 0; }
-export GPUVIRTD GPUVIRT GPUVIRT_SIM
-
+. "$(dirname "$0")/../controller/cluster-lib.sh"
+cluster_init tc
 HERE=$(cd "$(dirname "$0")" && pwd)
-LAUNCH=$(cd "$HERE/../.." && pwd)/contrib/sim-cluster.sh
-CL=$TEST_TMP/tc
-SOCK=$CL/gpuvirt.sock
-trap '"$LAUNCH" stop "$CL" >/dev/null 2>&1; _cleanup' EXIT
-trap 'exit 1' TERM INT
-. "$HERE/../controller/cluster-lib.sh"
 
 printf 'metrics-interval = 250\n' >"$TEST_TMP/controller.conf"
-if ! "$LAUNCH" start "$CL" --hosts 2 --profiles dgx-h100,dgx-h100 --accel tcg \
-        --same-group --controller-config "$TEST_TMP/controller.conf" >"$TEST_TMP/launch.log" 2>&1; then
-        echo "Bail out! sim-cluster.sh start failed: $(tail -5 "$TEST_TMP/launch.log")"
-        exit 1
-fi
-env_reload
+cluster_start --hosts 2 --profiles dgx-h100,dgx-h100 --accel tcg \
+        --same-group --controller-config "$TEST_TMP/controller.conf"
 export GPUVIRT_ENDPOINT="unix:$SOCK"
 unset GPUVIRT_TOKEN COLUMNS
 

@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: MIT
 # shellcheck shell=bash
 # cluster-lib.sh — helpers for the TAP scripts that drive a simulated cluster
-# (contrib/sim-cluster.sh): sourced after tests/integration/lib.sh, with LAUNCH (the launcher),
-# CL (the cluster's directory) and SOCK (the controller's UNIX socket) set.
+# (contrib/sim-cluster.sh): sourced after tests/integration/lib.sh; cluster_init sets LAUNCH
+# (the launcher), CL (the cluster's directory) and SOCK (the controller's UNIX socket).
 #
+#   cluster_init NAME         prerequisites, LAUNCH/CL/SOCK, the traps
+#   cluster_start OPTIONS...  start the cluster (bail out when it does not come up)
 #   capi METHOD PATH [BODY]   the controller's REST API; $HTTP, $OUT
 #   aapi HOST PATH            GET on HOST's agent
 #   check NAME HTTP JQ        ok when the status is HTTP and JQ holds on $OUT
@@ -11,6 +13,31 @@
 #   verify_vm NAME ALLOC      the VM runs where its placement says, with its hardware there
 #   leak_check LABEL          per host: hardware == the agent's VMs' records == controller VMs
 
+# cluster_init NAME: the prerequisites (a skip saying which is missing), LAUNCH, CL
+# ($TEST_TMP/NAME) and SOCK, and the traps that stop the cluster however the test ends
+# (CLUSTER_EXIT_HOOK, if set, runs first).
+cluster_init() {
+        : "${GPUVIRTD:?GPUVIRTD must name the gpuvirtd binary}"
+        command -v qemu-system-x86_64 >/dev/null || { echo "1..0 # SKIP qemu-system-x86_64 is not installed"; exit 0; }
+        command -v curl >/dev/null || { echo "1..0 # SKIP curl is not installed"; exit 0; }
+        export GPUVIRTD GPUVIRT GPUVIRT_SIM
+        LAUNCH=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/contrib/sim-cluster.sh
+        CL=$TEST_TMP/$1
+        SOCK=$CL/gpuvirt.sock
+        trap '${CLUSTER_EXIT_HOOK:-:}; "$LAUNCH" stop "$CL" >/dev/null 2>&1; _cleanup' EXIT
+        trap 'exit 1' TERM INT
+}
+# cluster_start START-OPTIONS...: sim-cluster.sh start in $CL, then its environment loaded; a
+# failed start bails out with the launcher's and the daemons' last words.
+cluster_start() {
+        if ! "$LAUNCH" start "$CL" "$@" >"$TEST_TMP/launch.log" 2>&1; then
+                echo "Bail out! sim-cluster.sh start failed: $(tail -5 "$TEST_TMP/launch.log")"
+                local f
+                for f in "$CL"/logs/*.log; do [ -f "$f" ] && diag "$f: $(tail -5 "$f")"; done
+                exit 1
+        fi
+        env_reload
+}
 # capi METHOD PATH [BODY]: the controller's API on its UNIX socket; $HTTP the status, $OUT the
 # body.
 capi() {

@@ -13,16 +13,8 @@
 # (vfio-pci bindings, vGPUs, MIG GPU instances: `gpuvirt host inspect` on the simulated host)
 # is exactly what the agent's VMs record, and every agent VM is a controller VM on that host.
 . "$(dirname "$0")/../integration/lib.sh"
-: "${GPUVIRTD:?GPUVIRTD must name the gpuvirtd binary}"
-command -v qemu-system-x86_64 >/dev/null || { echo "1..0 # SKIP qemu-system-x86_64 is not installed"; exit 0; }
-command -v curl >/dev/null || { echo "1..0 # SKIP curl is not installed"; exit 0; }
-export GPUVIRTD GPUVIRT GPUVIRT_SIM
-
-LAUNCH=$(cd "$(dirname "$0")/../.." && pwd)/contrib/sim-cluster.sh
-CL=$TEST_TMP/c
-SOCK=$CL/gpuvirt.sock
-trap '"$LAUNCH" stop "$CL" >/dev/null 2>&1; _cleanup' EXIT
-trap 'exit 1' TERM INT
+. "$(dirname "$0")/cluster-lib.sh"
+cluster_init c
 
 # QEMU through a wrapper that makes the start of VMs named slow-* take 3 s (the controller is
 # killed while an agent is in the middle of it).
@@ -33,17 +25,10 @@ exec qemu-system-x86_64 "$@"
 WRAP
 chmod +x "$TEST_TMP/qemu-wrap"
 
-. "$(dirname "$0")/cluster-lib.sh"
-
 # ---------------------------------------------------------------- the cluster
 
-if ! "$LAUNCH" start "$CL" --hosts 2 --profiles dgx-h100,dgx-a100 --accel tcg \
-        --host-down-after 3 --qemu "$TEST_TMP/qemu-wrap" --same-group >"$TEST_TMP/launch.log" 2>&1; then
-        echo "Bail out! sim-cluster.sh start failed: $(tail -5 "$TEST_TMP/launch.log")"
-        for f in "$CL"/logs/*.log; do diag "$f: $(tail -5 "$f")"; done
-        exit 1
-fi
-env_reload
+cluster_start --hosts 2 --profiles dgx-h100,dgx-a100 --accel tcg \
+        --host-down-after 3 --qemu "$TEST_TMP/qemu-wrap" --same-group
 T0=$SECONDS
 grep -q "export GPUVIRT_ENDPOINT=unix:$SOCK" "$TEST_TMP/launch.log" &&
         _ok "the launcher says how to reach the cluster" || _not_ok "the launcher says how to reach the cluster" "$(cat "$TEST_TMP/launch.log")"

@@ -10,25 +10,12 @@
 # columns; bad parameters are refused naming the valid values; the exposition passes promtool
 # (Debian's prometheus package), a real parser.
 . "$(dirname "$0")/../integration/lib.sh"
-: "${GPUVIRTD:?GPUVIRTD must name the gpuvirtd binary}"
-command -v qemu-system-x86_64 >/dev/null || { echo "1..0 # SKIP qemu-system-x86_64 is not installed"; exit 0; }
-command -v curl >/dev/null || { echo "1..0 # SKIP curl is not installed"; exit 0; }
-export GPUVIRTD GPUVIRT GPUVIRT_SIM
-
-LAUNCH=$(cd "$(dirname "$0")/../.." && pwd)/contrib/sim-cluster.sh
-CL=$TEST_TMP/mc
-SOCK=$CL/gpuvirt.sock
-trap '"$LAUNCH" stop "$CL" >/dev/null 2>&1; _cleanup' EXIT
-trap 'exit 1' TERM INT
 . "$(dirname "$0")/cluster-lib.sh"
+cluster_init mc
 
 printf 'metrics-interval = 250\n' >"$TEST_TMP/controller.conf"
-if ! "$LAUNCH" start "$CL" --hosts 2 --profiles dgx-h100,dgx-h100 --accel tcg \
-        --same-group --controller-config "$TEST_TMP/controller.conf" >"$TEST_TMP/launch.log" 2>&1; then
-        echo "Bail out! sim-cluster.sh start failed: $(tail -5 "$TEST_TMP/launch.log")"
-        exit 1
-fi
-env_reload
+cluster_start --hosts 2 --profiles dgx-h100,dgx-h100 --accel tcg \
+        --same-group --controller-config "$TEST_TMP/controller.conf"
 
 # metrics_until NAME JQ [PATH]: poll the controller's GET PATH (default /api/v1/metrics) until
 # JQ holds (10 s).

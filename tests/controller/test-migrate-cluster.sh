@@ -8,24 +8,11 @@
 # fails and leaves the VM running on its source with nothing held on the target; a VM's overlay
 # disk (data written into it) moves with its live migration.
 . "$(dirname "$0")/../integration/lib.sh"
-: "${GPUVIRTD:?GPUVIRTD must name the gpuvirtd binary}"
-command -v qemu-system-x86_64 >/dev/null || { echo "1..0 # SKIP qemu-system-x86_64 is not installed"; exit 0; }
-command -v curl >/dev/null || { echo "1..0 # SKIP curl is not installed"; exit 0; }
-export GPUVIRTD GPUVIRT GPUVIRT_SIM
-
-LAUNCH=$(cd "$(dirname "$0")/../.." && pwd)/contrib/sim-cluster.sh
-CL=$TEST_TMP/m
-SOCK=$CL/gpuvirt.sock
-trap '"$LAUNCH" stop "$CL" >/dev/null 2>&1; _cleanup' EXIT
-trap 'exit 1' TERM INT
 . "$(dirname "$0")/cluster-lib.sh"
+cluster_init m
 
-if ! "$LAUNCH" start "$CL" --hosts 3 --profiles dgx-h100,dgx-h100,dgx-a100 --accel tcg \
-        --host-down-after 3 --same-group --stop-timeout 2 >"$TEST_TMP/launch.log" 2>&1; then
-        echo "Bail out! sim-cluster.sh start failed: $(tail -5 "$TEST_TMP/launch.log")"
-        exit 1
-fi
-env_reload
+cluster_start --hosts 3 --profiles dgx-h100,dgx-h100,dgx-a100 --accel tcg \
+        --host-down-after 3 --same-group --stop-timeout 2
 capi GET /api/v1/hosts
 check "three hosts up" 200 'length == 3 and all(.[]; .state == "up")'
 

@@ -16,31 +16,19 @@
 #   - a copy no move accounts for (an incoming made by hand): aborted by the controller's poll
 # A slow transfer: a 3 GiB guest-less VM at 1 MiB/s (its zero pages are ~8 MB on the wire).
 . "$(dirname "$0")/../integration/lib.sh"
-: "${GPUVIRTD:?GPUVIRTD must name the gpuvirtd binary}"
-command -v qemu-system-x86_64 >/dev/null || { echo "1..0 # SKIP qemu-system-x86_64 is not installed"; exit 0; }
-command -v curl >/dev/null || { echo "1..0 # SKIP curl is not installed"; exit 0; }
-export GPUVIRTD GPUVIRT GPUVIRT_SIM
-
-LAUNCH=$(cd "$(dirname "$0")/../.." && pwd)/contrib/sim-cluster.sh
-CL=$TEST_TMP/f
-SOCK=$CL/gpuvirt.sock
+. "$(dirname "$0")/cluster-lib.sh"
 FROZEN=()
 thaw_all() { local p; for p in "${FROZEN[@]}"; do kill -CONT "$p" 2>/dev/null; done; FROZEN=(); }
-trap 'thaw_all; "$LAUNCH" stop "$CL" >/dev/null 2>&1; _cleanup' EXIT
-trap 'exit 1' TERM INT
-. "$(dirname "$0")/cluster-lib.sh"
+CLUSTER_EXIT_HOOK=thaw_all
+cluster_init f
 
 cat >"$TEST_TMP/controller.conf" <<'EOF'
 # short bounds for a test: an agent call, a transfer that moves nothing
 agent-timeout = 4
 migration-stall-timeout = 3
 EOF
-if ! "$LAUNCH" start "$CL" --hosts 2 --profiles dgx-h100 --accel tcg --host-down-after 3 \
-        --same-group --stop-timeout 2 --controller-config "$TEST_TMP/controller.conf" >"$TEST_TMP/launch.log" 2>&1; then
-        echo "Bail out! sim-cluster.sh start failed: $(tail -5 "$TEST_TMP/launch.log")"
-        exit 1
-fi
-env_reload
+cluster_start --hosts 2 --profiles dgx-h100 --accel tcg --host-down-after 3 \
+        --same-group --stop-timeout 2 --controller-config "$TEST_TMP/controller.conf"
 capi GET /api/v1/hosts
 check "two hosts up" 200 'length == 2 and all(.[]; .state == "up")'
 

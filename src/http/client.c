@@ -183,6 +183,28 @@ static int conn_open(struct conn *c, const char *ep, char **ret_host, struct gv_
                             "'http://HOST:PORT'.", ep);
 }
 
+int gv_http_client_connect(const char *endpoint, int timeout_ms, int *ret_fd, char **ret_host,
+                           struct gv_error **err)
+{
+        struct conn c = { .fd = -1, .endpoint = endpoint, .timeout_ms = timeout_ms,
+                          .deadline_ms = timeout_ms > 0 ? now_ms() + timeout_ms : 0 };
+        char *host = NULL;
+        int r = conn_open(&c, endpoint, &host, err);
+        if (r == -ETIMEDOUT)
+                r = gv_error_set(err, ETIMEDOUT, "cannot connect to '%s' within %d ms.", endpoint,
+                                 timeout_ms);
+        if (r < 0) {
+                safe_close(c.fd);
+                return r;
+        }
+        *ret_fd = c.fd;
+        if (ret_host)
+                *ret_host = host;
+        else
+                free(host);
+        return 0;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Writing                                                                                     */
 

@@ -70,3 +70,9 @@ void gv_http_client_reply_done(struct gv_http_client_reply *r);
  * buf[0..len). Exposed for tests. */
 int gv_http_client_parse_head(const char *buf, size_t len, int *ret_status, char ***ret_headers,
                               struct gv_error **err);
+
+/* Connect to endpoint (as above) and hand the socket over (non-blocking, O_CLOEXEC) with the
+ * Host header's value for it, for protocols that leave HTTP after one exchange (WebSocket,
+ * websocket.h). */
+int gv_http_client_connect(const char *endpoint, int timeout_ms, int *ret_fd, char **ret_host,
+                           struct gv_error **err);

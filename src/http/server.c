@@ -92,6 +92,7 @@ struct gv_http_request {
         bool queued;
 
         char **query_values; /* decoded query values handed out, freed with the request */
+        struct upgrade *upgrade; /* gv_http_reply_upgrade(): freed with the request */
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -256,6 +257,64 @@ int gv_http_reply_stream(struct gv_http_request *req, unsigned status, const cha
         }
         return set_response(req, status, resp,
                             content_type ? content_type : "application/octet-stream");
+}
+
+/* An upgrade (gv_http_reply_upgrade). libmicrohttpd calls upgrade_run() on the connection's
+ * thread after sending the 101; the server closes the socket when it returns
+ * (MHD_UPGRADE_ACTION_CLOSE), and only after that completes the request (on_completed, from
+ * the daemon's thread, which frees the request and this). A 101 that was never sent leaves
+ * `ran` false: request_free() then calls free_cb. */
+struct upgrade {
+        gv_http_upgrade_cb cb;
+        void *cls;
+        void (*free_cb)(void *cls);
+        int stop_fd;
+        atomic_bool ran;
+};
+
+static void upgrade_run(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra,
+                        size_t n_extra, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+        struct upgrade *up = cls;
+        (void)conn;
+        (void)con_cls;
+        atomic_store(&up->ran, true);
+        up->cb(up->cls, sock, extra, n_extra, up->stop_fd);
+        if (up->free_cb)
+                up->free_cb(up->cls);
+        up->free_cb = NULL;
+        (void)MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+static void upgrade_free(struct upgrade *up)
+{
+        if (!up)
+                return;
+        if (!atomic_load(&up->ran) && up->free_cb)
+                up->free_cb(up->cls);
+        free(up);
+}
+
+int gv_http_reply_upgrade(struct gv_http_request *req, const char *protocol,
+                          gv_http_upgrade_cb callback, void *cls, void (*free_cb)(void *cls))
+{
+        if (req->response || req->queued || !callback || !protocol || req->upgrade) {
+                if (free_cb)
+                        free_cb(cls);
+                return req->response || req->queued ? -EALREADY : -EINVAL;
+        }
+        struct upgrade *up = xnew0(struct upgrade, 1);
+        *up = (struct upgrade){ .cb = callback, .cls = cls, .free_cb = free_cb,
+                                .stop_fd = req->srv->stop_fd };
+        atomic_init(&up->ran, false);
+        struct MHD_Response *resp = MHD_create_response_for_upgrade(upgrade_run, up);
+        if (!resp) {
+                upgrade_free(up);
+                abort();
+        }
+        req->upgrade = up;
+        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, protocol);
+        return set_response(req, MHD_HTTP_SWITCHING_PROTOCOLS, resp, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -446,6 +505,7 @@ static struct gv_http_request *request_free(struct gv_http_request *req)
         gv_http_route_match_done(&req->match);
         strv_free(req->query_values);
         upload_drop(req); /* a request that ended before its body did */
+        upgrade_free(req->upgrade);
         free(req->body);
         free(req->method);
         free(req->path);
@@ -908,7 +968,8 @@ static int start_daemon(struct gv_http_server *s, struct listener *l, int fd,
         l->srv = s;
         /* MHD takes the listening socket and closes it in MHD_stop_daemon(). */
         l->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-                                             MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL,
+                                             MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
+                                             MHD_ALLOW_UPGRADE,
                                      0, NULL, NULL, on_access, l,
                                      MHD_OPTION_LISTEN_SOCKET, fd,
                                      MHD_OPTION_CONNECTION_LIMIT, limit,

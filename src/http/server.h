@@ -139,3 +139,15 @@ int gv_http_reply_header(struct gv_http_request *req, const char *name, const ch
 typedef ssize_t (*gv_http_stream_cb)(void *cls, char *buf, size_t max, int stop_fd);
 int gv_http_reply_stream(struct gv_http_request *req, unsigned status, const char *content_type,
                          gv_http_stream_cb callback, void *cls, void (*free_cb)(void *cls));
+
+/* Protocol upgrade (101 Switching Protocols; websocket.h builds WebSockets on it). The reply
+ * carries "Upgrade: <protocol>" (and libmicrohttpd's "Connection: Upgrade"); add more headers
+ * with gv_http_reply_header(). Once the 101 is sent, callback(cls, fd, extra, n_extra, stop_fd)
+ * runs on the connection's thread with the connection's socket (it must not close fd: the
+ * server does when callback returns) and the bytes the server had read past the request's head.
+ * It may block for as long as the connection lasts, but must watch stop_fd as streams do.
+ * free_cb(cls) runs once after it, or when the 101 was never sent. */
+typedef void (*gv_http_upgrade_cb)(void *cls, int fd, const char *extra, size_t n_extra,
+                                   int stop_fd);
+int gv_http_reply_upgrade(struct gv_http_request *req, const char *protocol,
+                          gv_http_upgrade_cb callback, void *cls, void (*free_cb)(void *cls));

@@ -565,7 +565,7 @@ static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, const char *
         _cleanup_(gv_qmp_freep) struct gv_qmp *q = NULL;
         _cleanup_free_ char *qmp = run_path(vm, "qmp.sock"), *con = run_path(vm, "console.sock");
         _cleanup_free_ char *pid = run_path(vm, "qemu.pid"), *log = run_path(vm, "qemu.log");
-        _cleanup_free_ char *seed = NULL;
+        _cleanup_free_ char *seed = NULL, *vnc = run_path(vm, "vnc.sock");
         _cleanup_close_ int log_fd = -1;
         int r;
 
@@ -617,6 +617,7 @@ static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, const char *
                         .paused = !incoming_uri,
                         .incoming = incoming_uri != NULL,
                         .seed_iso = seed,
+                        .vnc_socket = vnc,
                 };
                 r = gv_qemu_argv(vm->config, &rt, &argv, err);
                 if (r < 0)
@@ -624,6 +625,7 @@ static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, const char *
         }
         (void)unlink(qmp);
         (void)unlink(con);
+        (void)unlink(vnc);
         (void)unlink(pid);
         log_fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (log_fd < 0)

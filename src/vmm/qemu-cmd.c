@@ -260,6 +260,17 @@ int gv_qemu_argv(const struct gv_vm_config *c, const struct gv_qemu_runtime *rt,
                         return r;
         }
 
+        if (rt->vnc_socket) {
+                /* The graphical console: QEMU's VNC server on a UNIX socket beside the QMP and
+                 * console sockets (0600 by the agent's umask; no TCP port is opened), and a
+                 * standard VGA so there is a screen to show from the firmware on (SeaBIOS
+                 * prints to it; a pass-through or vGPU display is the guest's business). The
+                 * VGA comes after the other devices so they keep the PCI addresses they had
+                 * without it, and before the seed image, which stays last. */
+                _cleanup_free_ char *v = gv_qemu_escape(rt->vnc_socket);
+                add(&argv, "-vnc", xasprintf("unix:%s", v));
+                add(&argv, "-device", xstrdup("VGA,id=video0"));
+        }
         if (c->cloud_init && !rt->seed_iso)
                 return gv_error_set(err, EINVAL, "VM '%s' has cloud_init but the runtime has no "
                                     "seed image for it.", c->name);

@@ -83,6 +83,9 @@ struct gv_qemu_runtime {
                                           * when the state is in, unless also `paused` */
         const char *seed_iso;            /* the cloud-init NoCloud seed (cloud-init.h); needed
                                           * when the config has cloud_init */
+        const char *vnc_socket;          /* the graphical console: a VGA device and QEMU's VNC
+                                          * server on this UNIX socket (the agent bridges it to
+                                          * WebSocket clients); NULL: neither */
 };
 
 /* What this machine's QEMU can do, probed once when the agent starts (the answer goes into the

@@ -72,6 +72,7 @@ static struct gv_qemu_runtime runtime(enum gv_accel accel)
                 .accel = accel,
                 .qmp_socket = "/run/gpuvirt/vms/v/qmp.sock",
                 .console_socket = "/run/gpuvirt/vms/v/console.sock",
+                .vnc_socket = "/run/gpuvirt/vms/v/vnc.sock",
                 .pidfile = "/run/gpuvirt/vms/v/qemu.pid",
                 .disk_files = one_disk_files,
                 .disk_formats = one_disk_formats,

@@ -10,6 +10,7 @@
 
 #include "agent/api.h"
 #include "agent/console.h"
+#include "agent/console-ws.h"
 #include "agent/oplog.h"
 #include "http/problem.h"
 #include "http/server.h"
@@ -378,6 +379,18 @@ static int h_console_read(struct gv_http_request *req, void *userdata)
                                                       (json_int_t)len));
 }
 
+static int h_console_ws(struct gv_http_request *req, void *userdata)
+{
+        struct gv_agent_api *api = userdata;
+        return gv_agent_console_ws(req, api->agent);
+}
+
+static int h_vnc_ws(struct gv_http_request *req, void *userdata)
+{
+        struct gv_agent_api *api = userdata;
+        return gv_agent_vnc_ws(req, api->agent);
+}
+
 /* ---- reconcile ---- */
 
 static int do_reconcile(struct gv_http_request *req, struct gv_agent_api *api, unsigned *st,
@@ -420,6 +433,8 @@ static const struct gv_http_route routes[] = {
         { "POST", "/v1/vms/{name}/kill", h_kill },
         { "GET", "/v1/vms/{name}/console", h_console_read },
         { "POST", "/v1/vms/{name}/console", h_console_write },
+        { "GET", "/v1/vms/{name}/console/ws", h_console_ws },
+        { "GET", "/v1/vms/{name}/vnc/ws", h_vnc_ws },
         { "POST", "/v1/vms/{name}/incoming", h_incoming },
         { "POST", "/v1/vms/{name}/migrate", h_migrate },
         { "GET", "/v1/vms/{name}/migration", h_migration },

@@ -7,6 +7,7 @@ import { enc, get, post, del } from './api';
 import { chart, PALETTE, type Chart, type Line } from './charts';
 import { ago, bar, clear, h, mib, pct } from './dom';
 import { drawGpu, drawUse } from './gpu';
+import { migLayoutDialog } from './mig-layout';
 import { hold, metrics, watch, type Series } from './metrics';
 import { hostGpus, hostVms, state, vmByName } from './store';
 import type { Gpu, Host, Operation, VgpuType, Vm } from './types';
@@ -294,7 +295,9 @@ export function hostPage(name: string): View {
                                         h('td', null, drawUse(g)),
                                         h('td', null, g.util_pct === null ? h('span', { class: 'muted', title: 'a pass-through GPU is not visible to the host driver' }, 'n/a (in guest)') : bar(g.util_pct, 100, pct(g.util_pct))),
                                         h('td', null, g.memory_used_mib === null ? h('span', { class: 'muted' }, 'n/a') : bar(g.memory_used_mib, g.memory_mib, `${mib(g.memory_used_mib)} / ${mib(g.memory_mib)}`)),
-                                        h('td', null, h('button', { type: 'button', class: 'small', onclick: () => setModeDialog(g) }, 'Mode…'))));
+                                        h('td', null, h('button', { type: 'button', class: 'small', onclick: () => setModeDialog(g) }, 'Mode…'),
+                                          g.mig?.capable ? h('button', { type: 'button', class: 'small', 'data-action': 'mig-layout',
+                                                                         onclick: () => migLayoutDialog(g) }, 'MIG layout…') : '')));
                         clear(vms.body);
                         for (const v of hostVms(x.name))
                                 vms.body.appendChild(h('tr', null, h('td', null, vmLink(v.name)), h('td', null, stateBadge(v.state)),

@@ -36,8 +36,9 @@
  *
  * Per thread: the sampler's thread is found by its name when it has one containing "sampler";
  * it has none yet (every agent thread is "gpuvirtd" but libmicrohttpd's "MHD-listen"), so it is
- * taken by creation order: gv_agent_new (src/agent/vm.c) starts the supervisor thread and then
- * the sampler, so the sampler is the third-lowest TID; the report says which way it was found.
+ * taken by start order: gv_agent_new (src/agent/vm.c) starts the supervisor thread and then
+ * the sampler, so the sampler is the third thread (TIDs ordered by their distance from the
+ * main thread's modulo pid_max, as they wrap); the report says which way it was found.
  * Threads that came and went in the window (libmicrohttpd's thread per connection, answering
  * the polls) show as the process's CPU less its lasting threads'.
  *
@@ -211,6 +212,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
 struct thread_cpu {
         pid_t tid;
+        uint32_t order;  /* (tid - pid) mod pid_max: the order the threads were started in */
         char comm[32];
         uint64_t ticks; /* utime + stime */
 };
@@ -251,10 +253,23 @@ struct snapshot {
         size_t n;
 };
 
-static int cmp_tid(const void *a, const void *b)
+/* By start order: TIDs are handed out upwards and wrap at pid_max (32768 by default, soon
+ * reached on a busy machine), so the distance from the main thread's TID modulo pid_max is the
+ * order the threads were made in, where the raw TID is not. */
+static int cmp_order(const void *a, const void *b)
 {
         const struct thread_cpu *x = a, *y = b;
-        return (x->tid > y->tid) - (x->tid < y->tid);
+        return (x->order > y->order) - (x->order < y->order);
+}
+
+static uint32_t pid_max(void)
+{
+        _cleanup_free_ char *s = NULL;
+        uint32_t v;
+        if (gv_read_line("/proc/sys/kernel/pid_max", &s) < 0 || gv_parse_u32(s, 10, &v) < 0 ||
+            v == 0)
+                return 4194304; /* the kernel's largest */
+        return v;
 }
 
 static int snapshot_take(pid_t pid, struct snapshot *ret)
@@ -267,12 +282,15 @@ static int snapshot_take(pid_t pid, struct snapshot *ret)
                 return fail("Cannot read '%s': %s.", path, strerror(errno));
         struct dirent *de;
         size_t cap = 0;
+        uint32_t pmax = pid_max();
         while ((de = readdir(d))) {
                 uint32_t tid;
                 if (gv_parse_u32(de->d_name, 10, &tid) < 0)
                         continue;
                 char p[96];
-                struct thread_cpu t = { .tid = (pid_t)tid };
+                struct thread_cpu t = { .tid = (pid_t)tid,
+                                        .order = (uint32_t)(((int64_t)tid - pid + pmax) %
+                                                            pmax) };
                 (void)snprintf(p, sizeof(p), "/proc/%d/task/%u/stat", (int)pid, tid);
                 if (parse_stat(p, t.comm, sizeof(t.comm), &t.ticks) < 0)
                         continue; /* it exited meanwhile */
@@ -290,7 +308,7 @@ static int snapshot_take(pid_t pid, struct snapshot *ret)
                 free(s.t);
                 return fail("Cannot read '%s': %s.", path, strerror(-r));
         }
-        qsort(s.t, s.n, sizeof(*s.t), cmp_tid);
+        qsort(s.t, s.n, sizeof(*s.t), cmp_order);
         *ret = s;
         return 0;
 }
@@ -307,7 +325,7 @@ struct window {
         uint64_t sampler_ticks;    /* the sampler thread's, when found */
         bool sampler_found;
         unsigned samples;          /* the sample's seq moved by this much */
-        /* lasting threads by TID order: rank -> ticks; names of the sampling window's */
+        /* lasting threads in start order: rank -> ticks; names of the sampling window's */
         size_t n_threads;
         uint64_t thread_ticks[MAX_THREADS];
         char thread_comm[MAX_THREADS][32];
@@ -658,8 +676,9 @@ static void duration_add(struct ctx *c, uint64_t us)
         c->durations[c->n_durations++] = us * 1000u;
 }
 
-/* The sampler thread in a snapshot: a thread named like it, else the third-lowest TID (the
- * second thread gv_agent_new starts; the main thread is the lowest). -1 when neither. */
+/* The sampler thread in a snapshot (in start order): a thread named like it, else the third
+ * (the second thread gv_agent_new starts, after the main thread and the supervisor). -1 when
+ * neither. */
 static ssize_t sampler_index(struct ctx *c, const struct snapshot *s)
 {
         for (size_t i = 0; i < s->n; i++)
@@ -668,7 +687,7 @@ static ssize_t sampler_index(struct ctx *c, const struct snapshot *s)
                         return (ssize_t)i;
                 }
         if (s->n >= 3 && strcmp(s->t[2].comm, "gpuvirtd") == 0) {
-                c->sampler_how = "by creation order (unnamed: the third-lowest TID)";
+                c->sampler_how = "by start order (it is unnamed: the third thread)";
                 return 2;
         }
         return -1;
@@ -730,11 +749,11 @@ static int window(struct ctx *c, unsigned round, int mode)
                             .seconds = (double)(b.ns - a.ns) / 1e9,
                             .ticks = b.ticks - a.ticks,
                             .samples = (unsigned)(seq_last - seq0) };
-        /* Lasting threads, by TID order. */
+        /* Lasting threads, in start order. */
         uint64_t lasting = 0;
         ssize_t si = sampler_index(c, &b);
         for (size_t i = 0; i < b.n; i++) {
-                struct thread_cpu *t0 = bsearch(&b.t[i], a.t, a.n, sizeof(*a.t), cmp_tid);
+                struct thread_cpu *t0 = bsearch(&b.t[i], a.t, a.n, sizeof(*a.t), cmp_order);
                 if (!t0)
                         continue;
                 uint64_t d = b.t[i].ticks - t0->ticks;
@@ -861,7 +880,7 @@ static void report(struct ctx *c)
                 printf("\n  sampler thread: not found (no thread named like it, and the third "
                        "thread is not 'gpuvirtd')\n");
 
-        /* Per thread, by TID order (the agent starts the same threads in the same order). */
+        /* Per thread, in start order (the agent starts the same threads in the same order). */
         printf("\n  per thread, by start order           sampling %%   idle %%\n");
         size_t nt = SIZE_MAX;
         for (size_t i = 0; i < c->n_w; i++)

@@ -99,6 +99,11 @@ int gv_controller_gpu_set_mode(struct gv_controller *c, const char *host, const 
                                const char *mode, json_t **ret_op, struct gv_error **err);
 int gv_controller_gpu_mig_apply(struct gv_controller *c, const char *host, const char *gpu,
                                 const json_t *profiles, json_t **ret_op, struct gv_error **err);
+/* Where a VM of this spec (vm-create's shape; name optional) would be placed now, reserving
+ * nothing: *ret {"host", "placement", "spec" (defaults filled in), "reserved": false};
+ * -ENOSPC with the engine's explanation when it fits nowhere. */
+int gv_controller_vm_place(struct gv_controller *c, const json_t *spec, json_t **ret,
+                           struct gv_error **err);
 int gv_controller_vm_create(struct gv_controller *c, const json_t *spec, json_t **ret_op,
                             struct gv_error **err);
 int gv_controller_vm_start(struct gv_controller *c, const char *name, json_t **ret_op,

@@ -273,25 +273,20 @@ int gv_ctl_placement_agent_types(struct gv_controller *c, const struct gv_sched_
         return 0;
 }
 
-int gv_controller_vm_create(struct gv_controller *c, const json_t *spec_in, json_t **ret_op,
-                            struct gv_error **err)
+/* The spec checked and completed (defaults), and where the engine would put it now: *ret_pl
+ * (the placement's JSON, agent types filled in), with rq and p for a reservation. Under c->mu.
+ * `name_required`: a create names its VM (and a taken name is refused); a preview need not. */
+static int place_locked(struct gv_controller *c, json_t *spec, bool name_required,
+                        const struct gv_sched_policy **ret_policy, struct gv_sched_request *rq,
+                        struct gv_sched_placement *p, json_t **ret_pl, struct gv_error **err)
 {
-        _cleanup_json_ json_t *spec = NULL, *pl = NULL, *vm = NULL;
         const struct gv_sched_policy *policy = gv_sched_policy_default();
         const char *name = NULL, *pname = NULL, *image = NULL;
-        struct gv_sched_request rq;
-        struct gv_sched_placement p;
         struct gv_sched_explain why;
-        uint8_t uuid[16];
-        char us[37];
-        int r;
+        int r = name_required ? gv_json_get_string(spec, "name", &name, err)
+                              : gv_json_opt_string(spec, "name", &name, err);
 
-        r = check_keys(spec_in, err);
-        if (r < 0)
-                return r;
-        spec = json_deep_copy(spec_in);
-        r = gv_json_get_string(spec, "name", &name, err);
-        if (r >= 0 && !gv_name_is_valid(name))
+        if (r >= 0 && name && !gv_name_is_valid(name))
                 r = gv_error_set(err, EINVAL, "name: '%s' is not a valid VM name (lower-case "
                                  "letters, digits and '-', 1-63, starting and ending with a "
                                  "letter or digit).", name);
@@ -315,32 +310,80 @@ int gv_controller_vm_create(struct gv_controller *c, const json_t *spec_in, json
         if (!json_object_get(spec, "memory_mib"))
                 json_object_set_new(spec, "memory_mib", json_integer(1024));
 
-        pthread_mutex_lock(&c->mu);
         r = gv_ctl_model_ensure(c, err);
-        if (r >= 0) {
+        if (r >= 0 && name_required) {
                 struct gv_store_obj old = { 0 };
                 if (gv_store_get(c->store, GV_STORE_VM, name, &old, NULL) >= 0)
                         r = gv_error_set(err, EEXIST, "A VM named '%s' exists already.", name);
                 gv_store_obj_done(&old);
         }
         if (r >= 0)
-                r = gv_ctl_request_from_spec(c, spec, &rq, err);
+                r = gv_ctl_request_from_spec(c, spec, rq, err);
         if (r >= 0)
-                r = gv_sched_request_resolve(c->cluster, &rq, err);
+                r = gv_sched_request_resolve(c->cluster, rq, err);
         if (r >= 0) {
-                r = gv_sched_place(c->cluster, policy, &rq, &p, &why, err);
+                r = gv_sched_place(c->cluster, policy, rq, p, &why, err);
                 if (r == -ENOSPC) {
-                        _cleanup_free_ char *x = gv_sched_explain_format(&rq, &why);
+                        _cleanup_free_ char *x = gv_sched_explain_format(rq, &why);
                         gv_error_free(err ? *err : NULL);
                         if (err)
                                 *err = NULL;
                         r = gv_error_set(err, ENOSPC, "%s", x);
                 }
         }
-        if (r >= 0) {
-                pl = gv_ctl_placement_to_json(c, &p, policy->name);
-                r = gv_ctl_placement_agent_types(c, &p, pl, err);
-        }
+        if (r < 0)
+                return r;
+        _cleanup_json_ json_t *pl = gv_ctl_placement_to_json(c, p, policy->name);
+        r = gv_ctl_placement_agent_types(c, p, pl, err);
+        if (r < 0)
+                return r;
+        *ret_policy = policy;
+        *ret_pl = TAKE_PTR(pl);
+        return 0;
+}
+
+int gv_controller_vm_place(struct gv_controller *c, const json_t *spec_in, json_t **ret,
+                           struct gv_error **err)
+{
+        _cleanup_json_ json_t *spec = NULL, *pl = NULL;
+        const struct gv_sched_policy *policy;
+        struct gv_sched_request rq;
+        struct gv_sched_placement p;
+        int r = check_keys(spec_in, err);
+
+        if (r < 0)
+                return r;
+        spec = json_deep_copy(spec_in);
+        pthread_mutex_lock(&c->mu);
+        r = place_locked(c, spec, false, &policy, &rq, &p, &pl, err);
+        pthread_mutex_unlock(&c->mu);
+        if (r < 0)
+                return r;
+        /* Nothing is reserved: the answer holds until the cluster changes. */
+        *ret = json_pack("{s:O, s:O, s:O, s:b}", "host", json_object_get(pl, "host"),
+                         "placement", pl, "spec", spec, "reserved", 0);
+        return 0;
+}
+
+int gv_controller_vm_create(struct gv_controller *c, const json_t *spec_in, json_t **ret_op,
+                            struct gv_error **err)
+{
+        _cleanup_json_ json_t *spec = NULL, *pl = NULL, *vm = NULL;
+        const struct gv_sched_policy *policy;
+        const char *name;
+        struct gv_sched_request rq;
+        struct gv_sched_placement p;
+        uint8_t uuid[16];
+        char us[37];
+        int r;
+
+        r = check_keys(spec_in, err);
+        if (r < 0)
+                return r;
+        spec = json_deep_copy(spec_in);
+        pthread_mutex_lock(&c->mu);
+        r = place_locked(c, spec, true, &policy, &rq, &p, &pl, err);
+        name = json_string_value(json_object_get(spec, "name"));
         if (r >= 0)
                 r = gv_sched_reserve(c->cluster, &rq, &p, err);
         if (r >= 0) {

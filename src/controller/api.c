@@ -295,6 +295,18 @@ static int do_vm(struct call *k, struct gv_error **err)
         return r < 0 ? r : answer(k, 200, j);
 }
 
+static int do_vm_console_ws(struct call *k, struct gv_error **err)
+{
+        k->status = 0; /* answers itself: an upgrade or the agent's refusal */
+        return gv_controller_vm_ws(k->req, k->c, param(k, "vm"), "console", err);
+}
+
+static int do_vm_vnc_ws(struct call *k, struct gv_error **err)
+{
+        k->status = 0;
+        return gv_controller_vm_ws(k->req, k->c, param(k, "vm"), "vnc", err);
+}
+
 static int do_vm_start(struct call *k, struct gv_error **err)
 {
         json_t *op = NULL;
@@ -509,8 +521,11 @@ static int authorize(struct call *k, int needed)
                 return ADMIN; /* the local UNIX socket */
 
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        _cleanup_free_ char *ws_bearer = NULL;
         const char *h = gv_http_header(k->req, "Authorization");
         enum gv_role role;
+        if (!h) /* a browser's WebSocket: the token as a subprotocol (console.c) */
+                h = ws_bearer = gv_controller_ws_bearer(k->req);
         int r = gv_controller_authenticate(k->c, h, &role, &e);
         if (r == -EACCES) {
                 (void)gv_http_reply_problem(k->req, 401, "unauthorized", NULL, "%s",

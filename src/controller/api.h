@@ -56,6 +56,8 @@ extern const size_t gv_controller_openapi_json_len;
         X("POST", "/api/v1/vms/{vm}/start", vm_start, OPERATOR, Q_WAIT)                        \
         X("POST", "/api/v1/vms/{vm}/stop", vm_stop, OPERATOR, Q_WAIT)                          \
         X("POST", "/api/v1/vms/{vm}/migrate", vm_migrate, OPERATOR, Q_WAIT)                    \
+        X("GET", "/api/v1/vms/{vm}/console/ws", vm_console_ws, OPERATOR, Q_NONE)               \
+        X("GET", "/api/v1/vms/{vm}/vnc/ws", vm_vnc_ws, OPERATOR, Q_NONE)                       \
         X("GET", "/api/v1/operations", operations, VIEWER, Q_LIMIT)                            \
         X("GET", "/api/v1/operations/{id}", operation, VIEWER, Q_WAIT)                         \
         X("GET", "/api/v1/events", events, VIEWER, Q_AFTER)                                    \
@@ -102,6 +104,15 @@ int gv_idem_finish(struct gv_controller *c, const char *key, const char *request
 int gv_idem_forget(struct gv_controller *c, const char *key, struct gv_error **err);
 /* "sqlite": the store's scheme, for /health. */
 const char *gv_controller_store_scheme(struct gv_controller *c);
+
+/* The consoles (console.c): the WebSocket of a VM's serial console (kind "console") or display
+ * ("vnc"), relayed from its agent, after the role check. Answers itself (0) or fails with
+ * -errno and err for the caller to answer. */
+int gv_controller_vm_ws(struct gv_http_request *req, struct gv_controller *c, const char *vm,
+                        const char *kind, struct gv_error **err);
+/* "Bearer <token>" from a WebSocket request's "gpuvirt.bearer.<token>" subprotocol (browsers
+ * cannot set Authorization on a WebSocket), or NULL. */
+char *gv_controller_ws_bearer(const struct gv_http_request *req);
 
 /* The event stream (api-events.c): GET /api/v1/events, after the role check. */
 int gv_controller_api_events(struct gv_http_request *req, struct gv_controller_api *api);

@@ -651,13 +651,11 @@ static void accept_free(void *cls)
         free(c);
 }
 
-int gv_ws_reply_accept(struct gv_http_request *req, const char *protocol, size_t max_message,
-                       gv_ws_handler handler, void *cls, void (*free_cb)(void *cls))
+int gv_ws_reply_if_invalid(struct gv_http_request *req)
 {
         const char *conn = gv_http_header(req, "Connection");
         const char *key = gv_http_header(req, "Sec-WebSocket-Key");
         const char *version = gv_http_header(req, "Sec-WebSocket-Version");
-        _cleanup_free_ char *accept = NULL; /* before the first goto */
         int r;
 
         if (strcmp(gv_http_method(req), "GET") != 0 || !gv_ws_is_upgrade_request(req) ||
@@ -670,7 +668,7 @@ int gv_ws_reply_accept(struct gv_http_request *req, const char *protocol, size_t
                         (void)gv_http_reply_header(req, "Upgrade", "websocket");
                         (void)gv_http_reply_header(req, "Connection", "Upgrade");
                 }
-                goto refused;
+                return 1;
         }
         if (!version || strcmp(version, "13") != 0) {
                 r = gv_http_reply_problem(req, 400, "websocket-version", NULL,
@@ -679,30 +677,76 @@ int gv_ws_reply_accept(struct gv_http_request *req, const char *protocol, size_t
                                           version ? version : "");
                 if (r >= 0)
                         (void)gv_http_reply_header(req, "Sec-WebSocket-Version", "13");
-                goto refused;
+                return 1;
         }
         if (!gv_ws_key_is_valid(key)) {
-                r = gv_http_reply_problem(req, 400, "websocket-key", NULL,
-                                          "Sec-WebSocket-Key must be the base64 of 16 random "
-                                          "bytes (RFC 6455 section 4.1).");
-                goto refused;
+                (void)gv_http_reply_problem(req, 400, "websocket-key", NULL,
+                                            "Sec-WebSocket-Key must be the base64 of 16 random "
+                                            "bytes (RFC 6455 section 4.1).");
+                return 1;
         }
+        return 0;
+}
 
-        struct accept_ctx *c = xnew0(struct accept_ctx, 1);
-        *c = (struct accept_ctx){ .handler = handler, .cls = cls, .free_cb = free_cb,
-                                  .max_message = max_message };
-        r = gv_http_reply_upgrade(req, "websocket", accept_run, c, accept_free);
+/* The 101 for a request gv_ws_reply_if_invalid() passed. */
+static int reply_101(struct gv_http_request *req, const char *protocol, gv_http_upgrade_cb cb,
+                     void *cls, void (*free_cb)(void *cls))
+{
+        _cleanup_free_ char *accept =
+                gv_ws_accept_for_key(gv_http_header(req, "Sec-WebSocket-Key"));
+        int r = gv_http_reply_upgrade(req, "websocket", cb, cls, free_cb);
         if (r < 0)
                 return r;
-        accept = gv_ws_accept_for_key(key);
         (void)gv_http_reply_header(req, "Sec-WebSocket-Accept", accept);
         if (protocol)
                 (void)gv_http_reply_header(req, "Sec-WebSocket-Protocol", protocol);
         return 0;
-refused:
-        if (free_cb)
-                free_cb(cls);
-        return r;
+}
+
+int gv_ws_reply_accept(struct gv_http_request *req, const char *protocol, size_t max_message,
+                       gv_ws_handler handler, void *cls, void (*free_cb)(void *cls))
+{
+        if (gv_ws_reply_if_invalid(req)) {
+                if (free_cb)
+                        free_cb(cls);
+                return 0;
+        }
+        struct accept_ctx *c = xnew0(struct accept_ctx, 1);
+        *c = (struct accept_ctx){ .handler = handler, .cls = cls, .free_cb = free_cb,
+                                  .max_message = max_message };
+        return reply_101(req, protocol, accept_run, c, accept_free);
+}
+
+struct relay_ctx {
+        int fd;
+        char *extra;
+        size_t n_extra;
+};
+
+static void relay_run(void *cls, int fd, const char *extra, size_t n_extra, int stop_fd)
+{
+        struct relay_ctx *r = cls;
+        (void)gv_ws_relay_raw(fd, extra, n_extra, r->fd, r->extra, r->n_extra, stop_fd);
+}
+
+static void relay_free(void *cls)
+{
+        struct relay_ctx *r = cls;
+        safe_close(r->fd);
+        free(r->extra);
+        free(r);
+}
+
+int gv_ws_reply_relay(struct gv_http_request *req, const char *protocol, int fd, char *extra,
+                      size_t n_extra)
+{
+        struct relay_ctx *r = xnew0(struct relay_ctx, 1);
+        *r = (struct relay_ctx){ .fd = fd, .extra = extra, .n_extra = n_extra };
+        if (gv_ws_reply_if_invalid(req)) {
+                relay_free(r);
+                return 0;
+        }
+        return reply_101(req, protocol, relay_run, r, relay_free);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -161,6 +161,17 @@ char **gv_ws_request_protocols(const struct gv_http_request *req);
 int gv_ws_reply_accept(struct gv_http_request *req, const char *protocol, size_t max_message,
                        gv_ws_handler handler, void *cls, void (*free_cb)(void *cls));
 
+/* Whether the request is not a valid WebSocket upgrade: 1 with the problem answered (426, 400,
+ * as gv_ws_reply_accept() answers them), 0 when it is valid and nothing was answered. For
+ * handlers that have work to do before accepting (the controller dials the agent first). */
+int gv_ws_reply_if_invalid(struct gv_http_request *req);
+
+/* Accept the WebSocket and relay its bytes raw to and from fd (gv_ws_relay_raw()): fd is
+ * another WebSocket's connection to a server, opened with gv_ws_dial(), and extra what was
+ * read past its 101. Takes fd and extra (also on failure). */
+int gv_ws_reply_relay(struct gv_http_request *req, const char *protocol, int fd, char *extra,
+                      size_t n_extra);
+
 /* ---- Client side ---- */
 
 struct gv_ws_dial {

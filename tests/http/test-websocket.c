@@ -407,54 +407,28 @@ static int h_bridge(struct gv_http_request *req, void *u)
         return gv_ws_reply_accept(req, NULL, 0, bridge_handler, u, NULL);
 }
 
-/* The controller's pattern: dial the target first (its refusal is passed on as it is), then
- * upgrade this request and relay raw bytes. */
-struct relay {
-        int fd;
-        char *extra;
-        size_t n_extra;
-};
-
-static void relay_run(void *cls, int fd, const char *extra, size_t n_extra, int stop_fd)
-{
-        struct relay *r = cls;
-        (void)gv_ws_relay_raw(fd, extra, n_extra, r->fd, r->extra, r->n_extra, stop_fd);
-}
-
-static void relay_free(void *cls)
-{
-        struct relay *r = cls;
-        safe_close(r->fd);
-        free(r->extra);
-        free(r);
-}
-
+/* The controller's pattern: check the request, dial the target (its refusal is passed on),
+ * then upgrade this request and relay raw bytes. */
 static int h_relay(struct gv_http_request *req, void *u)
 {
         struct srv *s = u;
         struct gv_ws_dial d = { .endpoint = s->relay_target, .path = "/echo",
                                 .timeout_ms = TIMEOUT_MS };
-        struct relay *r = xnew0(struct relay, 1);
         struct gv_http_client_reply refusal = { 0 };
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
-        const char *key = gv_http_header(req, "Sec-WebSocket-Key");
+        char *extra = NULL;
+        size_t n_extra = 0;
+        int fd = -1;
 
-        if (!gv_ws_key_is_valid(key)) {
-                free(r);
-                return gv_http_reply_problem(req, 400, "websocket-key", NULL, "bad key");
-        }
-        int k = gv_ws_dial(&d, &r->fd, &r->extra, &r->n_extra, NULL, &refusal, &e);
+        if (gv_ws_reply_if_invalid(req))
+                return 0;
+        int k = gv_ws_dial(&d, &fd, &extra, &n_extra, NULL, &refusal, &e);
         if (k != 0) {
-                free(r);
                 gv_http_client_reply_done(&refusal);
                 return gv_http_reply_problem(req, 502, "bad-gateway", NULL, "%s",
                                              k < 0 ? gv_error_msg(e, k) : "refused");
         }
-        _cleanup_free_ char *acc = gv_ws_accept_for_key(key);
-        int x = gv_http_reply_upgrade(req, "websocket", relay_run, r, relay_free);
-        if (x >= 0)
-                (void)gv_http_reply_header(req, "Sec-WebSocket-Accept", acc);
-        return x;
+        return gv_ws_reply_relay(req, NULL, fd, extra, n_extra);
 }
 
 static const struct gv_http_route routes[] = {

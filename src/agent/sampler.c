@@ -874,6 +874,8 @@ int gv_sampler_start(struct gv_agent *a, struct gv_sampler **ret, struct gv_erro
                                  strerror(r));
                 goto fail;
         }
+        /* Named, so its CPU can be told apart in /proc/PID/task (bench-sampler reads it). */
+        (void)pthread_setname_np(s->thread, "gv-sampler");
         s->running = true;
         *ret = s;
         return 0;

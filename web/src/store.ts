@@ -74,7 +74,7 @@ export function refresh(...kinds: Kind[]): Promise<void> {
                         await Promise.all(ks.map(load));
                         notify();
                         resolve();
-                }, 100);
+                }, state.loaded.size ? 100 : 0); // the first load at once; later ones batched
         });
 }
 

@@ -275,11 +275,23 @@ static int do_vms(struct call *k, struct gv_error **err)
         return gv_http_reply_text(k->req, 200, "application/json", gv_controller_vms_text(k->c));
 }
 
+static const char *const vm_create_keys[] = { "name", "image", "disk_size", "vcpus",
+                                               "memory_mib", "gpus", "nics", "cloud_init",
+                                               "policy", "host", "maintenance", NULL };
+
+/* Where a VM would go now, nothing reserved (the dashboard's create dialog, scripts). */
+static int do_placement(struct call *k, struct gv_error **err)
+{
+        _cleanup_json_ json_t *in = NULL, *out = NULL;
+        int r = body_object(k, "placement", vm_create_keys, false, &in, err);
+        if (r >= 0)
+                r = gv_controller_vm_place(k->c, in, &out, err);
+        return r < 0 ? r : answer(k, 200, TAKE_PTR(out));
+}
+
 static int do_vm_create(struct call *k, struct gv_error **err)
 {
-        static const char *const keys[] = { "name", "image", "disk_size", "vcpus",
-                                             "memory_mib", "gpus", "nics", "cloud_init",
-                                             "policy", "host", "maintenance", NULL };
+        const char *const *keys = vm_create_keys;
         _cleanup_json_ json_t *in = NULL;
         json_t *op = NULL;
         int r = body_object(k, "vm-create", keys, false, &in, err);

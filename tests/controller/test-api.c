@@ -247,6 +247,18 @@ static void test_bad_input(void **state _unused_)
              NULL, &r);
         expect_problem(&r, 400, "name");
         reply_done(&r);
+        call(F.unix_ep, "POST", "/api/v1/placements", "{\"gpus\": [], \"colour\": 1}", NULL,
+             NULL, &r);
+        expect_problem(&r, 400, "unknown member 'colour'");
+        reply_done(&r);
+        call(F.unix_ep, "POST", "/api/v1/placements", "{\"name\": \"Bad_Name\"}", NULL, NULL,
+             &r);
+        expect_problem(&r, 400, "not a valid VM name");
+        reply_done(&r);
+        /* No host registered here: nowhere to go, said by the engine, nothing reserved. */
+        call(F.unix_ep, "POST", "/api/v1/placements", "{\"memory_mib\": 256}", NULL, NULL, &r);
+        expect_problem(&r, 409, "no host");
+        reply_done(&r);
         call(F.unix_ep, "GET", "/api/v1/vms?color=red", NULL, NULL, NULL, &r);
         expect_problem(&r, 400, "unknown query parameter 'color'");
         reply_done(&r);

@@ -50,10 +50,19 @@ fi
 
 # No GPU is in MIG mode yet: the engine may place a MIG slice on an empty GPU by switching its
 # mode (docs/placement.md, "Modes"), so the controller must switch it (or refuse at once).
+capi POST /api/v1/placements '{"name": "auto-mig", "memory_mib": 128, "gpus": [{"kind": "mig", "profile": "3g.40gb"}]}'
+check "a placement preview says where a MIG slice would go, reserving nothing" 200 \
+        '.reserved == false and (.host | test("^node-")) and .placement.gpus[0].alloc == "mig" and .placement.gpus[0].name == "3g.40gb" and .spec.vcpus == 1'
+PREVIEW_GPU=$(jqo '.placement.gpus[0].gpu')
+capi GET /api/v1/gpus
+check "... and holds nothing: no GPU is used yet" 200 'all(.[]; (.use | length) == 0)'
+capi POST /api/v1/placements '{"memory_mib": 128, "gpus": [{"kind": "mig", "profile": "9g.999gb"}]}'
+check "... an unknown profile: 400 naming it" 400 '.detail | test("9g.999gb")'
 create auto-mig '{"kind": "mig", "profile": "3g.40gb"}'
 check "a MIG request with no GPU in MIG mode yet runs: the controller switched the GPU to mig" 200 \
         '.state == "succeeded"'
 AUTO_GPU=$(jqo '.result.placement.gpus[0].gpu')
+assert_eq "$AUTO_GPU" "$PREVIEW_GPU" "... on the GPU the preview named"
 capi GET "/api/v1/hosts/${AUTO_GPU%/*}/gpus/${AUTO_GPU#*/}"
 check "... its GPU $AUTO_GPU is in mode mig while the VM holds it" 200 '.mode == "mig"'
 capi DELETE '/api/v1/vms/auto-mig?wait=30'

@@ -89,6 +89,10 @@ const options = {
         minify: true,
         sourcemap: false,
         format: 'esm',
+        // xterm.js and noVNC load when a VM's Console or Display tab first opens (consoles.ts):
+        // their own chunks, not the first load.
+        splitting: true,
+        chunkNames: 'chunk-[hash]',
         target: ['chrome100', 'firefox100', 'safari15'],
         outdir: join(dist, 'assets'),
         entryNames: '[name]-[hash]',

@@ -3,8 +3,10 @@
 //   node dashboard.test.mjs CONTROLLER_URL TOKEN SCREENSHOT_DIR PLAYWRIGHT_CORE CHROMIUM
 // Opens the dashboard with the token in the URL's fragment, sees both hosts and their GPUs,
 // creates a vGPU VM through the Create VM dialog, sees it running with its charts (or "no
-// metrics yet"), sees a refused create worded as the API words it, migrates the VM to the other
-// host through the Migrate dialog and sees it there. Screenshots of each page.
+// metrics yet"), opens its serial console (xterm.js) and its display (noVNC) over WebSockets
+// through the controller (the display must show SeaBIOS's screen: a framebuffer update with more
+// than one colour), sees a refused create worded as the API words it, migrates the VM to the
+// other host through the Migrate dialog and sees it there. Screenshots of each page.
 import { join } from 'node:path';
 
 const [url, token, shots, pwPath, chromiumPath] = process.argv.slice(2);
@@ -12,7 +14,7 @@ const { chromium } = await import(pwPath);
 
 let n = 0;
 let failed = 0;
-const plan = 9;
+const plan = 11;
 console.log(`1..${plan}`);
 function ok(cond, name, diag = '') {
         n++;
@@ -116,6 +118,34 @@ try {
                 console.log(`# charts: ${charts.join(' | ')}`);
                 if (host !== 'node-a')
                         throw new Error(`host '${host}'`);
+        });
+        await step('the Console tab connects the serial console (xterm.js over a WebSocket)', async () => {
+                await page.click('button[data-tab="console"]');
+                await page.waitForSelector('.console-panel[data-console="serial"][data-state="open"]', T);
+                await page.waitForSelector('.console-panel[data-console="serial"] .xterm', T);
+                await shot('vm-console');
+        });
+        await step('the Display tab shows the VM\'s screen (noVNC, a framebuffer from SeaBIOS)', async () => {
+                await page.click('button[data-tab="display"]');
+                await page.waitForSelector('.console-panel[data-console="display"][data-state="open"]', T);
+                // More than one colour on the canvas: text drawn on the VGA screen.
+                await page.waitForFunction(() => {
+                        const c = document.querySelector('.console-screen.display canvas');
+                        if (!c || !c.width || !c.height)
+                                return false;
+                        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                        const seen = new Set();
+                        for (let i = 0; i < d.length && seen.size < 3; i += 4 * 7)
+                                seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+                        return seen.size >= 2;
+                }, null, { timeout: 30000 });
+                const size = await page.$eval('.console-screen.display canvas', (c) => `${c.width}x${c.height}`);
+                console.log(`# display: ${size}`);
+                await shot('vm-display');
+                // Back to the overview: the display's socket closes with its tab.
+                await page.click('button[data-tab="overview"]');
+                await page.waitForSelector('.console-panel[data-console="display"][data-state="closed"]',
+                                           { ...T, state: 'attached' });
         });
         await step('a refused create shows the API\'s own words in the dialog', async () => {
                 await page.click('#create-vm');

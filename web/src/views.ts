@@ -3,6 +3,7 @@
 // who uses what, drain, GPU modes), VMs (a dense list), a VM (CPU, memory and GPU charts side
 // by side, actions, migrate), operations (with progress). Each page builds its frame once and
 // redraws its tables on every change of the store, so charts keep their state.
+import { displayConsole, serialConsole } from './consoles';
 import { enc, get, post, del } from './api';
 import { chart, PALETTE, type Chart, type Line } from './charts';
 import { ago, bar, clear, h, mib, pct } from './dom';
@@ -409,11 +410,34 @@ export function vmPage(name: string): View {
                 { c: gmem, lines: (s) => slotLines(s, 'memory_used_mib'), why: (s) => noGpuWhy(s, 'memory_used_mib') }]);
         const gpus = table(['GPU', 'Alloc', 'Profile / type', 'Slice', 'PCI']);
         const ops = table(['Operation', 'State', 'Progress', 'Updated']);
-        const el = h('section', null, head, facts, charts, h('h2', null, 'GPUs'), gpus.el, h('h2', null, 'Recent operations'), ops.el);
+        const overviewPanel = h('div', { 'data-panel': 'overview' }, facts, charts, h('h2', null, 'GPUs'), gpus.el,
+                                h('h2', null, 'Recent operations'), ops.el);
+        // Consoles (consoles.ts): a socket only while its tab shows.
+        const serial = serialConsole(name);
+        const display = displayConsole(name);
+        const panels: Record<string, { el: HTMLElement; open?(): void; close?(): void }> = {
+                overview: { el: overviewPanel }, console: serial, display };
+        const tabs = h('div', { class: 'tabs', role: 'tablist' });
+        let shown = 'overview';
+        const show = (which: string) => {
+                if (which !== shown)
+                        panels[shown].close?.();
+                for (const [k, p] of Object.entries(panels))
+                        p.el.hidden = k !== which;
+                for (const b of tabs.querySelectorAll('button'))
+                        b.setAttribute('aria-selected', String(b.dataset.tab === which));
+                if (which !== shown)
+                        panels[which].open?.();
+                shown = which;
+        };
+        for (const [k, label] of [['overview', 'Overview'], ['console', 'Console'], ['display', 'Display']])
+                tabs.appendChild(h('button', { type: 'button', role: 'tab', 'data-tab': k, onclick: () => show(k) }, label));
+        show('overview');
+        const el = h('section', null, head, tabs, overviewPanel, serial.el, display.el);
         const release = hold();
         return {
                 el,
-                destroy() { release(); hist.stop(); },
+                destroy() { release(); hist.stop(); serial.close(); display.close(); },
                 update() {
                         const v = vmByName(name);
                         clear(head);

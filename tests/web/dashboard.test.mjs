@@ -14,7 +14,7 @@ const { chromium } = await import(pwPath);
 
 let n = 0;
 let failed = 0;
-const plan = 11;
+const plan = 12;
 console.log(`1..${plan}`);
 function ok(cond, name, diag = '') {
         n++;
@@ -91,6 +91,9 @@ try {
                 await page.selectOption('dialog select[name=gpu-what]', 'H100XM-20C');
                 await page.selectOption('dialog select[name=host]', 'node-a');
                 const fits = await page.textContent('dialog .fits-box');
+                // the placement engine's own answer for this spec (POST /api/v1/placements)
+                await page.waitForFunction(() => /^node-a\/\d+ H100XM-20C/.test(
+                        document.querySelector('dialog .engine-answer')?.textContent ?? ''), null, T);
                 await shot('create-dialog');
                 if (!/Would fit now: .*node-a\/\d/.test(fits))
                         throw new Error(`fits: ${fits}`);
@@ -183,6 +186,24 @@ try {
                 const create = rows.find((r) => r.includes('vm.create') && r.includes('web-1'));
                 if (!mig?.includes('succeeded') || !create?.includes('succeeded'))
                         throw new Error(`rows:\n${rows.join('\n')}`);
+        });
+        await step('a GPU set to MIG mode and given a layout through its dialogs, drawn as asked', async () => {
+                await page.goto(`${url}/ui/#/hosts/node-a`);
+                const row = 'tr[data-gpu="node-a/7"]';
+                await page.waitForSelector(row, T);
+                await page.click(`${row} button:has-text("Mode…")`);
+                await page.selectOption('dialog select[name=mode]', 'mig');
+                await page.click('dialog button[type=submit]');
+                await page.waitForFunction((r) => document.querySelector(`${r} .mode`)?.textContent === 'mig', row, { timeout: 60000 });
+                await page.click(`${row} button[data-action="mig-layout"]`);
+                await page.fill('dialog input[name="count-3g.40gb"]', '2');
+                const verdict = await page.textContent('dialog .layout-verdict');
+                if (!/^2 instance\(s\): 3g\.40gb@\d, 3g\.40gb@\d$/.test(verdict))
+                        throw new Error(`preview: ${verdict}`);
+                await page.click('dialog button[type=submit]');
+                await page.waitForFunction((r) => [...document.querySelectorAll(`${r} .gi b`)]
+                        .filter((b) => b.textContent === '3g.40gb').length === 2, row, { timeout: 60000 });
+                await shot('mig-layout');
         });
         await step('no page errors', async () => {
                 if (errors.length)

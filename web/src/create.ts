@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 // create.ts — the Create VM dialog: name, size, image, and the GPU as a mode with its profile
-// or type, showing where the request would fit now (an estimate from the inventory: the API has
-// no dry run for a create); the create's own refusal (409 no-capacity with the placement
-// engine's explanation) is shown as the API words it.
-import { post } from './api';
+// or type, showing where the request would be placed now — the placement engine's own answer
+// (POST /api/v1/placements, nothing reserved; the name goes along, ties are broken by it) —
+// and where else it would fit as the GPUs are now (from the inventory); a refusal (409
+// no-capacity with the engine's explanation) is shown as the API words it.
+import { ApiError, post } from './api';
 import { clear, h } from './dom';
 import { migProfiles, whereFits } from './gpu';
 import { refresh, state } from './store';
@@ -70,7 +71,52 @@ export function createVmDialog(): void {
                                 what.value = prev;
                         showFits();
                 };
+                const specOf = (): Record<string, unknown> => {
+                        const spec: Record<string, unknown> = { vcpus: Number(vcpus.value), memory_mib: Number(memory.value) };
+                        if (name.value.trim())
+                                spec.name = name.value.trim();
+                        if (image.value)
+                                spec.image = image.value;
+                        if (host.value)
+                                spec.host = host.value;
+                        if (kind.value === 'vgpu')
+                                spec.gpus = [{ kind: 'vgpu', type: what.value }];
+                        else if (kind.value === 'mig')
+                                spec.gpus = [{ kind: 'mig', profile: what.value }];
+                        else if (kind.value === 'passthrough')
+                                spec.gpus = [{ kind: 'passthrough', count: Number(count.value) }];
+                        return spec;
+                };
+                // The engine's answer, asked again a moment after the form last changed.
+                const engine = h('div', { class: 'engine-box' });
+                let asked = 0, askTimer: number | null = null;
+                const askEngine = () => {
+                        if (askTimer !== null)
+                                clearTimeout(askTimer);
+                        askTimer = window.setTimeout(async () => {
+                                const n = ++asked;
+                                const spec = specOf();
+                                if (spec.name && !/^[a-z0-9][a-z0-9-]{0,62}$/.test(String(spec.name)))
+                                        delete spec.name; // not valid yet: ask without it
+                                try {
+                                        const p = await post<{ host: string; placement: { gpus: { gpu: string; name: string | null; start?: number }[] } }>(
+                                                '/api/v1/placements', spec);
+                                        if (n !== asked)
+                                                return;
+                                        const g = p.placement.gpus.map((x) => `${x.gpu}${x.name ? ` ${x.name}` : ''}${x.start !== undefined ? ` @${x.start}` : ''}`);
+                                        engine.replaceChildren(h('b', null, 'Placed now on: '),
+                                                h('span', { class: 'engine-answer' }, g.length ? g.join(', ') : p.host),
+                                                h('span', { class: 'muted' }, ' (the placement engine; nothing reserved)'));
+                                } catch (e) {
+                                        if (n !== asked)
+                                                return;
+                                        engine.replaceChildren(h('b', null, 'Placed now: '),
+                                                h('span', { class: 'warn engine-refusal' }, e instanceof ApiError || e instanceof Error ? e.message : String(e)));
+                                }
+                        }, 150);
+                };
                 const showFits = () => {
+                        askEngine();
                         clear(fits);
                         const k = kind.value;
                         if (k === 'none') {
@@ -95,22 +141,15 @@ export function createVmDialog(): void {
                         h('div', { class: 'row' }, h('label', null, 'Name ', name), h('label', null, 'vCPUs ', vcpus),
                           h('label', null, 'Memory (MiB) ', memory), h('label', null, 'Image ', image)),
                         h('div', { class: 'row' }, h('label', null, 'GPU ', kind), whatLabel, countLabel, h('label', null, 'Host ', host)),
-                        fits, err.el, h('div', { class: 'buttons' }, submit));
+                        engine, fits, err.el, h('div', { class: 'buttons' }, submit));
+                for (const el of [name, vcpus, memory, image])
+                        el.addEventListener('change', askEngine);
                 form.addEventListener('submit', async (ev) => {
                         ev.preventDefault();
                         err.clear();
                         const spec: Record<string, unknown> = { name: name.value.trim(), vcpus: Number(vcpus.value),
                                                                 memory_mib: Number(memory.value) };
-                        if (image.value)
-                                spec.image = image.value;
-                        if (host.value)
-                                spec.host = host.value;
-                        if (kind.value === 'vgpu')
-                                spec.gpus = [{ kind: 'vgpu', type: what.value }];
-                        else if (kind.value === 'mig')
-                                spec.gpus = [{ kind: 'mig', profile: what.value }];
-                        else if (kind.value === 'passthrough')
-                                spec.gpus = [{ kind: 'passthrough', count: Number(count.value) }];
+                        Object.assign(spec, specOf());
                         submit.disabled = true;
                         try {
                                 const op = await act(`create ${spec.name}`, () => post<Operation>('/api/v1/vms', spec), true);

@@ -281,9 +281,10 @@ void gv_ctl_migrations_reconcile(struct gv_controller *c, const char *host,
 
         for (size_t i = 0; i < n; i++) {
                 const json_t *m = json_object_get(v[i].doc, "migration");
+                /* Asked when the target has just answered a poll: the poller never waits on a
+                 * target that may still be silent. */
                 if (json_is_object(m) && !strcmp(jstr(m, "state") ?: "", "unresolved") &&
-                    (!strcmp(jstr(v[i].doc, "host") ?: "", host) ||
-                     !strcmp(jstr(m, "host") ?: "", host)))
+                    !strcmp(jstr(m, "host") ?: "", host))
                         resolve(c, &v[i]);
         }
         json_array_foreach(agent_vms, k, a) {

@@ -876,20 +876,11 @@ int main(int argc, char **argv)
         int r = parse_opts(argc, argv, &c.o);
         if (r != 0)
                 return r;
-        if (!c.o.daemon) {
-                const char *env = getenv("GPUVIRT_BENCH_DAEMON");
-                c.o.daemon = env && *env ? env : BENCH_GPUVIRTD;
-        }
-        if (access(c.o.daemon, X_OK) < 0) {
-                printf("skipped: gpuvirtd '%s' is not there (%s); build it (ninja -C build) or "
-                       "name one with --daemon.\n", c.o.daemon, strerror(errno));
-                return 77;
-        }
-        if (!gv_program_in_path("wrk")) {
-                printf("skipped: wrk is not in PATH; the benchmark drives the HTTP load with "
-                       "it.\n");
-                return 77;
-        }
+        c.o.daemon = bench_daemon_path(c.o.daemon, "GPUVIRT_BENCH_DAEMON", BENCH_GPUVIRTD);
+        r = bench_need((const char *const[]){ "gpuvirtd", c.o.daemon, NULL },
+                       (const char *const[]){ "wrk", NULL });
+        if (r != 0)
+                return r;
         (void)signal(SIGPIPE, SIG_IGN);
 
         const char *tmp = getenv("TMPDIR");

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -106,5 +107,28 @@ int bench_call(const char *prog, const char *endpoint, const char *method, const
                 *ret_json = j;
         }
         gv_http_client_reply_done(&rp);
+        return 0;
+}
+
+const char *bench_daemon_path(const char *given, const char *env_var, const char *built)
+{
+        const char *env = getenv(env_var);
+
+        return given ? given : env && *env ? env : built;
+}
+
+int bench_need(const char *const *files, const char *const *progs)
+{
+        for (const char *const *f = files; f && f[0]; f += 2)
+                if (access(f[1], X_OK) < 0) {
+                        printf("skipped: %s '%s' is not there (%s); build it (ninja -C build) or "
+                               "name one (--help).\n", f[0], f[1], strerror(errno));
+                        return 77;
+                }
+        for (const char *const *p = progs; p && *p; p++)
+                if (!gv_program_in_path(*p)) {
+                        printf("skipped: '%s' is not in PATH; the benchmark needs it.\n", *p);
+                        return 77;
+                }
         return 0;
 }

@@ -15,6 +15,12 @@ int bench_fail(const char *prog, const char *fmt, ...) _printf_(2, 3);
 int bench_usage_error(const char *prog, const char *fmt, ...) _printf_(2, 3);
 /* The last `max` bytes of a log file (e.g. a daemon's) on stderr, framed; nothing when empty. */
 void bench_print_log_tail(const char *what, const char *path, size_t max);
+/* The gpuvirtd a benchmark runs: `given` (its --daemon), else $ENV_VAR, else `built`. */
+const char *bench_daemon_path(const char *given, const char *env_var, const char *built);
+/* What a benchmark needs before it starts: `files` as (label, path) pairs, NULL-terminated,
+ * each executable, and `progs` (NULL-terminated) in PATH. 0, or 77 (skipped) after a
+ * "skipped: ..." line on stdout that names the first thing missing and says how to fix it. */
+int bench_need(const char *const *files, const char *const *progs);
 /* "machine: N CPUs online (MODEL), Linux RELEASE ARCH" on stdout. */
 void bench_print_machine(void);
 /* One request (header: one extra "Name: value" line, or NULL); fails unless the status is

@@ -1558,28 +1558,6 @@ static void ctx_free(struct ctx *c)
         free(sig_rm_argv[3]);
 }
 
-static int check_tools(struct ctx *c)
-{
-        static const char *const progs[] = { "qemu-system-x86_64", "bash", "curl", "jq", NULL };
-        const char *const files[][2] = { { c->o.daemon, "gpuvirtd" },
-                                         { c->o.sim, "gpuvirt-sim" },
-                                         { c->o.script, "sim-cluster.sh" } };
-        for (size_t i = 0; i < 3; i++)
-                if (access(files[i][0], X_OK) < 0) {
-                        printf("skipped: %s '%s' is not there (%s); build it (ninja -C build) or "
-                               "name one (--help).\n", files[i][1], files[i][0],
-                               strerror(errno));
-                        return 77;
-                }
-        for (const char *const *p = progs; *p; p++)
-                if (!gv_program_in_path(*p)) {
-                        printf("skipped: '%s' is not in PATH; the simulated cluster and its VMs "
-                               "need it.\n", *p);
-                        return 77;
-                }
-        return 0;
-}
-
 static char *command_line(int argc, char **argv)
 {
         _cleanup_strv_free_ char **l = NULL;
@@ -1598,15 +1576,15 @@ int main(int argc, char **argv)
         int r = parse_opts(argc, argv, &c.o);
         if (r != 0)
                 return r;
-        if (!c.o.daemon) {
-                const char *env = getenv("GPUVIRT_BENCH_DAEMON");
-                c.o.daemon = env && *env ? env : BENCH_GPUVIRTD;
-        }
+        c.o.daemon = bench_daemon_path(c.o.daemon, "GPUVIRT_BENCH_DAEMON", BENCH_GPUVIRTD);
         if (!c.o.sim)
                 c.o.sim = BENCH_GPUVIRT_SIM;
         if (!c.o.script)
                 c.o.script = GPUVIRT_SOURCE_ROOT "/contrib/sim-cluster.sh";
-        if ((r = check_tools(&c)) != 0)
+        r = bench_need((const char *const[]){ "gpuvirtd", c.o.daemon, "gpuvirt-sim", c.o.sim,
+                                              "sim-cluster.sh", c.o.script, NULL },
+                       (const char *const[]){ "qemu-system-x86_64", "bash", "curl", "jq", NULL });
+        if (r != 0)
                 return r;
         c.command = command_line(argc, argv);
 

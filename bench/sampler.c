@@ -977,27 +977,14 @@ int main(int argc, char **argv)
         int r = parse_opts(argc, argv, &c.o);
         if (r != 0)
                 return r;
-        if (!c.o.daemon) {
-                const char *env = getenv("GPUVIRT_BENCH_DAEMON");
-                c.o.daemon = env && *env ? env : BENCH_GPUVIRTD;
-        }
+        c.o.daemon = bench_daemon_path(c.o.daemon, "GPUVIRT_BENCH_DAEMON", BENCH_GPUVIRTD);
         if (!c.o.sim)
                 c.o.sim = BENCH_GPUVIRT_SIM;
-        if (access(c.o.daemon, X_OK) < 0) {
-                printf("skipped: gpuvirtd '%s' is not there (%s); build it (ninja -C build) or "
-                       "name one with --daemon.\n", c.o.daemon, strerror(errno));
-                return 77;
-        }
-        if (access(c.o.sim, X_OK) < 0) {
-                printf("skipped: gpuvirt-sim '%s' is not there (%s); build it or name one with "
-                       "--sim.\n", c.o.sim, strerror(errno));
-                return 77;
-        }
-        if (!gv_program_in_path("qemu-system-x86_64")) {
-                printf("skipped: qemu-system-x86_64 is not in PATH; the benchmark starts real "
-                       "VMs.\n");
-                return 77;
-        }
+        r = bench_need((const char *const[]){ "gpuvirtd", c.o.daemon, "gpuvirt-sim", c.o.sim,
+                                              NULL },
+                       (const char *const[]){ "qemu-system-x86_64", NULL });
+        if (r != 0)
+                return r;
         c.hz = sysconf(_SC_CLK_TCK);
         if (c.hz <= 0)
                 c.hz = 100;

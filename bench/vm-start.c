@@ -739,18 +739,6 @@ static void ctx_done(struct ctx *c)
                 (void)fclose(c->csv);
 }
 
-static bool in_path(const char *name)
-{
-        const char *path = getenv("PATH");
-        _cleanup_(strv_freep) char **dirs = strv_split(path ? path : "/usr/bin:/bin", ":");
-        for (char **d = dirs; d && *d; d++) {
-                _cleanup_free_ char *p = gv_path_join_many(*d, name, NULL);
-                if (access(p, X_OK) == 0)
-                        return true;
-        }
-        return false;
-}
-
 int main(int argc, char **argv)
 {
         struct ctx c = {
@@ -762,20 +750,11 @@ int main(int argc, char **argv)
         int r = parse_opts(argc, argv, &c.o);
         if (r != 0)
                 return r;
-        if (!c.o.agent) {
-                const char *env = getenv("GPUVIRT_BENCH_AGENT");
-                c.o.agent = env && *env ? env : BENCH_GPUVIRTD;
-        }
-        if (access(c.o.agent, X_OK) < 0) {
-                printf("skipped: gpuvirtd '%s' is not there (%s); build it (ninja -C build) or "
-                       "name one with --agent.\n", c.o.agent, strerror(errno));
-                return 77;
-        }
-        if (!in_path("qemu-system-x86_64")) {
-                printf("skipped: qemu-system-x86_64 is not in PATH; the benchmark starts real "
-                       "VMs.\n");
-                return 77;
-        }
+        c.o.agent = bench_daemon_path(c.o.agent, "GPUVIRT_BENCH_AGENT", BENCH_GPUVIRTD);
+        r = bench_need((const char *const[]){ "gpuvirtd", c.o.agent, NULL },
+                       (const char *const[]){ "qemu-system-x86_64", NULL });
+        if (r != 0)
+                return r;
 
         /* A write to the agent's socket after it died must fail, not kill us. */
         (void)signal(SIGPIPE, SIG_IGN);

@@ -360,17 +360,40 @@ static int create_file(const char *path, struct gv_error **err)
         return 0;
 }
 
+/* The three header values from one snapshot: read apart, another process's first migration
+ * step (tables and application_id in one transaction) could land between two reads and make
+ * our own fresh file look like another application's. */
+static int read_header(struct sqlite_store *s, int64_t *ret_app, int64_t *ret_version,
+                       int64_t *ret_tables, struct gv_error **err)
+{
+        char *msg = NULL;
+        int rc = sqlite3_exec(s->db, "BEGIN", NULL, NULL, &msg);
+        if (rc != SQLITE_OK) {
+                int r = gv_error_set(err, -sql_errno(rc), "Cannot read the header of the store "
+                                     "'%s': %s.", s->path, msg ? msg : sqlite3_errstr(rc));
+                sqlite3_free(msg);
+                return r;
+        }
+        int64_t app, version, tables;
+        int r = pragma_int(s, "SELECT count(*) FROM sqlite_schema", &tables, err);
+        if (r >= 0)
+                r = pragma_int(s, "PRAGMA application_id", &app, err);
+        if (r >= 0)
+                r = user_version(s, &version, err);
+        tx_rollback(s); /* read only: nothing to keep */
+        if (r < 0)
+                return r;
+        *ret_app = app;
+        *ret_version = version;
+        *ret_tables = tables;
+        return 0;
+}
+
 /* A non-empty database must be ours. */
 static int check_ownership(struct sqlite_store *s, struct gv_error **err)
 {
         int64_t app, version, tables;
-        int r = pragma_int(s, "PRAGMA application_id", &app, err);
-        if (r < 0)
-                return r;
-        r = user_version(s, &version, err);
-        if (r < 0)
-                return r;
-        r = pragma_int(s, "SELECT count(*) FROM sqlite_schema", &tables, err);
+        int r = read_header(s, &app, &version, &tables, err);
         if (r < 0)
                 return r;
         if ((version > 0 || tables > 0) && app != STORE_APPLICATION_ID)
@@ -383,32 +406,81 @@ static int check_ownership(struct sqlite_store *s, struct gv_error **err)
         return 0;
 }
 
-static int set_pragmas(struct sqlite_store *s, struct gv_error **err)
+static int64_t monotonic_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One attempt at `sql` (a journal_mode PRAGMA); *ret_busy set when another connection held
+ * the lock it needs. The mode the file is in afterwards goes to ret_wal. */
+static int journal_mode(struct sqlite_store *s, const char *sql, bool *ret_wal, bool *ret_busy,
+                        struct gv_error **err)
 {
         sqlite3_stmt *st = NULL;
-        int rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+        int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
         if (rc == SQLITE_OK)
                 rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW) {
-                int r = sql_fail(s, rc, "switch to write-ahead logging", err);
+        if (rc == SQLITE_ROW) {
+                const char *mode = (const char *)sqlite3_column_text(st, 0);
+                *ret_wal = mode && strcmp(mode, "wal") == 0;
+                *ret_busy = false;
                 sqlite3_finalize(st);
-                return r;
-        }
-        const char *mode = (const char *)sqlite3_column_text(st, 0);
-        if (!mode || strcmp(mode, "wal") != 0) {
-                int r = gv_error_set(err, EIO, "The store '%s' cannot use write-ahead logging "
-                                     "(journal mode stays '%s'): put it on a local file system.",
-                                     s->path, mode ? mode : "?");
-                sqlite3_finalize(st);
-                return r;
+                return 0;
         }
         sqlite3_finalize(st);
+        if ((rc & 0xff) == SQLITE_BUSY) {
+                *ret_busy = true;
+                return 0;
+        }
+        return sql_fail(s, rc, "switch to write-ahead logging", err);
+}
+
+/* Switching to WAL needs the file to itself, and SQLite answers BUSY at once (no busy
+ * handler: waiting could deadlock) while another process opening the same fresh file reads
+ * it. Once one of them switched, the mode is stored in the file and the others find it. */
+static int use_wal(struct sqlite_store *s, struct gv_error **err)
+{
+        int64_t deadline = monotonic_ms() + STORE_BUSY_TIMEOUT_MS;
+        for (unsigned attempt = 0;; attempt++) {
+                bool wal = false, busy = false;
+                int r = journal_mode(s, "PRAGMA journal_mode", &wal, &busy, err);
+                if (r < 0)
+                        return r;
+                if (!wal && !busy)
+                        r = journal_mode(s, "PRAGMA journal_mode = WAL", &wal, &busy, err);
+                if (r < 0)
+                        return r;
+                if (wal)
+                        return 0;
+                if (!busy)
+                        return gv_error_set(err, EIO, "The store '%s' cannot use write-ahead "
+                                            "logging (its journal mode stays as it was): put "
+                                            "it on a local file system.", s->path);
+                if (monotonic_ms() >= deadline)
+                        return gv_error_set(err, EBUSY, "Cannot switch the store '%s' to "
+                                            "write-ahead logging: another connection kept it "
+                                            "locked for %d ms; find the process holding a "
+                                            "transaction open.", s->path,
+                                            STORE_BUSY_TIMEOUT_MS);
+                /* 1, 2, 4 .. 32 ms, offset by the attempt so two waiters drift apart. */
+                unsigned ms = (1u << (attempt < 5 ? attempt : 5)) + (attempt & 3);
+                nanosleep(&(struct timespec){ .tv_nsec = (long)ms * 1000000 }, NULL);
+        }
+}
+
+static int set_pragmas(struct sqlite_store *s, struct gv_error **err)
+{
+        int r = use_wal(s, err);
+        if (r < 0)
+                return r;
 
         char *msg = NULL;
-        rc = sqlite3_exec(s->db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;", NULL,
-                          NULL, &msg);
+        int rc = sqlite3_exec(s->db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+                              NULL, NULL, &msg);
         if (rc != SQLITE_OK) {
-                int r = gv_error_set(err, -sql_errno(rc), "Cannot configure the store '%s': %s.",
+                r = gv_error_set(err, -sql_errno(rc), "Cannot configure the store '%s': %s.",
                                      s->path, msg ? msg : sqlite3_errstr(rc));
                 sqlite3_free(msg);
                 return r;

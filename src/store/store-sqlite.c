@@ -374,7 +374,7 @@ static int read_header(struct sqlite_store *s, int64_t *ret_app, int64_t *ret_ve
                 sqlite3_free(msg);
                 return r;
         }
-        int64_t app, version, tables;
+        int64_t app = 0, version = 0, tables = 0;
         int r = pragma_int(s, "SELECT count(*) FROM sqlite_schema", &tables, err);
         if (r >= 0)
                 r = pragma_int(s, "PRAGMA application_id", &app, err);

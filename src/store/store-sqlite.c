@@ -392,7 +392,7 @@ static int read_header(struct sqlite_store *s, int64_t *ret_app, int64_t *ret_ve
 /* A non-empty database must be ours. */
 static int check_ownership(struct sqlite_store *s, struct gv_error **err)
 {
-        int64_t app, version, tables;
+        int64_t app = 0, version = 0, tables = 0;
         int r = read_header(s, &app, &version, &tables, err);
         if (r < 0)
                 return r;

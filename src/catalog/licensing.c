@@ -35,11 +35,6 @@ static const char *const counting_table[_GV_LICENSE_COUNTING_MAX] = {
 };
 DEFINE_STRING_TABLE_LOOKUP(gv_license_counting, enum gv_license_counting, counting_table);
 
-enum gv_license_counting gv_license_edition_counting(enum gv_license_edition e)
-{
-        return e == GV_LICENSE_NVAIE ? GV_LICENSE_COUNT_GPU : GV_LICENSE_COUNT_VM;
-}
-
 size_t gv_license_editions_for_series(enum gv_vgpu_series s,
                                       enum gv_license_edition ret[_GV_LICENSE_EDITION_MAX])
 {

@@ -6,8 +6,9 @@
  *   series A → vApps; B → vPC (or vWS); Q → vWS; C → NVIDIA AI Enterprise (vCS or vWS in the
  *   vGPU 12–15 guides). Pass-through: vWS or vApps for graphics, vCS for compute; vPC is not
  *   available for pass-through (NV-LIC, NV-CPH).
- *   Counting: vApps, vPC, vWS and vCS are concurrent-user licences, one VM per licence
- *   (NV-PPL); NVIDIA AI Enterprise is licensed per GPU (NVIDIA Enterprise Licensing Guide).
+ *   Counting: a concurrent-user licence allows one VM per licence (NV-PPL), and that is how
+ *   gpuvirt counts by default; NVIDIA AI Enterprise is also sold per GPU, one licence per GPU
+ *   (NVIDIA Enterprise Licensing Guide), which a pool declares with counting "gpu".
  *
  * Pure facts: no I/O, no allocation.
  */
@@ -34,7 +35,7 @@ const char *gv_license_edition_title(enum gv_license_edition e);
 /* "nvaie, vcs, vws, vpc, vapps", newly allocated (error hints). */
 char *gv_license_edition_names(void);
 
-/* How seats of an edition are counted by default. */
+/* How a pool's seats are counted. */
 enum gv_license_counting {
         GV_LICENSE_COUNT_VM,  /* "vm": one seat per running VM (concurrent user, NV-PPL) */
         GV_LICENSE_COUNT_GPU, /* "gpu": one seat per physical GPU in use (NVIDIA AI Enterprise) */
@@ -43,7 +44,6 @@ enum gv_license_counting {
 };
 const char *gv_license_counting_to_string(enum gv_license_counting c);
 enum gv_license_counting gv_license_counting_from_string(const char *s);
-enum gv_license_counting gv_license_edition_counting(enum gv_license_edition e);
 
 /* The editions that license a vGPU of series s, preferred first, into ret; their number. */
 size_t gv_license_editions_for_series(enum gv_vgpu_series s,

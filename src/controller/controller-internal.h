@@ -20,6 +20,7 @@
 #include <pthread.h>
 
 #include "catalog/catalog.h"
+#include "catalog/licensing.h"
 #include "util/macro.h"
 #include "controller/controller.h"
 #include "sched/sched.h"
@@ -117,6 +118,24 @@ int gv_ctl_op_gpu_mig(struct gv_controller *c, const char *op_id, json_t *arg,
 void *gv_ctl_metrics_collector(void *controller);
 /* The history, for feeding synthetic samples (the benchmark; metrics.h). */
 struct gv_metrics *gv_ctl_metrics(struct gv_controller *c);
+
+/* ---- license.c ---- */
+/* What seats of one edition look like now, for the advisor and the insights: whether any pool
+ * of the edition exists, the free seats over all of them, and the price of a seat per year
+ * (the cheapest priced pool; price_per_seat_year < 0 when no pool of it has a price). */
+struct gv_ctl_license_quote {
+        bool pooled;
+        int64_t seats_free;
+        double price_per_seat_year;
+        char currency[8];
+        enum gv_license_counting counting; /* of the cheapest pool (GV_LICENSE_COUNT_VM if none) */
+};
+void gv_ctl_license_quote(struct gv_controller *c, enum gv_license_edition edition,
+                          struct gv_ctl_license_quote *ret);
+/* Before VM `name` (document vm) starts: 0 when it gets its seats or needs none, or when the
+ * pool it would overflow says "warn" (an event license.over is recorded); -EDQUOT when the pool
+ * says "enforce", the message naming the pool, its seats and who holds them. */
+int gv_ctl_license_admit(struct gv_controller *c, const json_t *vm, struct gv_error **err);
 
 /* ---- model.c ---- */
 /* Rebuild the model from the store when dirty (mu held). */

@@ -152,6 +152,29 @@ int gv_controller_metrics_history(struct gv_controller *c, const char *series, c
 /* The Prometheus text exposition (format 0.0.4), NUL-terminated, newly allocated. */
 char *gv_controller_metrics_text(struct gv_controller *c, size_t *ret_len);
 
+/* ---- licence seats (license.c, docs/licensing.md) ---- */
+
+/* GET /api/v1/licenses: {"pools": [pool + "used", "free", "over", "expired",
+ * "cost_per_month", "holders": [{"vm", "tenant", "host", "gpus", "state", "since", "seats",
+ * "over", "cost_per_month"}]], "unlicensed": [{"vm", "tenant", "host", "state", "needs":
+ * ["vws", ...]}], "cost": {"currency", "per_month", "by_tenant": {T: n}, "by_vm": {V: n}}}.
+ * Seats are held by VMs in a state that runs or may run a guest (pending, starting, running,
+ * stopping, unknown); a VM's seats follow from its placement, so stop, crash, delete and
+ * migrate need no bookkeeping of their own. */
+json_t *gv_controller_licenses(struct gv_controller *c);
+/* A pool: {"name", "edition", "seats", "policy": "enforce|warn", "counting": "vm|gpu",
+ * "passthrough", "mig", "term": {"start", "end"} | null, "price_per_seat_year" | null,
+ * "currency"} with the usage above. -ENOENT when absent. */
+int gv_controller_license_pool(struct gv_controller *c, const char *name, json_t **ret,
+                               struct gv_error **err);
+/* Create or replace a pool from a strict body (unknown members, editions, negative seats,
+ * impossible terms are -EINVAL naming the member). *ret: the pool as stored. */
+int gv_controller_license_pool_put(struct gv_controller *c, const char *name,
+                                   const json_t *body, json_t **ret, struct gv_error **err);
+/* -EBUSY while VMs hold its seats (stop them, or give their seats another pool first). */
+int gv_controller_license_pool_delete(struct gv_controller *c, const char *name,
+                                      struct gv_error **err);
+
 /* ---- events (events.c) ---- */
 
 /* Events with seq > after, at most max; waits up to wait_ms for the first when there are none.

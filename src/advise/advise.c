@@ -700,8 +700,9 @@ static const struct gv_vgpu_type *mig_backed_type(const struct gv_gpu_model *m,
         return NULL;
 }
 
-/* The smallest GI profile (by its nominal memory; ties: more compute slices) holding M, media
- * extensions left out (+me profiles exist once per GPU, for media engines). */
+/* The smallest GI profile holding M: the least nominal memory, then the fewest compute slices
+ * (the most per GPU); media extensions left out (a +me profile exists once per GPU, for the
+ * media engines). *ret_alt: a profile of the same memory with more compute, for the reasons. */
 static const struct gv_mig_gi_profile *pick_gi(const struct gv_gpu_model *m, uint64_t M,
                                                const struct gv_mig_gi_profile **ret_largest,
                                                const struct gv_mig_gi_profile **ret_alt)
@@ -717,14 +718,15 @@ static const struct gv_mig_gi_profile *pick_gi(const struct gv_gpu_model *m, uin
                 if (nom < M)
                         continue;
                 if (!best || nom < gi_nominal_mib(best) ||
-                    (nom == gi_nominal_mib(best) && gi->slices > best->slices))
+                    (nom == gi_nominal_mib(best) && gi->slices < best->slices))
                         best = gi;
         }
-        /* another profile of the same memory (1g.20gb beside 2g.20gb): named in the reasons */
+        /* the same memory with more compute (2g.20gb beside 1g.20gb): named in the reasons */
         for (size_t i = 0; best && i < m->n_gi_profiles; i++) {
                 const struct gv_mig_gi_profile *gi = &m->gi_profiles[i];
-                if (gi != best && !gi->media_extensions && gi->instances > best->instances &&
-                    gi_nominal_mib(gi) == gi_nominal_mib(best))
+                if (gi != best && !gi->media_extensions && gi->instances > 0 &&
+                    gi->slices > best->slices && gi_nominal_mib(gi) == gi_nominal_mib(best) &&
+                    (!alt || gi->slices < alt->slices))
                         alt = gi;
         }
         *ret_largest = largest;
@@ -788,8 +790,9 @@ static void option_mig(const struct gv_advise_input *in, struct gv_advise_result
                             "compute slices, up to %u per GPU).", gi->name, m->name, need, nm,
                             gi->slices, m->mig_compute_slices, gi->instances));
         if (alt)
-                reason(o, xasprintf("%s has the same memory with fewer compute slices and fits %u "
-                                    "per GPU.", alt->name, alt->instances));
+                reason(o, xasprintf("%s has the same memory with %u compute slices instead of "
+                                    "%u (up to %u per GPU).", alt->name, alt->slices, gi->slices,
+                                    alt->instances));
         reason(o, xasprintf("A VM receives the instance as MIG-backed vGPU %s; where a licence "
                             "pool counts it, that is %s.", v->name, as));
         idle_penalty(o, (uint64_t)t->users * nom, IDLE_WEIGHT_SLICE);

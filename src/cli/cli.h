@@ -81,3 +81,4 @@ extern const struct gv_cli_command gv_cli_vm_commands[];
 extern const struct gv_cli_command gv_cli_op_commands[];
 extern const struct gv_cli_command gv_cli_image_commands[];
 extern const struct gv_cli_command gv_cli_token_commands[];
+extern const struct gv_cli_command gv_cli_license_commands[]; /* cmd-license.c */

@@ -26,6 +26,7 @@ static const struct gv_cli_command *const command_tables[] = {
         gv_cli_op_commands,
         gv_cli_image_commands,
         gv_cli_token_commands,
+        gv_cli_license_commands,
         gv_cli_top_commands,
         gv_cli_host_commands,
         gv_cli_gpu_commands,
@@ -162,7 +163,7 @@ int main(int argc, char **argv)
                                 group_known = true;
         if (!group_known)
                 return gv_cli_usage_error("unknown command '%s' (commands: host, gpu, mig, vgpu, "
-                                          "vm, op, events, image, token, top; see gpuvirt --help)",
+                                          "vm, op, events, image, token, license, top; see gpuvirt --help)",
                                           group);
         /* list the verbs of the group */
         char verbs[256] = "";

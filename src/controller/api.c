@@ -277,7 +277,8 @@ static int do_vms(struct call *k, struct gv_error **err)
 
 static const char *const vm_create_keys[] = { "name", "image", "disk_size", "vcpus",
                                                "memory_mib", "gpus", "nics", "cloud_init",
-                                               "policy", "host", "maintenance", NULL };
+                                               "policy", "host", "maintenance", "tenant",
+                                               NULL };
 
 /* Where a VM would go now, nothing reserved (the dashboard's create dialog, scripts). */
 static int do_placement(struct call *k, struct gv_error **err)
@@ -490,6 +491,62 @@ static int do_token_delete(struct call *k, struct gv_error **err)
                 r = gv_controller_token_delete(k->c, param(k, "id"), err);
         return r < 0 ? r : answer(k, 200, json_pack("{s:s, s:b}", "id", param(k, "id"),
                                                      "deleted", 1));
+}
+
+/* ---- licence pools (license.c) ---- */
+
+static int do_licenses(struct call *k, struct gv_error **err)
+{
+        (void)err;
+        return answer(k, 200, gv_controller_licenses(k->c));
+}
+
+static int do_license(struct call *k, struct gv_error **err)
+{
+        json_t *p = NULL;
+        int r = gv_controller_license_pool(k->c, param(k, "pool"), &p, err);
+        return r < 0 ? r : answer(k, 200, p);
+}
+
+/* Create or replace: the body is checked member by member by the controller. */
+static int do_license_put(struct call *k, struct gv_error **err)
+{
+        _cleanup_json_ json_t *in = NULL;
+        json_t *p = NULL;
+        int r = gv_http_body_json(k->req, &in, err);
+        if (r >= 0)
+                r = gv_controller_license_pool_put(k->c, param(k, "pool"), in, &p, err);
+        return r < 0 ? r : answer(k, 200, p);
+}
+
+static int do_license_delete(struct call *k, struct gv_error **err)
+{
+        int r = no_body(k, "a delete", err);
+        if (r >= 0)
+                r = gv_controller_license_pool_delete(k->c, param(k, "pool"), err);
+        return r < 0 ? r : answer(k, 200, json_pack("{s:s, s:b}", "name", param(k, "pool"),
+                                                     "deleted", 1));
+}
+
+/* ---- metrics ---- */
+
+/* The latest values of the cluster, or with ?series the history of one entity. */
+static int do_metrics(struct call *k, struct gv_error **err)
+{
+        const char *series = NULL, *range = NULL;
+        json_t *j = NULL;
+        int r = gv_http_query(k->req, "series", &series, err);
+        if (r >= 0)
+                r = gv_http_query(k->req, "range", &range, err);
+        if (r < 0)
+                return r;
+        if (!series && range)
+                return gv_error_set(err, EINVAL, "range '%s' needs a series: add "
+                                    "series=host/HOST, gpu/HOST/PCI or vm/VM.", range);
+        if (!series)
+                return answer(k, 200, gv_controller_metrics(k->c));
+        r = gv_controller_metrics_history(k->c, series, range, &j, err);
+        return r < 0 ? r : answer(k, 200, j);
 }
 
 /* ---- metrics ---- */

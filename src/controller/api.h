@@ -70,6 +70,10 @@ extern const size_t gv_controller_openapi_json_len;
         X("POST", "/api/v1/tokens", token_create, ADMIN, Q_NONE)                               \
         X("DELETE", "/api/v1/tokens/{id}", token_delete, ADMIN, Q_NONE)                        \
         X("GET", "/api/v1/metrics", metrics, VIEWER, Q_METRICS)                                \
+        X("GET", "/api/v1/licenses", licenses, VIEWER, Q_NONE)                                 \
+        X("GET", "/api/v1/licenses/{pool}", license, VIEWER, Q_NONE)                           \
+        X("PUT", "/api/v1/licenses/{pool}", license_put, ADMIN, Q_NONE)                        \
+        X("DELETE", "/api/v1/licenses/{pool}", license_delete, ADMIN, Q_NONE)                  \
         X("GET", "/metrics", prometheus, VIEWER, Q_NONE)
 
 /* The dashboard's static files (web.c, docs/dashboard.md): GET / and /ui redirect to /ui/;

@@ -24,7 +24,7 @@
 
 #define VM_CREATE_KEYS \
         "name", "image", "disk_size", "vcpus", "memory_mib", "gpus", "nics", "cloud_init", \
-        "policy", "host", "maintenance"
+        "policy", "host", "maintenance", "tenant"
 
 int gv_ctl_vm_get(struct gv_controller *c, const char *name, struct gv_store_obj *ret,
                   struct gv_error **err)
@@ -205,7 +205,13 @@ static int check_keys(const json_t *spec, struct gv_error **err)
                 if (!strv_contains((char **)keys, k))
                         return gv_error_set(err, EINVAL, "Unknown member '%s'; a VM takes name, "
                                             "image, disk_size, vcpus, memory_mib, gpus, nics, "
-                                            "cloud_init, policy, host, maintenance.", k);
+                                            "cloud_init, policy, host, maintenance, "
+                                            "tenant.", k);
+        const json_t *t = json_object_get(spec, "tenant");
+        if (t && (!json_is_string(t) || !gv_name_is_valid(json_string_value(t))))
+                return gv_error_set(err, EINVAL, "tenant: a name (1-63 of a-z, 0-9, '.', '_' "
+                                    "and '-', starting with a letter or digit) that licence "
+                                    "costs are summed by.");
         /* What a drain does with the VM when it cannot move live (a GPU passed through):
          * offline (stop, move, start), stop (it stays, stopped), keep (it blocks the drain). */
         const json_t *m = json_object_get(spec, "maintenance");
@@ -400,9 +406,14 @@ int gv_controller_vm_create(struct gv_controller *c, const json_t *spec_in, json
                                us, "state", "pending", "host", json_object_get(pl, "host"),
                                "spec", spec, "placement", pl, "error", "created_at",
                                (json_int_t)(gv_ctl_now_ms() / 1000));
+                /* Its seats from now on (license.c), refused here before anything is written
+                 * when an enforcing pool is full. */
+                json_object_set_new(vm, "seat_since", json_integer(gv_ctl_now_ms()));
                 struct gv_store_write w = { .op = GV_STORE_CREATE, .kind = GV_STORE_VM,
                                             .key = name, .doc = vm };
-                r = gv_ctl_alloc_write(c, json_string_value(json_object_get(pl, "host")), name,
+                r = gv_ctl_license_admit(c, vm, err);
+                if (r >= 0)
+                        r = gv_ctl_alloc_write(c, json_string_value(json_object_get(pl, "host")), name,
                                        pl, &w, "vm.created",
                                        json_pack("{s:s, s:O}", "state", "pending", "placement",
                                                  pl),
@@ -645,11 +656,42 @@ int gv_ctl_op_vm_create(struct gv_controller *c, const char *op_id, json_t *arg,
 
 /* ---- start, stop, delete ---- */
 
+static void set_starting(json_t *doc, void *arg)
+{
+        json_object_set_new(doc, "state", json_string("starting"));
+        json_object_set_new(doc, "seat_since", json_integer(*(int64_t *)arg));
+        json_object_set_new(doc, "error", json_null());
+}
+
+/* A start takes its licence seats under `mu` and says so in the VM's state before `mu` is let
+ * go: two starts cannot both take the last seat (license.c). A VM that holds them already
+ * (starting, running) is left as it is. */
+static int start_admit(struct gv_controller *c, const char *name, struct gv_error **err)
+{
+        pthread_mutex_lock(&c->mu);
+        struct gv_store_obj v = { 0 };
+        int r = gv_ctl_vm_get(c, name, &v, err);
+        const char *st = r >= 0 ? json_string_value(json_object_get(v.doc, "state")) : NULL;
+        if (r >= 0 && json_is_object(json_object_get(v.doc, "placement")) && st &&
+            (!strcmp(st, "stopped") || !strcmp(st, "crashed"))) {
+                int64_t now = gv_ctl_now_ms();
+                json_object_set_new(v.doc, "seat_since", json_integer(now));
+                r = gv_ctl_license_admit(c, v.doc, err);
+                if (r >= 0)
+                        r = gv_ctl_vm_update(c, name, set_starting, &now, "vm.starting", err);
+        }
+        gv_store_obj_done(&v);
+        pthread_mutex_unlock(&c->mu);
+        return r;
+}
+
 static int vm_op(struct gv_controller *c, const char *kind, const char *name, json_t *arg,
                  json_t **ret_op, struct gv_error **err)
 {
         struct gv_store_obj v = { 0 };
-        int r = gv_ctl_vm_get(c, name, &v, err);
+        int r = strcmp(kind, "vm.start") == 0 ? start_admit(c, name, err) : 0;
+        if (r >= 0)
+                r = gv_ctl_vm_get(c, name, &v, err);
 
         if (r >= 0 && strcmp(kind, "vm.delete") != 0 &&
             !json_is_object(json_object_get(v.doc, "placement")))
@@ -663,7 +705,10 @@ static int vm_op(struct gv_controller *c, const char *kind, const char *name, js
         }
         json_object_set_new(arg, "name", json_string(name));
         _cleanup_free_ char *target = xasprintf("vm/%s", name);
-        return gv_ctl_op_start(c, kind, target, arg, ret_op, err);
+        r = gv_ctl_op_start(c, kind, target, arg, ret_op, err);
+        if (r < 0 && strcmp(kind, "vm.start") == 0) /* give back the seats start_admit took */
+                (void)gv_ctl_vm_set_state(c, name, "stopped", NULL);
+        return r;
 }
 
 int gv_controller_vm_start(struct gv_controller *c, const char *name, json_t **ret_op,

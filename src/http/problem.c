@@ -22,6 +22,7 @@ static const struct {
         { EALREADY, 409, "busy" },
         { EINPROGRESS, 409, "busy" },
         { ENOSPC, 409, "no-capacity" },
+        { EDQUOT, 409, "license-seats-exhausted" }, /* a licence pool says enforce */
         { ENODEV, 409, "not-on-this-host" }, /* no such GPU, bridge, ... here: configure it */
         { EINVAL, 400, "invalid-request" },
         { ERANGE, 400, "invalid-request" },

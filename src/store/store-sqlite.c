@@ -121,6 +121,7 @@ static const char *const kind_human[_GV_STORE_KIND_MAX] = {
         [GV_STORE_IMAGE] = "Image",
         [GV_STORE_TOKEN] = "Token",
         [GV_STORE_IDEMPOTENCY] = "Idempotency key",
+        [GV_STORE_LICENSE] = "Licence pool",
 };
 
 struct sqlite_store {

@@ -38,6 +38,7 @@ enum gv_store_kind {
         GV_STORE_IMAGE,       /* key: image name */
         GV_STORE_TOKEN,       /* key: token id (the secret is stored hashed inside) */
         GV_STORE_IDEMPOTENCY, /* key: Idempotency-Key; the request's hash and first answer */
+        GV_STORE_LICENSE,     /* key: licence pool name (docs/licensing.md) */
         _GV_STORE_KIND_MAX,
         _GV_STORE_KIND_INVALID = -EINVAL,
 };

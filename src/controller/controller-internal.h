@@ -55,6 +55,7 @@ struct gv_controller {
         bool poller_running;
         /* the metrics history and its collector (metrics-collect.c) */
         struct gv_metrics *metrics;
+        struct gv_license_history *license_history; /* license.c; its own leaf mutex */
         pthread_t metrics_thread;
         bool metrics_running;
         bool stopping;
@@ -136,6 +137,15 @@ void gv_ctl_license_quote(struct gv_controller *c, enum gv_license_edition editi
  * pool it would overflow says "warn" (an event license.over is recorded); -EDQUOT when the pool
  * says "enforce", the message naming the pool, its seats and who holds them. */
 int gv_ctl_license_admit(struct gv_controller *c, const json_t *vm, struct gv_error **err);
+/* The licence pools' usage history (the most seats used per minute, 24 h, in memory like the
+ * metrics history): sampled by the metrics collector every round, at most every 10 s; shown as
+ * "history" in GET /api/v1/licenses/{pool}. */
+struct gv_license_history *gv_ctl_license_history_new(void);
+struct gv_license_history *gv_ctl_license_history_free(struct gv_license_history *h);
+void gv_ctl_license_sample(struct gv_controller *c, int64_t now_ms);
+struct gv_prom;
+/* gpuvirt_license_seats and gpuvirt_license_seats_used per pool, for /metrics. */
+void gv_ctl_license_prometheus(struct gv_controller *c, struct gv_prom *p);
 
 /* ---- model.c ---- */
 /* Rebuild the model from the store when dirty (mu held). */

@@ -67,6 +67,7 @@ int gv_controller_new(const struct gv_controller_config *cfg, struct gv_controll
         if (c->cfg.metrics_interval_ms > GV_METRICS_INTERVAL_MAX_MS)
                 c->cfg.metrics_interval_ms = GV_METRICS_INTERVAL_MAX_MS;
         c->metrics = gv_metrics_new(c->cfg.metrics_interval_ms, 0);
+        c->license_history = gv_ctl_license_history_new();
         pthread_mutex_init(&c->mu, NULL);
         pthread_mutex_init(&c->notify_mu, NULL);
         pthread_mutex_init(&c->vms_cache_mu, NULL);
@@ -126,6 +127,7 @@ struct gv_controller *gv_controller_free(struct gv_controller *c)
         gv_catalog_free(c->catalog);
         gv_store_free(c->store);
         gv_metrics_free(c->metrics);
+        gv_ctl_license_history_free(c->license_history);
         free(c->image_dir);
         pthread_cond_destroy(&c->cond);
         pthread_mutex_destroy(&c->notify_mu);

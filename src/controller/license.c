@@ -27,11 +27,13 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "controller/controller-internal.h"
+#include "controller/metrics.h"
 #include "util/alloc.h"
 #include "util/json.h"
 #include "util/parse.h"
@@ -451,6 +453,8 @@ static int usage_compute(struct gv_controller *c, const json_t *extra, const cha
         return 0;
 }
 
+static json_t *history_json(struct gv_controller *c, const char *name);
+
 /* ---- costs and the documents ---- */
 
 static void add_money(json_t *map, const char *key, const char *currency, double v)
@@ -566,6 +570,7 @@ int gv_controller_license_pool(struct gv_controller *c, const char *name, json_t
         size_t i;
         json_array_foreach(json_object_get(all, "pools"), i, p)
                 if (!strcmp(jstr(p, "name") ?: "", name)) {
+                        json_object_set_new(p, "history", history_json(c, name));
                         *ret = json_incref(p);
                         return 0;
                 }
@@ -700,12 +705,145 @@ int gv_ctl_license_admit(struct gv_controller *c, const json_t *vm, struct gv_er
                 usage_done(&u);
                 return 0;
         }
-        r = gv_error_set(err, EDQUOT, "VM '%s' needs a %s seat and licence pool '%s' has none "
-                         "free: %lld of %lld seats are held (by %s).%s Stop a VM that holds "
+        r = gv_error_set(err, EDQUOT, "VM '%s' needs a seat of %s and licence pool '%s' has "
+                         "none free: %lld of %lld seats are held (by %s).%s Stop a VM that holds "
                          "one, raise the seats (gpuvirt license set %s --seats N), or set the "
                          "pool's policy to warn.", name, gv_license_edition_title(p->edition),
                          p->name, (long long)(p->used - u.extra_seats),
                          (long long)p->seats, list, term, p->name);
         usage_done(&u);
         return r;
+}
+
+/* ---- usage history: per pool, the most seats used in each minute of the last 24 h ---- */
+
+#define HISTORY_MINUTES 1440
+#define HISTORY_STEP_MS 60000
+#define SAMPLE_EVERY_MS 10000
+
+struct history_slot {
+        int64_t minute; /* minute number since the epoch; 0: empty */
+        int64_t used, seats;
+};
+
+struct history_pool {
+        char *name;
+        struct history_slot slot[HISTORY_MINUTES];
+};
+
+struct gv_license_history {
+        pthread_mutex_t mu; /* a leaf, like the metrics history's */
+        int64_t last_ms;
+        struct history_pool *pools;
+        size_t n;
+};
+
+struct gv_license_history *gv_ctl_license_history_new(void)
+{
+        struct gv_license_history *h = xnew0(struct gv_license_history, 1);
+        pthread_mutex_init(&h->mu, NULL);
+        return h;
+}
+
+struct gv_license_history *gv_ctl_license_history_free(struct gv_license_history *h)
+{
+        if (!h)
+                return NULL;
+        for (size_t i = 0; i < h->n; i++)
+                free(h->pools[i].name);
+        free(h->pools);
+        pthread_mutex_destroy(&h->mu);
+        free(h);
+        return NULL;
+}
+
+static struct history_pool *history_pool(struct gv_license_history *h, const char *name)
+{
+        for (size_t i = 0; i < h->n; i++)
+                if (!strcmp(h->pools[i].name, name))
+                        return &h->pools[i];
+        h->pools = xreallocarray(h->pools, h->n + 1, sizeof(*h->pools));
+        struct history_pool *p = &h->pools[h->n++];
+        memset(p, 0, sizeof(*p));
+        p->name = xstrdup(name);
+        return p;
+}
+
+void gv_ctl_license_sample(struct gv_controller *c, int64_t now_ms)
+{
+        struct gv_license_history *h = c->license_history;
+        if (!h || (h->last_ms && now_ms - h->last_ms < SAMPLE_EVERY_MS))
+                return;
+        struct usage u;
+        if (usage_compute(c, NULL, NULL, &u, NULL) < 0)
+                return;
+        int64_t minute = now_ms / HISTORY_STEP_MS;
+        pthread_mutex_lock(&h->mu);
+        h->last_ms = now_ms;
+        for (size_t i = 0; i < u.n_pools; i++) {
+                struct history_pool *p = history_pool(h, u.pools[i].name);
+                struct history_slot *sl = &p->slot[minute % HISTORY_MINUTES];
+                if (sl->minute != minute)
+                        *sl = (struct history_slot){ .minute = minute };
+                if (u.pools[i].used > sl->used)
+                        sl->used = u.pools[i].used;
+                sl->seats = u.pools[i].inactive ? 0 : u.pools[i].seats;
+        }
+        pthread_mutex_unlock(&h->mu);
+        usage_done(&u);
+}
+
+/* {"step_ms", "timestamps_ms", "used_max", "seats"}: the minutes of the last 24 h that were
+ * sampled, oldest first. */
+static json_t *history_json(struct gv_controller *c, const char *name)
+{
+        json_t *t = json_array(), *used = json_array(), *seats = json_array();
+        struct gv_license_history *h = c->license_history;
+        int64_t now_minute = gv_ctl_now_ms() / HISTORY_STEP_MS;
+        if (h) {
+                pthread_mutex_lock(&h->mu);
+                for (size_t i = 0; i < h->n; i++) {
+                        if (strcmp(h->pools[i].name, name) != 0)
+                                continue;
+                        for (int64_t m = now_minute - HISTORY_MINUTES + 1; m <= now_minute; m++) {
+                                const struct history_slot *sl =
+                                        &h->pools[i].slot[m % HISTORY_MINUTES];
+                                if (sl->minute != m)
+                                        continue;
+                                json_array_append_new(t, json_integer(m * HISTORY_STEP_MS));
+                                json_array_append_new(used, json_integer(sl->used));
+                                json_array_append_new(seats, json_integer(sl->seats));
+                        }
+                }
+                pthread_mutex_unlock(&h->mu);
+        }
+        return json_pack("{s:i, s:o, s:o, s:o}", "step_ms", HISTORY_STEP_MS, "timestamps_ms", t,
+                         "used_max", used, "seats", seats);
+}
+
+/* The Prometheus gauges of the pools, appended to the metrics exposition. */
+void gv_ctl_license_prometheus(struct gv_controller *c, struct gv_prom *p)
+{
+        struct usage u;
+        if (usage_compute(c, NULL, NULL, &u, NULL) < 0)
+                return;
+        static const struct {
+                const char *name, *help;
+        } fam[] = {
+                { "gpuvirt_license_seats", "Seats of a licence pool (0 outside its term)." },
+                { "gpuvirt_license_seats_used", "Seats of a licence pool held by VMs." },
+        };
+        for (size_t f = 0; f < ELEMENTSOF(fam); f++) {
+                gv_prom_family(p, fam[f].name, "gauge", fam[f].help);
+                for (size_t i = 0; i < u.n_pools; i++) {
+                        const struct gv_prom_label l[] = {
+                                { "pool", u.pools[i].name },
+                                { "edition", gv_license_edition_to_string(u.pools[i].edition) },
+                        };
+                        double v = f == 0 ? (u.pools[i].inactive ? 0 : (double)u.pools[i].seats)
+                                          : (double)u.pools[i].used;
+                        gv_prom_sample(p, fam[f].name, l, ELEMENTSOF(l), v);
+                }
+        }
+        usage_done(&u);
 }

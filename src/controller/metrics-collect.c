@@ -143,6 +143,7 @@ static void collect_round(struct collector *k, int64_t now_ms)
                         collect_host(k, &hosts[i]);
         gv_store_objs_free(hosts, n);
         gv_metrics_round_end(k->c->metrics);
+        gv_ctl_license_sample(k->c, now_ms);
 }
 
 void *gv_ctl_metrics_collector(void *arg)
@@ -191,7 +192,12 @@ int gv_controller_metrics_history(struct gv_controller *c, const char *series, c
 
 char *gv_controller_metrics_text(struct gv_controller *c, size_t *ret_len)
 {
-        return gv_metrics_exposition(c->metrics, ret_len);
+        /* The GPUs, VMs and hosts, then the licence pools. */
+        size_t len = 0;
+        _cleanup_free_ char *text = gv_metrics_exposition(c->metrics, &len);
+        struct gv_prom p = { .buf = TAKE_PTR(text), .len = len, .cap = len + 1 };
+        gv_ctl_license_prometheus(c, &p);
+        return gv_prom_steal(&p, ret_len);
 }
 
 struct gv_metrics *gv_ctl_metrics(struct gv_controller *c)

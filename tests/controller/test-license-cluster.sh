@@ -167,6 +167,14 @@ lic
 [ "$(jq -c '[.pools[] | {name, used, holders: [.holders[].vm]}]' <<<"$OUT")" = "$BEFORE" ] &&
         _ok "the same pools, seats and holders after the restart" || _not_ok "the same seats after the restart" "before $BEFORE after $OUT"
 
+# ---- usage history (the most seats used per minute) and the Prometheus gauges
+hist_has() { capi GET /api/v1/licenses/vws; [ "$HTTP" = 200 ] && jq -e '.history.step_ms == 60000 and (.history.timestamps_ms | length) >= 1 and (.history.used_max | max) >= 1 and (.history.used_max | length) == (.history.seats | length)' <<<"$OUT" >/dev/null; }
+wait_for 15 hist_has && _ok "vws' history: per-minute maxima of seats used" || _not_ok "vws' history" "$OUT"
+capi GET /metrics
+grep -q '^gpuvirt_license_seats_used{pool="aie",edition="nvaie"} 2$' <<<"$OUT" &&
+        grep -q '^gpuvirt_license_seats{pool="vws",edition="vws"} 0$' <<<"$OUT" &&
+        _ok "/metrics: aie's 2 seats used, vws' 0 seats (its term ended)" || _not_ok "/metrics license gauges" "$(grep license <<<"$OUT")"
+
 # ---- the CLI
 export GPUVIRT_ENDPOINT="unix:$SOCK"
 run "$GPUVIRT" license list

@@ -14,6 +14,7 @@
  *      202 with Location while it runs.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,8 +34,9 @@
 
 enum { NONE = -1, VIEWER = GV_ROLE_VIEWER, OPERATOR = GV_ROLE_OPERATOR, ADMIN = GV_ROLE_ADMIN };
 /* Q_UPLOAD: no query parameters, and the body is streamed to a file (route.h body_to_file).
- * Q_METRICS: ?series and ?range (do_metrics reads them). */
-enum query_kind { Q_NONE, Q_WAIT, Q_LIMIT, Q_AFTER, Q_UPLOAD, Q_METRICS };
+ * Q_METRICS: ?series and ?range (do_metrics reads them). Q_INSIGHTS: ?window and ?threshold
+ * (do_insights). */
+enum query_kind { Q_NONE, Q_WAIT, Q_LIMIT, Q_AFTER, Q_UPLOAD, Q_METRICS, Q_INSIGHTS };
 
 struct call {
         struct gv_http_request *req;
@@ -101,8 +103,10 @@ static int parse_query(struct call *k, enum query_kind q, struct gv_error **err)
         static const char *const limit[] = { "limit", NULL };
         static const char *const after[] = { "after", NULL };
         static const char *const metrics[] = { "series", "range", NULL };
+        static const char *const insights[] = { "window", "threshold", NULL };
         const char *const *allowed = q == Q_WAIT ? wait : q == Q_LIMIT ? limit
-                                   : q == Q_AFTER ? after : q == Q_METRICS ? metrics : none;
+                                   : q == Q_AFTER ? after : q == Q_METRICS ? metrics
+                                   : q == Q_INSIGHTS ? insights : none;
         const char *s = NULL;
         uint32_t v;
         int r = gv_http_query_check(k->req, allowed, err);
@@ -549,24 +553,46 @@ static int do_metrics(struct call *k, struct gv_error **err)
         return r < 0 ? r : answer(k, 200, j);
 }
 
-/* ---- metrics ---- */
+/* ---- insights ---- */
 
-/* The latest values of the cluster, or with ?series the history of one entity. */
-static int do_metrics(struct call *k, struct gv_error **err)
+/* "5", "12.5", "100": a percentage 0..100, at most two decimals; NaN otherwise. */
+static double parse_percent(const char *s)
 {
-        const char *series = NULL, *range = NULL;
+        uint32_t whole = 0, frac = 0;
+        const char *dot = strchr(s, '.');
+        _cleanup_free_ char *w = dot ? xstrndup(s, (size_t)(dot - s)) : xstrdup(s);
+        if (gv_parse_u32(w, 10, &whole) < 0 || whole > 100)
+                return NAN;
+        if (dot) {
+                size_t n = strlen(dot + 1);
+                if (n < 1 || n > 2 || strspn(dot + 1, "0123456789") != n ||
+                    gv_parse_u32(dot + 1, 10, &frac) < 0)
+                        return NAN;
+                if (n == 1)
+                        frac *= 10;
+        }
+        double v = whole + frac / 100.0;
+        return v <= 100 ? v : NAN;
+}
+
+/* Idle pass-through GPUs, MIG fragmentation with re-layout plans, idle seats (insights.c). */
+static int do_insights(struct call *k, struct gv_error **err)
+{
+        const char *window = NULL, *threshold = NULL;
+        double t = 5;
         json_t *j = NULL;
-        int r = gv_http_query(k->req, "series", &series, err);
+        int r = gv_http_query(k->req, "window", &window, err);
         if (r >= 0)
-                r = gv_http_query(k->req, "range", &range, err);
+                r = gv_http_query(k->req, "threshold", &threshold, err);
         if (r < 0)
                 return r;
-        if (!series && range)
-                return gv_error_set(err, EINVAL, "range '%s' needs a series: add "
-                                    "series=host/HOST, gpu/HOST/PCI or vm/VM.", range);
-        if (!series)
-                return answer(k, 200, gv_controller_metrics(k->c));
-        r = gv_controller_metrics_history(k->c, series, range, &j, err);
+        if (threshold) {
+                t = parse_percent(threshold);
+                if (isnan(t))
+                        return gv_error_set(err, EINVAL, "threshold: '%s' is not a percentage "
+                                            "from 0 to 100 (e.g. 5 or 12.5).", threshold);
+        }
+        r = gv_controller_insights(k->c, window, t, &j, err);
         return r < 0 ? r : answer(k, 200, j);
 }
 

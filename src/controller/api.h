@@ -32,7 +32,8 @@ extern const size_t gv_controller_openapi_json_len;
 /* Every route once: X(method, pattern, handler name, minimum role, query parameters), the role
  * one of NONE, VIEWER, OPERATOR, ADMIN, the query one of Q_NONE, Q_WAIT (?wait=SECONDS),
  * Q_LIMIT (?limit=N), Q_AFTER (?after=SEQ), Q_UPLOAD (none, and the body goes to a file),
- * Q_METRICS (?series=...&range=...). api.c makes the handlers and the table from it;
+ * Q_METRICS (?series=...&range=...), Q_INSIGHTS (?window=...&threshold=...). api.c makes the
+ * handlers and the table from it;
  * tests/controller/test-openapi.c compares it with the OpenAPI document. */
 #define GV_CONTROLLER_API_ROUTES(X)                                                            \
         X("GET", "/api/v1/openapi.json", openapi, NONE, Q_NONE)                                \
@@ -74,6 +75,7 @@ extern const size_t gv_controller_openapi_json_len;
         X("GET", "/api/v1/licenses/{pool}", license, VIEWER, Q_NONE)                           \
         X("PUT", "/api/v1/licenses/{pool}", license_put, ADMIN, Q_NONE)                        \
         X("DELETE", "/api/v1/licenses/{pool}", license_delete, ADMIN, Q_NONE)                  \
+        X("GET", "/api/v1/insights", insights, VIEWER, Q_INSIGHTS)                             \
         X("GET", "/metrics", prometheus, VIEWER, Q_NONE)
 
 /* The dashboard's static files (web.c, docs/dashboard.md): GET / and /ui redirect to /ui/;

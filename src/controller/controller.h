@@ -175,6 +175,33 @@ int gv_controller_license_pool_put(struct gv_controller *c, const char *name,
 int gv_controller_license_pool_delete(struct gv_controller *c, const char *name,
                                       struct gv_error **err);
 
+/* ---- utilization insights (insights.c, docs/insights.md) ---- */
+
+/* From the metrics history over window ("5m", "15m", "1h", "6h", "24h"; NULL: "1h") with
+ * threshold_pct (0..100; under it on average counts as idle). *ret:
+ * {"window", "window_ms", "threshold", "generated_ms", "evidence": {word: meaning},
+ *  "idle_passthrough": [{"host", "gpu" (PCI), "name", "model", "vm", "state", "evidence":
+ *      "vm-stopped" | "vm-cpu", "proxy", "value" (mean %, null for vm-stopped), "peak",
+ *      "samples", "since" (ms or null), "gpu_util" (why none is shown), "frees": {"gpus",
+ *      "memory_mib"}, "convert": [{"mode": "mig", "profile", "memory_mib", "instances",
+ *      "layout", "licence": "none" | "pool", ...}, {"mode": "vgpu", "type", "series",
+ *      "framebuffer_mib", "instances", "edition", "edition_title", "counting", "seats",
+ *      "seats_free", "cost_per_year" | null, "currency", "cost_reason"}]}],
+ *  "fragmentation": [{"host", "gpu", "name", "model", "instances": [{"vm", "profile", "start",
+ *      "held_by"}], "layout", "measure" (0..1, every profile alike), "measure_demand"
+ *      (weighted by the profiles the cluster's VMs use), "free_slices", "largest_free_run",
+ *      "largest_free_profile", "verdict" (relayout.h), "why", "plan": null | {"moves": [{"vm",
+ *      "profile", "from", "to", "from_slices", "to_slices", "step", "direct", "park_before",
+ *      "needs_live_migration"}], "frees_profile", "largest_free_run", "live_migrations",
+ *      "layout"}}],
+ *  "idle_seats": [{"pool", "edition", "vm", "host", "state", "seats", "cost_per_month",
+ *      "evidence": "gpu-util" | "vm-cpu" | "vm-stopped" | "vm-unknown", "proxy", "value",
+ *      "peak", "samples", "since"}]}
+ * A pass-through GPU's utilization is never shown: the host cannot read it. -EINVAL naming
+ * the parameter and its valid values. */
+int gv_controller_insights(struct gv_controller *c, const char *window, double threshold_pct,
+                           json_t **ret, struct gv_error **err);
+
 /* ---- events (events.c) ---- */
 
 /* Events with seq > after, at most max; waits up to wait_ms for the first when there are none.

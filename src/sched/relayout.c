@@ -500,7 +500,8 @@ double gv_relayout_frag(const struct gv_mig_geometry *g, const struct gv_relayou
                         equal = false;
         for (size_t k = 0; k < g->n_profiles; k++) {
                 const struct gv_mig_gi_profile *p = &g->profiles[k];
-                double w = equal ? (p->media_extensions ? 0 : 1) : (weights[k] > 0 ? weights[k] : 0);
+                double w = equal ? (p->media_extensions ? 0 : 1)
+                                 : (weights[k] > 0 ? weights[k] : 0);
                 if (w <= 0)
                         continue;
                 sum_w += w;

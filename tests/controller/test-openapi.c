@@ -22,7 +22,7 @@
 #include "util/strv.h"
 
 enum { NONE = -1, VIEWER, OPERATOR, ADMIN };
-enum { Q_NONE, Q_WAIT, Q_LIMIT, Q_AFTER, Q_UPLOAD, Q_METRICS };
+enum { Q_NONE, Q_WAIT, Q_LIMIT, Q_AFTER, Q_UPLOAD, Q_METRICS, Q_INSIGHTS };
 
 struct route {
         const char *method, *pattern;
@@ -173,8 +173,9 @@ static void test_routes_in_document(void **state _unused_)
                 assert_int_equal(strv_length(in_path), strv_length(tpl));
                 const char *q = rt->query == Q_WAIT ? "wait" : rt->query == Q_LIMIT ? "limit"
                               : rt->query == Q_AFTER ? "after" : rt->query == Q_METRICS ? "series"
-                              : NULL;
-                const char *q2 = rt->query == Q_METRICS ? "range" : NULL;
+                              : rt->query == Q_INSIGHTS ? "window" : NULL;
+                const char *q2 = rt->query == Q_METRICS ? "range"
+                               : rt->query == Q_INSIGHTS ? "threshold" : NULL;
                 assert_int_equal(strv_length(in_query), (q ? 1 : 0) + (q2 ? 1 : 0));
                 if (q && !strv_contains(in_query, q))
                         fail_msg("'%s %s' takes ?%s; the document does not say so", rt->method,

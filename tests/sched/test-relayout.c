@@ -72,8 +72,8 @@ static void plan_ok(const struct gv_mig_geometry *g, const struct gv_relayout_in
                 fail_msg("plan failed: %s", gv_error_msg(e, r));
 }
 
-static void assert_no_moves(const struct gv_relayout_plan *p, const struct gv_relayout_instance *inst,
-                            size_t n)
+static void assert_no_moves(const struct gv_relayout_plan *p,
+                            const struct gv_relayout_instance *inst, size_t n)
 {
         assert_int_equal(p->n_moves, 0);
         assert_int_equal(p->n_live, 0);
@@ -312,13 +312,15 @@ static void test_impossible(void **state)
 
         /* A30: a 2g at 0 and a 1g at 3 leave slice 2: a 1g, and one slice holds nothing
          * bigger; compact. */
-        struct gv_relayout_instance a[] = { gi(&a30, "2g.12gb", 0, "x"), gi(&a30, "1g.6gb", 3, "y") };
+        struct gv_relayout_instance a[] = { gi(&a30, "2g.12gb", 0, "x"),
+                                            gi(&a30, "1g.6gb", 3, "y") };
         plan_ok(&a30, a, 2, &p);
         assert_int_equal(p.verdict, GV_RELAYOUT_COMPACT);
         assert_string_equal(p.before.largest->name, "1g.6gb");
         assert_no_moves(&p, a, 2);
         /* A30: 1g at 1 and 1g at 2: a 2g is possible at 0 or 2 only after a move. */
-        struct gv_relayout_instance b[] = { gi(&a30, "1g.6gb", 1, "x"), gi(&a30, "1g.6gb", 2, "y") };
+        struct gv_relayout_instance b[] = { gi(&a30, "1g.6gb", 1, "x"),
+                                            gi(&a30, "1g.6gb", 2, "y") };
         plan_ok(&a30, b, 2, &p);
         assert_int_equal(p.verdict, GV_RELAYOUT_PLAN);
         assert_string_equal(p.after.largest->name, "2g.12gb");
@@ -421,7 +423,8 @@ static void test_random_layouts(void **state)
                 for (uint32_t k = 0; k < p.n_moves; k++) {
                         const struct gv_relayout_move *m = &p.moves[k];
                         uint32_t sz = inst[m->index].profile->memory_slices;
-                        uint32_t tgt = gv_mig_placement_mask(&(struct gv_mig_placement){ m->to, sz });
+                        uint32_t tgt =
+                                gv_mig_placement_mask(&(struct gv_mig_placement){ m->to, sz });
                         assert_int_equal(m->step, k + 1);
                         assert_true(m->direct == (m->park_before == 0));
                         /* parked instances leave before the step named */

@@ -17,6 +17,7 @@
 #include "util/log.h"
 
 extern const struct gv_cli_command gv_cli_top_commands[]; /* cmd-top.c */
+extern const struct gv_cli_command gv_cli_advise_commands[]; /* cmd-advise.c */
 extern const struct gv_cli_command gv_cli_insights_commands[]; /* cmd-insights.c */
 
 /* In order: a group+verb found in an earlier table wins (the cluster table's entries for
@@ -28,6 +29,7 @@ static const struct gv_cli_command *const command_tables[] = {
         gv_cli_image_commands,
         gv_cli_token_commands,
         gv_cli_license_commands,
+        gv_cli_advise_commands,
         gv_cli_top_commands,
         gv_cli_insights_commands,
         gv_cli_host_commands,

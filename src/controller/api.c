@@ -294,6 +294,17 @@ static int do_placement(struct call *k, struct gv_error **err)
         return r < 0 ? r : answer(k, 200, TAKE_PTR(out));
 }
 
+/* The mode advisor: a workload's traits → ranked options (docs/advisor.md). The traits are
+ * checked by the advisor itself, whose messages name the member and its valid values. */
+static int do_advise(struct call *k, struct gv_error **err)
+{
+        _cleanup_json_ json_t *in = NULL, *out = NULL;
+        int r = gv_http_body_json(k->req, &in, err);
+        if (r >= 0)
+                r = gv_controller_advise(k->c, in, &out, err);
+        return r < 0 ? r : answer(k, 200, TAKE_PTR(out));
+}
+
 static int do_vm_create(struct call *k, struct gv_error **err)
 {
         const char *const *keys = vm_create_keys;

@@ -53,6 +53,7 @@ extern const size_t gv_controller_openapi_json_len;
         X("GET", "/api/v1/vms", vms, VIEWER, Q_NONE)                                           \
         X("POST", "/api/v1/vms", vm_create, OPERATOR, Q_WAIT)                                  \
         X("POST", "/api/v1/placements", placement, VIEWER, Q_NONE)                             \
+        X("POST", "/api/v1/advise", advise, VIEWER, Q_NONE)                                    \
         X("GET", "/api/v1/vms/{vm}", vm, VIEWER, Q_NONE)                                       \
         X("DELETE", "/api/v1/vms/{vm}", vm_delete, OPERATOR, Q_WAIT)                           \
         X("POST", "/api/v1/vms/{vm}/start", vm_start, OPERATOR, Q_WAIT)                        \

@@ -152,6 +152,18 @@ int gv_controller_metrics_history(struct gv_controller *c, const char *series, c
 /* The Prometheus text exposition (format 0.0.4), NUL-terminated, newly allocated. */
 char *gv_controller_metrics_text(struct gv_controller *c, size_t *ret_len);
 
+/* ---- the mode advisor (advise.c, src/advise, docs/advisor.md) ---- */
+
+/* A workload's traits ({"kind", "gpu_memory_mib", "isolation"?, "live_migration"?,
+ * "latency_sla"?, "users"?, "models"?}; advise.h) → *ret {"traits", "options": [{"rank",
+ * "mode", "model", "profile", "vgpu_type", "instances", "gpus", "license", "score",
+ * "reasons", "fit", "where": {"fits", "gpus", "mode_change", "text", "reason"}, ...}],
+ * "excluded": [{"mode", "model", "rule", "reason", "source"}], "none"}: the options on the
+ * cluster's GPU models, where each fits now (nothing reserved), their yearly licence cost at
+ * the pools' prices. -EINVAL naming the trait and its valid values. */
+int gv_controller_advise(struct gv_controller *c, const json_t *traits, json_t **ret,
+                         struct gv_error **err);
+
 /* ---- licence seats (license.c, docs/licensing.md) ---- */
 
 /* GET /api/v1/licenses: {"pools": [pool + "used", "free", "over", "expired",

@@ -183,7 +183,7 @@ struct pool {
         double price;             /* per seat per year; < 0: none */
         const char *currency;
         int64_t used;
-        char **gpus;              /* counting gpu: the GPUs holding a seat ("host/pci") */
+        json_t *gpus;             /* counting gpu: the GPUs holding a seat, {"host/pci": n VMs} */
         json_t *holders;
 };
 
@@ -210,20 +210,29 @@ static void add_cand(struct need *n, struct pool *p)
                 n->cand[n->n_cand++] = p;
 }
 
-/* The series of a vGPU type by its name, from the catalog. */
-static enum gv_vgpu_series type_series(const struct gv_catalog *cat, const char *type)
+/* The series of a vGPU type by its name, from the catalog; remembered in cache (a JSON
+ * object: name → series) for the rest of one computation. */
+static enum gv_vgpu_series type_series(const struct gv_catalog *cat, json_t *cache,
+                                       const char *type)
 {
-        for (size_t m = 0; cat && type && m < cat->n_models; m++) {
+        if (!type)
+                return _GV_VGPU_SERIES_INVALID;
+        const json_t *known = json_object_get(cache, type);
+        if (known)
+                return (enum gv_vgpu_series)json_integer_value(known);
+        enum gv_vgpu_series s = _GV_VGPU_SERIES_INVALID;
+        for (size_t m = 0; cat && m < cat->n_models && s < 0; m++) {
                 const struct gv_vgpu_type *t = gv_gpu_model_find_vgpu_type(&cat->models[m], type);
                 if (t)
-                        return t->series;
+                        s = t->series;
         }
-        return _GV_VGPU_SERIES_INVALID;
+        json_object_set_new(cache, type, json_integer(s));
+        return s;
 }
 
 /* What a VM (with this placement) needs, as candidate pools. */
-static void vm_need(const struct gv_catalog *cat, struct pool *pools, size_t n_pools,
-                    const json_t *vm, const json_t *placement, struct need *ret)
+static void vm_need(const struct gv_catalog *cat, json_t *series, struct pool *pools,
+                    size_t n_pools, const json_t *vm, const json_t *placement, struct need *ret)
 {
         const json_t *s;
         size_t i;
@@ -235,7 +244,7 @@ static void vm_need(const struct gv_catalog *cat, struct pool *pools, size_t n_p
                 if (!strcmp(alloc, "vgpu") || !strcmp(alloc, "mig-vgpu")) {
                         enum gv_license_edition eds[_GV_LICENSE_EDITION_MAX];
                         size_t ne = gv_license_editions_for_series(
-                                type_series(cat, jstr(s, "name")), eds);
+                                type_series(cat, series, jstr(s, "name")), eds);
                         ret->any = true;
                         for (size_t e = 0; e < ne; e++) {
                                 const char *en = gv_license_edition_to_string(eds[e]);
@@ -280,6 +289,8 @@ struct usage {
         struct gv_store_obj *vms;
         size_t n_vms;
         json_t *unlicensed;
+        json_t *series;            /* vGPU type name → series, looked up once */
+        bool detail;               /* holders and unlicensed VMs listed (views, messages) */
         /* the VM being admitted, when there is one: where it went */
         struct pool *extra_pool;
         bool extra_over, extra_any;
@@ -289,13 +300,14 @@ struct usage {
 static void usage_done(struct usage *u)
 {
         for (size_t i = 0; i < u->n_pools; i++) {
-                strv_free(u->pools[i].gpus);
+                json_decref(u->pools[i].gpus);
                 json_decref(u->pools[i].holders);
         }
         free(u->pools);
         gv_store_objs_free(u->objs, u->n_objs);
         gv_store_objs_free(u->vms, u->n_vms);
         json_decref(u->unlicensed);
+        json_decref(u->series);
         *u = (struct usage){ 0 };
 }
 
@@ -304,13 +316,17 @@ static int by_key(const void *a, const void *b)
         return strcmp(((const struct gv_store_obj *)a)->key, ((const struct gv_store_obj *)b)->key);
 }
 
+struct order {
+        int64_t since;
+        const struct gv_store_obj *vm;
+};
+
 static int by_since(const void *a, const void *b)
 {
-        const struct gv_store_obj *x = a, *y = b;
-        int64_t sx = seat_since(x->doc), sy = seat_since(y->doc);
-        if (sx != sy)
-                return sx < sy ? -1 : 1;
-        return strcmp(x->key, y->key);
+        const struct order *x = a, *y = b;
+        if (x->since != y->since)
+                return x->since < y->since ? -1 : 1;
+        return strcmp(x->vm->key, y->vm->key);
 }
 
 static void pool_init(struct pool *p, const json_t *doc, const char *now)
@@ -328,6 +344,7 @@ static void pool_init(struct pool *p, const json_t *doc, const char *now)
                 .mig = json_is_true(json_object_get(doc, "mig")),
                 .price = json_is_number(price) ? json_number_value(price) : -1,
                 .currency = jstr(doc, "currency") ?: "USD",
+                .gpus = json_object(),
                 .holders = json_array(),
         };
         if (json_is_object(term)) {
@@ -348,7 +365,7 @@ static int64_t seats_needed(const struct pool *p, const struct need *n)
                 bool dup = false;
                 for (size_t j = 0; j < i && !dup; j++)
                         dup = !strcmp(n->gpus[j], n->gpus[i]);
-                if (!dup && !strv_contains(p->gpus, n->gpus[i]))
+                if (!dup && !json_object_get(p->gpus, n->gpus[i]))
                         k++;
         }
         return k;
@@ -360,13 +377,17 @@ static bool has_room(const struct pool *p, int64_t k)
 }
 
 static void take(struct pool *p, const struct need *n, const json_t *vm, const char *name,
-                 int64_t k, bool over)
+                 int64_t k, bool over, bool detail)
 {
         p->used += k;
-        if (p->by_gpu)
-                for (size_t i = 0; n->gpus && n->gpus[i]; i++)
-                        if (!strv_contains(p->gpus, n->gpus[i]))
-                                strv_extend(&p->gpus, n->gpus[i]);
+        /* counting gpu: how many holders share each GPU (seats_needed, costs) */
+        for (size_t i = 0; p->by_gpu && n->gpus && n->gpus[i]; i++)
+                json_object_set_new(p->gpus, n->gpus[i],
+                                    json_integer(json_integer_value(
+                                                         json_object_get(p->gpus, n->gpus[i])) +
+                                                 1));
+        if (!detail) /* a decision needs the counts only */
+                return;
         json_t *gpus = json_array();
         for (size_t i = 0; n->gpus && n->gpus[i]; i++)
                 json_array_append_new(gpus, json_string(n->gpus[i]));
@@ -385,7 +406,7 @@ static struct pool *assign(struct usage *u, const struct gv_catalog *cat, const 
                            const char *name, bool *ret_over, bool *ret_any, int64_t *ret_k)
 {
         struct need n;
-        vm_need(cat, u->pools, u->n_pools, vm, json_object_get(vm, "placement"), &n);
+        vm_need(cat, u->series, u->pools, u->n_pools, vm, json_object_get(vm, "placement"), &n);
         struct pool *got = NULL;
         bool over = false;
         for (size_t i = 0; i < n.n_cand && !got; i++)
@@ -397,8 +418,8 @@ static struct pool *assign(struct usage *u, const struct gv_catalog *cat, const 
                 got = n.cand[0], over = true;
         int64_t k = got ? seats_needed(got, &n) : 0;
         if (got)
-                take(got, &n, vm, name, k, over);
-        else if (n.needs) {
+                take(got, &n, vm, name, k, over, u->detail);
+        else if (n.needs && u->detail) {
                 json_t *needs = json_array();
                 for (size_t i = 0; n.needs[i]; i++)
                         json_array_append_new(needs, json_string(n.needs[i]));
@@ -420,9 +441,10 @@ static struct pool *assign(struct usage *u, const struct gv_catalog *cat, const 
 /* Who holds what now; with `extra` (a VM about to take seats, not yet holding), where it would
  * go. `skip`: a VM left out (the one being admitted, in whatever state it is stored). */
 static int usage_compute(struct gv_controller *c, const json_t *extra, const char *skip,
-                         struct usage *ret, struct gv_error **err)
+                         bool detail, struct usage *ret, struct gv_error **err)
 {
-        struct usage u = { .unlicensed = json_array() };
+        struct usage u = { .unlicensed = json_array(), .series = json_object(),
+                           .detail = detail };
         char now[11];
         today(now);
         int r = gv_store_list(c->store, GV_STORE_LICENSE, &u.objs, &u.n_objs, err);
@@ -436,16 +458,21 @@ static int usage_compute(struct gv_controller *c, const json_t *extra, const cha
         u.pools = xnew0(struct pool, u.n_objs ?: 1);
         for (size_t i = 0; i < u.n_objs; i++)
                 pool_init(&u.pools[u.n_pools++], u.objs[i].doc, now);
-        qsort(u.vms, u.n_vms, sizeof(*u.vms), by_since);
-        for (size_t i = 0; i < u.n_vms; i++) {
+        /* The holders in seat order, the key read once per VM */
+        struct order *ord = xnew0(struct order, u.n_vms ?: 1);
+        size_t n_ord = 0;
+        for (size_t i = 0; i < u.n_vms; i++)
+                if ((!skip || strcmp(u.vms[i].key, skip) != 0) &&
+                    state_holds(jstr(u.vms[i].doc, "state")))
+                        ord[n_ord++] = (struct order){ .since = seat_since(u.vms[i].doc),
+                                                       .vm = &u.vms[i] };
+        qsort(ord, n_ord, sizeof(*ord), by_since);
+        for (size_t i = 0; i < n_ord; i++) {
                 bool over, any;
                 int64_t k;
-                if (skip && !strcmp(u.vms[i].key, skip))
-                        continue;
-                if (!state_holds(jstr(u.vms[i].doc, "state")))
-                        continue;
-                (void)assign(&u, c->catalog, u.vms[i].doc, u.vms[i].key, &over, &any, &k);
+                (void)assign(&u, c->catalog, ord[i].vm->doc, ord[i].vm->key, &over, &any, &k);
         }
+        free(ord);
         if (extra)
                 u.extra_pool = assign(&u, c->catalog, extra, jstr(extra, "name") ?: "?",
                                       &u.extra_over, &u.extra_any, &u.extra_seats);
@@ -482,20 +509,12 @@ static double pool_costs(struct pool *p, json_t *by_tenant, json_t *by_vm)
                 if (!p->by_gpu) {
                         cost = seat_month * (double)json_integer_value(json_object_get(h, "seats"));
                 } else {
-                        json_t *g, *other;
-                        size_t k, o;
+                        json_t *g;
+                        size_t k;
                         json_array_foreach(json_object_get(h, "gpus"), k, g) {
-                                unsigned sharing = 0;
-                                json_array_foreach(p->holders, o, other) {
-                                        json_t *og;
-                                        size_t q;
-                                        json_array_foreach(json_object_get(other, "gpus"), q, og)
-                                                if (json_equal(og, g)) {
-                                                        sharing++;
-                                                        break;
-                                                }
-                                }
-                                cost += seat_month / (sharing ? sharing : 1);
+                                json_int_t sharing = json_integer_value(
+                                        json_object_get(p->gpus, json_string_value(g)));
+                                cost += seat_month / (double)(sharing > 0 ? sharing : 1);
                         }
                 }
                 cost = round(cost * 100) / 100;
@@ -549,7 +568,7 @@ json_t *gv_controller_licenses(struct gv_controller *c)
 {
         struct usage u;
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
-        if (usage_compute(c, NULL, NULL, &u, &e) < 0)
+        if (usage_compute(c, NULL, NULL, true, &u, &e) < 0)
                 return json_pack("{s:[], s:[], s:n, s:s}", "pools", "unlicensed", "cost",
                                  "error", gv_error_msg(e, -EIO));
         json_t *v = usage_view(&u);
@@ -561,7 +580,7 @@ int gv_controller_license_pool(struct gv_controller *c, const char *name, json_t
                                struct gv_error **err)
 {
         struct usage u;
-        int r = usage_compute(c, NULL, NULL, &u, err);
+        int r = usage_compute(c, NULL, NULL, true, &u, err);
         if (r < 0)
                 return r;
         _cleanup_json_ json_t *all = usage_view(&u);
@@ -647,7 +666,7 @@ void gv_ctl_license_quote(struct gv_controller *c, enum gv_license_edition editi
         struct gv_ctl_license_quote q = { .price_per_seat_year = -1,
                                           .counting = GV_LICENSE_COUNT_VM };
         struct usage u;
-        if (usage_compute(c, NULL, NULL, &u, NULL) >= 0) {
+        if (usage_compute(c, NULL, NULL, false, &u, NULL) >= 0) {
                 for (size_t i = 0; i < u.n_pools; i++) {
                         struct pool *p = &u.pools[i];
                         if (p->edition != edition)
@@ -672,11 +691,21 @@ int gv_ctl_license_admit(struct gv_controller *c, const json_t *vm, struct gv_er
 {
         struct usage u;
         const char *name = jstr(vm, "name") ?: "?";
-        int r = usage_compute(c, vm, name, &u, err);
+        int r = usage_compute(c, vm, name, false, &u, err);
         if (r < 0)
                 return r;
         struct pool *p = u.extra_pool;
         if (!p || !u.extra_over) {
+                usage_done(&u);
+                return 0;
+        }
+        /* Over: counted again with the holders, to name them (the refusal is the rare case) */
+        usage_done(&u);
+        r = usage_compute(c, vm, name, true, &u, err);
+        if (r < 0)
+                return r;
+        p = u.extra_pool;
+        if (!p || !u.extra_over) { /* a seat came free meanwhile */
                 usage_done(&u);
                 return 0;
         }
@@ -775,7 +804,7 @@ void gv_ctl_license_sample(struct gv_controller *c, int64_t now_ms)
         if (!h || (h->last_ms && now_ms - h->last_ms < SAMPLE_EVERY_MS))
                 return;
         struct usage u;
-        if (usage_compute(c, NULL, NULL, &u, NULL) < 0)
+        if (usage_compute(c, NULL, NULL, false, &u, NULL) < 0)
                 return;
         int64_t minute = now_ms / HISTORY_STEP_MS;
         pthread_mutex_lock(&h->mu);
@@ -825,7 +854,7 @@ static json_t *history_json(struct gv_controller *c, const char *name)
 void gv_ctl_license_prometheus(struct gv_controller *c, struct gv_prom *p)
 {
         struct usage u;
-        if (usage_compute(c, NULL, NULL, &u, NULL) < 0)
+        if (usage_compute(c, NULL, NULL, false, &u, NULL) < 0)
                 return;
         static const struct {
                 const char *name, *help;

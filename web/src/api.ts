@@ -90,6 +90,7 @@ export async function request<T = unknown>(method: string, path: string, body?: 
 
 export const get = <T>(path: string) => request<T>('GET', path);
 export const post = <T>(path: string, body?: unknown) => request<T>('POST', path, body);
+export const put = <T>(path: string, body?: unknown) => request<T>('PUT', path, body);
 export const del = <T>(path: string) => request<T>('DELETE', path);
 
 export const enc = encodeURIComponent;

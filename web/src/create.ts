@@ -3,7 +3,8 @@
 // or type, showing where the request would be placed now — the placement engine's own answer
 // (POST /api/v1/placements, nothing reserved; the name goes along, ties are broken by it) —
 // and where else it would fit as the GPUs are now (from the inventory); a refusal (409
-// no-capacity with the engine's explanation) is shown as the API words it.
+// no-capacity with the engine's explanation) is shown as the API words it. The advisor opens it
+// prefilled with an option's GPU request (a VM spec's gpus[0]).
 import { ApiError, post } from './api';
 import { clear, h } from './dom';
 import { migProfiles, whereFits } from './gpu';
@@ -20,7 +21,11 @@ function oneGpuOf(model: string): Gpu | undefined {
         return state.gpus.find((g) => g.model === model);
 }
 
-export function createVmDialog(): void {
+// What the dialog starts with: gpu is a VM spec's gpus[0] ({"kind": "vgpu", "type"},
+// {"kind": "mig", "profile"}, {"kind": "passthrough", "count"}); note says where it came from.
+export interface CreatePrefill { gpu?: Record<string, unknown>; note?: string }
+
+export function createVmDialog(pre: CreatePrefill = {}): void {
         void refresh('images', 'gpus');
         for (const m of models()) {
                 const g = oneGpuOf(m);
@@ -45,6 +50,16 @@ export function createVmDialog(): void {
                 const fits = h('div', { class: 'fits-box' });
                 const err = errorBox();
                 const submit = h('button', { type: 'submit', class: 'primary' }, 'Create');
+                // The prefilled type or profile, chosen once its option is there (vGPU types
+                // arrive asynchronously).
+                let want: string | null = null;
+                const g0 = pre.gpu;
+                if (g0 && ['vgpu', 'mig', 'passthrough'].includes(String(g0.kind))) {
+                        kind.value = String(g0.kind);
+                        want = g0.kind === 'vgpu' ? String(g0.type ?? '') : g0.kind === 'mig' ? String(g0.profile ?? '') : null;
+                        if (g0.kind === 'passthrough' && typeof g0.count === 'number')
+                                count.value = String(g0.count);
+                }
 
                 const fillWhat = () => {
                         const k = kind.value;
@@ -67,8 +82,12 @@ export function createVmDialog(): void {
                                 if (group.children.length)
                                         what.appendChild(group);
                         }
-                        if ([...what.options].some((o) => o.value === prev))
+                        if (want && [...what.options].some((o) => o.value === want)) {
+                                what.value = want;
+                                want = null;
+                        } else if ([...what.options].some((o) => o.value === prev)) {
                                 what.value = prev;
+                        }
                         showFits();
                 };
                 const specOf = (): Record<string, unknown> => {
@@ -135,9 +154,16 @@ export function createVmDialog(): void {
                 count.addEventListener('input', showFits);
                 host.addEventListener('change', showFits);
                 // vGPU types arrive asynchronously
-                const poll = window.setInterval(() => { if (kind.value === 'vgpu' && !what.options.length) fillWhat(); }, 300);
+                let polls = 0;
+                const poll = window.setInterval(() => {
+                        if (++polls > 30)
+                                want = null; // not a type of these GPUs: leave the choice to the user
+                        if (kind.value === 'vgpu' && (!what.options.length || want))
+                                fillWhat();
+                }, 300);
 
                 const form = h('form', null,
+                        pre.note ? h('p', { class: 'muted prefill-note' }, pre.note) : '',
                         h('div', { class: 'row' }, h('label', null, 'Name ', name), h('label', null, 'vCPUs ', vcpus),
                           h('label', null, 'Memory (MiB) ', memory), h('label', null, 'Image ', image)),
                         h('div', { class: 'row' }, h('label', null, 'GPU ', kind), whatLabel, countLabel, h('label', null, 'Host ', host)),

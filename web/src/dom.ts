@@ -82,3 +82,23 @@ export function bar(used: number | null, total: number | null, text: string,
         fill.style.width = `${(frac * 100).toFixed(1)}%`;
         return h('span', { class: `bar ${cls}`, title: text }, fill, h('span', { class: 'txt' }, text));
 }
+
+// An amount of money in its currency ("$375", "€1,234.50"); a code Intl does not know is
+// written after the number.
+export function money(v: number | null | undefined, currency: string | null | undefined): string {
+        if (v === null || v === undefined)
+                return '—';
+        try {
+                return new Intl.NumberFormat('en-US', { style: 'currency', currency: currency || 'USD',
+                                                        minimumFractionDigits: 0,
+                                                        maximumFractionDigits: 2 }).format(v);
+        } catch {
+                return `${v.toFixed(2)} ${currency ?? ''}`.trim();
+        }
+}
+
+// Amounts in several currencies ({"USD": 375, "EUR": 20}), joined.
+export function moneys(m: Record<string, number> | null | undefined): string {
+        const e = Object.entries(m ?? {});
+        return e.length ? e.map(([c, v]) => money(v, c)).join(' + ') : '—';
+}

@@ -73,6 +73,33 @@ export function drawMig(g: Gpu): HTMLElement {
                          : 'no free placement'));
 }
 
+// A MIG layout that is not (or not yet) the GPU's own, as drawMig draws one: the insights'
+// current and planned layouts. An instance with cls "moved" is one the plan moves.
+export interface SliceInstance { profile: string; start: number; vm: string | null; cls?: string; title?: string }
+
+export function drawSlices(model: string, insts: SliceInstance[]): HTMLElement {
+        const n = migGeometry(model)?.memory_slices ?? 8;
+        const grid = h('div', { class: 'slices', style: `grid-template-columns: repeat(${n}, 1fr)` });
+        const taken = new Array(n).fill(false);
+        for (const t of insts) {
+                const slices = migProfiles(model).find((p) => p.name === t.profile)?.memory_slices ?? 1;
+                for (let i = t.start; i < Math.min(n, t.start + slices); i++)
+                        taken[i] = true;
+                const cell = h('div', { class: `gi ${t.vm ? 'used' : 'idle'} ${t.cls ?? ''}`,
+                                        title: t.title ?? `${t.profile} at slice ${t.start}` },
+                               h('b', null, t.profile), ' ', t.vm ? vmLink(t.vm) : h('span', { class: 'muted' }, 'no VM'));
+                cell.style.gridColumn = `${t.start + 1} / span ${slices}`;
+                grid.appendChild(cell);
+        }
+        for (let i = 0; i < n; i++)
+                if (!taken[i]) {
+                        const cell = h('div', { class: 'free', title: `memory slice ${i}: free` }, String(i));
+                        cell.style.gridColumn = `${i + 1} / span 1`;
+                        grid.appendChild(cell);
+                }
+        return grid;
+}
+
 // vGPU: a stacked bar of framebuffer, one block per instance (the VM that holds it).
 export function drawVgpu(g: Gpu, types?: VgpuType[]): HTMLElement {
         const total = g.memory_mib ?? 1;

@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: MIT
 // main.ts — the dashboard's entry: the token (from the URL's fragment or asked for on a 401),
-// the hash router (#/, #/hosts/NAME, #/vms, #/vms/NAME, #/ops), the event stream feeding the
-// store, and a slow refresh for the live values no event carries (GPU utilization).
+// the hash router (#/, #/hosts/NAME, #/vms, #/vms/NAME, #/ops, #/licenses, #/advisor,
+// #/insights), the event stream feeding the store and the page shown, and a slow refresh for
+// the live values no event carries (GPU utilization).
 import './style.css';
+import { advisorPage } from './advisor';
 import { onAskToken, takeTokenFromHash } from './api';
 import { createVmDialog } from './create';
 import { clear } from './dom';
 import { streamEvents } from './events';
+import { insightsPage } from './insights';
+import { licensesPage } from './licenses';
 import { notify, onEvent, refresh, refreshAll, state, subscribe } from './store';
 import { askTokenDialog, toast } from './ui';
 import { hostPage, opsPage, overview, type View, vmPage, vmsPage } from './views';
@@ -33,6 +37,15 @@ function route(): void {
         } else if (parts[0] === 'ops') {
                 current = opsPage();
                 nav = 'ops';
+        } else if (parts[0] === 'licenses') {
+                current = licensesPage();
+                nav = 'licenses';
+        } else if (parts[0] === 'advisor') {
+                current = advisorPage();
+                nav = 'advisor';
+        } else if (parts[0] === 'insights') {
+                current = insightsPage();
+                nav = 'insights';
         } else {
                 current = overview();
         }
@@ -50,19 +63,24 @@ window.addEventListener('hashchange', () => {
                 takeTokenFromHash();
         route();
 });
-document.getElementById('create-vm')!.addEventListener('click', createVmDialog);
+document.getElementById('create-vm')!.addEventListener('click', () => createVmDialog());
 
 const conn = document.getElementById('conn')!;
 let wasDown = false;
-streamEvents(onEvent, (s, why) => {
+streamEvents((ev) => {
+        onEvent(ev);
+        current?.onEvent?.(ev);
+}, (s, why) => {
         conn.textContent = s === 'live' ? 'live' : s === 'connecting' ? 'connecting' : 'offline';
         conn.className = `conn ${s}`;
         conn.title = s === 'down' ? `event stream: ${why ?? ''}; retrying` : 'event stream';
         if (s === 'live') {
                 // Whatever happened while the stream was away.
                 void refreshAll();
-                if (wasDown)
+                if (wasDown) {
+                        current?.reload?.();
                         toast('Event stream back.', 'ok', 3000);
+                }
                 wasDown = false;
         } else if (s === 'down') {
                 wasDown = true;

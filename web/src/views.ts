@@ -11,10 +11,15 @@ import { drawGpu, drawUse } from './gpu';
 import { migLayoutDialog } from './mig-layout';
 import { hold, metrics, watch, type Series } from './metrics';
 import { hostGpus, hostVms, state, vmByName } from './store';
-import type { Gpu, Host, Operation, VgpuType, Vm } from './types';
+import type { ClusterEvent, Gpu, Host, Operation, VgpuType, Vm } from './types';
 import { act, dialog, errorBox } from './ui';
 
-export interface View { el: HTMLElement; update(): void; destroy?(): void }
+// Views that keep data of their own (licences, insights) read it again on onEvent (an event from
+// the stream) and reload (the stream is back after a drop).
+export interface View {
+        el: HTMLElement; update(): void; destroy?(): void;
+        onEvent?(ev: ClusterEvent): void; reload?(): void;
+}
 
 const MODES = ['none', 'passthrough', 'vgpu', 'mig'];
 
@@ -31,9 +36,9 @@ export function vgpuTypes(g: Gpu): VgpuType[] | undefined {
         return undefined;
 }
 
-const stateBadge = (s: string) => h('span', { class: `badge st-${s}` }, s);
-const hostLink = (n: string | null) => n ? h('a', { href: `#/hosts/${enc(n)}` }, n) : h('span', { class: 'muted' }, '—');
-const vmLink = (n: string) => h('a', { href: `#/vms/${enc(n)}` }, n);
+export const stateBadge = (s: string) => h('span', { class: `badge st-${s}` }, s);
+export const hostLink = (n: string | null) => n ? h('a', { href: `#/hosts/${enc(n)}` }, n) : h('span', { class: 'muted' }, '—');
+export const vmLink = (n: string) => h('a', { href: `#/vms/${enc(n)}` }, n);
 
 function gpuRequest(v: Vm): string {
         const g = v.spec.gpus?.[0] as Record<string, unknown> | undefined;
@@ -113,7 +118,7 @@ function slotLines(s: Series, metric: string): Line[] {
         });
 }
 
-function table(head: string[], cls = ''): { el: HTMLTableElement; body: HTMLTableSectionElement } {
+export function table(head: string[], cls = ''): { el: HTMLTableElement; body: HTMLTableSectionElement } {
         const body = h('tbody');
         const el = h('table', { class: `grid ${cls}` }, h('thead', null, h('tr', null, head.map((x) => h('th', null, x)))), body);
         return { el, body };

@@ -515,11 +515,12 @@ static char *license_text(const struct gv_advise_license *l)
                          l->seats == 1 ? "" : "s", ed, per);
 }
 
-/* A rule's words as a sentence: capital first letter, a full stop. */
+/* A rule's words as a sentence: a full stop, and a capital first letter unless the first word
+ * is a name that starts small ("vGPU"). */
 static char *sentence(const char *s)
 {
         char *x = xasprintf("%s.", s);
-        if (x[0] >= 'a' && x[0] <= 'z')
+        if (x[0] >= 'a' && x[0] <= 'z' && !(x[1] >= 'A' && x[1] <= 'Z'))
                 x[0] = (char)(x[0] - 'a' + 'A');
         return x;
 }

@@ -114,7 +114,7 @@ static const struct row rows[] = {
         { .name = "best-effort multi-user inference: vGPU is offered",
           .traits = "{\"kind\": \"inference\", \"gpu_memory_mib\": 20480, \"users\": 3}",
           .cluster = H100 ":8", .order = "vgpu>passthrough",
-          .reason = "vgpu:best for multi-user inference" },
+          .reason = "vgpu:vGPU is best for multi-user inference" },
         /* ---- live migration (DESIGN.md: pass-through no; vGPU yes; MIG as MIG-backed) ---- */
         { .name = "live migration rules out pass-through",
           .traits = "{\"kind\": \"training\", \"gpu_memory_mib\": 40960, \"live_migration\": "

@@ -167,7 +167,8 @@ int main(int argc, char **argv)
                                 group_known = true;
         if (!group_known)
                 return gv_cli_usage_error("unknown command '%s' (commands: host, gpu, mig, vgpu, "
-                                          "vm, op, events, image, token, license, top; see gpuvirt --help)",
+                                          "vm, op, events, image, token, license, advise, "
+                                          "insights, top; see gpuvirt --help)",
                                           group);
         /* list the verbs of the group */
         char verbs[256] = "";

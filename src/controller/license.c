@@ -454,7 +454,8 @@ static int usage_compute(struct gv_controller *c, const json_t *extra, const cha
                 usage_done(&u);
                 return gv_error_wrap(err, r, "Cannot read the licence pools and VMs");
         }
-        qsort(u.objs, u.n_objs, sizeof(*u.objs), by_key);
+        if (u.n_objs) /* qsort takes no NULL, even for 0 elements */
+                qsort(u.objs, u.n_objs, sizeof(*u.objs), by_key);
         u.pools = xnew0(struct pool, u.n_objs ?: 1);
         for (size_t i = 0; i < u.n_objs; i++)
                 pool_init(&u.pools[u.n_pools++], u.objs[i].doc, now);

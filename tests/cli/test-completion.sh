@@ -94,6 +94,16 @@ for jq_mode in jq sed; do
 done
 PATH=$path0
 
+# issue 8's commands: license verbs and options with values, advise and insights (no verb)
+check license "$(complete_line gpuvirt l)" "license among the groups"
+check cost "$(complete_line gpuvirt license "")" "license verbs"
+check --edition "$(complete_line gpuvirt license set vws --)" "license set options"
+check nvaie "$(complete_line gpuvirt license set vws --edition "")" "--edition values"
+check gpu "$(complete_line gpuvirt license set vws --counting "")" "--counting values"
+check --kind "$(complete_line gpuvirt advise --)" "advise options (a command without a verb)"
+check hardware "$(complete_line gpuvirt advise --isolation "")" "--isolation values"
+check 24h "$(complete_line gpuvirt insights --window "")" "--window values"
+
 # the flags on the line go to the name lookup
 : >"$FAKE_LOG"
 complete_line gpuvirt --endpoint http://h:1 vm show "" >/dev/null

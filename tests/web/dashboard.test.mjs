@@ -6,7 +6,10 @@
 // metrics yet"), opens its serial console (xterm.js) and its display (noVNC) over WebSockets
 // through the controller (the display must show SeaBIOS's screen: a framebuffer update with more
 // than one colour), sees a refused create worded as the API words it, migrates the VM to the
-// other host through the Migrate dialog and sees it there. Screenshots of each page.
+// other host through the Migrate dialog and sees it there; makes a priced licence pool through
+// the Licences form and sees its seat bar and holders, a refused seats value in the controller's
+// words; asks the advisor and opens Create VM from an option; sees a stopped pass-through VM as
+// idle in the insights. Screenshots of each page.
 import { join } from 'node:path';
 
 const [url, token, shots, pwPath, chromiumPath] = process.argv.slice(2);
@@ -14,7 +17,7 @@ const { chromium } = await import(pwPath);
 
 let n = 0;
 let failed = 0;
-const plan = 12;
+const plan = 16;
 console.log(`1..${plan}`);
 function ok(cond, name, diag = '') {
         n++;
@@ -204,6 +207,127 @@ try {
                 await page.waitForFunction((r) => [...document.querySelectorAll(`${r} .gi b`)]
                         .filter((b) => b.textContent === '3g.40gb').length === 2, row, { timeout: 60000 });
                 await shot('mig-layout');
+        });
+        await step('Licences: a priced pool made through its form shows its seat bar, its cost and web-1 among its holders', async () => {
+                await page.click('a[data-nav="licenses"]');
+                await page.waitForSelector('table.pools tbody tr', T);
+                await page.click('button[data-action="new-pool"]');
+                await page.fill('dialog input[name=pool]', 'ai');
+                await page.selectOption('dialog select[name=edition]', 'nvaie');
+                await page.fill('dialog input[name=seats]', '1');
+                await page.selectOption('dialog select[name=policy]', 'warn');
+                await page.fill('dialog input[name=term-start]', '2020-01-01');
+                await page.fill('dialog input[name=term-end]', '2099-12-31');
+                await page.fill('dialog input[name=price]', '4500');
+                await page.click('dialog button[type=submit]');
+                // web-1 (H100XM-20C, series C) holds a seat of NVIDIA AI Enterprise: 4500 / 12 a month
+                const row = 'tr[data-pool="ai"]';
+                await page.waitForFunction((r) => document.querySelector(`${r} .bar .txt`)?.textContent === '1 / 1', row, T);
+                const cost = await page.textContent(`${row} td.cost`);
+                await page.click(`${row} td.term`); // the row opens on a click
+                const holder = 'tr[data-holders="ai"] tr[data-holder="web-1"]';
+                await page.waitForSelector(holder, T);
+                const cells = await page.$$eval(`${holder} td`, (t) => t.map((x) => x.textContent));
+                const byVm = await page.textContent('tr[data-cost-vm="web-1"]');
+                await shot('licenses');
+                // VM, tenant, host, state, seats, over, since, cost
+                if (cost !== '$375' || cells[1] !== 'default' || cells[2] !== 'node-b' || cells[3] !== 'running' ||
+                    cells[4] !== '1' || cells[5] !== 'no' || cells[7] !== '$375' || !byVm.includes('$375'))
+                        throw new Error(`cost '${cost}', holder ${JSON.stringify(cells)}, by VM '${byVm}'`);
+        });
+        await step('a bad seats value shows the controller\'s words by the form; 0 seats shows web-1 over in the warning colour', async () => {
+                await page.click('tr[data-pool="ai"] button[data-action="edit-pool"]');
+                await page.fill('dialog input[name=seats]', '-1');
+                await page.click('dialog button[type=submit]');
+                await page.waitForSelector('dialog .err:not([hidden])', T);
+                const msg = await page.textContent('dialog .err');
+                const api = await page.evaluate(async (tok) => {
+                        const r = await fetch('/api/v1/licenses/ai', { method: 'PUT', headers: {
+                                Authorization: `Bearer ${tok}`, 'Content-Type': 'application/json' },
+                                body: JSON.stringify({ edition: 'nvaie', seats: -1 }) });
+                        return `${r.status} ${(await r.json()).detail}`;
+                }, token);
+                await shot('license-refused');
+                if (!api.startsWith('400 ') || msg !== api.slice(4))
+                        throw new Error(`form '${msg}', API '${api}'`);
+                await page.fill('dialog input[name=seats]', '0');
+                await page.click('dialog button[type=submit]');
+                await page.waitForSelector('tr[data-pool="ai"].over .bar.over', T);
+                const bar = await page.textContent('tr[data-pool="ai"] .bar .txt');
+                await page.waitForSelector('tr[data-holders="ai"] tr[data-holder="web-1"].over', T);
+                if (bar !== '1 / 0 (1 over)')
+                        throw new Error(`bar '${bar}'`);
+        });
+        await step('the advisor ranks options for a workload and Create VM… opens the dialog with an option\'s GPU', async () => {
+                await page.click('a[data-nav="advisor"]');
+                await page.selectOption('select[name=kind]', 'inference');
+                await page.fill('input[name=gpu_memory_mib]', '20000');
+                await page.fill('input[name=users]', '2');
+                await page.check('input[name=live_migration]');
+                await page.click('form.traits button[type=submit]');
+                await page.waitForSelector('tr[data-option]', T);
+                const opts = await page.$$eval('tr[data-option]', (r) => r.map((x) => ({
+                        rank: x.dataset.option, mode: x.dataset.mode, request: JSON.parse(x.dataset.request),
+                        where: x.querySelector('td.where').textContent, cost: x.querySelector('td.licence').textContent })));
+                // live migration rules pass-through out, with its rule
+                const ruled = await page.$$eval('details.excluded tr[data-excluded]', (r) => r.map((x) => x.dataset.excluded));
+                const vgpu = opts.find((o) => o.mode === 'vgpu');
+                await shot('advisor');
+                if (opts.map((o) => o.rank).join() !== opts.map((_, i) => i + 1).join() || !vgpu ||
+                    opts.some((o) => o.mode === 'passthrough') || !ruled.includes('live-migration') ||
+                    !/^node-[ab] GPU/.test(opts[0].where))
+                        throw new Error(`options ${JSON.stringify(opts)}, ruled out ${ruled}`);
+                // two instances of a 20 GiB C-series type: 2 seats of the ai pool at 4500 a year
+                if (!vgpu.cost.includes('$9,000/yr') || vgpu.request.kind !== 'vgpu')
+                        throw new Error(`vGPU option ${JSON.stringify(vgpu)}`);
+                await page.click(`tr[data-option="${vgpu.rank}"] button[data-action="create-from-option"]`);
+                await page.waitForFunction((t) => document.querySelector('dialog select[name=gpu-what]')?.value === t,
+                                           vgpu.request.type, T);
+                const kind = await page.$eval('dialog select[name=gpu-kind]', (x) => x.value);
+                const note = await page.textContent('dialog .prefill-note');
+                await shot('advisor-create');
+                await page.click('dialog button.x');
+                if (kind !== 'vgpu' || !note.includes(`option ${vgpu.rank}`))
+                        throw new Error(`kind '${kind}', note '${note}'`);
+        });
+        await step('the insights view lists a stopped pass-through VM as idle with evidence vm-stopped', async () => {
+                // pt-1 takes a free GPU whole, then stops: its placement keeps the GPU
+                const st = await page.evaluate(async (tok) => {
+                        const api = async (method, path, body) => {
+                                const r = await fetch(path, { method, headers: { Authorization: `Bearer ${tok}`,
+                                        'Content-Type': 'application/json' }, body: body && JSON.stringify(body) });
+                                return r.json();
+                        };
+                        const until = async (want) => {
+                                for (let i = 0; i < 120; i++) {
+                                        const v = await api('GET', '/api/v1/vms/pt-1');
+                                        if (v.state === want || v.state === 'failed')
+                                                return v.state;
+                                        await new Promise((r) => setTimeout(r, 250));
+                                }
+                                return 'timeout';
+                        };
+                        await api('POST', '/api/v1/vms', { name: 'pt-1', vcpus: 1, memory_mib: 128,
+                                                          gpus: [{ kind: 'passthrough', count: 1 }] });
+                        const up = await until('running');
+                        await api('POST', '/api/v1/vms/pt-1/stop', { timeout_s: 1 });
+                        return `${up} ${await until('stopped')}`;
+                }, token);
+                if (st !== 'running stopped')
+                        throw new Error(`pt-1: ${st}`);
+                await page.click('a[data-nav="insights"]');
+                await page.selectOption('select[name=window]', '15m');
+                const row = 'tr[data-idle-gpu][data-vm="pt-1"]';
+                await page.waitForSelector(`${row} [data-evidence="vm-stopped"]`, T);
+                await page.waitForFunction(() => /over 15m, under 5%/.test(document.querySelector('.stamp')?.textContent), null, T);
+                const text = await page.textContent(row);
+                const blind = await page.textContent('section');
+                // node-a/7's two 3g.40gb instances (the MIG layout step) drawn as they are
+                const drawn = await page.$$eval('.frag[data-frag="node-a/7"] .layout-now .gi b', (b) => b.map((x) => x.textContent));
+                await shot('insights');
+                if (!/stopped/.test(text) || !text.includes('1 GPU') || !/MIG: \d+ × /.test(text) || !/vGPU: \d+ × /.test(text) ||
+                    !blind.includes('GPU utilization cannot be read on a passed-through GPU') || drawn.join() !== '3g.40gb,3g.40gb')
+                        throw new Error(`row '${text}', node-a/7 drawn ${drawn}`);
         });
         await step('no page errors', async () => {
                 if (errors.length)

@@ -53,7 +53,8 @@ function optionsTable(a: Advice): HTMLElement {
         const t = table(['#', 'Mode', 'Model', 'Profile', 'Instances', 'Where it fits now', 'Licence per year', 'Why', ''], 'options');
         for (const o of a.options) {
                 const fits = o.where?.fits ?? o.fit !== 'no-room';
-                t.body.appendChild(h('tr', { 'data-option': String(o.rank), 'data-mode': o.mode, class: fits ? null : 'nofit' },
+                t.body.appendChild(h('tr', { 'data-option': String(o.rank), 'data-mode': o.mode, 'data-request': JSON.stringify(requestOf(o)),
+                                             class: fits ? null : 'nofit' },
                         h('td', { class: 'num strong' }, String(o.rank)),
                         h('td', null, h('span', { class: `mode m-${o.mode === 'passthrough' ? 'passthrough' : o.mode}` }, o.mode)),
                         h('td', null, o.model),

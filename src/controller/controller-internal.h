@@ -137,6 +137,8 @@ void gv_ctl_license_quote(struct gv_controller *c, enum gv_license_edition editi
  * pool it would overflow says "warn" (an event license.over is recorded); -EDQUOT when the pool
  * says "enforce", the message naming the pool, its seats and who holds them. */
 int gv_ctl_license_admit(struct gv_controller *c, const json_t *vm, struct gv_error **err);
+/* Whether a VM in this state holds its seats (pending, starting, running, stopping, unknown). */
+bool gv_ctl_license_state_holds(const char *state);
 /* The licence pools' usage history (the most seats used per minute, 24 h, in memory like the
  * metrics history): sampled by the metrics collector every round, at most every 10 s; shown as
  * "history" in GET /api/v1/licenses/{pool}. */

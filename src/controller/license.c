@@ -267,7 +267,7 @@ static void vm_need(const struct gv_catalog *cat, json_t *series, struct pool *p
         }
 }
 
-static bool state_holds(const char *state)
+bool gv_ctl_license_state_holds(const char *state)
 {
         return state && strv_contains((char **)holding_states, state);
 }
@@ -464,7 +464,7 @@ static int usage_compute(struct gv_controller *c, const json_t *extra, const cha
         size_t n_ord = 0;
         for (size_t i = 0; i < u.n_vms; i++)
                 if ((!skip || strcmp(u.vms[i].key, skip) != 0) &&
-                    state_holds(jstr(u.vms[i].doc, "state")))
+                    gv_ctl_license_state_holds(jstr(u.vms[i].doc, "state")))
                         ord[n_ord++] = (struct order){ .since = seat_since(u.vms[i].doc),
                                                        .vm = &u.vms[i] };
         qsort(ord, n_ord, sizeof(*ord), by_since);

@@ -665,15 +665,15 @@ static void set_starting(json_t *doc, void *arg)
 
 /* A start takes its licence seats under `mu` and says so in the VM's state before `mu` is let
  * go: two starts cannot both take the last seat (license.c). A VM that holds them already
- * (starting, running) is left as it is. */
+ * (starting, running, ...) is left as it is; any other (stopped, crashed, failed) is admitted. */
 static int start_admit(struct gv_controller *c, const char *name, struct gv_error **err)
 {
         pthread_mutex_lock(&c->mu);
         struct gv_store_obj v = { 0 };
         int r = gv_ctl_vm_get(c, name, &v, err);
         const char *st = r >= 0 ? json_string_value(json_object_get(v.doc, "state")) : NULL;
-        if (r >= 0 && json_is_object(json_object_get(v.doc, "placement")) && st &&
-            (!strcmp(st, "stopped") || !strcmp(st, "crashed"))) {
+        if (r >= 0 && json_is_object(json_object_get(v.doc, "placement")) &&
+            !gv_ctl_license_state_holds(st)) { /* stopped, crashed, a start that failed */
                 int64_t now = gv_ctl_now_ms();
                 json_object_set_new(v.doc, "seat_since", json_integer(now));
                 r = gv_ctl_license_admit(c, v.doc, err);

@@ -188,9 +188,10 @@ int gv_controller_advise(struct gv_controller *c, const json_t *traits, json_t *
         if (r < 0)
                 return r;
         /* the quotes read the store; taken before the model's lock */
+        struct gv_ctl_license_quote quotes[_GV_LICENSE_EDITION_MAX];
+        gv_ctl_license_quotes(c, quotes);
         for (int e = 0; e < _GV_LICENSE_EDITION_MAX; e++) {
-                struct gv_ctl_license_quote q;
-                gv_ctl_license_quote(c, e, &q);
+                const struct gv_ctl_license_quote q = quotes[e];
                 prices[e] = (struct gv_advise_price){
                         .pooled = q.pooled,
                         .seats_free = q.seats_free,

@@ -131,8 +131,9 @@ struct gv_ctl_license_quote {
         char currency[8];
         enum gv_license_counting counting; /* of the cheapest pool (GV_LICENSE_COUNT_VM if none) */
 };
-void gv_ctl_license_quote(struct gv_controller *c, enum gv_license_edition edition,
-                          struct gv_ctl_license_quote *ret);
+/* Every edition's quote from one count (each count reads every VM): ret[edition]. */
+void gv_ctl_license_quotes(struct gv_controller *c,
+                           struct gv_ctl_license_quote ret[_GV_LICENSE_EDITION_MAX]);
 /* Before VM `name` (document vm) starts: 0 when it gets its seats or needs none, or when the
  * pool it would overflow says "warn" (an event license.over is recorded); -EDQUOT when the pool
  * says "enforce", the message naming the pool, its seats and who holds them. */

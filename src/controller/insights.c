@@ -14,7 +14,7 @@
  *
  * Reads only: the VMs and GPUs from the store (gv_controller_vms/gpus), the history
  * (gv_controller_metrics_history, the metrics' own leaf lock), the licence usage
- * (gv_controller_licenses, gv_ctl_license_quote); it takes no controller lock itself.
+ * (gv_controller_licenses, gv_ctl_license_quotes); it takes no controller lock itself.
  */
 #include <errno.h>
 #include <math.h>
@@ -187,24 +187,18 @@ static const json_t *pool_counting(const json_t *licenses, const char *what)
 }
 
 /* Seats and yearly cost of `instances` VMs of an edition's licence, from the pools as they are
- * (gv_ctl_license_quote); into o. A price is never invented: without a priced pool the cost
+ * (gv_ctl_license_quotes); into o. A price is never invented: without a priced pool the cost
  * is null and cost_reason says why. */
-static void set_cost(struct gv_controller *c, json_t *o, const enum gv_license_edition *eds,
-                     size_t n_eds, uint32_t instances)
+static void set_cost(const struct gv_ctl_license_quote *quotes, json_t *o,
+                     const enum gv_license_edition *eds, size_t n_eds, uint32_t instances)
 {
-        struct gv_ctl_license_quote q = { .price_per_seat_year = -1 };
         enum gv_license_edition e = eds[0];
-        bool found = false;
-
-        for (size_t i = 0; i < n_eds && !found; i++) {
-                gv_ctl_license_quote(c, eds[i], &q);
-                if (q.pooled) {
+        for (size_t i = 0; i < n_eds; i++)
+                if (quotes[eds[i]].pooled) {
                         e = eds[i];
-                        found = true;
+                        break;
                 }
-        }
-        if (!found)
-                gv_ctl_license_quote(c, e, &q);
+        const struct gv_ctl_license_quote q = quotes[e];
         int64_t seats = q.counting == GV_LICENSE_COUNT_GPU ? 1 : (int64_t)instances;
         _cleanup_strv_free_ char **alts = NULL;
         for (size_t i = 0; i < n_eds; i++)
@@ -242,7 +236,7 @@ static void set_cost(struct gv_controller *c, json_t *o, const enum gv_license_e
 /* MIG: the smallest profile without media extensions, as many instances as the GPU takes, laid
  * out by the planner of `gpuvirt mig apply` (mig-layout.h). */
 static json_t *mig_option(const struct gv_gpu_model *m, const json_t *licenses,
-                          struct gv_controller *c)
+                          const struct gv_ctl_license_quote *quotes)
 {
         const struct gv_mig_gi_profile *p = NULL;
         struct gv_mig_geometry g;
@@ -292,14 +286,15 @@ static json_t *mig_option(const struct gv_gpu_model *m, const json_t *licenses,
                                                 "a pool is marked \"mig\""));
         } else {
                 json_object_set_new(o, "licence", json_string("pool"));
-                set_cost(c, o, &e, 1, count);
+                set_cost(quotes, o, &e, 1, count);
         }
         return o;
 }
 
 /* vGPU: the time-sliced type of the compute series (else Q, B, A) with the smallest framebuffer
  * of at least an eighth of the GPU's memory (a split comparable to MIG's smallest instance). */
-static json_t *vgpu_option(const struct gv_gpu_model *m, struct gv_controller *c)
+static json_t *vgpu_option(const struct gv_gpu_model *m,
+                           const struct gv_ctl_license_quote *quotes)
 {
         static const enum gv_vgpu_series order[] = { GV_VGPU_SERIES_C, GV_VGPU_SERIES_Q,
                                                      GV_VGPU_SERIES_B, GV_VGPU_SERIES_A };
@@ -329,7 +324,7 @@ static json_t *vgpu_option(const struct gv_gpu_model *m, struct gv_controller *c
                               (json_int_t)t->framebuffer_mib, "instances",
                               (int)t->max_instances);
         if (n_eds)
-                set_cost(c, o, eds, n_eds, t->max_instances);
+                set_cost(quotes, o, eds, n_eds, t->max_instances);
         return o;
 }
 
@@ -350,6 +345,9 @@ static json_t *idle_passthrough(struct gv_controller *c, const json_t *gpus, con
 {
         json_t *out = json_array(), *g;
         size_t i;
+        /* one count of the seats for every conversion costed below */
+        struct gv_ctl_license_quote quotes[_GV_LICENSE_EDITION_MAX];
+        gv_ctl_license_quotes(c, quotes);
 
         json_array_foreach(gpus, i, g) {
                 const json_t *u;
@@ -396,10 +394,10 @@ static json_t *idle_passthrough(struct gv_controller *c, const json_t *gpus, con
                                 jstr(g, "model") ? gv_catalog_find(c->catalog, jstr(g, "model"))
                                                  : NULL;
                         if (m) {
-                                json_t *o = mig_option(m, licenses, c);
+                                json_t *o = mig_option(m, licenses, quotes);
                                 if (o)
                                         json_array_append_new(conv, o);
-                                o = vgpu_option(m, c);
+                                o = vgpu_option(m, quotes);
                                 if (o)
                                         json_array_append_new(conv, o);
                         }

@@ -661,31 +661,34 @@ int gv_controller_license_pool_delete(struct gv_controller *c, const char *name,
 
 /* ---- for the advisor and admission ---- */
 
-void gv_ctl_license_quote(struct gv_controller *c, enum gv_license_edition edition,
-                          struct gv_ctl_license_quote *ret)
+void gv_ctl_license_quotes(struct gv_controller *c,
+                           struct gv_ctl_license_quote ret[_GV_LICENSE_EDITION_MAX])
 {
-        struct gv_ctl_license_quote q = { .price_per_seat_year = -1,
-                                          .counting = GV_LICENSE_COUNT_VM };
+        struct gv_ctl_license_quote q[_GV_LICENSE_EDITION_MAX];
+        for (int e = 0; e < _GV_LICENSE_EDITION_MAX; e++)
+                q[e] = (struct gv_ctl_license_quote){ .price_per_seat_year = -1,
+                                                      .counting = GV_LICENSE_COUNT_VM };
         struct usage u;
         if (usage_compute(c, NULL, NULL, false, &u, NULL) >= 0) {
                 for (size_t i = 0; i < u.n_pools; i++) {
                         struct pool *p = &u.pools[i];
-                        if (p->edition != edition)
+                        if (p->edition < 0 || p->edition >= _GV_LICENSE_EDITION_MAX)
                                 continue;
-                        q.pooled = true;
+                        struct gv_ctl_license_quote *x = &q[p->edition];
+                        x->pooled = true;
                         if (!p->inactive && p->used < p->seats)
-                                q.seats_free += p->seats - p->used;
-                        if (p->price >= 0 && (q.price_per_seat_year < 0 ||
-                                              p->price < q.price_per_seat_year)) {
-                                q.price_per_seat_year = p->price;
-                                snprintf(q.currency, sizeof(q.currency), "%s", p->currency);
-                                q.counting = p->by_gpu ? GV_LICENSE_COUNT_GPU
-                                                       : GV_LICENSE_COUNT_VM;
+                                x->seats_free += p->seats - p->used;
+                        if (p->price >= 0 && (x->price_per_seat_year < 0 ||
+                                              p->price < x->price_per_seat_year)) {
+                                x->price_per_seat_year = p->price;
+                                snprintf(x->currency, sizeof(x->currency), "%s", p->currency);
+                                x->counting = p->by_gpu ? GV_LICENSE_COUNT_GPU
+                                                        : GV_LICENSE_COUNT_VM;
                         }
                 }
                 usage_done(&u);
         }
-        *ret = q;
+        memcpy(ret, q, sizeof(q));
 }
 
 int gv_ctl_license_admit(struct gv_controller *c, const json_t *vm, struct gv_error **err)

@@ -214,6 +214,39 @@ int gv_controller_license_pool_delete(struct gv_controller *c, const char *name,
 int gv_controller_insights(struct gv_controller *c, const char *window, double threshold_pct,
                            json_t **ret, struct gv_error **err);
 
+/* ---- the audit log (audit.c, docs/audit.md) ---- */
+
+/* One request that asked for a change (POST, PUT, DELETE), allowed or denied, as api.c saw it.
+ * Every string may be NULL (absent). */
+struct gv_audit_entry {
+        const char *principal;    /* "token:NAME" (id in token_id), "local:uid=0", "anonymous" */
+        const char *token_id;
+        const char *role;         /* "admin", "operator", "viewer", "member"; NULL: unknown */
+        const char *tenant;       /* the caller's tenant (members) */
+        const char *source;       /* "tcp:192.0.2.1:41234" or "unix:uid=0,pid=123" */
+        const char *method;       /* "POST" */
+        const char *path;         /* "/api/v1/vms/web-1/start" (no query) */
+        const char *object;       /* "vm/web-1", "host/node-a", "tenant/acme"; NULL: none */
+        const char *request_id;   /* X-Request-Id */
+        const char *operation_id; /* when the answer was an operation */
+        unsigned status;          /* the HTTP status answered */
+        const char *detail;       /* a refusal's or failure's problem detail */
+};
+/* Append the record ("outcome": "allowed" for 1xx-3xx, "denied" for 401/403/429, "failed" for
+ * the rest, and "time" in ms). Never blocks the request on the reader side. A failure to write
+ * is reported (the error log, the counter in /api/v1/health and gpuvirt_audit_write_failures_
+ * total on /metrics, an "audit.write-failed" event) and returned. */
+int gv_controller_audit(struct gv_controller *c, const struct gv_audit_entry *a,
+                        struct gv_error **err);
+/* Records matching query (a JSON object of strings from GET /api/v1/audit's query: "since",
+ * "until" (RFC 3339 or ms), "principal", "tenant", "object", "outcome", "method", "limit",
+ * "after"), newest first: *ret {"records": [...], "next": CURSOR or null}. -EINVAL names the bad
+ * member. */
+int gv_controller_audit_query(struct gv_controller *c, const json_t *query, json_t **ret,
+                              struct gv_error **err);
+/* Failed audit writes since the controller started. */
+uint64_t gv_controller_audit_failures(struct gv_controller *c);
+
 /* ---- events (events.c) ---- */
 
 /* Events with seq > after, at most max; waits up to wait_ms for the first when there are none.

@@ -122,6 +122,7 @@ static const char *const kind_human[_GV_STORE_KIND_MAX] = {
         [GV_STORE_TOKEN] = "Token",
         [GV_STORE_IDEMPOTENCY] = "Idempotency key",
         [GV_STORE_LICENSE] = "Licence pool",
+        [GV_STORE_TENANT] = "Tenant",
 };
 
 struct sqlite_store {

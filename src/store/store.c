@@ -22,6 +22,7 @@ static const char *const store_kind_table[_GV_STORE_KIND_MAX] = {
         [GV_STORE_TOKEN] = "token",
         [GV_STORE_IDEMPOTENCY] = "idempotency",
         [GV_STORE_LICENSE] = "license",
+        [GV_STORE_TENANT] = "tenant",
 };
 DEFINE_STRING_TABLE_LOOKUP(gv_store_kind, enum gv_store_kind, store_kind_table);
 

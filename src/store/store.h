@@ -39,6 +39,7 @@ enum gv_store_kind {
         GV_STORE_TOKEN,       /* key: token id (the secret is stored hashed inside) */
         GV_STORE_IDEMPOTENCY, /* key: Idempotency-Key; the request's hash and first answer */
         GV_STORE_LICENSE,     /* key: licence pool name (docs/licensing.md) */
+        GV_STORE_TENANT,      /* key: tenant name; quotas and allowed GPU pools (docs/security.md) */
         _GV_STORE_KIND_MAX,
         _GV_STORE_KIND_INVALID = -EINVAL,
 };

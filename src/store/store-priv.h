@@ -16,5 +16,10 @@ void *gv_store_backend(struct gv_store *s);
 int gv_store_sqlite_pragma(struct gv_store *s, const char *name, char **ret,
                            struct gv_error **err);
 
+/* How SQLite would run an audit query (EXPLAIN QUERY PLAN's details joined by "; "): which
+ * indexes it uses, for tests and for looking at a slow query. */
+int gv_store_sqlite_audit_plan(struct gv_store *s, const struct gv_store_audit_query *q,
+                               char **ret, struct gv_error **err);
+
 /* The schema version the SQLite backend migrates to (the number of its migration steps). */
 extern const int gv_store_sqlite_schema_newest;

@@ -26,6 +26,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -34,6 +35,7 @@
 #include "store-priv.h"
 #include "store.h"
 #include "util/alloc.h"
+#include "util/json.h"
 
 /* PRAGMA application_id of a gpuvirt store: 0x47505654, "GPVT" (decimal: PRAGMA's syntax). */
 #define STORE_APPLICATION_ID 1196447316
@@ -63,6 +65,26 @@ static const char *const migrations[] = {
         "  data TEXT"
         ") STRICT;"
         "PRAGMA application_id = " STRINGIFY(STORE_APPLICATION_ID) ";",
+        /* 2: the audit log (docs/audit.md). The filtered members as columns, the whole record
+         * as JSON text. Time never decreases along seq (the append takes care), so a time range
+         * is a seq range found through audit_time; the other indexes hold the rowid too, so
+         * "principal = ? AND seq < ? ORDER BY seq DESC" walks one index backwards. Tenant and
+         * object are often absent: partial indexes. */
+        "CREATE TABLE audit ("
+        "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  time INTEGER NOT NULL,"
+        "  principal TEXT,"
+        "  tenant TEXT,"
+        "  object TEXT,"
+        "  outcome TEXT,"
+        "  method TEXT,"
+        "  record TEXT NOT NULL"
+        ") STRICT;"
+        "CREATE INDEX audit_time ON audit (time);"
+        "CREATE INDEX audit_principal ON audit (principal);"
+        "CREATE INDEX audit_tenant ON audit (tenant) WHERE tenant IS NOT NULL;"
+        "CREATE INDEX audit_object ON audit (object) WHERE object IS NOT NULL;"
+        "CREATE INDEX audit_outcome ON audit (outcome);",
 };
 #define SCHEMA_NEWEST ((int)ELEMENTSOF(migrations))
 
@@ -81,6 +103,8 @@ enum stmt_id {
         STMT_EVENTS,
         STMT_EVENTS_TRIM,
         STMT_USER_VERSION,
+        STMT_AUDIT_APPEND,
+        STMT_AUDIT_TRIM,
         _STMT_MAX,
 };
 
@@ -110,6 +134,14 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_EVENTS_TRIM] = "DELETE FROM events WHERE seq <= "
                              "(SELECT seq FROM events ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
         [STMT_USER_VERSION] = "PRAGMA user_version",
+        /* Time never goes below the newest record's (in the transaction of the append). */
+        [STMT_AUDIT_APPEND] = "INSERT INTO audit (time, principal, tenant, object, outcome, "
+                              "method, record) VALUES (max(?1, coalesce((SELECT time FROM "
+                              "audit ORDER BY seq DESC LIMIT 1), 0)), ?2, ?3, ?4, ?5, ?6, ?7) "
+                              "RETURNING seq, time",
+        /* Among the oldest ?2 records, those older than ?1 (time grows with seq: a prefix). */
+        [STMT_AUDIT_TRIM] = "DELETE FROM audit WHERE time < ?1 AND seq IN "
+                            "(SELECT seq FROM audit ORDER BY seq LIMIT ?2)",
 };
 
 /* How messages name an object of each kind. */
@@ -956,6 +988,254 @@ int gv_store_sqlite_pragma(struct gv_store *store, const char *name, char **ret,
         return r;
 }
 
+/* ---- the audit log ---- */
+
+static const char *record_str(const json_t *record, const char *key)
+{
+        return json_string_value(json_object_get(record, key));
+}
+
+static int bind_opt_text(sqlite3_stmt *st, int i, const char *v)
+{
+        return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+static int audit_append_locked(struct sqlite_store *s, const char *text, const json_t *record,
+                               int64_t time_ms, int64_t *ret_seq, int64_t *ret_time,
+                               struct gv_error **err)
+{
+        int r = stmt_exec(s, STMT_BEGIN, "start a transaction", err);
+        if (r < 0)
+                return r;
+        {
+                _cleanup_stmt_ sqlite3_stmt *st = NULL;
+                r = stmt_get(s, STMT_AUDIT_APPEND, &st, err);
+                if (r >= 0) {
+                        int rc = sqlite3_bind_int64(st, 1, time_ms);
+                        static const char *const cols[] = { "principal", "tenant", "object",
+                                                            "outcome", "method" };
+                        for (size_t i = 0; i < ELEMENTSOF(cols) && rc == SQLITE_OK; i++)
+                                rc = bind_opt_text(st, (int)i + 2, record_str(record, cols[i]));
+                        if (rc == SQLITE_OK)
+                                rc = sqlite3_bind_text(st, 7, text, -1, SQLITE_STATIC);
+                        if (rc == SQLITE_OK)
+                                rc = sqlite3_step(st);
+                        if (rc == SQLITE_ROW) {
+                                *ret_seq = sqlite3_column_int64(st, 0);
+                                *ret_time = sqlite3_column_int64(st, 1);
+                                rc = sqlite3_step(st);
+                        }
+                        if (rc != SQLITE_DONE)
+                                r = sql_fail(s, rc, "append an audit record", err);
+                }
+        }
+        if (r >= 0)
+                r = stmt_exec(s, STMT_COMMIT, "commit an audit record", err);
+        if (r < 0)
+                tx_rollback(s);
+        return r;
+}
+
+static int sqlite_audit_append(void *b, const json_t *record, int64_t time_ms, int64_t *ret_seq,
+                               int64_t *ret_time, struct gv_error **err)
+{
+        struct sqlite_store *s = b;
+        /* Stored without the store's own members: seq and time come from their columns. */
+        _cleanup_json_ json_t *copy = json_copy((json_t *)record);
+        json_object_del(copy, "seq");
+        json_object_del(copy, "time");
+        _cleanup_free_ char *text = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
+        if (!text)
+                return gv_error_set(err, EINVAL, "The audit record cannot be serialised as "
+                                    "JSON.");
+        int64_t seq = 0, t = 0;
+        pthread_mutex_lock(&s->lock);
+        int r = audit_append_locked(s, text, record, time_ms > 0 ? time_ms : now_ms(), &seq, &t,
+                                    err);
+        pthread_mutex_unlock(&s->lock);
+        if (r < 0)
+                return r;
+        *ret_seq = seq;
+        *ret_time = t;
+        return 0;
+}
+
+/* The query's SQL: only the filters given, every value bound by name. Time bounds become seq
+ * bounds (time does not decrease along seq): the first record at or after `since`, the last at
+ * or before `until`, each one step down the time index; a bound that no record meets is NULL,
+ * and the comparison with NULL matches nothing, as it should. */
+static char *audit_query_sql(const struct gv_store_audit_query *q)
+{
+        static const struct {
+                size_t off;
+                const char *sql;
+        } eq[] = {
+                { offsetof(struct gv_store_audit_query, principal), " AND principal = :principal" },
+                { offsetof(struct gv_store_audit_query, tenant), " AND tenant = :tenant" },
+                { offsetof(struct gv_store_audit_query, object), " AND object = :object" },
+                { offsetof(struct gv_store_audit_query, outcome), " AND outcome = :outcome" },
+                { offsetof(struct gv_store_audit_query, method), " AND method = :method" },
+        };
+        char *sql = xstrdup("SELECT seq, time, record FROM audit WHERE 1");
+        char *next;
+#define APPEND(frag)                                            do {                                                            next = xasprintf("%s%s", sql, (frag));                  free(sql);                                              sql = next;                                     } while (0)
+        if (q->before_seq > 0)
+                APPEND(" AND seq < :before");
+        if (q->since_ms > 0)
+                APPEND(" AND seq >= (SELECT seq FROM audit WHERE time >= :since "
+                       "ORDER BY time, seq LIMIT 1)");
+        if (q->until_ms > 0)
+                APPEND(" AND seq <= (SELECT seq FROM audit WHERE time <= :until "
+                       "ORDER BY time DESC, seq DESC LIMIT 1)");
+        for (size_t i = 0; i < ELEMENTSOF(eq); i++)
+                if (*(const char *const *)((const char *)q + eq[i].off))
+                        APPEND(eq[i].sql);
+        APPEND(" ORDER BY seq DESC LIMIT :limit");
+#undef APPEND
+        return sql;
+}
+
+static int bind_named(sqlite3_stmt *st, const char *name, const char *text, int64_t v)
+{
+        int i = sqlite3_bind_parameter_index(st, name);
+        if (i == 0)
+                return SQLITE_OK; /* not in this query */
+        return text ? sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC)
+                    : sqlite3_bind_int64(st, i, v);
+}
+
+/* Prepare a query's statement (prefix: "" or "EXPLAIN QUERY PLAN ") with its values bound. */
+static int audit_prepare(struct sqlite_store *s, const char *prefix,
+                         const struct gv_store_audit_query *q, sqlite3_stmt **ret)
+{
+        _cleanup_free_ char *body = audit_query_sql(q);
+        _cleanup_free_ char *sql = xasprintf("%s%s", prefix, body);
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                rc = bind_named(st, ":before", NULL, q->before_seq);
+        if (rc == SQLITE_OK)
+                rc = bind_named(st, ":since", NULL, q->since_ms);
+        if (rc == SQLITE_OK)
+                rc = bind_named(st, ":until", NULL, q->until_ms);
+        if (rc == SQLITE_OK)
+                rc = bind_named(st, ":principal", q->principal, 0);
+        if (rc == SQLITE_OK)
+                rc = bind_named(st, ":tenant", q->tenant, 0);
+        if (rc == SQLITE_OK)
+                rc = bind_named(st, ":object", q->object, 0);
+        if (rc == SQLITE_OK)
+                rc = bind_named(st, ":outcome", q->outcome, 0);
+        if (rc == SQLITE_OK)
+                rc = bind_named(st, ":method", q->method, 0);
+        if (rc == SQLITE_OK)
+                rc = bind_named(st, ":limit", NULL, (int64_t)q->limit);
+        *ret = st;
+        return rc;
+}
+
+static int audit_query_locked(struct sqlite_store *s, const struct gv_store_audit_query *q,
+                              json_t **ret, struct gv_error **err)
+{
+        sqlite3_stmt *st = NULL;
+        int rc = audit_prepare(s, "", q, &st);
+        _cleanup_json_ json_t *a = json_array();
+        while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+                int64_t seq = sqlite3_column_int64(st, 0);
+                const char *text = (const char *)sqlite3_column_text(st, 2);
+                int len = sqlite3_column_bytes(st, 2);
+                json_error_t je = { 0 };
+                json_t *rec = text ? json_loadb(text, (size_t)len, JSON_REJECT_DUPLICATES, &je)
+                                   : NULL;
+                if (!json_is_object(rec)) {
+                        json_decref(rec);
+                        sqlite3_finalize(st);
+                        return gv_error_set(err, EIO, "The store '%s' holds a corrupt audit "
+                                            "record %lld (%s): restore the store from a backup, "
+                                            "or delete the row with sqlite3 (table audit, seq "
+                                            "%lld).", s->path, (long long)seq,
+                                            text ? (rec ? "not a JSON object" : je.text)
+                                                 : "no text", (long long)seq);
+                }
+                json_object_set_new(rec, "seq", json_integer(seq));
+                json_object_set_new(rec, "time", json_integer(sqlite3_column_int64(st, 1)));
+                json_array_append_new(a, rec);
+                rc = SQLITE_OK;
+        }
+        int r = 0;
+        if (rc != SQLITE_DONE)
+                r = sql_fail(s, rc, "read the audit log", err);
+        sqlite3_finalize(st);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(a);
+        return 0;
+}
+
+static int sqlite_audit_query(void *b, const struct gv_store_audit_query *q, json_t **ret,
+                              struct gv_error **err)
+{
+        struct sqlite_store *s = b;
+        pthread_mutex_lock(&s->lock);
+        int r = audit_query_locked(s, q, ret, err);
+        pthread_mutex_unlock(&s->lock);
+        return r;
+}
+
+static int sqlite_audit_trim(void *b, int64_t before_ms, size_t max, size_t *ret_deleted,
+                             struct gv_error **err)
+{
+        struct sqlite_store *s = b;
+        pthread_mutex_lock(&s->lock);
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = stmt_get(s, STMT_AUDIT_TRIM, &st, err);
+        if (r >= 0) {
+                int rc = sqlite3_bind_int64(st, 1, before_ms);
+                if (rc == SQLITE_OK)
+                        rc = sqlite3_bind_int64(st, 2, max > INT64_MAX ? INT64_MAX
+                                                                       : (int64_t)max);
+                if (rc == SQLITE_OK)
+                        rc = sqlite3_step(st);
+                if (rc != SQLITE_DONE)
+                        r = sql_fail(s, rc, "trim the audit log", err);
+                else
+                        *ret_deleted = (size_t)sqlite3_changes(s->db);
+        }
+        stmt_resetp(&st);
+        st = NULL;
+        pthread_mutex_unlock(&s->lock);
+        return r;
+}
+
+int gv_store_sqlite_audit_plan(struct gv_store *store, const struct gv_store_audit_query *q,
+                               char **ret, struct gv_error **err)
+{
+        if (strcmp(gv_store_scheme(store), gv_store_sqlite_ops.scheme) != 0)
+                return gv_error_set(err, EOPNOTSUPP, "The store is '%s', not SQLite.",
+                                    gv_store_scheme(store));
+        struct sqlite_store *s = gv_store_backend(store);
+        pthread_mutex_lock(&s->lock);
+        sqlite3_stmt *st = NULL;
+        int rc = audit_prepare(s, "EXPLAIN QUERY PLAN ", q, &st);
+        char *plan = xstrdup("");
+        while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+                const char *detail = (const char *)sqlite3_column_text(st, 3);
+                char *next = xasprintf("%s%s%s", plan, *plan ? "; " : "", detail ? detail : "");
+                free(plan);
+                plan = next;
+                rc = SQLITE_OK;
+        }
+        int r = 0;
+        if (rc != SQLITE_DONE) {
+                r = sql_fail(s, rc, "explain an audit query", err);
+                free(plan);
+        } else
+                *ret = plan;
+        sqlite3_finalize(st);
+        pthread_mutex_unlock(&s->lock);
+        return r;
+}
+
 const struct gv_store_ops gv_store_sqlite_ops = {
         .scheme = "sqlite",
         .open = sqlite_open,
@@ -967,6 +1247,9 @@ const struct gv_store_ops gv_store_sqlite_ops = {
         .events = sqlite_events,
         .events_trim = sqlite_events_trim,
         .schema_version = sqlite_schema_version,
+        .audit_append = sqlite_audit_append,
+        .audit_query = sqlite_audit_query,
+        .audit_trim = sqlite_audit_trim,
 };
 
 const int gv_store_sqlite_schema_newest = SCHEMA_NEWEST;

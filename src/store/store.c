@@ -338,3 +338,76 @@ int gv_store_delete(struct gv_store *s, enum gv_store_kind kind, const char *key
                                     .generation = generation };
         return gv_store_write(s, &w, 1, err);
 }
+
+/* ---- the audit log ---- */
+
+/* The record members a query may filter on must be strings when present. */
+static int check_audit_record(const json_t *record, struct gv_error **err)
+{
+        static const char *const indexed[] = { "principal", "tenant", "object", "outcome",
+                                               "method" };
+        if (!json_is_object(record))
+                return gv_error_set(err, EINVAL, "An audit record must be a JSON object.");
+        for (size_t i = 0; i < ELEMENTSOF(indexed); i++) {
+                const json_t *v = json_object_get(record, indexed[i]);
+                if (v && !json_is_null(v) && !json_is_string(v))
+                        return gv_error_set(err, EINVAL, "The audit record's '%s' must be a "
+                                            "string or null.", indexed[i]);
+        }
+        return 0;
+}
+
+int gv_store_audit_append(struct gv_store *s, const json_t *record, int64_t time_ms,
+                          int64_t *ret_seq, int64_t *ret_time, struct gv_error **err)
+{
+        int r = check_audit_record(record, err);
+        if (r < 0)
+                return r;
+        if (time_ms < 0)
+                return gv_error_set(err, EINVAL, "An audit record at time %lld: give "
+                                    "milliseconds since the epoch, or 0 for now.",
+                                    (long long)time_ms);
+        int64_t seq = 0, t = 0;
+        r = s->ops->audit_append(s->backend, record, time_ms, &seq, &t, err);
+        if (r < 0)
+                return r;
+        if (ret_seq)
+                *ret_seq = seq;
+        if (ret_time)
+                *ret_time = t;
+        return 0;
+}
+
+int gv_store_audit_query(struct gv_store *s, const struct gv_store_audit_query *q, json_t **ret,
+                         struct gv_error **err)
+{
+        if (!q)
+                return gv_error_set(err, EINVAL, "An audit query without a query.");
+        if (q->limit < 1 || q->limit > GV_STORE_AUDIT_LIMIT_MAX)
+                return gv_error_set(err, EINVAL, "An audit query's limit is %zu: give 1 to %d.",
+                                    q->limit, GV_STORE_AUDIT_LIMIT_MAX);
+        if (q->since_ms < 0 || q->until_ms < 0 || q->before_seq < 0)
+                return gv_error_set(err, EINVAL, "An audit query's since, until and cursor are "
+                                    "0 (none) or positive.");
+        return s->ops->audit_query(s->backend, q, ret, err);
+}
+
+int gv_store_audit_trim(struct gv_store *s, int64_t before_ms, size_t batch, size_t max_batches,
+                        size_t *ret_deleted, struct gv_error **err)
+{
+        size_t total = 0;
+        if (batch == 0)
+                batch = 5000;
+        for (size_t i = 0; max_batches == 0 || i < max_batches; i++) {
+                size_t n = 0;
+                int r = s->ops->audit_trim(s->backend, before_ms, batch, &n, err);
+                if (r < 0)
+                        return r;
+                total += n;
+                if (n < batch)
+                        break;
+        }
+        if (ret_deleted)
+                *ret_deleted = total;
+        return 0;
+}

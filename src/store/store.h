@@ -87,6 +87,24 @@ struct gv_store_event {
 };
 void gv_store_events_free(struct gv_store_event *e, size_t n);
 
+/* The audit log (docs/audit.md): an append-only table of JSON records, one per mutating API
+ * request. The store reads the indexed members of a record ("principal", "tenant", "object",
+ * "outcome", "method": strings or absent/null) and numbers it; "seq" and "time" are the
+ * store's. A query filters on those members (exact matches) and on a time range, newest (the
+ * highest seq) first. */
+struct gv_store_audit_query {
+        int64_t since_ms;       /* time >= since_ms; 0: no lower bound */
+        int64_t until_ms;       /* time <= until_ms; 0: no upper bound */
+        int64_t before_seq;     /* seq < before_seq (the cursor); 0: from the newest */
+        const char *principal;  /* NULL: any */
+        const char *tenant;
+        const char *object;
+        const char *outcome;
+        const char *method;
+        size_t limit;           /* 1..GV_STORE_AUDIT_LIMIT_MAX */
+};
+#define GV_STORE_AUDIT_LIMIT_MAX 10000
+
 struct gv_store;
 
 struct gv_store_ops {
@@ -114,6 +132,20 @@ struct gv_store_ops {
         int (*events_trim)(void *b, size_t keep, struct gv_error **err);
         /* The schema version the backend is at (migrations are numbered from 1). */
         int (*schema_version)(void *b, int *ret, struct gv_error **err);
+        /* Append one audit record (a JSON object; its "seq" and "time" members are ignored).
+         * time_ms is when it happened; the store keeps time non-decreasing along seq (a
+         * record older than the newest one gets the newest one's time), so a time range is a
+         * range of seq. *ret_seq and *ret_time: what the record got (never reused). */
+        int (*audit_append)(void *b, const json_t *record, int64_t time_ms, int64_t *ret_seq,
+                            int64_t *ret_time, struct gv_error **err);
+        /* Records matching q, newest first, at most q->limit: *ret a JSON array of the
+         * records with "seq" and "time" set. */
+        int (*audit_query)(void *b, const struct gv_store_audit_query *q, json_t **ret,
+                           struct gv_error **err);
+        /* Drop at most max records whose time is < before_ms, oldest first, in one
+         * transaction; *ret_deleted says how many went. */
+        int (*audit_trim)(void *b, int64_t before_ms, size_t max, size_t *ret_deleted,
+                          struct gv_error **err);
 };
 
 extern const struct gv_store_ops gv_store_sqlite_ops;
@@ -135,6 +167,18 @@ int gv_store_events(struct gv_store *s, int64_t after, size_t max, struct gv_sto
                     size_t *ret_n, struct gv_error **err);
 int gv_store_events_trim(struct gv_store *s, size_t keep, struct gv_error **err);
 int gv_store_schema_version(struct gv_store *s, int *ret, struct gv_error **err);
+
+/* The audit log (see struct gv_store_audit_query). time_ms 0: now. ret_seq and ret_time may be
+ * NULL. */
+int gv_store_audit_append(struct gv_store *s, const json_t *record, int64_t time_ms,
+                          int64_t *ret_seq, int64_t *ret_time, struct gv_error **err);
+int gv_store_audit_query(struct gv_store *s, const struct gv_store_audit_query *q, json_t **ret,
+                         struct gv_error **err);
+/* Drop every record older than before_ms, in transactions of at most batch records each (0:
+ * 5000) so that other writers get the store between them, stopping after max_batches (0: no
+ * limit). *ret_deleted (may be NULL): how many went. */
+int gv_store_audit_trim(struct gv_store *s, int64_t before_ms, size_t batch, size_t max_batches,
+                        size_t *ret_deleted, struct gv_error **err);
 
 /* Convenience: one create / update / delete (a batch of one). ret_generation may be NULL. */
 int gv_store_create(struct gv_store *s, enum gv_store_kind kind, const char *key,

@@ -77,6 +77,12 @@ char *gv_sysfs_path(const struct gv_sysfs *fs, const char *fmt, ...)
         return xasprintf("%s/%s", fs->sys, rel);
 }
 
+char *gv_sysfs_cgroup_root(void)
+{
+        /* The kernel's documented mount point (Documentation/admin-guide/cgroup-v2.rst). */
+        return xstrdup("/sys/fs/cgroup");
+}
+
 char *gv_sysfs_pci_devices_dir(const struct gv_sysfs *fs)
 {
         /* <root>/sys/bus/pci/devices */

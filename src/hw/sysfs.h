@@ -36,6 +36,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct gv_sysfs *, gv_sysfs_free);
 
 /* ---- paths (newly allocated) ---------------------------------------------------------- */
 
+/* The cgroup hierarchy's mount point on this host's real kernel: "/sys/fs/cgroup" (cgroup v2's
+ * unified hierarchy, or v1's directory of per-controller mounts). Not under a simulated root:
+ * only GPUs are simulated, the processes and their cgroups are the real kernel's. The agent's
+ * cgroup-root option replaces it (src/vmm/confine.h). */
+char *gv_sysfs_cgroup_root(void);
+
 /* <root>/sys/<fmt...>: the one builder; the named ones below are shorthands for it. */
 char *gv_sysfs_path(const struct gv_sysfs *fs, const char *fmt, ...) _printf_(2, 3);
 

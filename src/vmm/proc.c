@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -44,6 +45,8 @@ enum child_step {
         STEP_STDIO,
         STEP_SESSION,
         STEP_CHDIR,
+        STEP_CGROUP,
+        STEP_USER,
         STEP_EXEC,
 };
 
@@ -219,8 +222,35 @@ _noreturn_ static void child_run(char *const argv[], const struct gv_spawn_opts 
                 child_fail(report_fd, STEP_SESSION, errno);
         if (o->umask != 0)
                 (void)umask(o->umask);
+        for (size_t i = 0; i < o->n_cgroup_fds; i++) {
+                /* Its own pid, in decimal, without stdio (not async-signal-safe). */
+                char num[16];
+                size_t n = sizeof(num);
+                unsigned long v = (unsigned long)getpid();
+                do {
+                        num[--n] = (char)('0' + v % 10);
+                        v /= 10;
+                } while (v && n > 0);
+                if (write(o->cgroup_fds[i], num + n, sizeof(num) - n) < 0)
+                        child_fail(report_fd, STEP_CGROUP, errno);
+        }
         if (o->cwd && chdir(o->cwd) < 0)
                 child_fail(report_fd, STEP_CHDIR, errno);
+        if (o->set_user) {
+                /* The raw system calls: this child has one thread, and glibc's wrappers would
+                 * try to change every thread of a process it no longer is. Groups first: after
+                 * setresuid the right to change them is gone. */
+                if (syscall(SYS_setgroups, o->n_groups, o->groups) < 0 ||
+                    syscall(SYS_setresgid, o->gid, o->gid, o->gid) < 0 ||
+                    syscall(SYS_setresuid, o->uid, o->uid, o->uid) < 0)
+                        child_fail(report_fd, STEP_USER, errno);
+                if (o->uid != 0 && (syscall(SYS_setresuid, 0, 0, 0) == 0 ||
+                                    getuid() != o->uid || geteuid() != o->uid ||
+                                    getgid() != o->gid || getegid() != o->gid))
+                        child_fail(report_fd, STEP_USER, EPERM);
+                if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                        child_fail(report_fd, STEP_USER, errno);
+        }
 
         execvp(argv[0], argv);
         child_fail(report_fd, STEP_EXEC, errno);
@@ -256,6 +286,13 @@ static int spawn_error(struct gv_error **err, const char *what, int step, int er
                 return gv_error_set(err, error,
                                     "Cannot run '%s': cannot change to directory '%s': %s.",
                                     what, o->cwd, strerror(error));
+        case STEP_CGROUP:
+                return gv_error_set(err, error, "Cannot run '%s': cannot join its cgroup: %s.",
+                                    what, strerror(error));
+        case STEP_USER:
+                return gv_error_set(err, error,
+                                    "Cannot run '%s': cannot switch to uid %u, gid %u: %s.",
+                                    what, (unsigned)o->uid, (unsigned)o->gid, strerror(error));
         case STEP_SESSION:
                 return gv_error_set(err, error, "Cannot run '%s': setsid() failed: %s.", what,
                                     strerror(error));

@@ -31,6 +31,15 @@ struct gv_spawn_opts {
         bool new_session;                   /* setsid(): survives the agent (VMs must) */
         mode_t umask;                       /* applied in the child; 0 = leave as is */
         const char *cwd;                    /* NULL: leave */
+        /* Confinement (confine.h): the child writes its pid into each of these open files
+         * (cgroup.procs of its cgroups) first, while still privileged; then, with set_user,
+         * switches to groups/gid/uid (setgroups, setresgid, setresuid: real, effective and
+         * saved), checks that it cannot get root back, sets no_new_privs, and execs. */
+        const int *cgroup_fds; size_t n_cgroup_fds;
+        bool set_user;
+        uid_t uid;
+        gid_t gid;
+        const gid_t *groups; size_t n_groups;
 };
 
 /* fork+exec argv (argv[0] searched in PATH) with every other fd closed (close_range or a

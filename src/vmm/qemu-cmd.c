@@ -183,6 +183,8 @@ int gv_qemu_argv(const struct gv_vm_config *c, const struct gv_qemu_runtime *rt,
         add(&argv, "-no-user-config", NULL);
         add(&argv, "-display", xstrdup("none"));
         add(&argv, "-msg", xstrdup("timestamp=on"));
+        if (rt->sandbox)
+                add(&argv, "-sandbox", xstrdup(GV_QEMU_SANDBOX));
         add(&argv, "-pidfile", xstrdup(rt->pidfile));
         {
                 _cleanup_free_ char *q = gv_qemu_escape(rt->qmp_socket);

@@ -86,18 +86,29 @@ struct gv_qemu_runtime {
         const char *vnc_socket;          /* the graphical console: a VGA device and QEMU's VNC
                                           * server on this UNIX socket (the agent bridges it to
                                           * WebSocket clients); NULL: neither */
+        bool sandbox;                    /* -sandbox GV_QEMU_SANDBOX: QEMU's seccomp filter
+                                          * (docs/qemu-confinement.md) */
 };
+
+/* QEMU's seccomp sandbox as gpuvirt asks for it: the default filter plus obsolete system calls,
+ * privilege changes (set*uid...), spawning processes (fork, execve) and resource control
+ * (setpriority, sched_setaffinity...) denied. Live migration (tcp:), NBD and everything the
+ * agent does over QMP work inside it; an `exec:` migration URI does not. */
+#define GV_QEMU_SANDBOX "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 
 /* What this machine's QEMU can do, probed once when the agent starts (the answer goes into the
  * host inventory): its version, the accelerator (gv_accel_probe()), and the CPU model that
  * starts: "host" under KVM unless QEMU fails to start with it (nested virtualisation can make
- * '-cpu host' abort), then QEMU's default (""). Starts QEMU with -S and quits it over QMP on
- * stdin; takes well under a second. */
+ * '-cpu host' abort), then QEMU's default (""), and whether it can sandbox itself (a QEMU
+ * without seccomp refuses -sandbox). Starts QEMU with -S and quits it over QMP on stdin; takes
+ * well under a second. */
 struct gv_qemu_caps {
         unsigned major, minor, micro;
         enum gv_accel accel;
         char *cpu_model;   /* "host", "max" or "" */
         char *reason;      /* accelerator and CPU model, in words */
+        bool sandbox;      /* QEMU starts with -sandbox GV_QEMU_SANDBOX (built with seccomp) */
+        char *sandbox_why; /* why not: QEMU's own words; NULL when it can */
 };
 int gv_qemu_probe(const char *binary, const char *kvm_path, struct gv_qemu_caps *ret,
                   struct gv_error **err);

@@ -146,6 +146,22 @@ static bool cpu_starts(const char *binary, const char *cpu, enum gv_accel accel,
         return false;
 }
 
+/* Whether QEMU starts with the sandbox gpuvirt asks for (no accelerator needed to tell). */
+static bool sandbox_starts(const char *binary, char **ret_why)
+{
+        char *argv[] = { (char *)binary, "-machine", "none", "-nodefaults", "-display", "none",
+                         "-sandbox", GV_QEMU_SANDBOX, "-S", "-qmp", "stdio", NULL };
+        _cleanup_free_ char *out = NULL;
+        int st = run(argv, "{\"execute\": \"qmp_capabilities\"}\n{\"execute\": \"quit\"}\n", &out);
+
+        if (st == 0)
+                return true;
+        _cleanup_free_ char *line = out ? last_line(out) : xstrdup("");
+        *ret_why = st < 0 ? xasprintf("%s", strerror(-st))
+                          : xasprintf("QEMU exited with %d: %s", st, line);
+        return false;
+}
+
 int gv_qemu_probe(const char *binary, const char *kvm_path, struct gv_qemu_caps *ret,
                   struct gv_error **err)
 {
@@ -182,6 +198,7 @@ int gv_qemu_probe(const char *binary, const char *kvm_path, struct gv_qemu_caps 
                 c.cpu_model = xstrdup("max");
                 c.reason = xasprintf("tcg: %s", accel_reason);
         }
+        c.sandbox = sandbox_starts(bin, &c.sandbox_why);
         *ret = c;
         return 0;
 }
@@ -190,5 +207,6 @@ void gv_qemu_caps_done(struct gv_qemu_caps *c)
 {
         free(c->cpu_model);
         free(c->reason);
+        free(c->sandbox_why);
         *c = (struct gv_qemu_caps){ 0 };
 }

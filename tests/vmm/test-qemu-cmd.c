@@ -76,6 +76,7 @@ static struct gv_qemu_runtime runtime(enum gv_accel accel)
                 .pidfile = "/run/gpuvirt/vms/v/qemu.pid",
                 .disk_files = one_disk_files,
                 .disk_formats = one_disk_formats,
+                .sandbox = true,
         };
 }
 
@@ -392,8 +393,11 @@ static void test_real_qemu(void **state)
                 .qemu_major = caps.major, .qemu_minor = caps.minor, .accel = accel,
                 .cpu_model = caps.cpu_model, .qmp_socket = qmp,
                 .console_socket = con, .pidfile = pid, .disk_files = files,
-                .disk_formats = formats, .paused = true,
+                .disk_formats = formats, .paused = true, .sandbox = caps.sandbox,
         };
+        /* Debian's QEMU is built with seccomp: the probe must find the sandbox usable. */
+        if (!caps.sandbox)
+                fail_msg("this QEMU refuses -sandbox " GV_QEMU_SANDBOX ": %s", caps.sandbox_why);
         _cleanup_(gv_vm_config_freep) struct gv_vm_config *c = config(
                 "{\"name\": \"real\", \"memory_mib\": 128,"
                 " \"disks\": [{\"name\": \"root\", \"size\": \"64M\"}],"
@@ -432,6 +436,12 @@ static void test_real_qemu(void **state)
                 }
                 int status;
                 bool exited = waitpid(p, &status, WNOHANG) == p;
+                /* The sandbox is on: the kernel reports a seccomp filter (mode 2). */
+                _cleanup_free_ char *st_path = xasprintf("/proc/%d/status", (int)p);
+                _cleanup_free_ char *st_text = NULL;
+                bool filtered = !exited &&
+                                gv_read_file(st_path, 65536, &st_text, NULL) >= 0 &&
+                                strstr(st_text, "\nSeccomp:\t2\n") != NULL;
                 kill(p, SIGKILL);
                 if (!exited)
                         waitpid(p, &status, 0);
@@ -440,6 +450,9 @@ static void test_real_qemu(void **state)
                         fail_msg("QEMU did not come up with the stand-in argv: %s",
                                  err_text ? err_text : "(no stderr)");
                 }
+                if (!filtered)
+                        fail_msg("QEMU runs with -sandbox but /proc/PID/status does not say "
+                                 "Seccomp: 2:\n%s", st_text ? st_text : "(unreadable)");
         }
         /* vfio pass-through and mdev: the options parse; QEMU stops at the missing device. */
         struct gv_vm_device *devs[] = { &vfio, &mdev };

@@ -6,11 +6,15 @@
  * one fixed buffer: the head must fit in it (GV_HTTP_CLIENT_MAX_HEADER), the body is taken from
  * it by Content-Length, by chunks, or until the server closes. Every wait is a poll() bounded by
  * what is left of the deadline; nothing sleeps.
+ *
+ * https: the same over a GnuTLS session (tls.h) made right after the TCP connect; reads and
+ * writes go through it, and a GNUTLS_E_AGAIN waits in the direction the session asks for.
  */
 #include "client.h"
 
 #include <ctype.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <poll.h>
@@ -22,6 +26,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "http/tls.h"
 #include "util/alloc.h"
 #include "util/parse.h"
 #include "util/strv.h"
@@ -30,6 +35,8 @@
 
 struct conn {
         int fd;
+        gnutls_session_t tls; /* https: the session on fd */
+        const char *ca_file;  /* https: the CA file, NULL: the process default */
         const char *endpoint;
         int64_t deadline_ms; /* CLOCK_MONOTONIC; 0: none */
         int timeout_ms;
@@ -45,9 +52,35 @@ static int64_t now_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Wait for events on the connection; -ETIMEDOUT when the deadline passes. */
+/* The process-wide CA file (gv_http_client_set_ca_file). */
+static pthread_mutex_t ca_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *default_ca_file;
+
+void gv_http_client_set_ca_file(const char *path)
+{
+        pthread_mutex_lock(&ca_mu);
+        free(default_ca_file);
+        default_ca_file = path ? xstrdup(path) : NULL;
+        pthread_mutex_unlock(&ca_mu);
+}
+
+/* A copy of the CA file a request uses: its own, else the default, else NULL. */
+static char *ca_file_for(const char *own)
+{
+        if (own)
+                return xstrdup(own);
+        pthread_mutex_lock(&ca_mu);
+        char *r = default_ca_file ? xstrdup(default_ca_file) : NULL;
+        pthread_mutex_unlock(&ca_mu);
+        return r;
+}
+
+/* Wait for events on the connection; -ETIMEDOUT when the deadline passes. With TLS the
+ * session says which direction it waits for. */
 static int conn_wait(struct conn *c, short events, struct gv_error **err)
 {
+        if (c->tls)
+                events = gnutls_record_get_direction(c->tls) ? POLLOUT : POLLIN;
         for (;;) {
                 int wait = -1;
                 if (c->deadline_ms) {
@@ -96,7 +129,8 @@ static int connect_addr(struct conn *c, const struct sockaddr *sa, socklen_t len
 
 static int split_http_endpoint(const char *ep, char **ret_host, char **ret_port)
 {
-        const char *hp = ep + strlen("http://");
+        const char *hp = ep + (gv_startswith(ep, "https://") ? strlen("https://")
+                                                             : strlen("http://"));
         const char *colon;
         _cleanup_free_ char *host = NULL;
 
@@ -147,13 +181,15 @@ static int conn_open(struct conn *c, const char *ep, char **ret_host, struct gv_
                 *ret_host = xstrdup("localhost");
                 return 0;
         }
-        if (gv_startswith(ep, "http://")) {
+        if (gv_startswith(ep, "http://") || gv_startswith(ep, "https://")) {
                 _cleanup_free_ char *host = NULL, *port = NULL;
+                bool tls = gv_startswith(ep, "https://");
+                const char *scheme = tls ? "https" : "http";
                 if (split_http_endpoint(ep, &host, &port) < 0)
                         return gv_error_set(err, EINVAL, "endpoint '%s' is not "
-                                            "'http://HOST:PORT'; write e.g. "
-                                            "'http://127.0.0.1:8470' or 'http://[::1]:8470'.",
-                                            ep);
+                                            "'%s://HOST:PORT'; write e.g. "
+                                            "'%s://127.0.0.1:8470' or '%s://[::1]:8470'.",
+                                            ep, scheme, scheme, scheme);
                 struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
                                           .ai_flags = AI_NUMERICSERV };
                 struct addrinfo *ai = NULL;
@@ -174,19 +210,44 @@ static int conn_open(struct conn *c, const char *ep, char **ret_host, struct gv_
                 if (r < 0)
                         return gv_error_wrap(err, r, "cannot connect to '%s' (is the server "
                                              "running?)", ep);
+                if (tls) {
+                        gnutls_certificate_credentials_t cred = NULL;
+                        r = gv_tls_client_credentials(c->ca_file, &cred, err);
+                        if (r >= 0)
+                                r = gv_tls_client_session(c->fd, host, cred, &c->tls, err);
+                        if (r >= 0)
+                                r = gv_tls_handshake(c->tls, c->fd, ep, c->ca_file,
+                                                     c->deadline_ms, err);
+                        if (r < 0)
+                                return r;
+                }
                 /* Host header: brackets back around IPv6 literals. */
                 *ret_host = strchr(host, ':') ? xasprintf("[%s]:%s", host, port)
                                               : xasprintf("%s:%s", host, port);
                 return 0;
         }
-        return gv_error_set(err, EINVAL, "endpoint '%s' is neither 'unix:/PATH' nor "
-                            "'http://HOST:PORT'.", ep);
+        return gv_error_set(err, EINVAL, "endpoint '%s' is neither 'unix:/PATH', "
+                            "'http://HOST:PORT' nor 'https://HOST:PORT'.", ep);
+}
+
+static void conn_close(struct conn *c)
+{
+        if (c->tls) {
+                /* A close_notify when it goes out at once; a server that answered with
+                 * Connection: close needs no more. */
+                (void)gnutls_bye(c->tls, GNUTLS_SHUT_WR);
+                gnutls_deinit(c->tls);
+                c->tls = NULL;
+        }
+        c->fd = safe_close(c->fd);
 }
 
 int gv_http_client_connect(const char *endpoint, int timeout_ms, int *ret_fd, char **ret_host,
                            struct gv_error **err)
 {
+        _cleanup_free_ char *ca = ca_file_for(NULL);
         struct conn c = { .fd = -1, .endpoint = endpoint, .timeout_ms = timeout_ms,
+                          .ca_file = ca,
                           .deadline_ms = timeout_ms > 0 ? now_ms() + timeout_ms : 0 };
         char *host = NULL;
         int r = conn_open(&c, endpoint, &host, err);
@@ -194,8 +255,22 @@ int gv_http_client_connect(const char *endpoint, int timeout_ms, int *ret_fd, ch
                 r = gv_error_set(err, ETIMEDOUT, "cannot connect to '%s' within %d ms.", endpoint,
                                  timeout_ms);
         if (r < 0) {
-                safe_close(c.fd);
+                free(host);
+                conn_close(&c);
                 return r;
+        }
+        if (c.tls) {
+                /* The caller gets a plain socket; a relay thread keeps the session. */
+                int fd = -1;
+                gnutls_session_t s = c.tls;
+                c.tls = NULL;
+                r = gv_tls_relay(s, c.fd, &fd, err);
+                c.fd = -1;
+                if (r < 0) {
+                        free(host);
+                        return r;
+                }
+                c.fd = fd;
         }
         *ret_fd = c.fd;
         if (ret_host)
@@ -213,6 +288,21 @@ int gv_http_client_connect(const char *endpoint, int timeout_ms, int *ret_fd, ch
 static int conn_write(struct conn *c, const char *data, size_t len, struct gv_error **err)
 {
         while (len > 0) {
+                if (c->tls) {
+                        ssize_t n = gnutls_record_send(c->tls, data, len);
+                        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+                                int r = conn_wait(c, POLLOUT, err);
+                                if (r < 0)
+                                        return r;
+                                continue;
+                        }
+                        if (n < 0)
+                                return errno == EPIPE || errno == ECONNRESET ? -errno
+                                                                              : -ECONNRESET;
+                        data += n;
+                        len -= (size_t)n;
+                        continue;
+                }
                 ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
                 if (n < 0) {
                         if (errno == EINTR)
@@ -248,6 +338,30 @@ static int conn_fill(struct conn *c, struct gv_error **err)
         if (c->eof)
                 return 0;
         for (;;) {
+                if (c->tls) {
+                        ssize_t n = gnutls_record_recv(c->tls, c->buf + c->end,
+                                                       sizeof(c->buf) - c->end);
+                        if (n > 0) {
+                                c->end += (size_t)n;
+                                return (int)n;
+                        }
+                        /* A close without close_notify ends the stream too: every reply is
+                         * framed (Content-Length or chunks), so a cut one is still caught. */
+                        if (n == 0 || n == GNUTLS_E_PREMATURE_TERMINATION) {
+                                c->eof = true;
+                                return 0;
+                        }
+                        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+                                int r = conn_wait(c, POLLIN, err);
+                                if (r < 0)
+                                        return r;
+                                continue;
+                        }
+                        if (!gnutls_error_is_fatal((int)n))
+                                continue;
+                        return gv_error_set(err, EPROTO, "cannot read the reply from '%s': %s.",
+                                            c->endpoint, gnutls_strerror((int)n));
+                }
                 ssize_t n = recv(c->fd, c->buf + c->end, sizeof(c->buf) - c->end, 0);
                 if (n > 0) {
                         c->end += (size_t)n;
@@ -697,13 +811,15 @@ int gv_http_client_send(const struct gv_http_client_req *rq, struct gv_http_clie
                 return gv_error_set(err, EINVAL, "content type '%s' holds a line break.",
                                     rq->content_type);
 
+        _cleanup_free_ char *ca = ca_file_for(rq->ca_file);
         struct conn *c = xnew0(struct conn, 1);
         c->fd = -1;
         c->endpoint = rq->endpoint;
+        c->ca_file = ca;
         c->timeout_ms = rq->timeout_ms;
         c->deadline_ms = rq->timeout_ms > 0 ? now_ms() + rq->timeout_ms : 0;
         int r = exchange(c, rq, ret, err);
-        safe_close(c->fd);
+        conn_close(c);
         free(c);
         return r;
 }

@@ -3,7 +3,13 @@
  * client.h — a minimal blocking HTTP/1.1 client over a UNIX socket or TCP, for the CLI, the
  * controller talking to agents, and tests. One request per connection ("Connection: close").
  *
- * Endpoints: "unix:/run/gpuvirt/agent.sock" or "http://HOST:PORT" ("http://[::1]:8470").
+ * Endpoints: "unix:/run/gpuvirt/agent.sock", "http://HOST:PORT" ("http://[::1]:8470") or
+ * "https://HOST:PORT": TLS 1.3 only (GnuTLS, tls.h), the server's certificate verified against
+ * a CA file (the request's ca_file, else the process default from
+ * gv_http_client_set_ca_file(), else the system's trust store) and against HOST (a DNS name,
+ * or an IP literal matched against the certificate's IP addresses). A certificate that does
+ * not verify is -EPERM naming the CA file used and what to fix; a server that does not speak
+ * TLS 1.3 is -EPROTO.
  * Replies are read strictly: a status line "HTTP/1.x NNN ...", header lines "Name: value"
  * (no folding), the body by Content-Length, chunked transfer encoding, or up to the close.
  * Limits: GV_HTTP_CLIENT_MAX_HEADER bytes of status line and headers; max_body bytes of body.
@@ -51,6 +57,8 @@ struct gv_http_client_req {
          * at 0): for progress bars on uploads. */
         void (*on_sent)(void *progress_userdata, uint64_t sent, uint64_t total);
         void *progress_userdata;
+        /* https: the PEM file of the CA(s) to trust; NULL: the process default. */
+        const char *ca_file;
 };
 
 struct gv_http_client_reply {
@@ -71,8 +79,15 @@ void gv_http_client_reply_done(struct gv_http_client_reply *r);
 int gv_http_client_parse_head(const char *buf, size_t len, int *ret_status, char ***ret_headers,
                               struct gv_error **err);
 
+/* The CA file https endpoints are verified against when a request names none (NULL: the
+ * system's trust store again). Process-wide; set it once at start (it is copied). */
+void gv_http_client_set_ca_file(const char *path);
+
 /* Connect to endpoint (as above) and hand the socket over (non-blocking, O_CLOEXEC) with the
  * Host header's value for it, for protocols that leave HTTP after one exchange (WebSocket,
- * websocket.h). */
+ * websocket.h). For https the handshake (verified against the default CA file) is done here,
+ * and the fd returned is one end of a socketpair: a detached relay thread owns the TLS session
+ * and moves bytes between it and the other end until both directions have ended or the
+ * returned fd is closed, so the caller reads and writes plain bytes either way. */
 int gv_http_client_connect(const char *endpoint, int timeout_ms, int *ret_fd, char **ret_host,
                            struct gv_error **err);

@@ -20,16 +20,20 @@
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "http/tls.h"
 #include "util/alloc.h"
 #include "util/json.h"
 #include "util/parse.h"
@@ -43,6 +47,7 @@ struct listener {
         struct gv_http_server *srv;
         struct MHD_Daemon *daemon;
         bool is_unix;
+        bool tls;
 };
 
 struct gv_http_server {
@@ -53,6 +58,8 @@ struct gv_http_server {
         char *upload_dir;
         uint64_t max_upload;
         void (*on_complete)(void *userdata, const struct gv_http_request *req);
+        int (*tcp_authorize)(void *userdata, struct gv_http_request *req);
+        char *tls_cert, *tls_key; /* PEM texts; libmicrohttpd reads them while it runs */
 
         struct listener unix_l, tcp_l;
         char *unix_path;
@@ -64,12 +71,17 @@ struct gv_http_server {
 
         atomic_uint_fast64_t next_id;
         int stop_fd; /* eventfd: readable once the server is being freed */
+        /* Upgraded TLS connections being worked on in threads of their own (upgrade_run) */
+        pthread_mutex_t up_mu;
+        pthread_cond_t up_cond;
+        unsigned up_running;
 };
 
 struct gv_http_request {
         struct gv_http_server *srv;
         struct MHD_Connection *conn;
         bool is_unix;
+        bool is_tls;
         char id[DECIMAL_STR_MAX(uint64_t)];
         char *method;
         char *path;
@@ -268,22 +280,91 @@ struct upgrade {
         gv_http_upgrade_cb cb;
         void *cls;
         void (*free_cb)(void *cls);
-        int stop_fd;
+        struct gv_http_server *srv;
         atomic_bool ran;
+        bool tls;
 };
 
+/* TLS: the work of one upgraded connection, owned by its thread (the request, and the struct
+ * upgrade with it, is freed as soon as upgrade_run returns). */
+struct upgrade_job {
+        gv_http_upgrade_cb cb;
+        void *cls;
+        void (*free_cb)(void *cls);
+        struct gv_http_server *srv;
+        char *extra;
+        size_t n_extra;
+        MHD_socket sock;
+        struct MHD_UpgradeResponseHandle *urh;
+};
+
+static void *upgrade_thread(void *arg)
+{
+        struct upgrade_job *j = arg;
+        struct gv_http_server *s = j->srv;
+        j->cb(j->cls, j->sock, j->extra, j->n_extra, s->stop_fd);
+        if (j->free_cb)
+                j->free_cb(j->cls);
+        (void)MHD_upgrade_action(j->urh, MHD_UPGRADE_ACTION_CLOSE);
+        free(j->extra);
+        free(j);
+        pthread_mutex_lock(&s->up_mu);
+        s->up_running--;
+        pthread_cond_broadcast(&s->up_cond);
+        pthread_mutex_unlock(&s->up_mu);
+        return NULL;
+}
+
+/* Plain TCP and UNIX: libmicrohttpd lets the handler keep the connection's thread for as long
+ * as the upgraded connection lasts, and completes the request after it returns. TLS:
+ * libmicrohttpd forwards between the TLS session and the socketpair it gives us on that same
+ * thread, starting only once the handler has returned, and completes the request (frees up)
+ * right then. So the work moves to a thread of its own that owns what it needs; the connection
+ * stays until that thread's MHD_UPGRADE_ACTION_CLOSE, and gv_http_server_free() waits for
+ * these threads (they watch stop_fd) before it stops libmicrohttpd. */
 static void upgrade_run(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra,
                         size_t n_extra, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
 {
         struct upgrade *up = cls;
+        struct gv_http_server *s = up->srv;
         (void)conn;
         (void)con_cls;
         atomic_store(&up->ran, true);
-        up->cb(up->cls, sock, extra, n_extra, up->stop_fd);
-        if (up->free_cb)
-                up->free_cb(up->cls);
-        up->free_cb = NULL;
-        (void)MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        if (!up->tls) {
+                up->cb(up->cls, sock, extra, n_extra, s->stop_fd);
+                if (up->free_cb)
+                        up->free_cb(up->cls);
+                up->free_cb = NULL;
+                (void)MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+                return;
+        }
+        struct upgrade_job *j = xnew0(struct upgrade_job, 1);
+        *j = (struct upgrade_job){
+                .cb = up->cb, .cls = up->cls, .free_cb = up->free_cb, .srv = s,
+                .extra = n_extra ? memcpy(xmalloc(n_extra), extra, n_extra) : NULL,
+                .n_extra = n_extra, .sock = sock, .urh = urh,
+        };
+        up->free_cb = NULL; /* the job's now */
+        pthread_mutex_lock(&s->up_mu);
+        s->up_running++;
+        pthread_mutex_unlock(&s->up_mu);
+        pthread_attr_t attr;
+        pthread_t t;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int r = pthread_create(&t, &attr, upgrade_thread, j);
+        pthread_attr_destroy(&attr);
+        if (r != 0) {
+                j->cb = NULL;
+                if (j->free_cb)
+                        j->free_cb(j->cls);
+                (void)MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+                free(j->extra);
+                free(j);
+                pthread_mutex_lock(&s->up_mu);
+                s->up_running--;
+                pthread_mutex_unlock(&s->up_mu);
+        }
 }
 
 static void upgrade_free(struct upgrade *up)
@@ -305,7 +386,7 @@ int gv_http_reply_upgrade(struct gv_http_request *req, const char *protocol,
         }
         struct upgrade *up = xnew0(struct upgrade, 1);
         *up = (struct upgrade){ .cb = callback, .cls = cls, .free_cb = free_cb,
-                                .stop_fd = req->srv->stop_fd };
+                                .srv = req->srv, .tls = req->is_tls };
         atomic_init(&up->ran, false);
         struct MHD_Response *resp = MHD_create_response_for_upgrade(upgrade_run, up);
         if (!resp) {
@@ -456,6 +537,16 @@ int gv_http_body_json(const struct gv_http_request *req, json_t **ret, struct gv
         return 0;
 }
 
+bool gv_http_request_is_local(const struct gv_http_request *req)
+{
+        return req->is_unix;
+}
+
+bool gv_http_request_is_tls(const struct gv_http_request *req)
+{
+        return req->is_tls;
+}
+
 int gv_http_peer_cred(const struct gv_http_request *req, uid_t *ret_uid, gid_t *ret_gid,
                       pid_t *ret_pid)
 {
@@ -475,6 +566,32 @@ int gv_http_peer_cred(const struct gv_http_request *req, uid_t *ret_uid, gid_t *
                 *ret_gid = uc.gid;
         if (ret_pid)
                 *ret_pid = uc.pid;
+        return 0;
+}
+
+int gv_http_peer_address(const struct gv_http_request *req, char *buf, size_t size)
+{
+        if (req->is_unix || size == 0)
+                return -ENODATA;
+        const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (!ci || !ci->client_addr)
+                return -ENODATA;
+        char host[INET6_ADDRSTRLEN] = "";
+        unsigned port = 0;
+        if (ci->client_addr->sa_family == AF_INET) {
+                const struct sockaddr_in *a = (const struct sockaddr_in *)ci->client_addr;
+                inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+                port = ntohs(a->sin_port);
+                snprintf(buf, size, "tcp:%s:%u", host, port);
+        } else if (ci->client_addr->sa_family == AF_INET6) {
+                const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ci->client_addr;
+                inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+                port = ntohs(a->sin6_port);
+                snprintf(buf, size, "tcp:[%s]:%u", host, port);
+        } else {
+                return -ENODATA;
+        }
         return 0;
 }
 
@@ -618,6 +735,12 @@ static int request_begin(struct gv_http_request *req)
         struct gv_http_server *s = req->srv;
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
 
+        if (!req->is_unix && s->tcp_authorize && s->tcp_authorize(s->userdata, req) != 0) {
+                if (!req->response)
+                        (void)gv_http_reply_problem(req, 401, "unauthorized", NULL,
+                                                    "This request needs credentials.");
+                return 1;
+        }
         int r = gv_http_route_find(s->routes, s->n_routes, req->method, req->path, &req->match,
                                    &e);
         if (r == -ENOENT) {
@@ -694,6 +817,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                 req->srv = l->srv;
                 req->conn = conn;
                 req->is_unix = l->is_unix;
+                req->is_tls = l->tls;
                 snprintf(req->id, sizeof(req->id), "%" PRIuFAST64,
                          atomic_fetch_add(&l->srv->next_id, 1));
                 req->method = xstrdup(method);
@@ -966,20 +1090,37 @@ static int start_daemon(struct gv_http_server *s, struct listener *l, int fd,
         unsigned timeout = cfg->timeout_s ? cfg->timeout_s : GV_HTTP_TIMEOUT_DEFAULT_S;
 
         l->srv = s;
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                         MHD_USE_POLL | MHD_ALLOW_UPGRADE;
+        struct MHD_OptionItem tls_opts[] = {
+                { MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key },
+                { MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert },
+                { MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)GV_TLS_PRIORITIES },
+                { MHD_OPTION_END, 0, NULL },
+        };
+        struct MHD_OptionItem no_opts[] = { { MHD_OPTION_END, 0, NULL } };
+        if (l->tls) {
+                if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+                        (void)close(fd);
+                        return gv_error_set(err, EOPNOTSUPP, "this libmicrohttpd was built "
+                                            "without TLS; install one with GnuTLS support, or "
+                                            "leave the TLS certificate out.");
+                }
+                flags |= MHD_USE_TLS;
+        }
         /* MHD takes the listening socket and closes it in MHD_stop_daemon(). */
-        l->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-                                             MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
-                                             MHD_ALLOW_UPGRADE,
-                                     0, NULL, NULL, on_access, l,
+        l->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_access, l,
                                      MHD_OPTION_LISTEN_SOCKET, fd,
                                      MHD_OPTION_CONNECTION_LIMIT, limit,
                                      MHD_OPTION_CONNECTION_TIMEOUT, timeout,
                                      MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
                                      MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, NULL,
+                                     MHD_OPTION_ARRAY, l->tls ? tls_opts : no_opts,
                                      MHD_OPTION_END);
         if (!l->daemon) {
                 (void)close(fd);
-                return gv_error_set(err, EIO, "cannot start the HTTP server on the %s listener.",
+                return gv_error_set(err, EIO, "cannot start the HTTP%s server on the %s "
+                                    "listener.", l->tls ? "S" : "",
                                     l->is_unix ? "UNIX" : "TCP");
         }
         return 0;
@@ -1004,7 +1145,10 @@ int gv_http_server_new(const struct gv_http_config *cfg, const struct gv_http_ro
         s->upload_dir = cfg->upload_dir ? xstrdup(cfg->upload_dir) : NULL;
         s->max_upload = cfg->max_upload ? cfg->max_upload : (1ull << 40);
         s->on_complete = cfg->on_complete;
+        s->tcp_authorize = cfg->tcp_authorize;
         s->lock_fd = -1;
+        pthread_mutex_init(&s->up_mu, NULL);
+        pthread_cond_init(&s->up_cond, NULL);
         s->unix_l.is_unix = true;
         atomic_init(&s->next_id, 1);
         s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -1020,6 +1164,17 @@ int gv_http_server_new(const struct gv_http_config *cfg, const struct gv_http_ro
                 r = start_daemon(s, &s->unix_l, fd, cfg, err);
                 if (r < 0)
                         return r;
+        }
+        if (cfg->tls_cert_file || cfg->tls_key_file) {
+                if (!cfg->tcp_address)
+                        return gv_error_set(err, EINVAL, "a TLS certificate is for the TCP "
+                                            "listener, and none is configured; give a TCP "
+                                            "address too, or leave the certificate out.");
+                r = gv_tls_load_server_files(cfg->tls_cert_file, cfg->tls_key_file,
+                                             &s->tls_cert, &s->tls_key, err);
+                if (r < 0)
+                        return r;
+                s->tcp_l.tls = true;
         }
         if (cfg->tcp_address) {
                 int fd = -1;
@@ -1039,6 +1194,11 @@ uint16_t gv_http_server_tcp_port(const struct gv_http_server *s)
         return s && s->tcp_l.daemon ? s->tcp_port : 0;
 }
 
+bool gv_http_server_tcp_tls(const struct gv_http_server *s)
+{
+        return s && s->tcp_l.daemon && s->tcp_l.tls;
+}
+
 struct gv_http_server *gv_http_server_free(struct gv_http_server *s)
 {
         if (!s)
@@ -1047,6 +1207,10 @@ struct gv_http_server *gv_http_server_free(struct gv_http_server *s)
                 uint64_t one = 1;
                 (void)!write(s->stop_fd, &one, sizeof(one));
         }
+        pthread_mutex_lock(&s->up_mu);
+        while (s->up_running > 0)
+                pthread_cond_wait(&s->up_cond, &s->up_mu);
+        pthread_mutex_unlock(&s->up_mu);
         if (s->unix_l.daemon)
                 MHD_stop_daemon(s->unix_l.daemon);
         if (s->tcp_l.daemon)
@@ -1062,6 +1226,12 @@ struct gv_http_server *gv_http_server_free(struct gv_http_server *s)
         safe_close(s->stop_fd);
         free(s->unix_path);
         free(s->lock_path);
+        if (s->tls_key)
+                explicit_bzero(s->tls_key, strlen(s->tls_key));
+        free(s->tls_key);
+        free(s->tls_cert);
+        pthread_mutex_destroy(&s->up_mu);
+        pthread_cond_destroy(&s->up_cond);
         free(s->upload_dir);
         free(s);
         return NULL;

@@ -13,6 +13,12 @@
  * thread per connection a slow handler holds only its own connection. The cost (a thread per
  * open connection) is bounded by the connection limit and small for a host agent's traffic.
  *
+ * TLS: with tls_cert_file and tls_key_file the TCP listener speaks HTTPS only (libmicrohttpd's
+ * GnuTLS support), TLS 1.3 only (tls.h says why and which suites); a plain HTTP request there
+ * fails in the handshake. The UNIX socket never uses TLS: it is the local admin's, guarded by
+ * its file mode. Upgraded connections (WebSockets) keep working: libmicrohttpd then forwards
+ * the TLS stream through a socketpair of its own, so the upgrade callback gets a plain socket.
+ *
  * Every response carries Content-Type and X-Request-Id (a decimal counter, per server, from 1).
  * Errors are RFC 9457 problems (problem.h). Unknown paths answer 404, known paths with another
  * method 405 with an Allow header, bad path parameters 400, bodies over max_body 413 (from the
@@ -57,6 +63,17 @@ struct gv_http_config {
         /* Called once per finished request (from the connection's thread), e.g. for an access
          * log; may be NULL. The server itself never logs. */
         void (*on_complete)(void *userdata, const struct gv_http_request *req);
+        /* PEM files of the TCP listener's certificate (chain) and private key: both or
+         * neither. Checked at start (missing, unreadable, not PEM, expired, not a pair: an
+         * error naming the file and what to fix). NULL: plain HTTP on TCP. */
+        const char *tls_cert_file;
+        const char *tls_key_file;
+        /* Called for every request on the TCP listener once its head is in (method, path and
+         * headers readable; no body read yet), before routing: return 0 to go on, or make a
+         * reply (e.g. gv_http_reply_problem(req, 401, ...) plus WWW-Authenticate) and return
+         * 1 to answer with it and skip the handler. NULL: no check. The UNIX socket is never
+         * checked (local admin). */
+        int (*tcp_authorize)(void *userdata, struct gv_http_request *req);
 };
 
 /* Check the route table, bind the listeners and start serving. At least one of unix_path and
@@ -71,6 +88,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct gv_http_server *, gv_http_server_free);
 
 /* The bound TCP port (useful with port 0); 0 without a TCP listener. */
 uint16_t gv_http_server_tcp_port(const struct gv_http_server *s);
+/* Whether the TCP listener speaks TLS. */
+bool gv_http_server_tcp_tls(const struct gv_http_server *s);
 
 /* ---- Requests (valid inside a handler, and in on_complete) ---- */
 
@@ -97,9 +116,17 @@ const char *gv_http_body(const struct gv_http_request *req, size_t *ret_len);
  * ("... at line L, column C: ...") or not an object; answer it with gv_http_reply_error(). */
 int gv_http_body_json(const struct gv_http_request *req, json_t **ret, struct gv_error **err);
 
+/* Whether the request came over the UNIX socket (local admin) rather than TCP. */
+bool gv_http_request_is_local(const struct gv_http_request *req);
+/* Whether it came over TLS (the TCP listener with a certificate). */
+bool gv_http_request_is_tls(const struct gv_http_request *req);
+
 /* Credentials of the peer on the UNIX socket (SO_PEERCRED). -ENODATA on TCP. */
 int gv_http_peer_cred(const struct gv_http_request *req, uid_t *ret_uid, gid_t *ret_gid,
                       pid_t *ret_pid);
+/* The TCP peer as "tcp:192.0.2.1:41234" or "tcp:[2001:db8::1]:41234" into buf. -ENODATA on
+ * the UNIX socket. */
+int gv_http_peer_address(const struct gv_http_request *req, char *buf, size_t size);
 /* The HTTP status answered, once a reply was queued (on_complete); 0 before. */
 unsigned gv_http_status(const struct gv_http_request *req);
 

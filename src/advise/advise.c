@@ -289,7 +289,7 @@ int gv_advise_traits_from_json(const json_t *j, struct gv_advise_traits *ret,
                 t.users = (uint32_t)u;
         }
         v = json_object_get(j, "models");
-        if (v) {
+        if (v && !json_is_null(v)) { /* null: any model, as gv_advise_traits_to_json() says */
                 size_t i;
                 json_t *m;
                 if (!json_is_array(v) || json_array_size(v) == 0 ||

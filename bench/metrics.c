@@ -222,7 +222,7 @@ int main(int argc, char **argv)
                 bench_fail(prog, "%zu series kept, %zu fed", series, want_series);
                 goto out;
         }
-        r = gv_controller_token_create(ctl, "bench", GV_ROLE_VIEWER, &tok, &e);
+        r = gv_controller_token_create(ctl, "bench", GV_ROLE_VIEWER, NULL, &tok, &e);
         if (r < 0) {
                 bench_fail(prog, "token: %s", gv_error_msg(e, r));
                 goto out;

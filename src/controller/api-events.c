@@ -39,6 +39,8 @@ struct sse {
         size_t len, off;
         int keepalive_ms;
         int64_t last_sent_ms;
+        char *tenant;     /* a member's: only its tenant's events */
+        json_t *owners;   /* subject → tenant ("" for none), remembered while streaming */
 };
 
 static int64_t now_ms(void)
@@ -52,6 +54,8 @@ static void sse_free(void *cls)
 {
         struct sse *s = cls;
         free(s->buf);
+        free(s->tenant);
+        json_decref(s->owners);
         free(s);
 }
 
@@ -63,12 +67,51 @@ static void sse_set(struct sse *s, char *text /* stolen */)
         s->off = 0;
 }
 
-static char *format_events(const json_t *events, int64_t *after)
+/* The tenant an event's subject belongs to: a VM's, or an operation's (operations.c records
+ * the tenant of the VM it works on). Remembered for the stream, so a VM's deletion is still
+ * told to the member that watched it live. */
+static const char *owner(struct sse *s, const char *subject)
+{
+        json_t *known = json_object_get(s->owners, subject);
+        if (known)
+                return json_string_value(known);
+        const char *t = NULL;
+        json_t *o = NULL;
+        if (gv_startswith(subject, "vm/")) {
+                if (gv_controller_vm(s->c, subject + 3, &o, NULL) >= 0)
+                        t = json_string_value(json_object_get(json_object_get(o, "spec"),
+                                                              "tenant"));
+        } else if (gv_startswith(subject, "operation/")) {
+                if (gv_controller_operation(s->c, subject + 10, 0, &o, NULL) >= 0)
+                        t = json_string_value(json_object_get(o, "tenant"));
+        }
+        if (json_object_size(s->owners) > 10000)
+                json_object_clear(s->owners); /* a bound on a long stream's memory */
+        json_object_set_new(s->owners, subject, json_string(t ? t : ""));
+        json_decref(o);
+        return json_string_value(json_object_get(s->owners, subject));
+}
+
+static bool visible(struct sse *s, const json_t *ev)
+{
+        const char *subject = json_string_value(json_object_get(ev, "subject"));
+        if (!s->tenant)
+                return true;
+        return subject && strcmp(owner(s, subject), s->tenant) == 0;
+}
+
+static char *format_events(struct sse *s, const json_t *events, int64_t *after)
 {
         char *out = xstrdup("");
         size_t i;
         json_t *ev;
         json_array_foreach(events, i, ev) {
+                int64_t at = json_integer_value(json_object_get(ev, "seq"));
+                if (!visible(s, ev)) {
+                        if (at > *after)
+                                *after = at;
+                        continue;
+                }
                 char *data = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
                 if (!data)
                         abort();
@@ -114,7 +157,7 @@ static ssize_t sse_read(void *cls, char *buf, size_t max, int stop_fd)
                 if (gv_controller_events(s->c, s->after, EVENTS_BATCH, wait, &events, NULL) < 0)
                         return -EIO; /* the client sees an incomplete stream and reconnects */
                 if (json_array_size(events) > 0)
-                        sse_set(s, format_events(events, &s->after));
+                        sse_set(s, format_events(s, events, &s->after));
                 json_decref(events);
         }
 }
@@ -140,7 +183,8 @@ static int newest_seq(struct gv_controller *c, int64_t *ret, struct gv_error **e
         return 0;
 }
 
-int gv_controller_api_events(struct gv_http_request *req, struct gv_controller_api *api)
+int gv_controller_api_events(struct gv_http_request *req, struct gv_controller_api *api,
+                             const char *tenant)
 {
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         const char *q = NULL, *from = NULL, *what = NULL;
@@ -169,6 +213,8 @@ int gv_controller_api_events(struct gv_http_request *req, struct gv_controller_a
         s->after = after;
         s->keepalive_ms = api->keepalive_ms > 0 ? api->keepalive_ms : KEEPALIVE_DEFAULT_MS;
         s->last_sent_ms = now_ms();
+        s->tenant = tenant ? xstrdup(tenant) : NULL;
+        s->owners = json_object();
         /* A first comment at once: the client knows the stream is open and from where. */
         sse_set(s, xasprintf(": events after %" PRId64 "\n\n", after));
         r = gv_http_reply_stream(req, 200, "text/event-stream", sse_read, s, sse_free);

@@ -3,15 +3,20 @@
  * api.c — the controller's REST API (docs/api.md): the route table from api.h's list, and one
  * path every request takes (serve()):
  *
- *   1. the role: none for openapi.json and health; admin on the local UNIX socket; otherwise
+ *   1. who: none for openapi.json and health; admin on the local UNIX socket; otherwise
  *      the Authorization header's token (401 with WWW-Authenticate when missing or bad, 403
- *      when its role is below the route's);
+ *      when its role is below the route's, or a member's on a route members may not use), then
+ *      the token's rate (429 with Retry-After), and the path's names (a strict grammar: 400);
+ *      a member's objects are checked by the route's function (own_vm() and friends: another
+ *      tenant's object is 404, as if it did not exist) and its lists filtered;
  *   2. the query: only the parameters the route takes (?wait, ?limit, ?after), strictly parsed;
  *   3. Idempotency-Key on POST, PUT and DELETE: the first answer is replayed (api-idem.c);
  *   4. the route's function, which parses a strict body (unknown members are 400, named) and
  *      calls the controller (controller.h);
  *   5. an operation answer waits when asked (?wait=SECONDS) and is 200 when it has ended,
- *      202 with Location while it runs.
+ *      202 with Location while it runs;
+ *   6. every POST, PUT and DELETE — answered, refused or failed — leaves an audit record
+ *      (audit.c): who, from where, what, on which object, the status and the refusal's words.
  */
 #include <errno.h>
 #include <math.h>
@@ -33,10 +38,12 @@
 #define STOP_TIMEOUT_MAX_S 3600u
 
 enum { NONE = -1, VIEWER = GV_ROLE_VIEWER, OPERATOR = GV_ROLE_OPERATOR, ADMIN = GV_ROLE_ADMIN };
+/* What a tenant's member token may do on a route (api.h). */
+enum { M_NO, M_OWN, M_ALL };
 /* Q_UPLOAD: no query parameters, and the body is streamed to a file (route.h body_to_file).
  * Q_METRICS: ?series and ?range (do_metrics reads them). Q_INSIGHTS: ?window and ?threshold
  * (do_insights). */
-enum query_kind { Q_NONE, Q_WAIT, Q_LIMIT, Q_AFTER, Q_UPLOAD, Q_METRICS, Q_INSIGHTS };
+enum query_kind { Q_NONE, Q_WAIT, Q_LIMIT, Q_AFTER, Q_UPLOAD, Q_METRICS, Q_INSIGHTS, Q_AUDIT };
 
 struct call {
         struct gv_http_request *req;
@@ -44,6 +51,10 @@ struct call {
         struct gv_controller *c;
         int wait_ms;      /* ?wait, in ms */
         unsigned limit;   /* ?limit */
+        struct gv_principal who;
+        bool known;       /* who is set (authenticated, or the UNIX socket) */
+        char *detail;     /* a refusal's or failure's words, for the audit record */
+        json_t *last_body; /* what was answered (the audit record's operation id) */
         /* the answer */
         unsigned status;  /* 0: the function replied itself (a stream) */
         json_t *body;
@@ -104,15 +115,19 @@ static int parse_query(struct call *k, enum query_kind q, struct gv_error **err)
         static const char *const after[] = { "after", NULL };
         static const char *const metrics[] = { "series", "range", NULL };
         static const char *const insights[] = { "window", "threshold", NULL };
+        static const char *const audit[] = { "since", "until", "principal", "tenant", "object",
+                                             "outcome", "method", "limit", "after", NULL };
         const char *const *allowed = q == Q_WAIT ? wait : q == Q_LIMIT ? limit
                                    : q == Q_AFTER ? after : q == Q_METRICS ? metrics
-                                   : q == Q_INSIGHTS ? insights : none;
+                                   : q == Q_INSIGHTS ? insights : q == Q_AUDIT ? audit : none;
         const char *s = NULL;
         uint32_t v;
         int r = gv_http_query_check(k->req, allowed, err);
         if (r < 0)
                 return r;
         k->limit = LIMIT_DEFAULT;
+        if (q == Q_AUDIT)
+                return 0; /* the audit log parses its own (audit.c) */
         if (q == Q_WAIT) {
                 r = gv_http_query(k->req, "wait", &s, err);
                 if (r < 0)
@@ -141,6 +156,71 @@ static int parse_query(struct call *k, enum query_kind q, struct gv_error **err)
 static const char *param(struct call *k, const char *name)
 {
         return gv_http_param(k->req, name);
+}
+
+/* ---- tenants: whose objects a member reaches ---- */
+
+static bool is_member(const struct call *k)
+{
+        return k->known && k->who.role == GV_ROLE_MEMBER;
+}
+
+static bool of_tenant(const json_t *vm, const char *tenant)
+{
+        const char *t = json_string_value(json_object_get(json_object_get(vm, "spec"),
+                                                          "tenant"));
+        return t && strcmp(t, tenant) == 0;
+}
+
+/* A member reaches VM `name` only when it is its tenant's: otherwise the same 404 a VM that
+ * does not exist gets, so a name tells nothing about other tenants. */
+static int own_vm(struct call *k, const char *name, struct gv_error **err)
+{
+        json_t *vm = NULL;
+        if (!is_member(k))
+                return 0;
+        int r = gv_controller_vm(k->c, name, &vm, err);
+        if (r < 0)
+                return r;
+        bool mine = of_tenant(vm, k->who.tenant);
+        json_decref(vm);
+        if (!mine)
+                return gv_error_set(err, ENOENT, "No VM '%s' (gpuvirt vm list shows them).",
+                                    name);
+        return 0;
+}
+
+/* A member's VM spec: its own tenant, set when left out; another is refused. */
+static int member_spec(struct call *k, json_t *spec, struct gv_error **err)
+{
+        const char *t = json_string_value(json_object_get(spec, "tenant"));
+        if (!is_member(k))
+                return 0;
+        if (json_object_get(spec, "tenant") && (!t || strcmp(t, k->who.tenant) != 0))
+                return gv_error_set(err, EPERM, "This token is a member of tenant '%s' and "
+                                    "makes VMs only there; leave 'tenant' out or set it to "
+                                    "'%s'.", k->who.tenant, k->who.tenant);
+        if (json_object_get(spec, "host"))
+                return gv_error_set(err, EPERM, "A member cannot pin a VM to a host: placement "
+                                    "picks one in the tenant's GPU pools. Leave 'host' out.");
+        json_object_set_new(spec, "tenant", json_string(k->who.tenant));
+        return 0;
+}
+
+/* Only the elements of array a whose member `key` (a JSON object path of one level, or the
+ * VM spec's tenant) names the caller's tenant. */
+static json_t *filter_tenant(json_t *a /* stolen */, const char *tenant, bool vm_spec)
+{
+        json_t *out = json_array(), *v;
+        size_t i;
+        json_array_foreach(a, i, v) {
+                const char *t = vm_spec ? NULL
+                                        : json_string_value(json_object_get(v, "tenant"));
+                if (vm_spec ? of_tenant(v, tenant) : (t && strcmp(t, tenant) == 0))
+                        json_array_append(out, v);
+        }
+        json_decref(a);
+        return out;
 }
 
 static int answer(struct call *k, unsigned status, json_t *body)
@@ -215,6 +295,20 @@ static int do_host_heartbeat(struct call *k, struct gv_error **err)
         return r < 0 ? r : answer(k, 200, j);
 }
 
+static int do_host_pool(struct call *k, struct gv_error **err)
+{
+        static const char *const keys[] = { "pool", NULL };
+        _cleanup_json_ json_t *in = NULL;
+        const char *pool = NULL;
+        json_t *j = NULL;
+        int r = body_object(k, "host pool", keys, false, &in, err);
+        if (r >= 0)
+                r = gv_json_get_string(in, "pool", &pool, err);
+        if (r >= 0)
+                r = gv_controller_host_set_pool(k->c, param(k, "host"), pool, &j, err);
+        return r < 0 ? r : answer(k, 200, j);
+}
+
 static int do_gpus(struct call *k, struct gv_error **err)
 {
         (void)err;
@@ -275,6 +369,9 @@ static int do_gpu_mig(struct call *k, struct gv_error **err)
 static int do_vms(struct call *k, struct gv_error **err)
 {
         (void)err;
+        if (is_member(k))
+                return answer(k, 200, filter_tenant(gv_controller_vms(k->c), k->who.tenant,
+                                                    true));
         k->status = 0; /* replies itself: the controller's cached text */
         return gv_http_reply_text(k->req, 200, "application/json", gv_controller_vms_text(k->c));
 }
@@ -289,6 +386,8 @@ static int do_placement(struct call *k, struct gv_error **err)
 {
         _cleanup_json_ json_t *in = NULL, *out = NULL;
         int r = body_object(k, "placement", vm_create_keys, false, &in, err);
+        if (r >= 0)
+                r = member_spec(k, in, err);
         if (r >= 0)
                 r = gv_controller_vm_place(k->c, in, &out, err);
         return r < 0 ? r : answer(k, 200, TAKE_PTR(out));
@@ -312,6 +411,8 @@ static int do_vm_create(struct call *k, struct gv_error **err)
         json_t *op = NULL;
         int r = body_object(k, "vm-create", keys, false, &in, err);
         if (r >= 0)
+                r = member_spec(k, in, err);
+        if (r >= 0)
                 r = gv_controller_vm_create(k->c, in, &op, err);
         return r < 0 ? r : answer_op(k, op);
 }
@@ -319,18 +420,26 @@ static int do_vm_create(struct call *k, struct gv_error **err)
 static int do_vm(struct call *k, struct gv_error **err)
 {
         json_t *j = NULL;
-        int r = gv_controller_vm(k->c, param(k, "vm"), &j, err);
+        int r = own_vm(k, param(k, "vm"), err);
+        if (r >= 0)
+                r = gv_controller_vm(k->c, param(k, "vm"), &j, err);
         return r < 0 ? r : answer(k, 200, j);
 }
 
 static int do_vm_console_ws(struct call *k, struct gv_error **err)
 {
+        int r = own_vm(k, param(k, "vm"), err);
+        if (r < 0)
+                return r;
         k->status = 0; /* answers itself: an upgrade or the agent's refusal */
         return gv_controller_vm_ws(k->req, k->c, param(k, "vm"), "console", err);
 }
 
 static int do_vm_vnc_ws(struct call *k, struct gv_error **err)
 {
+        int r = own_vm(k, param(k, "vm"), err);
+        if (r < 0)
+                return r;
         k->status = 0;
         return gv_controller_vm_ws(k->req, k->c, param(k, "vm"), "vnc", err);
 }
@@ -339,6 +448,8 @@ static int do_vm_start(struct call *k, struct gv_error **err)
 {
         json_t *op = NULL;
         int r = no_body(k, "a start", err);
+        if (r >= 0)
+                r = own_vm(k, param(k, "vm"), err);
         if (r >= 0)
                 r = gv_controller_vm_start(k->c, param(k, "vm"), &op, err);
         return r < 0 ? r : answer_op(k, op);
@@ -351,6 +462,8 @@ static int do_vm_stop(struct call *k, struct gv_error **err)
         uint32_t timeout_s = 0;
         json_t *op = NULL;
         int r = body_object(k, "stop", keys, true, &in, err);
+        if (r >= 0)
+                r = own_vm(k, param(k, "vm"), err);
         if (r >= 0)
                 r = gv_json_opt_u32(in, "timeout_s", &timeout_s, err);
         if (r >= 0 && timeout_s > STOP_TIMEOUT_MAX_S)
@@ -403,6 +516,8 @@ static int do_vm_delete(struct call *k, struct gv_error **err)
         json_t *op = NULL;
         int r = no_body(k, "a delete", err);
         if (r >= 0)
+                r = own_vm(k, param(k, "vm"), err);
+        if (r >= 0)
                 r = gv_controller_vm_delete(k->c, param(k, "vm"), &op, err);
         return r < 0 ? r : answer_op(k, op);
 }
@@ -412,13 +527,26 @@ static int do_vm_delete(struct call *k, struct gv_error **err)
 static int do_operations(struct call *k, struct gv_error **err)
 {
         (void)err;
-        return answer(k, 200, gv_controller_operations(k->c, k->limit));
+        json_t *ops = gv_controller_operations(k->c, is_member(k) ? LIMIT_MAX : k->limit);
+        if (is_member(k)) {
+                ops = filter_tenant(ops, k->who.tenant, false);
+                while (json_array_size(ops) > k->limit)
+                        json_array_remove(ops, json_array_size(ops) - 1);
+        }
+        return answer(k, 200, ops);
 }
 
 static int do_operation(struct call *k, struct gv_error **err)
 {
         json_t *op = NULL;
         int r = gv_controller_operation(k->c, param(k, "id"), 0, &op, err);
+        if (r >= 0 && is_member(k)) {
+                const char *t = json_string_value(json_object_get(op, "tenant"));
+                if (!t || strcmp(t, k->who.tenant) != 0) {
+                        json_decref(op);
+                        return gv_error_set(err, ENOENT, "No operation '%s'.", param(k, "id"));
+                }
+        }
         return r < 0 ? r : answer_op(k, op);
 }
 
@@ -426,7 +554,7 @@ static int do_events(struct call *k, struct gv_error **err)
 {
         (void)err;
         k->status = 0; /* the stream replies itself */
-        return gv_controller_api_events(k->req, k->api);
+        return gv_controller_api_events(k->req, k->api, is_member(k) ? k->who.tenant : NULL);
 }
 
 /* ---- images ---- */
@@ -480,22 +608,24 @@ static int do_tokens(struct call *k, struct gv_error **err)
 
 static int do_token_create(struct call *k, struct gv_error **err)
 {
-        static const char *const keys[] = { "name", "role", NULL };
+        static const char *const keys[] = { "name", "role", "tenant", NULL };
         _cleanup_json_ json_t *in = NULL;
-        const char *name = NULL, *role_s = NULL;
+        const char *name = NULL, *role_s = NULL, *tenant = NULL;
         json_t *t = NULL;
         int r = body_object(k, "token", keys, false, &in, err);
         if (r >= 0)
                 r = gv_json_get_string(in, "name", &name, err);
         if (r >= 0)
                 r = gv_json_get_string(in, "role", &role_s, err);
+        if (r >= 0)
+                r = gv_json_opt_string(in, "tenant", &tenant, err);
         if (r < 0)
                 return r;
         enum gv_role role = gv_role_from_string(role_s);
         if (role < 0)
-                return gv_error_set(err, EINVAL, "role '%s' is not known; valid: viewer, "
-                                    "operator, admin.", role_s);
-        r = gv_controller_token_create(k->c, name, role, &t, err);
+                return gv_error_set(err, EINVAL, "role '%s' is not known; valid: member (with "
+                                    "a tenant), viewer, operator, admin.", role_s);
+        r = gv_controller_token_create(k->c, name, role, tenant, &t, err);
         return r < 0 ? r : answer(k, 201, t);
 }
 
@@ -506,6 +636,63 @@ static int do_token_delete(struct call *k, struct gv_error **err)
                 r = gv_controller_token_delete(k->c, param(k, "id"), err);
         return r < 0 ? r : answer(k, 200, json_pack("{s:s, s:b}", "id", param(k, "id"),
                                                      "deleted", 1));
+}
+
+/* ---- tenants (tenants.c) ---- */
+
+static int do_tenants(struct call *k, struct gv_error **err)
+{
+        (void)err;
+        return answer(k, 200, gv_controller_tenants(k->c, is_member(k) ? k->who.tenant : NULL));
+}
+
+static int do_tenant(struct call *k, struct gv_error **err)
+{
+        json_t *t = NULL;
+        if (is_member(k) && strcmp(param(k, "tenant"), k->who.tenant) != 0)
+                return gv_error_set(err, ENOENT, "No tenant '%s'.", param(k, "tenant"));
+        int r = gv_controller_tenant(k->c, param(k, "tenant"), &t, err);
+        return r < 0 ? r : answer(k, 200, t);
+}
+
+/* Create or replace: the body is checked member by member by the controller. */
+static int do_tenant_put(struct call *k, struct gv_error **err)
+{
+        _cleanup_json_ json_t *in = NULL;
+        json_t *t = NULL;
+        int r = gv_http_body_json(k->req, &in, err);
+        if (r >= 0)
+                r = gv_controller_tenant_put(k->c, param(k, "tenant"), in, &t, err);
+        return r < 0 ? r : answer(k, 200, t);
+}
+
+static int do_tenant_delete(struct call *k, struct gv_error **err)
+{
+        int r = no_body(k, "a delete", err);
+        if (r >= 0)
+                r = gv_controller_tenant_delete(k->c, param(k, "tenant"), err);
+        return r < 0 ? r : answer(k, 200, json_pack("{s:s, s:b}", "name", param(k, "tenant"),
+                                                     "deleted", 1));
+}
+
+/* ---- the audit log (audit.c) ---- */
+
+static int do_audit(struct call *k, struct gv_error **err)
+{
+        static const char *const names[] = { "since", "until", "principal", "tenant", "object",
+                                             "outcome", "method", "limit", "after", NULL };
+        _cleanup_json_ json_t *q = json_object();
+        json_t *out = NULL;
+        for (const char *const *n = names; *n; n++) {
+                const char *v = NULL;
+                int r = gv_http_query(k->req, *n, &v, err);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        json_object_set_new(q, *n, json_string(v));
+        }
+        int r = gv_controller_audit_query(k->c, q, &out, err);
+        return r < 0 ? r : answer(k, 200, out);
 }
 
 /* ---- licence pools (license.c) ---- */
@@ -558,6 +745,33 @@ static int do_metrics(struct call *k, struct gv_error **err)
         if (!series && range)
                 return gv_error_set(err, EINVAL, "range '%s' needs a series: add "
                                     "series=host/HOST, gpu/HOST/PCI or vm/VM.", range);
+        if (is_member(k)) {
+                /* A member sees its tenant's VMs, nothing of hosts or GPUs. */
+                if (!series) {
+                        json_t *m = gv_controller_metrics(k->c);
+                        _cleanup_json_ json_t *own = filter_tenant(gv_controller_vms(k->c),
+                                                                   k->who.tenant, true);
+                        json_t *vms = json_array(), *v;
+                        size_t i, n;
+                        json_array_foreach(json_object_get(m, "vms"), i, v) {
+                                const char *name = json_string_value(json_object_get(v, "vm"));
+                                json_t *o;
+                                json_array_foreach(own, n, o)
+                                        if (name && !strcmp(name, json_string_value(
+                                                                json_object_get(o, "name"))))
+                                                json_array_append(vms, v);
+                        }
+                        json_object_set_new(m, "vms", vms);
+                        json_object_set_new(m, "hosts", json_array());
+                        return answer(k, 200, m);
+                }
+                r = gv_startswith(series, "vm/") ? own_vm(k, series + 3, err)
+                                                 : gv_error_set(err, EPERM, "A member sees the "
+                                                                "metrics of its tenant's VMs "
+                                                                "only: series=vm/VM.");
+                if (r < 0)
+                        return r;
+        }
         if (!series)
                 return answer(k, 200, gv_controller_metrics(k->c));
         r = gv_controller_metrics_history(k->c, series, range, &j, err);
@@ -618,43 +832,103 @@ static int do_prometheus(struct call *k, struct gv_error **err)
 
 /* ---- the common path ---- */
 
-/* The caller's role; -1 with the 401 or 403 already answered. */
-static int authorize(struct call *k, int needed)
+/* Refuse with a problem, keeping its words for the audit record. */
+static void refuse(struct call *k, unsigned status, const char *slug, const char *fmt, ...)
+        _printf_(4, 5);
+static void refuse(struct call *k, unsigned status, const char *slug, const char *fmt, ...)
 {
-        if (needed == NONE)
-                return ADMIN; /* not used: the route needs nothing */
-        if (gv_http_peer_cred(k->req, NULL, NULL, NULL) >= 0)
-                return ADMIN; /* the local UNIX socket */
+        va_list ap;
+        va_start(ap, fmt);
+        _cleanup_free_ char *d = xvasprintf(fmt, ap);
+        va_end(ap);
+        free(k->detail);
+        k->detail = xstrdup(d);
+        (void)gv_http_reply_problem(k->req, status, slug, NULL, "%s", d);
+}
+
+/* Who is calling, and may they call this route? false with the 401 or 403 already answered. */
+static bool authorize(struct call *k, int needed, int members)
+{
+        if (gv_http_peer_cred(k->req, NULL, NULL, NULL) >= 0) {
+                k->who = (struct gv_principal){ .role = GV_ROLE_ADMIN };
+                k->known = true; /* the local UNIX socket */
+                return true;
+        }
 
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         _cleanup_free_ char *ws_bearer = NULL;
         const char *h = gv_http_header(k->req, "Authorization");
-        enum gv_role role;
         if (!h) /* a browser's WebSocket: the token as a subprotocol (console.c) */
                 h = ws_bearer = gv_controller_ws_bearer(k->req);
-        int r = gv_controller_authenticate(k->c, h, &role, &e);
+        int r = gv_controller_authenticate(k->c, h, &k->who, &e);
         if (r == -EACCES) {
-                (void)gv_http_reply_problem(k->req, 401, "unauthorized", NULL, "%s",
-                                            gv_error_msg(e, r));
+                refuse(k, 401, "unauthorized", "%s", gv_error_msg(e, r));
                 /* RFC 6750 3: error="invalid_token" when a token was sent but is not valid. */
                 (void)gv_http_reply_header(k->req, "WWW-Authenticate",
                                            h ? "Bearer realm=\"gpuvirt\", error=\"invalid_token\""
                                              : "Bearer realm=\"gpuvirt\"");
-                return -1;
+                return false;
         }
         if (r < 0) {
+                k->detail = xstrdup(gv_error_msg(e, r));
                 (void)gv_http_reply_error(k->req, r, e);
-                return -1;
+                return false;
         }
-        if ((int)role < needed) {
-                (void)gv_http_reply_problem(k->req, 403, "forbidden", NULL,
-                                            "'%s %s' needs the role '%s' or higher; this token "
-                                            "has '%s'. Ask an admin for a token with that role.",
-                                            gv_http_method(k->req), gv_http_path(k->req),
-                                            gv_role_to_string(needed), gv_role_to_string(role));
-                return -1;
+        k->known = true;
+        if (k->who.role == GV_ROLE_MEMBER && members == M_NO) {
+                refuse(k, 403, "forbidden", "'%s %s' is not open to tenant members; this token "
+                       "is a member of tenant '%s'. Ask an admin.", gv_http_method(k->req),
+                       gv_http_path(k->req), k->who.tenant);
+                return false;
         }
-        return (int)role;
+        if (k->who.role != GV_ROLE_MEMBER && (int)k->who.role < needed) {
+                refuse(k, 403, "forbidden", "'%s %s' needs the role '%s' or higher; this token "
+                       "has '%s'. Ask an admin for a token with that role.",
+                       gv_http_method(k->req), gv_http_path(k->req),
+                       gv_role_to_string(needed), gv_role_to_string(k->who.role));
+                return false;
+        }
+        return true;
+}
+
+/* The path's names follow the API's grammar (R20): a VM, host, image, pool or tenant name is
+ * gv_name_is_valid(); an id is 1-64 of A-Z a-z 0-9 . _ -. A GPU ({gpu:text}) is looked up as
+ * given. 400 naming the parameter. */
+static bool path_names_valid(struct call *k)
+{
+        static const char *const names[] = { "vm", "host", "image", "pool", "tenant", NULL };
+        for (const char *const *n = names; *n; n++) {
+                const char *v = gv_http_param(k->req, *n);
+                if (v && !gv_name_is_valid(v)) {
+                        refuse(k, 400, "invalid-request", "%s '%.80s' is not a valid name: use "
+                               "1-63 of a-z 0-9 . _ - starting with a letter or digit.", *n, v);
+                        return false;
+                }
+        }
+        const char *id = gv_http_param(k->req, "id");
+        if (id && !gv_idem_key_is_valid(id)) {
+                refuse(k, 400, "invalid-request", "id '%.80s' is not a valid id: use 1-64 of "
+                       "A-Z a-z 0-9 . _ -.", id);
+                return false;
+        }
+        return true;
+}
+
+/* Per-token request rate (a token bucket; ratelimit in controller.c): 429 with Retry-After
+ * when spent. The UNIX socket is not limited. */
+static bool within_rate(struct call *k)
+{
+        double retry_s = 0;
+        if (!k->who.token_id[0] || gv_controller_rate_take(k->c, k->who.token_id, &retry_s))
+                return true;
+        unsigned secs = retry_s < 1 ? 1u : (unsigned)(retry_s + 0.999);
+        refuse(k, 429, "too-many-requests", "Token '%s' sent more than its %g requests a second "
+               "(burst %u); wait %u s and try again, or spread the requests.", k->who.name,
+               gv_controller_rate_limit(k->c), gv_controller_rate_burst(k->c), secs);
+        char v[16];
+        snprintf(v, sizeof(v), "%u", secs);
+        (void)gv_http_reply_header(k->req, "Retry-After", v);
+        return false;
 }
 
 /* An operation answer: wait if asked, then 200 when it ended, 202 with Location while not. */
@@ -675,6 +949,10 @@ static int send_answer(struct call *k)
 {
         json_t *body = TAKE_PTR(k->body);
         int r;
+        json_decref(k->last_body);
+        k->last_body = json_incref(body);
+        if (k->status >= 400 && !k->detail)
+                k->detail = xstrdup(json_string_value(json_object_get(body, "detail")) ?: "");
         if (k->status >= 400)
                 return gv_http_reply_problem_json(k->req, k->status, body);
         const char *id = k->is_op ? json_string_value(json_object_get(body, "id")) : NULL;
@@ -714,93 +992,177 @@ static int replay(struct call *k, json_t *record)
         return send_answer(k);
 }
 
-static int serve(struct gv_http_request *req, void *userdata, int needed, enum query_kind q,
-                 api_fn fn)
+static int fail(struct call *k, int r, const struct gv_error *e)
 {
-        struct gv_controller_api *api = userdata;
-        struct call k = { .req = req, .api = api, .c = api->controller };
+        free(k->detail);
+        k->detail = xstrdup(gv_error_msg(e, r));
+        return gv_http_reply_error(k->req, r, e);
+}
+
+/* After the caller is known and allowed: the query, Idempotency-Key, the route's function,
+ * the answer. */
+static int serve_steps(struct call *k, enum query_kind q, api_fn fn)
+{
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         _cleanup_json_ json_t *record = NULL;
+        struct gv_http_request *req = k->req;
         const char *method = gv_http_method(req);
         const char *key = NULL;
         char hash[GV_SHA256_HEX_SIZE];
         int r;
 
-        if (needed != NONE && authorize(&k, needed) < 0)
-                return 0;
-        r = parse_query(&k, q, &e);
+        r = parse_query(k, q, &e);
         if (r < 0)
-                return gv_http_reply_error(req, r, e);
+                return fail(k, r, e);
 
         if (strcmp(method, "POST") == 0 || strcmp(method, "DELETE") == 0 ||
             strcmp(method, "PUT") == 0)
                 key = gv_http_header(req, "Idempotency-Key");
         if (key) {
                 enum gv_idem_begin kind;
-                if (!gv_idem_key_is_valid(key))
-                        return gv_http_reply_problem(req, 400, "idempotency-key-invalid", NULL,
-                                                     "Idempotency-Key '%.80s' is not valid: use "
-                                                     "1-64 of A-Z a-z 0-9 . _ -.", key);
+                if (!gv_idem_key_is_valid(key)) {
+                        refuse(k, 400, "idempotency-key-invalid", "Idempotency-Key '%.80s' is "
+                               "not valid: use 1-64 of A-Z a-z 0-9 . _ -.", key);
+                        return 0;
+                }
                 request_hash(req, hash);
-                r = gv_idem_begin(k.c, key, hash, &kind, &record, &e);
+                r = gv_idem_begin(k->c, key, hash, &kind, &record, &e);
                 if (r < 0)
-                        return gv_http_reply_error(req, r, e);
+                        return fail(k, r, e);
                 switch (kind) {
                 case GV_IDEM_REPLAY:
-                        return replay(&k, record);
+                        return replay(k, record);
                 case GV_IDEM_RUNNING:
-                        return gv_http_reply_problem(req, 409, "idempotency-key-in-use", NULL,
-                                                     "The request with Idempotency-Key '%s' is "
-                                                     "being carried out now; ask again when it "
-                                                     "is done.", key);
+                        refuse(k, 409, "idempotency-key-in-use", "The request with "
+                               "Idempotency-Key '%s' is being carried out now; ask again when "
+                               "it is done.", key);
+                        return 0;
                 case GV_IDEM_MISMATCH:
-                        return gv_http_reply_problem(req, 422, "idempotency-key-reused", NULL,
-                                                     "Idempotency-Key '%s' was used for a "
-                                                     "different request; use a new key for a "
-                                                     "new change.", key);
+                        refuse(k, 422, "idempotency-key-reused", "Idempotency-Key '%s' was used "
+                               "for a different request; use a new key for a new change.", key);
+                        return 0;
                 default:
                         break;
                 }
         }
 
-        r = fn(&k, &e);
+        r = fn(k, &e);
         if (r < 0) {
-                json_decref(k.body);
-                k.body = gv_http_problem_from_error(r, e, gv_http_path(req));
-                k.status = gv_http_status_from_errno(r);
-                k.is_op = false;
-        } else if (k.status == 0) {
+                json_decref(k->body);
+                k->body = gv_http_problem_from_error(r, e, gv_http_path(req));
+                k->status = gv_http_status_from_errno(r);
+                k->is_op = false;
+                free(k->detail);
+                k->detail = xstrdup(gv_error_msg(e, r));
+        } else if (k->status == 0) {
                 return 0; /* replied itself */
         }
-        if (k.is_op)
-                settle_op(&k);
+        if (k->is_op)
+                settle_op(k);
         if (key) {
-                const char *op_id = k.is_op ? json_string_value(json_object_get(k.body, "id"))
-                                            : NULL;
+                const char *op_id = k->is_op ? json_string_value(json_object_get(k->body, "id"))
+                                             : NULL;
                 /* A server error is not remembered: a retry carries the request out again. */
-                if (k.status >= 500) {
-                        (void)gv_idem_forget(k.c, key, NULL);
+                if (k->status >= 500) {
+                        (void)gv_idem_forget(k->c, key, NULL);
                 } else {
                         /* A new token's secret is shown once and never stored: a replay
                          * answers the token without it. */
-                        _cleanup_json_ json_t *kept = json_deep_copy(k.body);
+                        _cleanup_json_ json_t *kept = json_deep_copy(k->body);
                         if (json_is_object(kept))
                                 json_object_del(kept, "token");
-                        (void)gv_idem_finish(k.c, key, hash, k.status, kept, op_id, NULL);
+                        (void)gv_idem_finish(k->c, key, hash, k->status, kept, op_id, NULL);
                 }
         }
-        return send_answer(&k);
+        return send_answer(k);
 }
 
-#define HANDLER(method, pattern, name, role, query)                                     \
+/* The object a request is about, from its path: "vm/web-1", "host/node-a", "tenant/acme". */
+static char *audit_object(const struct call *k)
+{
+        static const char *const kinds[] = { "vm", "image", "tenant", "pool", "id", "host",
+                                             NULL };
+        for (const char *const *n = kinds; *n; n++) {
+                const char *v = gv_http_param(k->req, *n);
+                if (!v)
+                        continue;
+                if (strcmp(*n, "host") == 0 && gv_http_param(k->req, "gpu"))
+                        return xasprintf("gpu/%s/%s", v, gv_http_param(k->req, "gpu"));
+                if (strcmp(*n, "id") == 0)
+                        return xasprintf("%s/%s", gv_startswith(gv_http_path(k->req),
+                                                                "/api/v1/tokens/") ? "token"
+                                                                                  : "operation",
+                                         v);
+                if (strcmp(*n, "pool") == 0)
+                        return xasprintf("license/%s", v);
+                return xasprintf("%s/%s", *n, v);
+        }
+        return NULL;
+}
+
+/* Every change asked for, allowed or not, leaves an audit record (audit.c reports its own
+ * failures; the answer has gone already). */
+static void audit(struct call *k, const json_t *answered)
+{
+        char source[128] = "";
+        uid_t uid;
+        pid_t pid;
+        if (gv_http_peer_cred(k->req, &uid, NULL, &pid) >= 0)
+                snprintf(source, sizeof(source), "unix:uid=%u,pid=%d", (unsigned)uid, (int)pid);
+        else
+                (void)gv_http_peer_address(k->req, source, sizeof(source));
+        _cleanup_free_ char *principal =
+                !k->known            ? xstrdup("anonymous")
+                : k->who.token_id[0] ? xasprintf("token:%s", k->who.name)
+                                     : xasprintf("local:uid=%u", (unsigned)uid);
+        _cleanup_free_ char *object = audit_object(k);
+        const char *op_id = json_string_value(json_object_get(answered, "id"));
+        struct gv_audit_entry a = {
+                .principal = principal,
+                .token_id = k->who.token_id[0] ? k->who.token_id : NULL,
+                .role = k->known ? gv_role_to_string(k->who.role) : NULL,
+                .tenant = k->who.tenant[0] ? k->who.tenant : NULL,
+                .source = source[0] ? source : NULL,
+                .method = gv_http_method(k->req),
+                .path = gv_http_path(k->req),
+                .object = object,
+                .request_id = gv_http_request_id(k->req),
+                .operation_id = op_id && gv_startswith(op_id, "op") ? op_id : NULL,
+                .status = gv_http_status(k->req),
+                .detail = k->detail,
+        };
+        (void)gv_controller_audit(k->c, &a, NULL);
+}
+
+static int serve(struct gv_http_request *req, void *userdata, int needed, int members,
+                 enum query_kind q, api_fn fn)
+{
+        struct gv_controller_api *api = userdata;
+        struct call k = { .req = req, .api = api, .c = api->controller };
+        const char *method = gv_http_method(req);
+        bool change = strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+        int r = 0;
+
+        if (needed == NONE || (authorize(&k, needed, members) && within_rate(&k) &&
+                               path_names_valid(&k))) {
+                r = serve_steps(&k, q, fn);
+        }
+        if (change)
+                audit(&k, k.last_body);
+        json_decref(k.last_body);
+        free(k.detail);
+        return r;
+}
+
+#define HANDLER(method, pattern, name, role, query, members)                            \
         static int h_##name(struct gv_http_request *req, void *userdata)                \
         {                                                                               \
-                return serve(req, userdata, role, query, do_##name);                    \
+                return serve(req, userdata, role, members, query, do_##name);           \
         }
 GV_CONTROLLER_API_ROUTES(HANDLER)
 #undef HANDLER
 
-#define ROUTE(method, pattern, name, role, query) \
+#define ROUTE(method, pattern, name, role, query, members) \
         { method, pattern, h_##name, (query) == Q_UPLOAD },
 static const struct gv_http_route routes[] = {
         GV_CONTROLLER_API_ROUTES(ROUTE)

@@ -29,55 +29,70 @@ const struct gv_http_route *gv_controller_api_routes(size_t *ret_n);
 extern const char gv_controller_openapi_json[];
 extern const size_t gv_controller_openapi_json_len;
 
-/* Every route once: X(method, pattern, handler name, minimum role, query parameters), the role
- * one of NONE, VIEWER, OPERATOR, ADMIN, the query one of Q_NONE, Q_WAIT (?wait=SECONDS),
- * Q_LIMIT (?limit=N), Q_AFTER (?after=SEQ), Q_UPLOAD (none, and the body goes to a file),
- * Q_METRICS (?series=...&range=...), Q_INSIGHTS (?window=...&threshold=...). api.c makes the
- * handlers and the table from it;
- * tests/controller/test-openapi.c compares it with the OpenAPI document. */
+/* Every route once: X(method, pattern, handler name, minimum role, query parameters, members),
+ * the role one of NONE, VIEWER, OPERATOR, ADMIN (the cluster roles that may call it), the
+ * query one of Q_NONE, Q_WAIT (?wait=SECONDS), Q_LIMIT (?limit=N), Q_AFTER (?after=SEQ),
+ * Q_UPLOAD (none, and the body goes to a file), Q_METRICS (?series=...&range=...), Q_INSIGHTS
+ * (?window=...&threshold=...), Q_AUDIT (the audit log's filters), and members (a tenant's
+ * member tokens) one of M_NO (refused: 403), M_OWN (allowed on their tenant's objects only;
+ * the handler checks the object and filters lists — another tenant's object is 404, as if it
+ * did not exist) or M_ALL (allowed, nothing tenant-owned in it). api.c makes the handlers and
+ * the table from it; tests/controller/test-openapi.c compares it with the OpenAPI document and
+ * tests/controller/test-authz-cluster.sh runs every route as every role (route-policy.c prints
+ * this table for it). */
 #define GV_CONTROLLER_API_ROUTES(X)                                                            \
-        X("GET", "/api/v1/openapi.json", openapi, NONE, Q_NONE)                                \
-        X("GET", "/api/v1/health", health, NONE, Q_NONE)                                       \
-        X("GET", "/api/v1/hosts", hosts, VIEWER, Q_NONE)                                       \
-        X("POST", "/api/v1/hosts", host_register, ADMIN, Q_NONE)                              \
-        X("GET", "/api/v1/hosts/{host}", host, VIEWER, Q_NONE)                                 \
-        X("POST", "/api/v1/hosts/{host}/heartbeat", host_heartbeat, ADMIN, Q_NONE)             \
-        X("POST", "/api/v1/hosts/{host}/drain", host_drain, ADMIN, Q_WAIT)                     \
-        X("POST", "/api/v1/hosts/{host}/undrain", host_undrain, ADMIN, Q_NONE)                 \
-        X("GET", "/api/v1/gpus", gpus, VIEWER, Q_NONE)                                         \
-        X("GET", "/api/v1/hosts/{host}/gpus/{gpu:text}", gpu, VIEWER, Q_NONE)                  \
+        X("GET", "/api/v1/openapi.json", openapi, NONE, Q_NONE, M_ALL)                         \
+        X("GET", "/api/v1/health", health, NONE, Q_NONE, M_ALL)                                \
+        X("GET", "/api/v1/hosts", hosts, VIEWER, Q_NONE, M_NO)                                 \
+        X("POST", "/api/v1/hosts", host_register, ADMIN, Q_NONE, M_NO)                         \
+        X("GET", "/api/v1/hosts/{host}", host, VIEWER, Q_NONE, M_NO)                           \
+        X("POST", "/api/v1/hosts/{host}/heartbeat", host_heartbeat, ADMIN, Q_NONE, M_NO)       \
+        X("POST", "/api/v1/hosts/{host}/drain", host_drain, ADMIN, Q_WAIT, M_NO)               \
+        X("POST", "/api/v1/hosts/{host}/undrain", host_undrain, ADMIN, Q_NONE, M_NO)           \
+        X("POST", "/api/v1/hosts/{host}/pool", host_pool, ADMIN, Q_NONE, M_NO)                 \
+        X("GET", "/api/v1/gpus", gpus, VIEWER, Q_NONE, M_NO)                                   \
+        X("GET", "/api/v1/hosts/{host}/gpus/{gpu:text}", gpu, VIEWER, Q_NONE, M_NO)            \
         X("GET", "/api/v1/hosts/{host}/gpus/{gpu:text}/vgpu-types", vgpu_types, VIEWER,       \
-          Q_NONE)                                                                              \
-        X("POST", "/api/v1/hosts/{host}/gpus/{gpu:text}/mode", gpu_mode, ADMIN, Q_WAIT)        \
-        X("POST", "/api/v1/hosts/{host}/gpus/{gpu:text}/mig", gpu_mig, ADMIN, Q_WAIT)          \
-        X("GET", "/api/v1/vms", vms, VIEWER, Q_NONE)                                           \
-        X("POST", "/api/v1/vms", vm_create, OPERATOR, Q_WAIT)                                  \
-        X("POST", "/api/v1/placements", placement, VIEWER, Q_NONE)                             \
-        X("POST", "/api/v1/advise", advise, VIEWER, Q_NONE)                                    \
-        X("GET", "/api/v1/vms/{vm}", vm, VIEWER, Q_NONE)                                       \
-        X("DELETE", "/api/v1/vms/{vm}", vm_delete, OPERATOR, Q_WAIT)                           \
-        X("POST", "/api/v1/vms/{vm}/start", vm_start, OPERATOR, Q_WAIT)                        \
-        X("POST", "/api/v1/vms/{vm}/stop", vm_stop, OPERATOR, Q_WAIT)                          \
-        X("POST", "/api/v1/vms/{vm}/migrate", vm_migrate, OPERATOR, Q_WAIT)                    \
-        X("GET", "/api/v1/vms/{vm}/console/ws", vm_console_ws, OPERATOR, Q_NONE)               \
-        X("GET", "/api/v1/vms/{vm}/vnc/ws", vm_vnc_ws, OPERATOR, Q_NONE)                       \
-        X("GET", "/api/v1/operations", operations, VIEWER, Q_LIMIT)                            \
-        X("GET", "/api/v1/operations/{id}", operation, VIEWER, Q_WAIT)                         \
-        X("GET", "/api/v1/events", events, VIEWER, Q_AFTER)                                    \
-        X("GET", "/api/v1/images", images, VIEWER, Q_NONE)                                     \
-        X("POST", "/api/v1/images", image_register, OPERATOR, Q_NONE)                          \
-        X("PUT", "/api/v1/images/{image}", image_upload, OPERATOR, Q_UPLOAD)                   \
-        X("DELETE", "/api/v1/images/{image}", image_delete, OPERATOR, Q_NONE)                  \
-        X("GET", "/api/v1/tokens", tokens, ADMIN, Q_NONE)                                      \
-        X("POST", "/api/v1/tokens", token_create, ADMIN, Q_NONE)                               \
-        X("DELETE", "/api/v1/tokens/{id}", token_delete, ADMIN, Q_NONE)                        \
-        X("GET", "/api/v1/metrics", metrics, VIEWER, Q_METRICS)                                \
-        X("GET", "/api/v1/licenses", licenses, VIEWER, Q_NONE)                                 \
-        X("GET", "/api/v1/licenses/{pool}", license, VIEWER, Q_NONE)                           \
-        X("PUT", "/api/v1/licenses/{pool}", license_put, ADMIN, Q_NONE)                        \
-        X("DELETE", "/api/v1/licenses/{pool}", license_delete, ADMIN, Q_NONE)                  \
-        X("GET", "/api/v1/insights", insights, VIEWER, Q_INSIGHTS)                             \
-        X("GET", "/metrics", prometheus, VIEWER, Q_NONE)
+          Q_NONE, M_NO)                                                                        \
+        X("POST", "/api/v1/hosts/{host}/gpus/{gpu:text}/mode", gpu_mode, ADMIN, Q_WAIT, M_NO)  \
+        X("POST", "/api/v1/hosts/{host}/gpus/{gpu:text}/mig", gpu_mig, ADMIN, Q_WAIT, M_NO)    \
+        X("GET", "/api/v1/vms", vms, VIEWER, Q_NONE, M_OWN)                                    \
+        X("POST", "/api/v1/vms", vm_create, OPERATOR, Q_WAIT, M_OWN)                           \
+        X("POST", "/api/v1/placements", placement, VIEWER, Q_NONE, M_OWN)                      \
+        X("POST", "/api/v1/advise", advise, VIEWER, Q_NONE, M_NO)                              \
+        X("GET", "/api/v1/vms/{vm}", vm, VIEWER, Q_NONE, M_OWN)                                \
+        X("DELETE", "/api/v1/vms/{vm}", vm_delete, OPERATOR, Q_WAIT, M_OWN)                    \
+        X("POST", "/api/v1/vms/{vm}/start", vm_start, OPERATOR, Q_WAIT, M_OWN)                 \
+        X("POST", "/api/v1/vms/{vm}/stop", vm_stop, OPERATOR, Q_WAIT, M_OWN)                   \
+        X("POST", "/api/v1/vms/{vm}/migrate", vm_migrate, OPERATOR, Q_WAIT, M_NO)              \
+        X("GET", "/api/v1/vms/{vm}/console/ws", vm_console_ws, OPERATOR, Q_NONE, M_OWN)        \
+        X("GET", "/api/v1/vms/{vm}/vnc/ws", vm_vnc_ws, OPERATOR, Q_NONE, M_OWN)                \
+        X("GET", "/api/v1/operations", operations, VIEWER, Q_LIMIT, M_OWN)                     \
+        X("GET", "/api/v1/operations/{id}", operation, VIEWER, Q_WAIT, M_OWN)                  \
+        X("GET", "/api/v1/events", events, VIEWER, Q_AFTER, M_OWN)                             \
+        X("GET", "/api/v1/images", images, VIEWER, Q_NONE, M_ALL)                              \
+        X("POST", "/api/v1/images", image_register, OPERATOR, Q_NONE, M_NO)                    \
+        X("PUT", "/api/v1/images/{image}", image_upload, OPERATOR, Q_UPLOAD, M_NO)             \
+        X("DELETE", "/api/v1/images/{image}", image_delete, OPERATOR, Q_NONE, M_NO)            \
+        X("GET", "/api/v1/tokens", tokens, ADMIN, Q_NONE, M_NO)                                \
+        X("POST", "/api/v1/tokens", token_create, ADMIN, Q_NONE, M_NO)                         \
+        X("DELETE", "/api/v1/tokens/{id}", token_delete, ADMIN, Q_NONE, M_NO)                  \
+        X("GET", "/api/v1/tenants", tenants, ADMIN, Q_NONE, M_OWN)                             \
+        X("GET", "/api/v1/tenants/{tenant}", tenant, ADMIN, Q_NONE, M_OWN)                     \
+        X("PUT", "/api/v1/tenants/{tenant}", tenant_put, ADMIN, Q_NONE, M_NO)                  \
+        X("DELETE", "/api/v1/tenants/{tenant}", tenant_delete, ADMIN, Q_NONE, M_NO)            \
+        X("GET", "/api/v1/audit", audit, ADMIN, Q_AUDIT, M_NO)                                 \
+        X("GET", "/api/v1/metrics", metrics, VIEWER, Q_METRICS, M_OWN)                         \
+        X("GET", "/api/v1/licenses", licenses, VIEWER, Q_NONE, M_NO)                           \
+        X("GET", "/api/v1/licenses/{pool}", license, VIEWER, Q_NONE, M_NO)                     \
+        X("PUT", "/api/v1/licenses/{pool}", license_put, ADMIN, Q_NONE, M_NO)                  \
+        X("DELETE", "/api/v1/licenses/{pool}", license_delete, ADMIN, Q_NONE, M_NO)            \
+        X("GET", "/api/v1/insights", insights, VIEWER, Q_INSIGHTS, M_NO)                       \
+        X("GET", "/metrics", prometheus, VIEWER, Q_NONE, M_NO)
+
+/* The largest request body the API takes (R20 in ../shared/reference/reliability.md: a hard
+ * cap, Firecracker's is 51,200 bytes); image uploads stream to a file under their own limit. */
+#define GV_CONTROLLER_API_MAX_BODY (64u * 1024u)
 
 /* The dashboard's static files (web.c, docs/dashboard.md): GET / and /ui redirect to /ui/;
  * GET /ui/{file:path} serves the file from web_dir ("" is index.html), refusing anything
@@ -122,5 +137,7 @@ int gv_controller_vm_ws(struct gv_http_request *req, struct gv_controller *c, co
  * cannot set Authorization on a WebSocket), or NULL. */
 char *gv_controller_ws_bearer(const struct gv_http_request *req);
 
-/* The event stream (api-events.c): GET /api/v1/events, after the role check. */
-int gv_controller_api_events(struct gv_http_request *req, struct gv_controller_api *api);
+/* The event stream (api-events.c): GET /api/v1/events, after the role check; tenant (a
+ * member's) limits it to the events of that tenant's VMs and their operations. */
+int gv_controller_api_events(struct gv_http_request *req, struct gv_controller_api *api,
+                             const char *tenant);

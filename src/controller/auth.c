@@ -29,6 +29,7 @@
 #define TOKEN_ID_LEN 12
 
 static const char *const role_table[_GV_ROLE_MAX] = {
+        [GV_ROLE_MEMBER] = "member",
         [GV_ROLE_VIEWER] = "viewer",
         [GV_ROLE_OPERATOR] = "operator",
         [GV_ROLE_ADMIN] = "admin",
@@ -61,7 +62,7 @@ static int refuse(struct gv_error **err, const char *why)
 }
 
 int gv_controller_authenticate(struct gv_controller *c, const char *authorization,
-                               enum gv_role *ret, struct gv_error **err)
+                               struct gv_principal *ret, struct gv_error **err)
 {
         if (!authorization || !*authorization)
                 return refuse(err, "no 'Authorization' header");
@@ -90,22 +91,36 @@ int gv_controller_authenticate(struct gv_controller *c, const char *authorizatio
                 return r;
         }
         const char *stored = json_string_value(json_object_get(o.doc, "sha256"));
+        const char *name = json_string_value(json_object_get(o.doc, "name"));
+        const char *tenant = json_string_value(json_object_get(o.doc, "tenant"));
         enum gv_role role = gv_role_from_string(
                 json_string_value(json_object_get(o.doc, "role")));
         bool ok = stored && strlen(stored) == 64 &&
-                  gv_memeq_const_time(stored, hash, 64) && role >= 0;
+                  gv_memeq_const_time(stored, hash, 64) && role >= 0 &&
+                  /* a member without its tenant would reach nothing; never a cluster role */
+                  (role == GV_ROLE_MEMBER) == (tenant != NULL);
+        struct gv_principal p = { .role = role };
+        if (ok) {
+                snprintf(p.token_id, sizeof(p.token_id), "%s", id);
+                snprintf(p.name, sizeof(p.name), "%s", name ? name : "");
+                snprintf(p.tenant, sizeof(p.tenant), "%s", tenant ? tenant : "");
+        }
         gv_store_obj_done(&o);
         if (!ok)
                 return refuse(err, "the bearer token is unknown or was deleted");
-        *ret = role;
+        *ret = p;
         return 0;
 }
 
 static json_t *token_public(const json_t *doc)
 {
-        return json_pack("{s:O?, s:O?, s:O?, s:O?}", "id", json_object_get(doc, "id"), "name",
-                         json_object_get(doc, "name"), "role", json_object_get(doc, "role"),
-                         "created_at", json_object_get(doc, "created_at"));
+        json_t *t = json_pack("{s:O?, s:O?, s:O?, s:O?}", "id", json_object_get(doc, "id"),
+                              "name", json_object_get(doc, "name"), "role",
+                              json_object_get(doc, "role"), "created_at",
+                              json_object_get(doc, "created_at"));
+        if (json_object_get(doc, "tenant"))
+                json_object_set(t, "tenant", json_object_get(doc, "tenant"));
+        return t;
 }
 
 static int token_name_taken(struct gv_controller *c, const char *name, struct gv_error **err)
@@ -126,7 +141,7 @@ static int token_name_taken(struct gv_controller *c, const char *name, struct gv
 }
 
 int gv_controller_token_create(struct gv_controller *c, const char *name, enum gv_role role,
-                               json_t **ret, struct gv_error **err)
+                               const char *tenant, json_t **ret, struct gv_error **err)
 {
         if (!gv_name_is_valid(name))
                 return gv_error_set(err, EINVAL, "token name '%s' is not valid: use 1-63 of "
@@ -136,7 +151,18 @@ int gv_controller_token_create(struct gv_controller *c, const char *name, enum g
                 _cleanup_free_ char *valid = STRING_TABLE_JOIN(role_table, ", ");
                 return gv_error_set(err, EINVAL, "unknown role; valid: %s.", valid);
         }
-        int r = token_name_taken(c, name, err);
+        if (role == GV_ROLE_MEMBER && !tenant)
+                return gv_error_set(err, EINVAL, "a member token needs its tenant: a member "
+                                    "reaches only that tenant's VMs (gpuvirt tenant list shows "
+                                    "them).");
+        if (role != GV_ROLE_MEMBER && tenant)
+                return gv_error_set(err, EINVAL, "only a member token names a tenant; a %s "
+                                    "token reaches the whole cluster. Use role 'member' for "
+                                    "tenant '%s'.", gv_role_to_string(role), tenant);
+        int r = tenant ? gv_ctl_tenant_exists(c, tenant, err) : 0;
+        if (r < 0)
+                return r;
+        r = token_name_taken(c, name, err);
         if (r < 0)
                 return r;
         if (r > 0)
@@ -166,6 +192,8 @@ int gv_controller_token_create(struct gv_controller *c, const char *name, enum g
                         "{s:s, s:s, s:s, s:s, s:I}", "id", id, "name", name, "role",
                         gv_role_to_string(role), "sha256", hash, "created_at",
                         (json_int_t)time(NULL));
+                if (tenant)
+                        json_object_set_new(doc, "tenant", json_string(tenant));
                 struct gv_error *e = NULL;
                 r = gv_store_create(c->store, GV_STORE_TOKEN, id, doc, NULL, &e);
                 if (r == -EEXIST) {

@@ -56,9 +56,14 @@ struct gv_controller {
         /* the metrics history and its collector (metrics-collect.c) */
         struct gv_metrics *metrics;
         struct gv_license_history *license_history; /* license.c; its own leaf mutex */
+        struct gv_ratelimit *ratelimit;   /* ratelimit.c; its own leaf mutex */
         pthread_t metrics_thread;
         bool metrics_running;
         bool stopping;
+        /* the audit log (audit.c): counters since start, atomic (no lock) */
+        uint64_t audit_records;   /* written */
+        uint64_t audit_failures;  /* that could not be written */
+        uint64_t audit_appends;   /* counts appends to the next retention trim */
 };
 
 /* ---- controller.c ---- */
@@ -67,6 +72,10 @@ int64_t gv_ctl_now_ms(void);
 char *gv_ctl_new_id(const char *prefix);
 /* Start a joinable thread that the controller waits for when freed. */
 void gv_ctl_spawn(struct gv_controller *c, void *(*fn)(void *), void *arg);
+
+/* ---- ratelimit.c ---- */
+struct gv_ratelimit *gv_ctl_ratelimit_new(double rate, unsigned burst);
+struct gv_ratelimit *gv_ctl_ratelimit_free(struct gv_ratelimit *l);
 
 /* ---- events.c ---- */
 /* Append one event (no store write besides it); wakes waiters. Best effort: a failure to
@@ -149,6 +158,25 @@ void gv_ctl_license_sample(struct gv_controller *c, int64_t now_ms);
 struct gv_prom;
 /* gpuvirt_license_seats and gpuvirt_license_seats_used per pool, for /metrics. */
 void gv_ctl_license_prometheus(struct gv_controller *c, struct gv_prom *p);
+
+/* ---- tenants.c ---- */
+/* 0 when tenant `name` exists; -ENOENT saying how to make one. */
+int gv_ctl_tenant_exists(struct gv_controller *c, const char *name, struct gv_error **err);
+/* Under mu, before VM document vm is written (create: every quota; a start: the seats):
+ * 0 when it fits its tenant's quotas (or has no tenant), -EUSERS naming the quota, its use and
+ * what to do. */
+int gv_ctl_tenant_admit(struct gv_controller *c, const json_t *vm, bool create,
+                        struct gv_error **err);
+/* Under mu, with the model built: rq->any_labels = the tenant's GPU pools ("pool=NAME" labels)
+ * for a spec with a tenant that names pools; -ENOSPC when no host is in any of them. */
+int gv_ctl_tenant_restrict(struct gv_controller *c, const json_t *spec,
+                           struct gv_sched_request *rq, struct gv_error **err);
+/* A host document's GPU pool ("default" when none was set). */
+const char *gv_ctl_host_pool(const json_t *host_doc);
+
+/* ---- audit.c ---- */
+/* gpuvirt_audit_records_total and gpuvirt_audit_write_failures_total, for /metrics. */
+void gv_ctl_audit_prometheus(struct gv_controller *c, struct gv_prom *p);
 
 /* ---- model.c ---- */
 /* Rebuild the model from the store when dirty (mu held). */

@@ -68,6 +68,7 @@ int gv_controller_new(const struct gv_controller_config *cfg, struct gv_controll
                 c->cfg.metrics_interval_ms = GV_METRICS_INTERVAL_MAX_MS;
         c->metrics = gv_metrics_new(c->cfg.metrics_interval_ms, 0);
         c->license_history = gv_ctl_license_history_new();
+        c->ratelimit = gv_ctl_ratelimit_new(cfg->api_rate, cfg->api_burst);
         pthread_mutex_init(&c->mu, NULL);
         pthread_mutex_init(&c->notify_mu, NULL);
         pthread_mutex_init(&c->vms_cache_mu, NULL);
@@ -128,6 +129,7 @@ struct gv_controller *gv_controller_free(struct gv_controller *c)
         gv_store_free(c->store);
         gv_metrics_free(c->metrics);
         gv_ctl_license_history_free(c->license_history);
+        gv_ctl_ratelimit_free(c->ratelimit);
         free(c->image_dir);
         pthread_cond_destroy(&c->cond);
         pthread_mutex_destroy(&c->notify_mu);

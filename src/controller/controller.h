@@ -27,6 +27,9 @@ struct gv_controller_config {
         int migration_stall_ms;       /* a transfer that moves nothing this long fails; 0: 60 s */
         const char *image_dir;        /* where uploaded images are kept; NULL: no uploads */
         int metrics_interval_ms;      /* metrics collected from every agent; 0: 1 s (250..60000) */
+        double api_rate;              /* requests a second per token; 0: 50 */
+        unsigned api_burst;           /* ... of which at once; 0: 100 */
+        int audit_retention_days;     /* audit records older are dropped; 0: 90; < 0: never */
 };
 
 struct gv_controller;
@@ -38,7 +41,11 @@ struct gv_controller *gv_controller_free(struct gv_controller *c);
 
 /* ---- authentication (auth.c) ---- */
 
+/* Cluster roles, lowest first: a route needs one of them (api.h). A member is not above a
+ * viewer: it reaches only its own tenant's VMs and never anything cluster-wide (docs/security.md,
+ * "Roles"). */
 enum gv_role {
+        GV_ROLE_MEMBER,
         GV_ROLE_VIEWER,
         GV_ROLE_OPERATOR,
         GV_ROLE_ADMIN,
@@ -48,16 +55,33 @@ enum gv_role {
 const char *gv_role_to_string(enum gv_role r);
 enum gv_role gv_role_from_string(const char *s);
 
-/* "Bearer SECRET" (the Authorization header's value) → the token's role. -EACCES with a
- * message when it is missing, malformed or unknown (constant-time comparison of hashes). */
+/* Who is asking: from a token, or the local UNIX socket (admin, no token). */
+struct gv_principal {
+        enum gv_role role;
+        char token_id[16];  /* "" on the UNIX socket */
+        char name[64];      /* the token's name; "" on the UNIX socket */
+        char tenant[64];    /* a member's tenant; "" for the cluster roles */
+};
+
+/* "Bearer SECRET" (the Authorization header's value) → who it is. -EACCES with a message when
+ * it is missing, malformed or unknown (constant-time comparison of hashes). */
 int gv_controller_authenticate(struct gv_controller *c, const char *authorization,
-                               enum gv_role *ret, struct gv_error **err);
-/* A new token: *ret {"id", "name", "role", "token": SECRET, "created_at"}; only its SHA-256 is
- * stored. */
+                               struct gv_principal *ret, struct gv_error **err);
+/* A new token: *ret {"id", "name", "role", "tenant"?, "token": SECRET, "created_at"}; only its
+ * SHA-256 is stored. A member token names its tenant (which must exist); the other roles take
+ * none (NULL). */
 int gv_controller_token_create(struct gv_controller *c, const char *name, enum gv_role role,
-                               json_t **ret, struct gv_error **err);
+                               const char *tenant, json_t **ret, struct gv_error **err);
 json_t *gv_controller_tokens(struct gv_controller *c);
 int gv_controller_token_delete(struct gv_controller *c, const char *id, struct gv_error **err);
+
+/* ---- request rate per token (ratelimit.c) ---- */
+
+/* Take one request from the bucket of token `key`: true when there was one; false with
+ * *ret_retry_s, the seconds until there is. */
+bool gv_controller_rate_take(struct gv_controller *c, const char *key, double *ret_retry_s);
+double gv_controller_rate_limit(struct gv_controller *c);
+unsigned gv_controller_rate_burst(struct gv_controller *c);
 
 /* ---- hosts and GPUs (hosts.c) ---- */
 
@@ -213,6 +237,23 @@ int gv_controller_license_pool_delete(struct gv_controller *c, const char *name,
  * the parameter and its valid values. */
 int gv_controller_insights(struct gv_controller *c, const char *window, double threshold_pct,
                            json_t **ret, struct gv_error **err);
+
+/* ---- tenants (tenants.c, docs/security.md "Tenants") ---- */
+
+/* Every tenant (only is NULL) or the one named: [{"name", "description"?, "quota", "gpu_pools"
+ * (null: every pool), "usage": {"vms", "vcpus", "memory_mib", "gpus", "slices", "seats"},
+ * "created_at"}]. */
+json_t *gv_controller_tenants(struct gv_controller *c, const char *only);
+int gv_controller_tenant(struct gv_controller *c, const char *name, json_t **ret,
+                         struct gv_error **err);
+/* Create or replace tenant `name` from body {"description"?, "quota"?, "gpu_pools"?}. */
+int gv_controller_tenant_put(struct gv_controller *c, const char *name, const json_t *body,
+                             json_t **ret, struct gv_error **err);
+/* -EBUSY while VMs or member tokens belong to it. */
+int gv_controller_tenant_delete(struct gv_controller *c, const char *name, struct gv_error **err);
+/* The GPU pool a host's GPUs are in (tenants may be limited to pools): *ret {"host", "pool"}. */
+int gv_controller_host_set_pool(struct gv_controller *c, const char *host, const char *pool,
+                                json_t **ret, struct gv_error **err);
 
 /* ---- the audit log (audit.c, docs/audit.md) ---- */
 

@@ -427,6 +427,7 @@ static json_t *host_view(struct gv_controller *c, const struct gv_store_obj *h, 
                               json_object_get(h->doc, "state") ?: json_null(), "endpoint",
                               json_object_get(h->doc, "endpoint") ?: json_null(), "last_seen",
                               json_object_get(h->doc, "last_seen") ?: json_null());
+        json_object_set_new(v, "pool", json_string(gv_ctl_host_pool(h->doc)));
         const json_t *q = json_object_get(inv, "qemu");
         size_t i, n = json_array_size(json_object_get(inv, "gpus"));
         json_t *models = json_object();

@@ -182,8 +182,11 @@ int gv_controller_vm_migrate(struct gv_controller *c, const char *name, const js
         r = gv_ctl_model_ensure(c, err);
         if (r >= 0)
                 r = gv_ctl_request_from_spec(c, json_object_get(v.doc, "spec"), &rq, err);
-        /* A move overrides the host the VM was pinned to when it was created. */
+        /* A move overrides the host the VM was pinned to when it was created, never the
+         * tenant's GPU pools. */
         rq.labels = 0;
+        if (r >= 0)
+                r = gv_ctl_tenant_restrict(c, json_object_get(v.doc, "spec"), &rq, err);
         if (r >= 0 && to) {
                 _cleanup_free_ char *l = xasprintf("host=%s", to);
                 r = gv_sched_cluster_label_mask(c->cluster, l, &rq.labels, err);

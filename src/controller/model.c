@@ -50,7 +50,8 @@ static int add_host(struct gv_controller *c, struct gv_sched_cluster *cl, char *
         struct gv_sched_gpu_spec specs[GV_SCHED_MAX_HOST_GPUS];
         const char *pcis[GV_SCHED_MAX_HOST_GPUS];
         _cleanup_free_ char *label = xasprintf("host=%s", h->key);
-        const char *label_p = label;
+        _cleanup_free_ char *pool = xasprintf("pool=%s", gv_ctl_host_pool(h->doc));
+        const char *labels[] = { label, pool };
         size_t n = 0, i;
         json_t *g;
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
@@ -85,9 +86,11 @@ static int add_host(struct gv_controller *c, struct gv_sched_cluster *cl, char *
                 };
                 pcis[n++] = addr;
         }
-        r = gv_sched_cluster_label(cl, label, &e);
-        if (r < 0)
-                return r;
+        for (i = 0; i < ELEMENTSOF(labels); i++) {
+                r = gv_sched_cluster_label(cl, labels[i], &e);
+                if (r < 0)
+                        return r;
+        }
         json_int_t cpus = json_integer_value(json_object_get(inv, "cpus"));
         json_int_t mem = json_integer_value(json_object_get(inv, "memory_mib"));
         struct gv_sched_host_spec spec = {
@@ -95,8 +98,8 @@ static int add_host(struct gv_controller *c, struct gv_sched_cluster *cl, char *
                 .cpu_milli = (uint64_t)(cpus > 0 ? cpus : 1) * 1000u,
                 .memory_mib = (uint64_t)(mem > 0 ? mem : 1024),
                 .state = host_state_of(json_string_value(json_object_get(h->doc, "state"))),
-                .labels = &label_p,
-                .n_labels = 1,
+                .labels = labels,
+                .n_labels = ELEMENTSOF(labels),
                 .gpus = specs,
                 .n_gpus = n,
         };

@@ -15,6 +15,7 @@
 #include "http/problem.h"
 #include "util/alloc.h"
 #include "util/json.h"
+#include "util/parse.h"
 
 static const struct {
         const char *kind;
@@ -168,6 +169,15 @@ int gv_ctl_op_start(struct gv_controller *c, const char *kind, const char *targe
                                 "progress", 0, "message", "", "created_at", (json_int_t)now,
                                 "updated_at", (json_int_t)now, "result", "error", "arg",
                                 arg ? arg : json_object());
+        /* The tenant of the VM it works on: its members may follow it (api.c). */
+        struct gv_store_obj vm = { 0 };
+        if (gv_startswith(target, "vm/") &&
+            gv_store_get(c->store, GV_STORE_VM, target + 3, &vm, NULL) >= 0) {
+                json_t *t = json_object_get(json_object_get(vm.doc, "spec"), "tenant");
+                if (json_is_string(t))
+                        json_object_set(doc, "tenant", t);
+        }
+        gv_store_obj_done(&vm);
         struct gv_store_write w = { .op = GV_STORE_CREATE, .kind = GV_STORE_OPERATION, .key = id,
                                     .doc = doc };
         _cleanup_free_ char *subject = xasprintf("operation/%s", id);

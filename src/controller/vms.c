@@ -209,9 +209,9 @@ static int check_keys(const json_t *spec, struct gv_error **err)
                                             "tenant.", k);
         const json_t *t = json_object_get(spec, "tenant");
         if (t && (!json_is_string(t) || !gv_name_is_valid(json_string_value(t))))
-                return gv_error_set(err, EINVAL, "tenant: a name (1-63 of a-z, 0-9, '.', '_' "
-                                    "and '-', starting with a letter or digit) that licence "
-                                    "costs are summed by.");
+                return gv_error_set(err, EINVAL, "tenant: the name of a tenant (gpuvirt tenant "
+                                    "list shows them); its quotas and GPU pools apply to the "
+                                    "VM, and licence costs are summed by it.");
         /* What a drain does with the VM when it cannot move live (a GPU passed through):
          * offline (stop, move, start), stop (it stays, stopped), keep (it blocks the drain). */
         const json_t *m = json_object_get(spec, "maintenance");
@@ -326,6 +326,8 @@ static int place_locked(struct gv_controller *c, json_t *spec, bool name_require
         if (r >= 0)
                 r = gv_ctl_request_from_spec(c, spec, rq, err);
         if (r >= 0)
+                r = gv_ctl_tenant_restrict(c, spec, rq, err);
+        if (r >= 0)
                 r = gv_sched_request_resolve(c->cluster, rq, err);
         if (r >= 0) {
                 r = gv_sched_place(c->cluster, policy, rq, p, &why, err);
@@ -411,7 +413,9 @@ int gv_controller_vm_create(struct gv_controller *c, const json_t *spec_in, json
                 json_object_set_new(vm, "seat_since", json_integer(gv_ctl_now_ms()));
                 struct gv_store_write w = { .op = GV_STORE_CREATE, .kind = GV_STORE_VM,
                                             .key = name, .doc = vm };
-                r = gv_ctl_license_admit(c, vm, err);
+                r = gv_ctl_tenant_admit(c, vm, true, err);
+                if (r >= 0)
+                        r = gv_ctl_license_admit(c, vm, err);
                 if (r >= 0)
                         r = gv_ctl_alloc_write(c, json_string_value(json_object_get(pl, "host")), name,
                                        pl, &w, "vm.created",
@@ -676,7 +680,9 @@ static int start_admit(struct gv_controller *c, const char *name, struct gv_erro
             !gv_ctl_license_state_holds(st)) { /* stopped, crashed, a start that failed */
                 int64_t now = gv_ctl_now_ms();
                 json_object_set_new(v.doc, "seat_since", json_integer(now));
-                r = gv_ctl_license_admit(c, v.doc, err);
+                r = gv_ctl_tenant_admit(c, v.doc, false, err);
+                if (r >= 0)
+                        r = gv_ctl_license_admit(c, v.doc, err);
                 if (r >= 0)
                         r = gv_ctl_vm_update(c, name, set_starting, &now, "vm.starting", err);
         }

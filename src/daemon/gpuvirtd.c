@@ -322,7 +322,8 @@ static int start_controller(struct daemon *d, struct gv_error **err)
         if (r < 0)
                 return gv_error_set(err, -r, "Cannot create '%s': %s.", images, strerror(-r));
         struct gv_http_config hc = { .unix_path = sock, .tcp_address = d->api_listen,
-                                     .upload_dir = images };
+                                     .upload_dir = images,
+                                     .max_body = GV_CONTROLLER_API_MAX_BODY };
         r = gv_http_server_new(&hc, routes, n_routes, &d->ctl_api, &d->ctl_srv, err);
         if (r < 0)
                 return r;

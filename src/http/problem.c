@@ -23,6 +23,7 @@ static const struct {
         { EINPROGRESS, 409, "busy" },
         { ENOSPC, 409, "no-capacity" },
         { EDQUOT, 409, "license-seats-exhausted" }, /* a licence pool says enforce */
+        { EUSERS, 409, "quota-exceeded" }, /* a tenant's quota (controller tenants.c) */
         { ENODEV, 409, "not-on-this-host" }, /* no such GPU, bridge, ... here: configure it */
         { EINVAL, 400, "invalid-request" },
         { ERANGE, 400, "invalid-request" },

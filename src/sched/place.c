@@ -407,7 +407,8 @@ int gv_sched_place(const struct gv_sched_cluster *c, const struct gv_sched_polic
                 ex.hosts++;
                 if (h->state != GV_SCHED_HOST_UP)
                         q = GV_SCHED_REJECT_STATE;
-                else if ((h->labels & r->labels) != r->labels)
+                else if ((h->labels & r->labels) != r->labels ||
+                         (r->any_labels && !(h->labels & r->any_labels)))
                         q = GV_SCHED_REJECT_LABELS;
                 else if (gpu && !(h->model_mask & models))
                         q = GV_SCHED_REJECT_MODEL;

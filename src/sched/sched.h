@@ -289,6 +289,7 @@ struct gv_sched_request {
         } need;                   /* NEED */
         uint64_t model_mask;      /* allowed GPU models; 0 = any */
         uint64_t labels;          /* required host labels (mask) */
+        uint64_t any_labels;      /* 0, or the host must carry at least one of these */
         uint32_t group;           /* anti-affinity group id; 0 = none */
         /* Ties between hosts with equal best score: 0 = the lowest host id wins; otherwise a
          * hash of (tie_seed, host) picks one uniformly (the kube-scheduler's random choice

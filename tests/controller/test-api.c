@@ -241,7 +241,7 @@ static void test_bad_input(void **state _unused_)
         reply_done(&r);
         call(F.unix_ep, "POST", "/api/v1/tokens", "{\"name\": \"x\", \"role\": \"root\"}", NULL,
              NULL, &r);
-        expect_problem(&r, 400, "valid: viewer, operator, admin");
+        expect_problem(&r, 400, "valid: member (with a tenant), viewer, operator, admin");
         reply_done(&r);
         call(F.unix_ep, "POST", "/api/v1/tokens", "{\"name\": 5, \"role\": \"viewer\"}", NULL,
              NULL, &r);

@@ -67,7 +67,8 @@ static void test_roles(void **state _unused_)
         assert_int_equal(gv_role_from_string("root"), -EINVAL);
         assert_int_equal(gv_role_from_string(NULL), -EINVAL);
         /* The order is the privilege order the API layer compares with. */
-        assert_true(GV_ROLE_VIEWER < GV_ROLE_OPERATOR && GV_ROLE_OPERATOR < GV_ROLE_ADMIN);
+        assert_true(GV_ROLE_MEMBER < GV_ROLE_VIEWER && GV_ROLE_VIEWER < GV_ROLE_OPERATOR &&
+                    GV_ROLE_OPERATOR < GV_ROLE_ADMIN);
 }
 
 static void test_create_authenticate(void **state)
@@ -75,9 +76,9 @@ static void test_create_authenticate(void **state)
         struct fixture *f = *state;
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         _cleanup_json_ json_t *t = NULL, *t2 = NULL;
-        enum gv_role role = _GV_ROLE_INVALID;
+        struct gv_principal who = { .role = _GV_ROLE_INVALID };
 
-        assert_int_equal(gv_controller_token_create(&f->c, "ci-bot", GV_ROLE_OPERATOR, &t, &e),
+        assert_int_equal(gv_controller_token_create(&f->c, "ci-bot", GV_ROLE_OPERATOR, NULL, &t, &e),
                          0);
         const char *secret = json_string_value(json_object_get(t, "token"));
         const char *id = json_string_value(json_object_get(t, "id"));
@@ -91,28 +92,28 @@ static void test_create_authenticate(void **state)
         assert_true(json_integer_value(json_object_get(t, "created_at")) > 1600000000);
 
         _cleanup_free_ char *h = bearer(secret);
-        assert_int_equal(gv_controller_authenticate(&f->c, h, &role, &e), 0);
-        assert_int_equal(role, GV_ROLE_OPERATOR);
+        assert_int_equal(gv_controller_authenticate(&f->c, h, &who, &e), 0);
+        assert_int_equal(who.role, GV_ROLE_OPERATOR);
         /* The scheme is case-insensitive, spaces after it are skipped. */
         _cleanup_free_ char *h2 = xasprintf("bearer   %s", secret);
-        role = _GV_ROLE_INVALID;
-        assert_int_equal(gv_controller_authenticate(&f->c, h2, &role, &e), 0);
-        assert_int_equal(role, GV_ROLE_OPERATOR);
+        who.role = _GV_ROLE_INVALID;
+        assert_int_equal(gv_controller_authenticate(&f->c, h2, &who, &e), 0);
+        assert_int_equal(who.role, GV_ROLE_OPERATOR);
 
         /* A second token of another role: each secret maps to its own role. */
-        assert_int_equal(gv_controller_token_create(&f->c, "dash", GV_ROLE_VIEWER, &t2, &e), 0);
+        assert_int_equal(gv_controller_token_create(&f->c, "dash", GV_ROLE_VIEWER, NULL, &t2, &e), 0);
         _cleanup_free_ char *h3 = bearer(json_string_value(json_object_get(t2, "token")));
-        assert_int_equal(gv_controller_authenticate(&f->c, h3, &role, &e), 0);
-        assert_int_equal(role, GV_ROLE_VIEWER);
+        assert_int_equal(gv_controller_authenticate(&f->c, h3, &who, &e), 0);
+        assert_int_equal(who.role, GV_ROLE_VIEWER);
         assert_string_not_equal(json_string_value(json_object_get(t2, "token")), secret);
 }
 
 static void expect_refused(struct fixture *f, const char *header, const char *words)
 {
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
-        enum gv_role role = GV_ROLE_ADMIN + 7;
-        assert_int_equal(gv_controller_authenticate(&f->c, header, &role, &e), -EACCES);
-        assert_int_equal(role, GV_ROLE_ADMIN + 7); /* ret untouched on failure */
+        struct gv_principal who = { .role = GV_ROLE_ADMIN + 7 };
+        assert_int_equal(gv_controller_authenticate(&f->c, header, &who, &e), -EACCES);
+        assert_int_equal(who.role, GV_ROLE_ADMIN + 7); /* ret untouched on failure */
         assert_non_null(e);
         if (!strstr(e->msg, words))
                 fail_msg("'%s' lacks '%s'", e->msg, words);
@@ -123,7 +124,7 @@ static void test_refusals(void **state)
         struct fixture *f = *state;
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         _cleanup_json_ json_t *t = NULL;
-        assert_int_equal(gv_controller_token_create(&f->c, "ops", GV_ROLE_ADMIN, &t, &e), 0);
+        assert_int_equal(gv_controller_token_create(&f->c, "ops", GV_ROLE_ADMIN, NULL, &t, &e), 0);
         _cleanup_free_ char *secret = xstrdup(json_string_value(json_object_get(t, "token")));
 
         expect_refused(f, NULL, "no 'Authorization' header");
@@ -150,20 +151,67 @@ static void test_refusals(void **state)
         /* The secret is not repeated in the message. */
         {
                 _cleanup_(gv_error_freep) struct gv_error *e2 = NULL;
-                enum gv_role role;
-                assert_int_equal(gv_controller_authenticate(&f->c, wrong, &role, &e2), -EACCES);
+                struct gv_principal who;
+                assert_int_equal(gv_controller_authenticate(&f->c, wrong, &who, &e2), -EACCES);
                 assert_null(strstr(e2->msg, wrong + 7));
         }
 
         /* Deleted: refused from then on; deleting again is -ENOENT. */
         _cleanup_free_ char *h = bearer(secret);
-        enum gv_role role;
-        assert_int_equal(gv_controller_authenticate(&f->c, h, &role, &e), 0);
+        struct gv_principal who;
+        assert_int_equal(gv_controller_authenticate(&f->c, h, &who, &e), 0);
         const char *id = json_string_value(json_object_get(t, "id"));
         assert_int_equal(gv_controller_token_delete(&f->c, id, &e), 0);
         expect_refused(f, h, "unknown or was deleted");
         assert_int_equal(gv_controller_token_delete(&f->c, id, &e), -ENOENT);
         assert_non_null(strstr(e->msg, id));
+}
+
+/* A member token names its tenant, which must exist; the cluster roles name none. Who it is
+ * comes back with the role: the tenant, the token's name and id. */
+static void test_member(void **state)
+{
+        struct fixture *f = *state;
+        _cleanup_json_ json_t *t = NULL, *none = NULL;
+        struct gv_principal who = { .role = _GV_ROLE_INVALID };
+        {
+                _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+                assert_int_equal(gv_controller_token_create(&f->c, "m", GV_ROLE_MEMBER, NULL,
+                                                            &none, &e), -EINVAL);
+                assert_non_null(strstr(e->msg, "needs its tenant"));
+        }
+        {
+                _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+                assert_int_equal(gv_controller_token_create(&f->c, "m", GV_ROLE_MEMBER, "acme",
+                                                            &none, &e), -ENOENT);
+                assert_non_null(strstr(e->msg, "No tenant 'acme'"));
+        }
+        {
+                _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+                assert_int_equal(gv_controller_token_create(&f->c, "v", GV_ROLE_VIEWER, "acme",
+                                                            &none, &e), -EINVAL);
+                assert_non_null(strstr(e->msg, "only a member token names a tenant"));
+        }
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        _cleanup_json_ json_t *tenant = json_pack("{s:s}", "name", "acme");
+        assert_int_equal(gv_store_create(f->c.store, GV_STORE_TENANT, "acme", tenant, NULL, &e),
+                         0);
+        assert_int_equal(gv_controller_token_create(&f->c, "alice", GV_ROLE_MEMBER, "acme", &t,
+                                                    &e), 0);
+        assert_string_equal(json_string_value(json_object_get(t, "tenant")), "acme");
+        assert_string_equal(json_string_value(json_object_get(t, "role")), "member");
+        _cleanup_free_ char *h = bearer(json_string_value(json_object_get(t, "token")));
+        assert_int_equal(gv_controller_authenticate(&f->c, h, &who, &e), 0);
+        assert_int_equal(who.role, GV_ROLE_MEMBER);
+        assert_string_equal(who.tenant, "acme");
+        assert_string_equal(who.name, "alice");
+        assert_string_equal(who.token_id, json_string_value(json_object_get(t, "id")));
+        /* The token list shows the tenant, never the secret. */
+        _cleanup_json_ json_t *l = gv_controller_tokens(&f->c);
+        assert_int_equal(json_array_size(l), 1);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(l, 0), "tenant")),
+                            "acme");
+        assert_null(json_object_get(json_array_get(l, 0), "token"));
 }
 
 static void test_create_refusals(void **state)
@@ -172,21 +220,21 @@ static void test_create_refusals(void **state)
         _cleanup_json_ json_t *t = NULL, *none = NULL;
         {
                 _cleanup_(gv_error_freep) struct gv_error *e = NULL;
-                assert_int_equal(gv_controller_token_create(&f->c, "Bad Name", GV_ROLE_ADMIN,
+                assert_int_equal(gv_controller_token_create(&f->c, "Bad Name", GV_ROLE_ADMIN, NULL,
                                                             &none, &e), -EINVAL);
                 assert_non_null(strstr(e->msg, "'Bad Name'"));
         }
         {
                 _cleanup_(gv_error_freep) struct gv_error *e = NULL;
-                assert_int_equal(gv_controller_token_create(&f->c, "x", _GV_ROLE_MAX, &none, &e),
+                assert_int_equal(gv_controller_token_create(&f->c, "x", _GV_ROLE_MAX, NULL, &none, &e),
                                  -EINVAL);
                 assert_non_null(strstr(e->msg, "viewer, operator, admin"));
         }
         {
                 _cleanup_(gv_error_freep) struct gv_error *e = NULL;
-                assert_int_equal(gv_controller_token_create(&f->c, "ci", GV_ROLE_ADMIN, &t, &e),
+                assert_int_equal(gv_controller_token_create(&f->c, "ci", GV_ROLE_ADMIN, NULL, &t, &e),
                                  0);
-                assert_int_equal(gv_controller_token_create(&f->c, "ci", GV_ROLE_VIEWER, &none,
+                assert_int_equal(gv_controller_token_create(&f->c, "ci", GV_ROLE_VIEWER, NULL, &none,
                                                             &e), -EEXIST);
                 assert_non_null(strstr(e->msg, "'ci'"));
         }
@@ -226,7 +274,7 @@ static void test_store_holds_hashes(void **state)
         struct fixture *f = *state;
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         _cleanup_json_ json_t *t = NULL;
-        assert_int_equal(gv_controller_token_create(&f->c, "audit", GV_ROLE_VIEWER, &t, &e), 0);
+        assert_int_equal(gv_controller_token_create(&f->c, "audit", GV_ROLE_VIEWER, NULL, &t, &e), 0);
         const char *secret = json_string_value(json_object_get(t, "token"));
         char hash[GV_SHA256_HEX_SIZE];
         gv_sha256_hex(secret, strlen(secret), hash);
@@ -256,6 +304,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_create_refusals, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_store_holds_hashes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_member, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

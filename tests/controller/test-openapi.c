@@ -22,13 +22,14 @@
 #include "util/strv.h"
 
 enum { NONE = -1, VIEWER, OPERATOR, ADMIN };
-enum { Q_NONE, Q_WAIT, Q_LIMIT, Q_AFTER, Q_UPLOAD, Q_METRICS, Q_INSIGHTS };
+enum { Q_NONE, Q_WAIT, Q_LIMIT, Q_AFTER, Q_UPLOAD, Q_METRICS, Q_INSIGHTS, Q_AUDIT };
+enum { M_NO, M_OWN, M_ALL };
 
 struct route {
         const char *method, *pattern;
         int role, query;
 };
-#define ROUTE(m, p, name, role, query) { m, p, role, query },
+#define ROUTE(m, p, name, role, query, members) { m, p, role, query },
 static const struct route routes[] = { GV_CONTROLLER_API_ROUTES(ROUTE) };
 #undef ROUTE
 
@@ -173,10 +174,15 @@ static void test_routes_in_document(void **state _unused_)
                 assert_int_equal(strv_length(in_path), strv_length(tpl));
                 const char *q = rt->query == Q_WAIT ? "wait" : rt->query == Q_LIMIT ? "limit"
                               : rt->query == Q_AFTER ? "after" : rt->query == Q_METRICS ? "series"
-                              : rt->query == Q_INSIGHTS ? "window" : NULL;
+                              : rt->query == Q_INSIGHTS ? "window"
+                              : rt->query == Q_AUDIT ? "since" : NULL;
                 const char *q2 = rt->query == Q_METRICS ? "range"
-                               : rt->query == Q_INSIGHTS ? "threshold" : NULL;
-                assert_int_equal(strv_length(in_query), (q ? 1 : 0) + (q2 ? 1 : 0));
+                               : rt->query == Q_INSIGHTS ? "threshold"
+                               : rt->query == Q_AUDIT ? "outcome" : NULL;
+                if (rt->query == Q_AUDIT) /* every filter of the audit log (audit.c) */
+                        assert_int_equal(strv_length(in_query), 9);
+                else
+                        assert_int_equal(strv_length(in_query), (q ? 1 : 0) + (q2 ? 1 : 0));
                 if (q && !strv_contains(in_query, q))
                         fail_msg("'%s %s' takes ?%s; the document does not say so", rt->method,
                                  rt->pattern, q);

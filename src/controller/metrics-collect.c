@@ -197,6 +197,7 @@ char *gv_controller_metrics_text(struct gv_controller *c, size_t *ret_len)
         _cleanup_free_ char *text = gv_metrics_exposition(c->metrics, &len);
         struct gv_prom p = { .buf = TAKE_PTR(text), .len = len, .cap = len + 1 };
         gv_ctl_license_prometheus(c, &p);
+        gv_ctl_audit_prometheus(c, &p);
         return gv_prom_steal(&p, ret_len);
 }
 

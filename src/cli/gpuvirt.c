@@ -19,6 +19,7 @@
 extern const struct gv_cli_command gv_cli_top_commands[]; /* cmd-top.c */
 extern const struct gv_cli_command gv_cli_advise_commands[]; /* cmd-advise.c */
 extern const struct gv_cli_command gv_cli_insights_commands[]; /* cmd-insights.c */
+extern const struct gv_cli_command gv_cli_audit_commands[]; /* cmd-audit.c */
 
 /* In order: a group+verb found in an earlier table wins (the cluster table's entries for
  * `gpu set-mode`, `mig apply|list`, `vgpu types` hand a bare GPU on to the local tables). */
@@ -32,6 +33,7 @@ static const struct gv_cli_command *const command_tables[] = {
         gv_cli_advise_commands,
         gv_cli_top_commands,
         gv_cli_insights_commands,
+        gv_cli_audit_commands,
         gv_cli_host_commands,
         gv_cli_gpu_commands,
         gv_cli_mig_commands,
@@ -168,7 +170,7 @@ int main(int argc, char **argv)
         if (!group_known)
                 return gv_cli_usage_error("unknown command '%s' (commands: host, gpu, mig, vgpu, "
                                           "vm, op, events, image, token, license, advise, "
-                                          "insights, top; see gpuvirt --help)",
+                                          "insights, audit, top; see gpuvirt --help)",
                                           group);
         /* list the verbs of the group */
         char verbs[256] = "";

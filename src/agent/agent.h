@@ -5,9 +5,12 @@
  * State directory (survives restarts; the agent is safe to kill at any instant):
  *   STATE/vms/NAME/config.json   the definition (vm-config.h, canonical form)
  *   STATE/vms/NAME/state.json    desired state, phase, QEMU pid, GPU hardware the VM holds
- *   STATE/vms/NAME/disks/        created disks (overlays, empty disks)
- *   STATE/vms/NAME/run/          qmp.sock (0600), console.sock, qemu.pid, qemu.log (QEMU's
- *                                stderr), console.log (+ .1: the serial console, bounded)
+ *   STATE/vms/NAME/disks/        created disks (overlays, empty disks), the cloud-init seed
+ *   STATE/vms/NAME/run/          qmp.sock (0600), console.sock, vnc.sock, qemu.pid
+ *   STATE/vms/NAME/log/          qemu.log (QEMU's stderr), console.log (+ .1: the serial
+ *                                console, bounded): the agent's, never the QEMU user's
+ *   With QEMU confined to a user (docs/qemu-confinement.md): run/ and disks/ are that user's
+ *   (0700), NAME is root's with the user's group (0710: it passes, cannot list), vms/ 0711.
  *   STATE/ops/ID.json            the operation journal (oplog.c): idempotent mutations
  *
  * Locking: `lock` guards the VM table; each VM has its own mutex held for the whole of an
@@ -52,6 +55,12 @@ struct gv_agent_config {
                                       * of a live migration see (--shared-storage): a writable
                                       * disk given by "path" must be under one to live-migrate
                                       * (migrate.c); NULL: none */
+        /* Confinement (docs/qemu-confinement.md, src/vmm/confine.h): */
+        const char *qemu_user;       /* NULL: GV_QEMU_USER_DEFAULT, which must exist; "" or
+                                      * "root": QEMU runs as root (said in the VM's status) */
+        const char *qemu_sandbox;    /* NULL or "on": -sandbox, refused by a QEMU without
+                                      * seccomp; "off": none (said in the VM's status) */
+        const char *cgroup_root;     /* NULL: gv_sysfs_cgroup_root() */
 };
 
 enum gv_vm_phase {
@@ -126,6 +135,8 @@ struct gv_agent_vm {
         pthread_mutex_t cache_lock;   /* a leaf: nothing is locked while it is held */
         int console_fd;               /* relay connection to console.sock, -1 */
         char *dir, *run_dir;          /* STATE/vms/NAME, .../run */
+        char *log_dir;                /* .../log */
+        json_t *confinement;          /* what held the running QEMU in (status), or NULL */
         char *migration_uri;          /* the last migration's: where the state went (source)
                                        * or where QEMU listened for it (destination) */
         bool incoming;                /* it came by an incoming migration and has not been
@@ -169,6 +180,8 @@ struct gv_agent {
         struct gv_reconcile *reconcile; /* reconcile.c: host configuration, orphans seen, the
                                          * last report; guarded by host_lock */
         struct gv_sampler *sampler;   /* sampler.c: the metrics thread and its latest sample */
+        char *cgroup_root;            /* cfg.cgroup_root or the host's */
+        char *cgroup_parent;          /* "gpuvirt/KEY": this agent's VMs' cgroups (vm.c) */
 };
 
 /* Open the state directory, probe QEMU, open the host, re-adopt running QEMUs (none is
@@ -239,6 +252,14 @@ int gv_agent_vm_save(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_error
 int gv_agent_gpus_attach(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_error **err);
 /* Releases every piece of hardware the VM records, GPU or not (taps too), newest first. */
 void gv_agent_gpus_release(struct gv_agent *a, struct gv_agent_vm *vm);
+/* The vfio group nodes (/dev/vfio/N) of the VM's devices handed to the QEMU user for the
+ * VM's life (gpu-attach.c); given back to root by gv_agent_gpus_release(). Stand-ins have
+ * none. */
+struct gv_confine_user;
+int gv_agent_vfio_give(struct gv_agent *a, struct gv_agent_vm *vm,
+                       const struct gv_confine_user *u, struct gv_error **err);
+/* The VM's cgroup, relative to the cgroup root: "gpuvirt/KEY/NAME" (vm.c). */
+char *gv_agent_vm_cgroup(const struct gv_agent *a, const char *name);
 /* Record a piece of hardware the moment it exists (state.json); host_lock held. */
 void gv_agent_hw_record(struct gv_agent *a, struct gv_agent_vm *vm, const struct gv_hw *hw);
 /* Taps for the VM's bridge NICs (net-attach.c), each recorded as it is made. *ret_taps (strv)

@@ -49,17 +49,27 @@ void gv_agent_console_detach(struct gv_agent_vm *vm)
         vm->console_fd = -1;
 }
 
+/* The guest writes as fast as it likes (Firecracker's serial note, reliability.md [S62]): the
+ * log is two files of at most console_log_max bytes each, console.log and the one before it,
+ * console.log.1; a chunk larger than the bound keeps only its last console_log_max bytes. The
+ * files live in the agent's log/ (never in a directory the QEMU user may write) and are
+ * opened without following links. */
 static void append_log(struct gv_agent *a, struct gv_agent_vm *vm, const char *buf, size_t n)
 {
-        _cleanup_free_ char *log = gv_path_join(vm->run_dir, "console.log");
+        _cleanup_free_ char *log = gv_path_join(vm->log_dir, "console.log");
+        size_t max = a->cfg.console_log_max;
         struct stat st;
         int fd;
 
-        if (stat(log, &st) == 0 && (size_t)st.st_size + n > a->cfg.console_log_max) {
-                _cleanup_free_ char *old = gv_path_join(vm->run_dir, "console.log.1");
+        if (n > max) {
+                buf += n - max;
+                n = max;
+        }
+        if (lstat(log, &st) == 0 && (size_t)st.st_size + n > max) {
+                _cleanup_free_ char *old = gv_path_join(vm->log_dir, "console.log.1");
                 (void)rename(log, old);
         }
-        fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return;
         (void)!write(fd, buf, n);
@@ -96,8 +106,8 @@ int gv_agent_console_read(struct gv_agent *a, const char *name, size_t max, char
                 pthread_mutex_unlock(&a->lock);
                 return gv_error_set(err, ENOENT, "No VM '%s' on this host.", name);
         }
-        p1 = gv_path_join(vm->run_dir, "console.log.1");
-        p2 = gv_path_join(vm->run_dir, "console.log");
+        p1 = gv_path_join(vm->log_dir, "console.log.1");
+        p2 = gv_path_join(vm->log_dir, "console.log");
         pthread_mutex_unlock(&a->lock);
         /* Files only: no VM lock needed (a rotation between the two reads loses nothing the
          * caller would not also miss by reading a moment later). */
@@ -175,11 +185,11 @@ out:
 struct gv_console_follow {
         struct gv_agent *a;
         struct gv_agent_vm *vm;   /* valid for the agent's life (deleted VMs are kept) */
-        char *log;                /* run/console.log */
+        char *log;                /* log/console.log */
         char *backlog;
         size_t n_backlog, pos;
         int fd;                   /* the log being read, -1 before it exists */
-        int inotify_fd;           /* the run directory, -1 when it could not be watched */
+        int inotify_fd;           /* the log directory, -1 when it could not be watched */
         bool done;
 };
 
@@ -244,14 +254,14 @@ int gv_agent_console_follow(struct gv_agent *a, const char *name, size_t backlog
         f = xnew0(struct gv_console_follow, 1);
         f->a = a;
         f->vm = vm;
-        f->log = gv_path_join(vm->run_dir, "console.log");
-        old = gv_path_join(vm->run_dir, "console.log.1");
+        f->log = gv_path_join(vm->log_dir, "console.log");
+        old = gv_path_join(vm->log_dir, "console.log.1");
         f->inotify_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
         if (f->inotify_fd >= 0 &&
-            inotify_add_watch(f->inotify_fd, vm->run_dir,
+            inotify_add_watch(f->inotify_fd, vm->log_dir,
                               IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_DELETE_SELF) < 0) {
                 close(f->inotify_fd);
-                f->inotify_fd = -1; /* not started yet: no run directory; poll instead */
+                f->inotify_fd = -1; /* not started yet: no log directory; poll instead */
         }
         pthread_mutex_unlock(&a->lock);
         /* The watch is in place before the size is taken: nothing written after it is missed,

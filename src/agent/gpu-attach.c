@@ -13,13 +13,19 @@
  * what it stands for; the hardware work is the same.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "agent/agent.h"
+#include "hw/iommu.h"
 #include "hw/sysfs.h"
+#include "util/fileio.h"
+#include "util/parse.h"
+#include "vmm/confine.h"
 #include "util/alloc.h"
 #include "util/enum-table.h"
 #include "util/strv.h"
@@ -317,6 +323,75 @@ int gv_agent_gpus_attach(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_e
         return r;
 }
 
+/* The vfio group node of every real device the VM has (pass-through functions by their IOMMU
+ * group, an mdev or VF by its iommu_group link), without repeats; stand-ins have none. */
+static int vfio_nodes(struct gv_agent *a, const struct gv_agent_vm *vm, char ***ret,
+                      struct gv_error **err)
+{
+        _cleanup_strv_free_ char **nodes = NULL;
+
+        for (size_t i = 0; i < vm->n_devices; i++) {
+                const struct gv_vm_device *d = &vm->devices[i];
+                uint32_t g;
+                int r = 0;
+
+                if (d->kind == GV_VM_DEV_STANDIN)
+                        continue;
+                for (size_t f = 0; f < (d->kind == GV_VM_DEV_VFIO_HOST ? d->n_functions : 1);
+                     f++) {
+                        if (d->kind == GV_VM_DEV_VFIO_HOST) {
+                                r = gv_iommu_group_of(a->host->sysfs, d->functions[f], &g, err);
+                        } else {
+                                _cleanup_free_ char *link = gv_path_join(d->sysfsdev,
+                                                                         "iommu_group");
+                                _cleanup_free_ char *base = NULL;
+                                r = gv_readlink_basename(link, &base);
+                                if (r >= 0)
+                                        r = gv_parse_u32(base, 10, &g);
+                                if (r < 0)
+                                        r = gv_error_set(err, -r, "Cannot read the IOMMU group "
+                                                         "of '%s': %s.", d->sysfsdev,
+                                                         strerror(-r));
+                        }
+                        if (r < 0)
+                                return r;
+                        _cleanup_free_ char *node = xasprintf("/dev/vfio/%" PRIu32, g);
+                        if (!strv_contains(nodes, node))
+                                strv_extend(&nodes, node);
+                }
+        }
+        *ret = TAKE_PTR(nodes);
+        return 0;
+}
+
+int gv_agent_vfio_give(struct gv_agent *a, struct gv_agent_vm *vm,
+                       const struct gv_confine_user *u, struct gv_error **err)
+{
+        _cleanup_strv_free_ char **nodes = NULL;
+        int r;
+
+        if (!u->switch_user)
+                return 0;
+        r = vfio_nodes(a, vm, &nodes, err);
+        STRV_FOREACH(n, nodes) {
+                if (r < 0)
+                        break;
+                r = gv_confine_give(u, *n, 0600, err);
+        }
+        return r;
+}
+
+/* The VM's vfio nodes back to root (before the hardware goes, which removes them anyway). */
+static void vfio_take_back(struct gv_agent *a, struct gv_agent_vm *vm)
+{
+        _cleanup_strv_free_ char **nodes = NULL;
+
+        if (vfio_nodes(a, vm, &nodes, NULL) < 0)
+                return;
+        STRV_FOREACH(n, nodes)
+                (void)fchownat(AT_FDCWD, *n, 0, 0, AT_SYMLINK_NOFOLLOW);
+}
+
 static struct gv_gpu *gpu_by_bdf(struct gv_host *h, const char *bdf)
 {
         for (size_t i = 0; i < h->n_gpus; i++)
@@ -328,6 +403,8 @@ static struct gv_gpu *gpu_by_bdf(struct gv_host *h, const char *bdf)
 void gv_agent_gpus_release(struct gv_agent *a, struct gv_agent_vm *vm)
 {
         pthread_mutex_lock(&a->host_lock);
+        if (geteuid() == 0)
+                vfio_take_back(a, vm);
         /* Newest first: the vGPU before its GPU instance. What fails stays recorded, for the
          * reconcile loop to retry. */
         size_t keep = 0;

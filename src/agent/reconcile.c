@@ -61,6 +61,7 @@
 #include "util/fileio.h"
 #include "util/json.h"
 #include "util/strv.h"
+#include "vmm/confine.h"
 #include "vmm/tap.h"
 
 #define HOSTCFG_FILE "host.json"
@@ -917,6 +918,49 @@ static void orphans_pass(struct gv_agent *a, struct gv_reconcile *rc, bool may_r
                 free(l[i].profile);
 }
 
+/* Per-VM cgroups of this agent (vm.c, docs/qemu-confinement.md) whose VM is gone or has no
+ * QEMU: a stop removes its own; what an interrupted one left is removed here, once empty. */
+static json_t *cgroups_pass(struct gv_agent *a, json_t *notes)
+{
+        _cleanup_strv_free_ char **names = NULL;
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        json_t *removed = json_array();
+        int r = gv_cgroup_list(a->cgroup_root, a->cgroup_parent, &names, &e);
+
+        if (r < 0) {
+                json_array_append_new(notes, json_sprintf("cgroups: %s", gv_error_msg(e, r)));
+                return removed;
+        }
+        STRV_FOREACH(n, names) {
+                _cleanup_free_ char *group = gv_path_join(a->cgroup_parent, *n);
+                _cleanup_(gv_error_freep) struct gv_error *re = NULL;
+                bool live = false;
+
+                pthread_mutex_lock(&a->lock);
+                struct gv_agent_vm *vm = gv_agent_vm_find_locked(a, *n);
+                if (vm)
+                        live = gv_vm_phase_has_qemu(__atomic_load_n(&vm->phase,
+                                                                    __ATOMIC_RELAXED));
+                pthread_mutex_unlock(&a->lock);
+                if (live)
+                        continue;
+                if (gv_cgroup_populated(a->cgroup_root, group)) {
+                        json_array_append_new(notes, json_sprintf("cgroup '%s' has no VM with a "
+                                                                  "QEMU here but still holds "
+                                                                  "processes; left alone",
+                                                                  group));
+                        continue;
+                }
+                r = gv_cgroup_remove(a->cgroup_root, group, &re);
+                if (r < 0)
+                        json_array_append_new(notes, json_sprintf("cgroups: %s",
+                                                                  gv_error_msg(re, r)));
+                else
+                        json_array_append_new(removed, json_string(group));
+        }
+        return removed;
+}
+
 json_t *gv_agent_reconcile(struct gv_agent *a)
 {
         json_t *report = json_object(), *orphans = json_array(), *crashed = json_array();
@@ -931,6 +975,7 @@ json_t *gv_agent_reconcile(struct gv_agent *a)
         /* First the VMs, one lock at a time and none held after: what a dead QEMU held is
          * released before the hardware is looked at, so it is not taken for an orphan. */
         check_vms(a, crashed, released, &busy);
+        json_t *cgroups = cgroups_pass(a, notes);
 
         pthread_mutex_lock(&a->host_lock);
         rc = rc_get(a);
@@ -957,6 +1002,7 @@ json_t *gv_agent_reconcile(struct gv_agent *a)
         json_object_set_new(report, "orphans", orphans);
         json_object_set_new(report, "crashed", crashed);
         json_object_set_new(report, "released", released);
+        json_object_set_new(report, "cgroups_removed", cgroups);
         json_object_set_new(report, "skipped", skipped ? json_string(skipped) : json_null());
         json_object_set_new(report, "grace_s", json_integer(MAX(a->cfg.orphan_grace_ms, 0) / 1000));
         json_object_set_new(report, "time", json_integer((json_int_t)time(NULL)));

@@ -9,7 +9,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
@@ -23,8 +26,10 @@
 #include "util/enum-table.h"
 #include "util/fileio.h"
 #include "util/json.h"
+#include "util/sha256.h"
 #include "util/strv.h"
 #include "vmm/cloud-init.h"
+#include "vmm/confine.h"
 #include "vmm/disk.h"
 #include "vmm/migrate.h"
 #include "vmm/qmp.h"
@@ -74,7 +79,7 @@ static char *run_path(const struct gv_agent_vm *vm, const char *file)
 /* The last bytes of QEMU's stderr, for error messages ("" when none). */
 static char *qemu_log_tail(const struct gv_agent_vm *vm)
 {
-        _cleanup_free_ char *path = run_path(vm, "qemu.log"), *text = NULL;
+        _cleanup_free_ char *path = gv_path_join(vm->log_dir, "qemu.log"), *text = NULL;
         size_t len = 0;
 
         if (gv_read_file(path, 1 << 20, &text, &len) < 0 || !len)
@@ -88,6 +93,38 @@ static char *qemu_log_tail(const struct gv_agent_vm *vm)
 }
 
 /* ---- state on disk ---- */
+
+/* text + "\n" to path atomically (a temporary file renamed over it), fsync'd when `sync`, mode
+ * 0600 from its creation: the VM's directory lets a confined QEMU's user through to run/ and
+ * disks/, and the definition (cloud-init user data included) is not that user's to read. */
+static int write_private(const char *path, const char *text, bool sync)
+{
+        _cleanup_free_ char *tmp = xasprintf("%s.tmp", path);
+        _cleanup_free_ char *data = xasprintf("%s\n", text);
+        size_t len = strlen(data), off = 0;
+        int fd, r = 0;
+
+        (void)unlink(tmp);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        while (off < len && r == 0) {
+                ssize_t n = write(fd, data + off, len - off);
+                if (n < 0 && errno != EINTR)
+                        r = -errno;
+                else if (n > 0)
+                        off += (size_t)n;
+        }
+        if (r == 0 && sync && fsync(fd) < 0)
+                r = -errno;
+        if (close(fd) < 0 && r == 0)
+                r = -errno;
+        if (r == 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0)
+                (void)unlink(tmp);
+        return r;
+}
 
 static json_t *hw_json(const struct gv_hw *hw)
 {
@@ -145,14 +182,15 @@ int gv_agent_vm_save(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_error
                 json_object_set_new(j, "migration_uri", json_string(vm->migration_uri));
         if (vm->incoming)
                 json_object_set_new(j, "incoming", json_true());
+        if (vm->confinement)
+                json_object_set(j, "confinement", vm->confinement);
         text = gv_json_dumps_pretty(j);
         /* Atomic (a killed agent leaves the old or the new file) but not fsync'd: what this file
          * holds — a QEMU pid, the mdevs, GPU instances and vfio bindings made for it — does not
          * outlive a power loss either, and an unreadable state.json after one loads as a
          * stopped VM (vm_load). The definition, config.json, is fsync'd. A start without GPUs
          * made 7 fsyncs, now 4: the operation journal's (BENCHMARKS.md, VM start). */
-        r = gv_write_file(path, text, GV_WRITE_CREATE | GV_WRITE_ATOMIC | GV_WRITE_NOSYNC |
-                                              GV_WRITE_NEWLINE);
+        r = write_private(path, text, false);
         /* What status answers while an operation holds the VM's lock (gv_agent_vm_status). */
         json_t *snap = status_json(a, vm), *old;
         pthread_mutex_lock(&vm->cache_lock);
@@ -210,6 +248,7 @@ static struct gv_agent_vm *vm_new(struct gv_agent *a, struct gv_vm_config *c)
         vm->console_fd = -1;
         vm->dir = gv_path_join_many(a->state_dir, "vms", c->name, NULL);
         vm->run_dir = gv_path_join(vm->dir, "run");
+        vm->log_dir = gv_path_join(vm->dir, "log");
         return vm;
 }
 
@@ -233,6 +272,8 @@ static void vm_free(struct gv_agent_vm *vm)
         gv_vm_config_free(vm->config);
         free(vm->dir);
         free(vm->run_dir);
+        free(vm->log_dir);
+        json_decref(vm->confinement);
         pthread_mutex_destroy(&vm->lock);
         pthread_mutex_destroy(&vm->cache_lock);
         free(vm);
@@ -284,6 +325,9 @@ static int vm_load(struct gv_agent *a, const char *name, struct gv_agent_vm **re
                         hw = json_object_get(sj, "hw");
                         if (hw && json_is_array(hw))
                                 r = load_hw(hw, vm, err);
+                        json_t *conf = json_object_get(sj, "confinement");
+                        if (json_is_object(conf))
+                                vm->confinement = json_incref(conf);
                 }
                 if (r < 0) {
                         /* state.json is written without fsync (gv_agent_vm_save): after a power
@@ -356,6 +400,175 @@ int gv_agent_vm_get(struct gv_agent *a, const char *name, struct gv_agent_vm **r
         return 0;
 }
 
+/* ---- confinement (docs/qemu-confinement.md) ---- */
+
+char *gv_agent_vm_cgroup(const struct gv_agent *a, const char *name)
+{
+        return gv_path_join(a->cgroup_parent, name);
+}
+
+/* QEMU is gone: its cgroup goes (the vfio nodes go back with the GPU hardware). A cgroup that
+ * cannot be removed now is the reconcile loop's. */
+static void confine_release(struct gv_agent *a, struct gv_agent_vm *vm)
+{
+        _cleanup_free_ char *group = gv_agent_vm_cgroup(a, vm->config->name);
+
+        (void)gv_cgroup_remove(a->cgroup_root, group, NULL);
+        json_decref(vm->confinement);
+        vm->confinement = NULL;
+}
+
+/* A persistent tap (tap.h) is owned by the agent's user; QEMU, another user now, opens it by
+ * name, which the kernel allows its owner (TUNSETOWNER/TUNSETGROUP). */
+static int tap_give(const char *ifname, const struct gv_confine_user *u, struct gv_error **err)
+{
+        struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI };
+        _cleanup_close_ int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+
+        if (!u->switch_user)
+                return 0;
+        if (fd < 0)
+                return gv_error_set(err, errno, "Cannot open '/dev/net/tun' to hand tap '%s' to "
+                                    "the QEMU user: %m.", ifname);
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+        if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETOWNER, (unsigned long)u->uid) < 0 ||
+            ioctl(fd, TUNSETGROUP, (unsigned long)u->gid) < 0)
+                return gv_error_set(err, errno, "Cannot hand tap '%s' to the QEMU user '%s': %m.",
+                                    ifname, u->name);
+        return 0;
+}
+
+/* The disk files of a start (`files`, per config disk) the QEMU user gets: those the agent made
+ * in disks/ become its own; a file given by path, an overlay's base, the kernel and initrd must
+ * already be open to it (they are not the VM's to give away). */
+static int confine_files(struct gv_agent_vm *vm, const struct gv_confine_user *u,
+                         char *const *files, const char *seed, struct gv_error **err)
+{
+        _cleanup_free_ char *disks = gv_path_join(vm->dir, "disks");
+        int r = 0;
+
+        r = gv_confine_give(u, vm->run_dir, 0700, err);
+        if (r >= 0)
+                r = gv_confine_give(u, disks, 0700, err);
+        if (r < 0)
+                return r;
+        if (u->switch_user) {
+                /* A definition written by an older agent (0644) becomes private too. */
+                _cleanup_free_ char *cpath = gv_path_join(vm->dir, "config.json");
+                (void)chmod(cpath, 0600);
+                if (chown(vm->dir, 0, u->gid) < 0 || chmod(vm->dir, 0710) < 0)
+                        return gv_error_set(err, errno, "Cannot let the QEMU user '%s' through "
+                                            "'%s': %m.", u->name, vm->dir);
+        } else if (chmod(vm->dir, 0700) < 0) {
+                return gv_error_set(err, errno, "Cannot set the mode of '%s': %m.", vm->dir);
+        }
+        for (size_t i = 0; i < vm->config->n_disks && r >= 0; i++) {
+                const struct gv_vm_disk *d = &vm->config->disks[i];
+                if (d->kind == GV_VM_DISK_IMAGE) {
+                        r = gv_confine_can_open(u, files[i], !d->readonly, err);
+                } else {
+                        r = gv_confine_give(u, files[i], 0600, err);
+                        if (r >= 0 && d->kind == GV_VM_DISK_OVERLAY)
+                                r = gv_confine_can_open(u, d->base, false, err);
+                }
+                if (r < 0)
+                        r = gv_error_wrap(err, r, "Disk '%s'", d->name);
+        }
+        if (r >= 0 && seed)
+                r = gv_confine_give(u, seed, 0600, err);
+        if (r >= 0 && vm->config->kernel)
+                r = gv_confine_can_open(u, vm->config->kernel, false, err);
+        if (r >= 0 && vm->config->initrd)
+                r = gv_confine_can_open(u, vm->config->initrd, false, err);
+        if (r >= 0 && u->switch_user)
+                r = gv_confine_can_reach(u, vm->run_dir, err);
+        return r;
+}
+
+/* What holds QEMU in, made before it starts: its user (*u), its files, taps and vfio nodes
+ * handed to that user, its sandbox, its cgroup (*ret_fds: the cgroup.procs to join). Sets
+ * vm->confinement, what the status shows. */
+static int confine_prepare(struct gv_agent *a, struct gv_agent_vm *vm, char *const *files,
+                           const char *seed, char *const *taps, struct gv_confine_user *u,
+                           bool *ret_sandbox, int **ret_fds, size_t *ret_n,
+                           struct gv_error **err)
+{
+        _cleanup_free_ char *group = gv_agent_vm_cgroup(a, vm->config->name), *cg = NULL;
+        _cleanup_free_ char *cg_why = NULL;
+        _cleanup_json_ json_t *why = json_array();
+        bool sandbox = !a->cfg.qemu_sandbox || strcmp(a->cfg.qemu_sandbox, "off") != 0;
+        struct gv_cgroup_limits lim;
+        int r;
+
+        r = gv_confine_user_resolve(a->cfg.qemu_user, a->cfg.kvm_path, u, err);
+        if (r < 0)
+                return r;
+        if (u->why)
+                json_array_append_new(why, json_string(u->why));
+        if (sandbox && !a->qemu.sandbox)
+                return gv_error_set(err, EOPNOTSUPP, "This host's QEMU cannot sandbox itself "
+                                    "(-sandbox %s: %s): install a QEMU built with seccomp "
+                                    "support, or set qemu-sandbox = off (--qemu-sandbox off) "
+                                    "to run it unsandboxed.", GV_QEMU_SANDBOX,
+                                    a->qemu.sandbox_why ? a->qemu.sandbox_why : "refused");
+        if (!sandbox)
+                json_array_append_new(why, json_string("qemu-sandbox is off: QEMU runs without "
+                                                       "its seccomp filter"));
+        if (a->qemu.accel == GV_ACCEL_TCG)
+                json_array_append_new(why, json_string("TCG: QEMU's security guarantees hold "
+                                                       "only with a hardware accelerator"));
+        r = confine_files(vm, u, files, seed, err);
+        if (r >= 0 && u->switch_user && a->qemu.accel == GV_ACCEL_KVM) {
+                r = gv_confine_can_open(u, a->cfg.kvm_path ? a->cfg.kvm_path : "/dev/kvm", true,
+                                        err);
+                if (r < 0)
+                        r = gv_error_wrap(err, r, "KVM for the QEMU user (a 'kvm' group that "
+                                          "owns the device is added to it)");
+        }
+        for (size_t i = 0; r >= 0 && taps && taps[i]; i++)
+                if (taps[i][0])
+                        r = tap_give(taps[i], u, err);
+        if (r >= 0)
+                r = gv_agent_vfio_give(a, vm, u, err);
+        if (r < 0)
+                return r;
+
+        gv_cgroup_limits_for(vm->config->memory_mib, vm->config->vcpus,
+                             a->qemu.accel == GV_ACCEL_TCG, &lim);
+        if (gv_cgroup_detect(a->cgroup_root, &cg_why) != GV_CGROUP_NONE) {
+                _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+                r = gv_cgroup_create(a->cgroup_root, group, &lim, &cg, &e);
+                if (r == -EACCES || r == -EPERM || r == -EROFS) {
+                        cg_why = xasprintf("no cgroup: %s", gv_error_msg(e, r));
+                } else if (r < 0) {
+                        return gv_error_set(err, -r, "%s", gv_error_msg(e, r));
+                } else {
+                        r = gv_cgroup_open_procs(a->cgroup_root, group, ret_fds, ret_n, err);
+                        if (r < 0) {
+                                (void)gv_cgroup_remove(a->cgroup_root, group, NULL);
+                                return r;
+                        }
+                }
+        }
+        if (cg_why)
+                json_array_append_new(why, json_string(cg_why));
+
+        json_t *c = json_pack("{s:s, s:I, s:I, s:b, s:o, s:o}", "user", u->name,
+                              "uid", (json_int_t)u->uid, "gid", (json_int_t)u->gid,
+                              "sandbox", sandbox, "cgroup", cg ? json_string(cg) : json_null(),
+                              "why", json_incref(why));
+        if (cg)
+                json_object_set_new(c, "limits",
+                                    json_pack("{s:I, s:I, s:I}", "memory_max",
+                                              (json_int_t)lim.memory_max, "pids_max",
+                                              (json_int_t)lim.pids_max, "cpu_weight",
+                                              (json_int_t)lim.cpu_weight));
+        json_decref(vm->confinement);
+        vm->confinement = c;
+        *ret_sandbox = sandbox;
+        return 0;
+}
+
 /* ---- QEMU exit ---- */
 
 void gv_agent_vm_exited(struct gv_agent *a, struct gv_agent_vm *vm, bool expected, int status)
@@ -365,6 +578,7 @@ void gv_agent_vm_exited(struct gv_agent *a, struct gv_agent_vm *vm, bool expecte
         gv_agent_console_pump(a, vm);
         gv_agent_console_detach(vm);
         gv_proc_close(&vm->proc);
+        confine_release(a, vm);
         if (vm->phase == GV_VM_MIGRATED) {
                 /* The source of a completed migration: the VM runs on the destination, so its
                  * paused QEMU ending here is no crash, asked for (release) or not. */
@@ -447,6 +661,8 @@ int gv_agent_vm_define(struct gv_agent *a, const json_t *definition, json_t **re
         r = gv_mkdir_p(disks, 0700);
         if (r >= 0)
                 r = gv_mkdir_p(vm->run_dir, 0700);
+        if (r >= 0)
+                r = gv_mkdir_p(vm->log_dir, 0700);
         if (r < 0) {
                 gv_error_set(err, -r, "Cannot create '%s': %s.", vm->dir, strerror(-r));
                 goto fail;
@@ -466,7 +682,7 @@ int gv_agent_vm_define(struct gv_agent *a, const json_t *definition, json_t **re
         canon = gv_vm_config_to_json(vm->config);
         text = gv_json_dumps_pretty(canon);
         cpath = gv_path_join(vm->dir, "config.json");
-        r = gv_write_file(cpath, text, GV_WRITE_CREATE | GV_WRITE_ATOMIC | GV_WRITE_NEWLINE);
+        r = write_private(cpath, text, true);
         if (r < 0) {
                 gv_error_set(err, -r, "Cannot write '%s': %s.", cpath, strerror(-r));
                 goto fail;
@@ -564,7 +780,12 @@ static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, const char *
         _cleanup_strv_free_ char **files = NULL, **formats = NULL, **argv = NULL, **taps = NULL;
         _cleanup_(gv_qmp_freep) struct gv_qmp *q = NULL;
         _cleanup_free_ char *qmp = run_path(vm, "qmp.sock"), *con = run_path(vm, "console.sock");
-        _cleanup_free_ char *pid = run_path(vm, "qemu.pid"), *log = run_path(vm, "qemu.log");
+        _cleanup_free_ char *pid = run_path(vm, "qemu.pid");
+        _cleanup_free_ char *log = gv_path_join(vm->log_dir, "qemu.log");
+        _cleanup_(gv_confine_user_done) struct gv_confine_user user = { 0 };
+        _cleanup_free_ int *cg_fds = NULL;
+        size_t n_cg = 0;
+        bool sandbox = false;
         _cleanup_free_ char *seed = NULL, *vnc = run_path(vm, "vnc.sock");
         _cleanup_close_ int log_fd = -1;
         int r;
@@ -599,6 +820,13 @@ static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, const char *
         r = gv_agent_gpus_attach(a, vm, err);
         if (r < 0)
                 return r;
+        r = gv_mkdir_p(vm->log_dir, 0700);
+        if (r < 0)
+                return gv_error_set(err, -r, "Cannot create '%s': %s.", vm->log_dir,
+                                    strerror(-r));
+        r = confine_prepare(a, vm, files, seed, taps, &user, &sandbox, &cg_fds, &n_cg, err);
+        if (r < 0)
+                return r;
         {
                 struct gv_qemu_runtime rt = {
                         .binary = a->cfg.qemu_binary,
@@ -618,22 +846,33 @@ static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, const char *
                         .incoming = incoming_uri != NULL,
                         .seed_iso = seed,
                         .vnc_socket = vnc,
+                        .sandbox = sandbox,
                 };
                 r = gv_qemu_argv(vm->config, &rt, &argv, err);
                 if (r < 0)
-                        return r;
+                        goto close_cg;
         }
         (void)unlink(qmp);
         (void)unlink(con);
         (void)unlink(vnc);
         (void)unlink(pid);
-        log_fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (log_fd < 0)
-                return gv_error_set(err, errno, "Cannot open '%s': %m.", log);
-        /* umask 0177: QEMU's sockets and pidfile are 0600 (it makes no directories). */
+        log_fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (log_fd < 0) {
+                r = gv_error_set(err, errno, "Cannot open '%s': %m.", log);
+                goto close_cg;
+        }
+        /* umask 0177: QEMU's sockets and pidfile are 0600 (it makes no directories). As the
+         * QEMU user, in its cgroup (confine_prepare). */
         struct gv_spawn_opts so = { .stdin_fd = -1, .stdout_fd = log_fd, .stderr_fd = log_fd,
-                                    .new_session = true, .umask = 0177 };
+                                    .new_session = true, .umask = 0177,
+                                    .cgroup_fds = cg_fds, .n_cgroup_fds = n_cg,
+                                    .set_user = user.switch_user, .uid = user.uid,
+                                    .gid = user.gid, .groups = user.groups,
+                                    .n_groups = user.n_groups };
         r = gv_proc_spawn(argv, &so, &vm->proc, err);
+close_cg:
+        for (size_t i = 0; i < n_cg; i++)
+                close(cg_fds[i]);
         if (r < 0)
                 return r;
         strv_free(vm->argv);
@@ -689,6 +928,7 @@ static void start_rollback(struct gv_agent *a, struct gv_agent_vm *vm, int r,
         }
         gv_agent_console_detach(vm);
         gv_proc_close(&vm->proc);
+        confine_release(a, vm);
         free(vm->last_error);
         vm->last_error = xstrdup(gv_error_msg(err ? *err : NULL, r));
         vm->phase = GV_VM_STOPPED;
@@ -895,6 +1135,9 @@ static json_t *status_json(struct gv_agent *a, struct gv_agent_vm *vm)
                                                         ? json_string(vm->migration_uri)
                                                         : json_null());
         json_object_set_new(j, "incoming", json_boolean(vm->incoming));
+        json_object_set_new(j, "confinement", vm->confinement && alive
+                                                      ? json_deep_copy(vm->confinement)
+                                                      : json_null());
         if (vm->argv) {
                 json_t *av = json_array();
                 STRV_FOREACH(s, vm->argv)
@@ -1049,11 +1292,28 @@ int gv_agent_new(const struct gv_agent_config *cfg, struct gv_agent **ret, struc
         pthread_mutex_init(&a->host_lock, NULL);
 
         vms_dir = gv_path_join(a->state_dir, "vms");
-        r = gv_mkdir_p(vms_dir, 0700);
+        r = gv_mkdir_p(vms_dir, 0711);
+        /* 0711: a confined QEMU passes through to its own VM's directory; nobody lists them. */
+        if (r >= 0 && chmod(vms_dir, 0711) < 0)
+                r = -errno;
         if (r < 0) {
                 gv_error_set(err, -r, "Cannot create the state directory '%s': %s.", vms_dir,
                              strerror(-r));
                 goto fail;
+        }
+        if (cfg->qemu_sandbox && strcmp(cfg->qemu_sandbox, "on") != 0 &&
+            strcmp(cfg->qemu_sandbox, "off") != 0) {
+                r = gv_error_set(err, EINVAL, "qemu-sandbox '%s' is not on or off.",
+                                 cfg->qemu_sandbox);
+                goto fail;
+        }
+        a->cgroup_root = cfg->cgroup_root ? xstrdup(cfg->cgroup_root) : gv_sysfs_cgroup_root();
+        {
+                /* Two agents on one machine (tests, simulated clusters) may both have a VM of
+                 * one name: each keeps its VMs' cgroups under a key of its state directory. */
+                char hex[GV_SHA256_HEX_SIZE];
+                gv_sha256_hex(a->state_dir, strlen(a->state_dir), hex);
+                a->cgroup_parent = xasprintf("gpuvirt/%.16s", hex);
         }
         r = gv_qemu_probe(cfg->qemu_binary, cfg->kvm_path, &a->qemu, &qerr);
         if (r < 0) {
@@ -1150,6 +1410,8 @@ struct gv_agent *gv_agent_free(struct gv_agent *a)
         pthread_mutex_destroy(&a->lock);
         pthread_mutex_destroy(&a->host_lock);
         free(a->state_dir);
+        free(a->cgroup_root);
+        free(a->cgroup_parent);
         free(a);
         return NULL;
 }

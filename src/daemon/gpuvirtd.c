@@ -8,15 +8,20 @@
  *                 [--qemu PATH] [--accel auto|kvm|tcg] [--stop-timeout S] [--orphan-grace S]
  *                 [--shared-storage DIR]...
  *                 [--controller URL --host-name NAME [--advertise URL]]   (role agent)
+ *                 [--tls-cert FILE --tls-key FILE] [--agent-secret-file FILE]
  *     controller: [--store URL] [--api-socket PATH] [--api-listen HOST:PORT]
+ *                 [--api-tls-cert FILE --api-tls-key FILE]
  *                 [--host-down-after S] [--agent-timeout S] [--migration-stall-timeout S]
  *                 [--metrics-interval MS]
  *                 [--web-dir DIR]
+ *     both:       [--tls-ca FILE]   the CA that signs the other side's certificate
  *
  * The agent API is served on DIR/agent.sock (mode 0600) and optionally on TCP; the controller's
  * REST API on DIR/gpuvirt.sock (the local socket is admin) and optionally on TCP. In role all
  * the controller registers the local agent as this machine's host. An agent with --controller
- * registers there and heartbeats (token from GPUVIRT_TOKEN). SIGTERM/SIGINT stop the daemon;
+ * registers there and heartbeats (token from GPUVIRT_TOKEN), sending its secret (register.h):
+ * its TCP listener answers only requests that carry it. With a certificate and key the TCP
+ * listeners speak TLS 1.3 only (docs/tls.md). SIGTERM/SIGINT stop the daemon;
  * running VMs keep running and are re-adopted by the next start. Prints "gpuvirtd: ready on
  * ..." lines to stdout when it serves.
  */
@@ -36,6 +41,7 @@
 #include "controller/api.h"
 #include "controller/controller.h"
 #include "controller/metrics.h"
+#include "http/client.h"
 #include "http/server.h"
 #include "util/alloc.h"
 #include "util/fileio.h"
@@ -62,9 +68,14 @@ static void usage(FILE *f)
                    "              [--shared-storage DIR]...\n"
                    "              [--controller URL --host-name NAME [--advertise URL]]\n"
                    "              [--sample-interval MS]\n"
+                   "              [--tls-cert FILE --tls-key FILE] [--agent-secret-file FILE]\n"
+                   "              [--qemu-user USER] [--qemu-sandbox on|off] [--cgroup-root DIR]\n"
+                   "              [--console-log-max BYTES]\n"
                    "  controller: [--store URL] [--api-socket PATH] [--api-listen HOST:PORT]\n"
+                   "              [--api-tls-cert FILE --api-tls-key FILE]\n"
                    "              [--host-down-after SECONDS] [--agent-timeout SECONDS]\n"
-                   "              [--migration-stall-timeout SECONDS] [--web-dir DIR]\n");
+                   "              [--migration-stall-timeout SECONDS] [--web-dir DIR]\n"
+                   "  both:       [--tls-ca FILE] (the CA of the other side's certificate)\n");
 }
 
 struct daemon {
@@ -75,12 +86,17 @@ struct daemon {
         const char *controller_url, *host_name, *advertise;
         const char *store_url, *api_socket, *api_listen;
         const char *web_dir;          /* the dashboard's files (docs/dashboard.md) */
+        const char *tls_cert, *tls_key;         /* the agent's TCP listener */
+        const char *api_tls_cert, *api_tls_key; /* the controller's */
+        const char *tls_ca;                     /* trusted for https peers */
+        const char *agent_secret_file;          /* NULL: STATE/agent.secret */
         int host_down_after_ms;
         int agent_timeout_ms, migration_stall_ms;
         int metrics_interval_ms;
         char **shared_storage;        /* --shared-storage, canonical (agent.shared_storage) */
         /* running */
         char *agent_sock;
+        char *agent_secret;
         struct gv_agent_api agent_api;
         struct gv_http_server *agent_srv;
         struct gv_registrar *registrar;
@@ -113,6 +129,16 @@ static const struct option opts[] = {
         { "sample-interval", required_argument, NULL, 'I' },
         { "metrics-interval", required_argument, NULL, 'X' },
         { "web-dir", required_argument, NULL, 'W' },
+        { "tls-cert", required_argument, NULL, 'c' },
+        { "tls-key", required_argument, NULL, 'k' },
+        { "api-tls-cert", required_argument, NULL, 'E' },
+        { "api-tls-key", required_argument, NULL, 'K' },
+        { "tls-ca", required_argument, NULL, 'Y' },
+        { "agent-secret-file", required_argument, NULL, 'Z' },
+        { "qemu-user", required_argument, NULL, 1001 },
+        { "qemu-sandbox", required_argument, NULL, 1002 },
+        { "cgroup-root", required_argument, NULL, 1003 },
+        { "console-log-max", required_argument, NULL, 1004 },
         { "config", required_argument, NULL, 'F' },
         { "help", no_argument, NULL, 'h' },
         {},
@@ -208,6 +234,12 @@ static int parse_args(int argc, char **argv, struct daemon *d)
                         break;
                 }
                 case 'W': d->web_dir = optarg; break;
+                case 'c': d->tls_cert = optarg; break;
+                case 'k': d->tls_key = optarg; break;
+                case 'E': d->api_tls_cert = optarg; break;
+                case 'K': d->api_tls_key = optarg; break;
+                case 'Y': d->tls_ca = optarg; break;
+                case 'Z': d->agent_secret_file = optarg; break;
                 case 'X': {
                         /* The controller's metrics collection period (docs/api.md, "Metrics"). */
                         uint32_t ms;
@@ -219,6 +251,28 @@ static int parse_args(int argc, char **argv, struct daemon *d)
                                 return -EINVAL;
                         }
                         d->metrics_interval_ms = (int)ms;
+                        break;
+                }
+                /* QEMU's confinement (docs/qemu-confinement.md). */
+                case 1001: d->agent.qemu_user = optarg; break;
+                case 1002:
+                        if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) {
+                                fprintf(stderr, "gpuvirtd: --qemu-sandbox: '%s' is not on or "
+                                                "off.\n", optarg);
+                                return -EINVAL;
+                        }
+                        d->agent.qemu_sandbox = optarg;
+                        break;
+                case 1003: d->agent.cgroup_root = optarg; break;
+                case 1004: {
+                        /* Bytes per console log file (console.log and console.log.1). */
+                        uint32_t b;
+                        if (gv_parse_u32(optarg, 10, &b) < 0 || b < 1024 || b > (1u << 30)) {
+                                fprintf(stderr, "gpuvirtd: --console-log-max: '%s' is not "
+                                                "1024..1073741824 bytes.\n", optarg);
+                                return -EINVAL;
+                        }
+                        d->agent.console_log_max = b;
                         break;
                 }
                 case 'F': break; /* read before (config_argv) */
@@ -245,6 +299,27 @@ static int parse_args(int argc, char **argv, struct daemon *d)
                                 "controller runs in this process).\n");
                 return -EINVAL;
         }
+        if (!d->tls_cert != !d->tls_key) {
+                fprintf(stderr, "gpuvirtd: --%s needs --%s too (a certificate and its key).\n",
+                        d->tls_cert ? "tls-cert" : "tls-key", d->tls_cert ? "tls-key" : "tls-cert");
+                return -EINVAL;
+        }
+        if (!d->api_tls_cert != !d->api_tls_key) {
+                fprintf(stderr, "gpuvirtd: --%s needs --%s too (a certificate and its key).\n",
+                        d->api_tls_cert ? "api-tls-cert" : "api-tls-key",
+                        d->api_tls_cert ? "api-tls-key" : "api-tls-cert");
+                return -EINVAL;
+        }
+        if (d->tls_cert && !d->listen_addr) {
+                fprintf(stderr, "gpuvirtd: --tls-cert is for the agent's TCP listener; give "
+                                "--listen HOST:PORT too.\n");
+                return -EINVAL;
+        }
+        if (d->api_tls_cert && !d->api_listen) {
+                fprintf(stderr, "gpuvirtd: --api-tls-cert is for the controller's TCP listener; "
+                                "give --api-listen HOST:PORT too.\n");
+                return -EINVAL;
+        }
         d->agent.accel = d->accel;
         d->agent.shared_storage = (const char *const *)d->shared_storage;
         return 0;
@@ -269,24 +344,53 @@ static int start_agent(struct daemon *d, struct gv_error **err)
                 fprintf(stderr, "gpuvirtd: %s\n", *w);
         d->agent_sock = d->socket_path ? xstrdup(d->socket_path)
                                        : gv_path_join(d->agent.state_dir, "agent.sock");
-        struct gv_http_config hc = { .unix_path = d->agent_sock, .tcp_address = d->listen_addr };
+        if (d->listen_addr || d->controller_url) {
+                /* The TCP listener takes only requests with the agent's secret, which exists
+                 * from the start: it is never open. */
+                _cleanup_free_ char *def = gv_path_join(d->agent.state_dir, "agent.secret");
+                r = gv_agent_secret_load(d->agent_secret_file ? d->agent_secret_file : def,
+                                         !d->agent_secret_file, &d->agent_secret, err);
+                if (r < 0)
+                        return r;
+                d->agent_api.secret = d->agent_secret;
+        }
+        struct gv_http_config hc = { .unix_path = d->agent_sock, .tcp_address = d->listen_addr,
+                                     .tls_cert_file = d->tls_cert, .tls_key_file = d->tls_key,
+                                     .tcp_authorize = gv_agent_api_authorize };
         r = gv_http_server_new(&hc, routes, n_routes, &d->agent_api, &d->agent_srv, err);
         if (r < 0)
                 return r;
-        printf("gpuvirtd: ready on unix:%s%s%s (accel %s)\n", d->agent_sock,
-               d->listen_addr ? " and " : "", d->listen_addr ? d->listen_addr : "",
+        const char *scheme = d->tls_cert ? "https://" : "http://";
+        printf("gpuvirtd: ready on unix:%s%s%s%s (accel %s)\n", d->agent_sock,
+               d->listen_addr ? " and " : "", d->listen_addr ? scheme : "",
+               d->listen_addr ? d->listen_addr : "",
                d->agent_api.agent->qemu.reason ? d->agent_api.agent->qemu.reason : "no QEMU");
         fflush(stdout);
         if (d->controller_url) {
                 _cleanup_free_ char *ep = NULL;
                 if (!d->advertise)
-                        ep = d->listen_addr ? xasprintf("http://%s", d->listen_addr)
+                        ep = d->listen_addr ? xasprintf("%s%s", scheme, d->listen_addr)
                                             : xasprintf("unix:%s", d->agent_sock);
+                const char *adv = d->advertise ? d->advertise : ep;
+                /* The library never logs: the daemon says where secrets would travel in
+                 * clear. */
+                if (gv_startswith(d->controller_url, "http://") &&
+                    !gv_endpoint_is_local(d->controller_url))
+                        fprintf(stderr, "gpuvirtd: warning: registering with %s over plain "
+                                        "http: the agent's secret and the token travel in "
+                                        "clear; give the controller a certificate and use "
+                                        "https:// (docs/tls.md).\n", d->controller_url);
+                if (gv_startswith(adv, "http://") && !gv_endpoint_is_local(adv))
+                        fprintf(stderr, "gpuvirtd: warning: the controller reaches this agent "
+                                        "at %s over plain http, so the agent's secret "
+                                        "travels in clear on every call; give the agent "
+                                        "--tls-cert and --tls-key (docs/tls.md).\n", adv);
                 struct gv_registrar_config rc = {
                         .controller = d->controller_url,
                         .token = secure_getenv("GPUVIRT_TOKEN"),
                         .name = d->host_name,
-                        .endpoint = d->advertise ? d->advertise : ep,
+                        .endpoint = adv,
+                        .secret = d->agent_secret,
                 };
                 r = gv_registrar_start(&rc, &d->registrar, err);
         }
@@ -323,7 +427,9 @@ static int start_controller(struct daemon *d, struct gv_error **err)
                 return gv_error_set(err, -r, "Cannot create '%s': %s.", images, strerror(-r));
         struct gv_http_config hc = { .unix_path = sock, .tcp_address = d->api_listen,
                                      .upload_dir = images,
-                                     .max_body = GV_CONTROLLER_API_MAX_BODY };
+                                     .max_body = GV_CONTROLLER_API_MAX_BODY,
+                                     .tls_cert_file = d->api_tls_cert,
+                                     .tls_key_file = d->api_tls_key };
         r = gv_http_server_new(&hc, routes, n_routes, &d->ctl_api, &d->ctl_srv, err);
         if (r < 0)
                 return r;
@@ -337,13 +443,15 @@ static int start_controller(struct daemon *d, struct gv_error **err)
                         (void)gethostname(hn, sizeof(hn) - 1);
                         name = hn;
                 }
-                r = gv_controller_host_register(d->ctl, name, ep, &h, err);
+                r = gv_controller_host_register_agent(d->ctl, name, ep, d->agent_secret, &h,
+                                                      err);
                 if (r < 0)
                         return gv_error_wrap(err, r, "registering the local agent as host '%s'"
                                              " (--host-name sets another name)", name);
         }
         printf("gpuvirtd: controller ready on unix:%s%s%s (store %s)\n", sock,
-               d->api_listen ? " and http://" : "", d->api_listen ? d->api_listen : "", store);
+               d->api_listen ? (d->api_tls_cert ? " and https://" : " and http://") : "",
+               d->api_listen ? d->api_listen : "", store);
         fflush(stdout);
         return 0;
 }
@@ -357,6 +465,9 @@ static void stop_all(struct daemon *d)
         gv_agent_free(d->agent_api.agent);
         gv_oplog_free(d->agent_api.oplog);
         free(d->agent_sock);
+        if (d->agent_secret)
+                explicit_bzero(d->agent_secret, strlen(d->agent_secret));
+        free(d->agent_secret);
         strv_free(d->shared_storage);
 }
 
@@ -425,6 +536,10 @@ int main(int argc, char **argv)
         pthread_sigmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
+        /* Every https peer (agents for the controller, the controller for an agent) is
+         * verified against this CA; without it, against the system's trust store. */
+        if (d.tls_ca)
+                gv_http_client_set_ca_file(d.tls_ca);
         r = gv_mkdir_p(d.agent.state_dir, 0700);
         if (r < 0) {
                 fprintf(stderr, "gpuvirtd: cannot create '%s': %s\n", d.agent.state_dir,

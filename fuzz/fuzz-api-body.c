@@ -48,6 +48,7 @@ static struct gv_controller *ctl;
 static struct gv_controller_api api;
 static struct gv_http_server *srv;
 static char *sock_path;
+static char *web_dir; /* outlives the server (api.web_dir points at it) */
 static int conn = -1;
 static unsigned long n_inputs;
 
@@ -79,8 +80,10 @@ static void start(void)
                                             .poll_interval_ms = 60000 };
         if (gv_controller_new(&cfg, &ctl, &e) < 0)
                 fuzz_fail("the controller does not start: %s", gv_error_msg(e, -EIO));
+        free(web_dir);
+        web_dir = xstrdup(sub);
         api = (struct gv_controller_api){ .controller = ctl, .keepalive_ms = 1000,
-                                          .web_dir = sub };
+                                          .web_dir = web_dir };
         free(sock_path);
         sock_path = xasprintf("%s/ctl.sock", sub);
         size_t n;
@@ -174,17 +177,22 @@ static char *make_path(const char *pattern, const uint8_t **data, size_t *size)
         return out;
 }
 
-static void send_all(const char *buf, size_t n)
+/* 0, or -errno when the connection is gone (the server may close a kept-alive connection
+ * after any reply, e.g. one it made before reading the whole body). */
+static int send_all(const char *buf, size_t n)
 {
         while (n > 0) {
                 ssize_t s = send(conn, buf, n, MSG_NOSIGNAL);
                 if (s < 0 && errno == EINTR)
                         continue;
+                if (s < 0 && (errno == EPIPE || errno == ECONNRESET))
+                        return -errno;
                 if (s <= 0)
                         fuzz_fail("cannot send the request: %s", strerror(errno));
                 buf += s;
                 n -= (size_t)s;
         }
+        return 0;
 }
 
 /* A header's value in the head (case-insensitive name), or NULL; not NUL-terminated: up to
@@ -205,7 +213,8 @@ static const char *header(const char *head, const char *name)
         return NULL;
 }
 
-/* Read one reply; returns its status. *ret_close: the server closes the connection after it. */
+/* Read one reply; returns its status, or 0 when the connection was closed before its first
+ * byte. *ret_close: the server closes the connection after it. */
 static unsigned read_reply(const char *what, bool *ret_close, char **ret_body)
 {
         size_t cap = 4096, len = 0;
@@ -223,8 +232,10 @@ static unsigned read_reply(const char *what, bool *ret_close, char **ret_body)
                         continue;
                 if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
                         fuzz_fail("%s: no reply within %d s", what, REPLY_TIMEOUT_S);
+                if (n <= 0 && len == 0)
+                        return 0; /* closed before answering: the caller tries again */
                 if (n <= 0)
-                        fuzz_fail("%s: the server closed the connection without a reply (%s)",
+                        fuzz_fail("%s: the server closed the connection in a reply's head (%s)",
                                   what, n < 0 ? strerror(errno) : "end of stream");
                 len += (size_t)n;
                 buf[len] = '\0';
@@ -315,18 +326,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                               "Content-Length: %zu\r\n%s\r\n",
                                               r->method, path, size, key);
         _cleanup_free_ char *what = xasprintf("%s %s", r->method, path);
-        if (conn < 0)
-                dial();
-        send_all(head, strlen(head));
-        send_all((const char *)data, size);
-
+        /* The server may close a kept-alive connection after any reply, and may answer (and
+         * close) before it has read the whole body: a failed send is not the end, the reply may
+         * be waiting. A connection closed before any reply is tried once more, anew. */
         bool close_after = false;
         _cleanup_free_ char *body = NULL;
-        unsigned status = read_reply(what, &close_after, &body);
-        if (close_after) {
-                close(conn);
-                conn = -1;
+        unsigned status = 0;
+        for (int attempt = 0; attempt < 2 && status == 0; attempt++) {
+                if (conn < 0)
+                        dial();
+                if (send_all(head, strlen(head)) >= 0)
+                        (void)send_all((const char *)data, size);
+                status = read_reply(what, &close_after, &body);
+                if (status == 0 || close_after) {
+                        close(conn);
+                        conn = -1;
+                }
         }
+        if (status == 0)
+                fuzz_fail("%s: the server closed two connections without a reply", what);
 
         bool calls_out = strcmp(r->method, "POST") == 0 &&
                          strcmp(r->pattern, "/api/v1/hosts") == 0;

@@ -12,7 +12,7 @@
  *     controller: [--store URL] [--api-socket PATH] [--api-listen HOST:PORT]
  *                 [--api-tls-cert FILE --api-tls-key FILE]
  *                 [--host-down-after S] [--agent-timeout S] [--migration-stall-timeout S]
- *                 [--metrics-interval MS]
+ *                 [--metrics-interval MS] [--audit-retention-days DAYS|never]
  *                 [--web-dir DIR]
  *     both:       [--tls-ca FILE]   the CA that signs the other side's certificate
  *
@@ -75,6 +75,7 @@ static void usage(FILE *f)
                    "              [--api-tls-cert FILE --api-tls-key FILE]\n"
                    "              [--host-down-after SECONDS] [--agent-timeout SECONDS]\n"
                    "              [--migration-stall-timeout SECONDS] [--web-dir DIR]\n"
+                   "              [--audit-retention-days DAYS|never]\n"
                    "  both:       [--tls-ca FILE] (the CA of the other side's certificate)\n");
 }
 
@@ -93,6 +94,7 @@ struct daemon {
         int host_down_after_ms;
         int agent_timeout_ms, migration_stall_ms;
         int metrics_interval_ms;
+        int audit_retention_days;     /* 0: the controller's default (90); -1: kept forever */
         char **shared_storage;        /* --shared-storage, canonical (agent.shared_storage) */
         /* running */
         char *agent_sock;
@@ -139,6 +141,7 @@ static const struct option opts[] = {
         { "qemu-sandbox", required_argument, NULL, 1002 },
         { "cgroup-root", required_argument, NULL, 1003 },
         { "console-log-max", required_argument, NULL, 1004 },
+        { "audit-retention-days", required_argument, NULL, 1100 },
         { "config", required_argument, NULL, 'F' },
         { "help", no_argument, NULL, 'h' },
         {},
@@ -251,6 +254,21 @@ static int parse_args(int argc, char **argv, struct daemon *d)
                                 return -EINVAL;
                         }
                         d->metrics_interval_ms = (int)ms;
+                        break;
+                }
+                case 1100: {
+                        /* How long audit records are kept (docs/audit.md); "never": forever. */
+                        uint32_t days;
+                        if (strcmp(optarg, "never") == 0) {
+                                d->audit_retention_days = -1;
+                                break;
+                        }
+                        if (gv_parse_u32(optarg, 10, &days) < 0 || days < 1 || days > 36500) {
+                                fprintf(stderr, "gpuvirtd: --audit-retention-days: '%s' is not "
+                                                "1..36500 days or never.\n", optarg);
+                                return -EINVAL;
+                        }
+                        d->audit_retention_days = (int)days;
                         break;
                 }
                 /* QEMU's confinement (docs/qemu-confinement.md). */
@@ -412,6 +430,7 @@ static int start_controller(struct daemon *d, struct gv_error **err)
                                            .agent_timeout_ms = d->agent_timeout_ms,
                                            .migration_stall_ms = d->migration_stall_ms,
                                            .metrics_interval_ms = d->metrics_interval_ms,
+                                           .audit_retention_days = d->audit_retention_days,
                                            .image_dir = images };
         size_t n_routes;
         const struct gv_http_route *routes = gv_controller_api_routes(&n_routes);

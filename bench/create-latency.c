@@ -272,7 +272,8 @@ static int daemon_start(struct ctx *c)
                 return fail("Cannot create '%s': %s.", c->log, strerror(errno));
         char *argv[] = { (char *)c->o.sim, "exec", "--root", c->root, "--", (char *)c->o.daemon,
                          "--role", "all", "--state-dir", c->state, "--accel",
-                         (char *)c->o.accel, "--host-name", HOST_NAME, NULL };
+                         (char *)c->o.accel, "--host-name", HOST_NAME, "--qemu-user", "root",
+                         NULL };
         struct gv_spawn_opts so = { .stdin_fd = -1, .stdout_fd = log, .stderr_fd = log };
         r = gv_proc_spawn(argv, &so, &c->daemon, &e);
         if (r < 0)

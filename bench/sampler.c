@@ -464,7 +464,7 @@ static int agent_start(struct ctx *c, unsigned interval_ms)
         char *argv[] = { (char *)c->o.sim, "exec", "--root", c->root, "--", (char *)c->o.daemon,
                          "--role", "agent", "--state-dir", c->state, "--accel",
                          (char *)c->o.accel, "--stop-timeout", "2", "--sample-interval",
-                         interval, NULL };
+                         interval, "--qemu-user", "root", NULL };
         struct gv_spawn_opts so = { .stdin_fd = -1, .stdout_fd = log, .stderr_fd = log };
         int r = gv_proc_spawn(argv, &so, &c->agent, &e);
         if (r < 0)

@@ -261,7 +261,7 @@ static int agent_start_daemon(struct ctx *c)
         if (log < 0)
                 return fail("Cannot create '%s': %s.", c->agent_log, strerror(errno));
         char *argv[] = { (char *)c->o.agent, "--role", "agent", "--state-dir", state, "--socket",
-                         sock, NULL };
+                         sock, "--qemu-user", "root", NULL };
         struct gv_spawn_opts so = { .stdin_fd = -1, .stdout_fd = log, .stderr_fd = log };
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         int r = gv_proc_spawn(argv, &so, &c->agent, &e);

@@ -8,6 +8,7 @@
 #   sim-cluster.sh start DIR [--hosts N] [--profiles P1,P2,...] [--accel tcg|kvm|auto]
 #                            [--host-down-after S] [--cpus N] [--memory-gib N] [--qemu PATH]
 #                            [--same-group] [--controller-config FILE] [--stop-timeout S]
+#                            [--tls]
 #   sim-cluster.sh stop DIR          QEMUs of the cluster first, then the daemons; files stay
 #   sim-cluster.sh status DIR        the daemons and the controller's host list
 #   sim-cluster.sh restart DIR NAME  (re)start the controller or one host's agent (node-a, ...)
@@ -25,6 +26,15 @@
 #                       (docs/configuration.md), kept for restarts
 #   dashboard.token     an admin token for the web dashboard (mode 0600); the summary prints
 #                       the dashboard's URL with it in the fragment (docs/dashboard.md)
+#   hostK-state/agent.secret  the agent's secret (docs/agent.md "Authentication"): every
+#                       request to an agent's TCP listener needs "Authorization: Bearer" it
+#   tls/                with --tls: ca.pem (cluster.env exports it as GPUVIRT_CA, so the CLI
+#                       trusts it), controller.pem and node-X.pem with their keys, made by
+#                       contrib/gpuvirt-certs.sh for localhost and 127.0.0.1 (docs/tls.md)
+#
+# --tls: every TCP listener (the controller's and each agent's) speaks TLS 1.3 only, with the
+# certificates in DIR/tls; the URLs in cluster.env are https://, and the controller and agents
+# verify each other against DIR/tls/ca.pem. A cluster started with --tls restarts with it.
 #
 # Hosts take the profiles in turn (default dgx-h100). A simulated host advertises --cpus
 # (default 64) and --memory-gib (default 512) for VMs, as UX.md's sample host list shows,
@@ -96,6 +106,33 @@ s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null)
         die "cannot find a free TCP port on 127.0.0.1."
 }
 
+# agent_get K PORT PATH: GET on host K's agent over TCP with its secret (and the CA with
+# --tls); false unless 2xx.
+agent_get() {
+        local secret scheme=http args=(-sf --max-time 2)
+        secret=$(cat "$DIR/host$1-state/agent.secret" 2>/dev/null) || return 1
+        if [ -n "${CFG[SIM_TLS]:-}" ]; then
+                scheme=https
+                args+=(--cacert "$DIR/tls/ca.pem")
+        fi
+        curl "${args[@]}" -H "Authorization: Bearer $secret" "$scheme://127.0.0.1:$2$3"
+}
+
+# make_certs: DIR/tls with a CA and certificates for the controller and every host (kept when
+# they exist: a restarted cluster keeps its CA).
+make_certs() {
+        local name
+        [ -f "$DIR/tls/ca.pem" ] ||
+                "$REPO/contrib/gpuvirt-certs.sh" ca "$DIR/tls" >"$DIR/logs/certs.log" 2>&1 ||
+                die "cannot make the cluster's CA: $(tail -n 2 "$DIR/logs/certs.log")"
+        for name in controller "${NAMES[@]:0:$N}"; do
+                [ -f "$DIR/tls/$name.pem" ] && continue
+                "$REPO/contrib/gpuvirt-certs.sh" cert "$DIR/tls" "$name" localhost 127.0.0.1 \
+                        >>"$DIR/logs/certs.log" 2>&1 ||
+                        die "cannot make the certificate of $name: $(tail -n 2 "$DIR/logs/certs.log")"
+        done
+}
+
 # api PATH: GET on the controller's UNIX socket; the body on stdout, false unless 2xx.
 api() {
         curl -sf --max-time 5 --unix-socket "$DIR/gpuvirt.sock" "http://controller$1"
@@ -143,6 +180,7 @@ save_env() {
                 echo "# '. $DIR/cluster.env' points gpuvirt at it;"
                 echo "# 'sim-cluster.sh stop $DIR' stops it."
                 printf 'export GPUVIRT_ENDPOINT=%q\n' "unix:$DIR/gpuvirt.sock"
+                [ -z "${CFG[SIM_TLS]:-}" ] || printf 'export GPUVIRT_CA=%q\n' "$DIR/tls/ca.pem"
                 for k in "${CFG_KEYS[@]}"; do
                         printf '%s=%q\n' "$k" "${CFG[$k]}"
                 done
@@ -179,6 +217,10 @@ start_controller() {
                 [ -n "${CFG[SIM_HOST_DOWN_AFTER]:-}" ] &&
                         args+=(--host-down-after "${CFG[SIM_HOST_DOWN_AFTER]}")
                 [ -f "$DIR/controller.conf" ] && args+=(--config "$DIR/controller.conf")
+                [ -n "${CFG[SIM_TLS]:-}" ] &&
+                        args+=(--api-tls-cert "$DIR/tls/controller.pem"
+                               --api-tls-key "$DIR/tls/controller-key.pem"
+                               --tls-ca "$DIR/tls/ca.pem")
                 echo "== $(date '+%F %T') gpuvirtd ${args[*]}" >>"$DIR/logs/controller.log"
                 "${SETSID[@]}" "$GPUVIRTD" "${args[@]}" </dev/null \
                         >>"$DIR/logs/controller.log" 2>&1 &
@@ -186,7 +228,7 @@ start_controller() {
                 if wait_until 15 "$pid" api /api/v1/health; then
                         var CONTROLLER_PID "$pid"
                         var CONTROLLER_PORT "$port"
-                        var CONTROLLER_URL "http://127.0.0.1:$port"
+                        var CONTROLLER_URL "http${CFG[SIM_TLS]:+s}://127.0.0.1:$port"
                         return 0
                 fi
                 kill -9 "$pid" 2>/dev/null
@@ -228,20 +270,24 @@ start_agent() {
                 [ -n "$port" ] || port=$(free_port)
                 args=(--role agent --state-dir "$DIR/host$k-state" --listen "127.0.0.1:$port"
                       --controller "unix:$DIR/gpuvirt.sock" --host-name "$name"
-                      --accel "${CFG[SIM_ACCEL]}")
+                      --accel "${CFG[SIM_ACCEL]}"
+                      --qemu-user "${GPUVIRT_SIM_QEMU_USER:-root}")
                 [ -n "${CFG[SIM_QEMU]:-}" ] && args+=(--qemu "${CFG[SIM_QEMU]}")
                 [ -n "${CFG[SIM_STOP_TIMEOUT]:-}" ] &&
                         args+=(--stop-timeout "${CFG[SIM_STOP_TIMEOUT]}")
+                [ -n "${CFG[SIM_TLS]:-}" ] &&
+                        args+=(--tls-cert "$DIR/tls/$name.pem" --tls-key "$DIR/tls/$name-key.pem"
+                               --tls-ca "$DIR/tls/ca.pem")
                 echo "== $(date '+%F %T') gpuvirtd ${args[*]}" >>"$log"
                 GPUVIRT_SIM_CPUS=${CFG[SIM_CPUS]} \
                 GPUVIRT_SIM_MEMORY_MIB=$((CFG[SIM_MEMORY_GIB] * 1024)) \
                         "${SETSID[@]}" "$GPUVIRT_SIM" exec --root "$DIR/host$k" -- \
                         "$GPUVIRTD" "${args[@]}" </dev/null >>"$log" 2>&1 &
                 pid=$!
-                if wait_until 15 "$pid" curl -sf --max-time 2 "http://127.0.0.1:$port/v1/host"; then
+                if wait_until 15 "$pid" agent_get "$k" "$port" /v1/host; then
                         var "${key}_PID" "$pid"
                         var "${key}_PORT" "$port"
-                        var "${key}_URL" "http://127.0.0.1:$port"
+                        var "${key}_URL" "http${CFG[SIM_TLS]:+s}://127.0.0.1:$port"
                         return 0
                 fi
                 kill -9 "$pid" 2>/dev/null
@@ -256,10 +302,11 @@ start_agent() {
 
 cmd_start() {
         local hosts=2 profiles=dgx-h100 accel=tcg down_after='' cpus=64 mem_gib=512 qemu=
-        local k name profile i same_group= ctl_config= stop_timeout=
+        local k name profile i same_group= ctl_config= stop_timeout= tls=
         while [ $# -gt 0 ]; do
                 case $1 in
                 --same-group) same_group=1; shift; continue ;;
+                --tls) tls=1; shift; continue ;;
                 --hosts) hosts=${2:-} ;;
                 --profiles) profiles=${2:-} ;;
                 --accel) accel=${2:-} ;;
@@ -271,7 +318,7 @@ cmd_start() {
                 --stop-timeout) stop_timeout=${2:-} ;;
                 *) die "start: unknown option '$1' (valid: --hosts, --profiles, --accel," \
                         "--host-down-after, --cpus, --memory-gib, --qemu, --same-group," \
-                        "--controller-config, --stop-timeout)." ;;
+                        "--controller-config, --stop-timeout, --tls)." ;;
                 esac
                 [ $# -ge 2 ] || die "start: $1 needs a value."
                 shift 2
@@ -320,6 +367,9 @@ cmd_start() {
         var SIM_QEMU "${qemu:+$(readlink -f "$qemu")}"
         var SIM_STOP_TIMEOUT "$stop_timeout"
         var SIM_SAME_GROUP "$same_group"
+        # a cluster made with --tls keeps it when started again
+        [ -n "$tls" ] || tls=${CFG[SIM_TLS]:-}
+        var SIM_TLS "$tls"
         [ -z "$same_group" ] || SETSID=()
         var GPUVIRT_CLUSTER_DIR "$DIR"
         var GPUVIRT_CLUSTER_HOSTS "${NAMES[*]:0:$hosts}"
@@ -338,6 +388,11 @@ cmd_start() {
                 var "$(key_of "$name")_ROOT" "$DIR/host$k"
                 var "$(key_of "$name")_STATE" "$DIR/host$k-state"
         done
+        if [ -n "$tls" ]; then
+                command -v certtool >/dev/null 2>&1 || command -v openssl >/dev/null 2>&1 ||
+                        die "--tls needs certtool (gnutls-bin) or openssl to make certificates."
+                make_certs
+        fi
         start_controller
         dashboard_token
         save_env

@@ -5,7 +5,9 @@
 # call its API, check answers with jq.
 #
 #   start_agent [ARGS...]   gpuvirtd under `gpuvirt-sim exec`, waits until it answers;
-#                           GV_AGENT_ACCEL (default tcg) and GV_AGENT_QEMU pick QEMU's side
+#                           GV_AGENT_ACCEL (default tcg) and GV_AGENT_QEMU pick QEMU's side;
+#                           GV_AGENT_QEMU_USER its user (default root: test-confine.sh runs
+#                           QEMU as nobody, docs/qemu-confinement.md)
 #   stop_agent              SIGTERM and wait
 #   api METHOD PATH [BODY] [OPID]   $HTTP the status, $OUT the body
 #   check NAME HTTP JQ      ok when the status is HTTP and the jq expression is true on $OUT
@@ -25,7 +27,8 @@ start_agent() {
         local q=()
         [ -n "${GV_AGENT_QEMU:-}" ] && q=(--qemu "$GV_AGENT_QEMU")
         "$GPUVIRT_SIM" exec --root "$ROOT" -- "$GPUVIRTD" --role agent --state-dir "$STATE" \
-                --accel "${GV_AGENT_ACCEL:-tcg}" --stop-timeout 2 "${q[@]}" "$@" \
+                --accel "${GV_AGENT_ACCEL:-tcg}" --stop-timeout 2 "${q[@]}" \
+                --qemu-user "${GV_AGENT_QEMU_USER:-root}" "$@" \
                 >>"$TEST_TMP/agent.log" 2>&1 &
         AGENT_PID=$!
         for _ in $(seq 100); do

@@ -79,7 +79,9 @@ static struct gv_agent *agent_open(struct fx *f, int grace_ms, int interval_ms)
         struct gv_agent_config cfg = { .state_dir = f->state, .sysfs_root = f->root,
                                        .nvml_library = f->nvml, .accel = "tcg",
                                        .stop_timeout_ms = 2000, .orphan_grace_ms = grace_ms,
-                                       .reconcile_interval_ms = interval_ms };
+                                       .reconcile_interval_ms = interval_ms,
+                                       /* QEMU as root: test-confine.sh covers its user */
+                                       .qemu_user = "root" };
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         struct gv_agent *a = NULL;
         int r = gv_agent_new(&cfg, &a, &e);

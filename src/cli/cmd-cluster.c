@@ -239,8 +239,8 @@ static int host_list(struct gv_cli *cli, int argc, char **argv)
                                  "starts with the controller's address)", &hosts);
         if (!hosts)
                 return ex;
-        static const char *const headers[] = { "HOST", "STATE", "ACCEL", "CPU", "MEMORY", "GPUS",
-                                               NULL };
+        static const char *const headers[] = { "HOST", "STATE", "POOL", "ACCEL", "CPU", "MEMORY",
+                                               "GPUS", NULL };
         _cleanup_(gv_table_freep) struct gv_table *t = gv_table_new(headers);
         size_t i;
         json_t *h;
@@ -248,8 +248,9 @@ static int host_list(struct gv_cli *cli, int argc, char **argv)
                 _cleanup_free_ char *cpu = fmt_host_cpu(h);
                 _cleanup_free_ char *mem = fmt_used_total(json_object_get(h, "memory_mib"), true);
                 _cleanup_free_ char *gpus = fmt_host_gpus(h);
-                gv_table_add_rowf(t, jstr(h, "name"), jstr(h, "state"), jstr(h, "accel"), cpu,
-                                  mem, gpus);
+                /* every host is in a GPU pool, "default" until an admin says otherwise */
+                gv_table_add_rowf(t, jstr(h, "name"), jstr(h, "state"),
+                                  jstr(h, "pool") ?: "default", jstr(h, "accel"), cpu, mem, gpus);
         }
         gv_table_print(t, stdout);
         return GV_EXIT_OK;
@@ -284,6 +285,7 @@ static int host_show(struct gv_cli *cli, int argc, char **argv)
                json_is_true(sim) ? " (simulated)" : "");
         printf("state:     %s\n", jstr(h, "state") ? jstr(h, "state") : "—");
         printf("endpoint:  %s\n", jstr(h, "endpoint") ? jstr(h, "endpoint") : "—");
+        printf("pool:      %s\n", jstr(h, "pool") ?: "default");
         if (why && accel && gv_startswith(why, accel))
                 printf("accel:     %s\n", why); /* the reason starts with the accelerator */
         else
@@ -674,6 +676,30 @@ static int host_undrain(struct gv_cli *cli, int argc, char **argv)
         return GV_EXIT_OK;
 }
 
+/* host pool HOST POOL: the GPU pool the host's GPUs are in (tenants may be held to pools) */
+static int host_pool(struct gv_cli *cli, int argc, char **argv)
+{
+        static const char usage[] = "host pool HOST POOL [--json]";
+        int idx, ex;
+        if (!gv_cli_api_parse_simple(cli, argc, argv, usage, 2, NULL, &idx, &ex))
+                return ex;
+        const char *host = argv[idx], *pool = argv[idx + 1];
+        if (!gv_name_is_valid(pool))
+                return gv_cli_usage_error("'%s' is not a pool name (1 to 63 of a-z 0-9 . _ -, "
+                                          "starting with a letter or digit)", pool);
+        _cleanup_free_ char *e = gv_cli_url_escape(host);
+        _cleanup_free_ char *path = xasprintf("/api/v1/hosts/%s/pool", e);
+        _cleanup_json_ json_t *body = json_pack("{s:s}", "pool", pool), *out = NULL;
+        ex = gv_cli_api_call(cli, "POST", path, body, &out, NULL);
+        if (ex != GV_EXIT_OK)
+                return ex;
+        if (cli->json)
+                gv_json_print(TAKE_PTR(out));
+        else
+                printf("%s: in GPU pool %s\n", host, jstr(out, "pool") ?: pool);
+        return GV_EXIT_OK;
+}
+
 const struct gv_cli_command gv_cli_cluster_commands[] = {
         { "host", "list", "", "hosts of the cluster: state, accelerator, CPU, memory, GPUs",
           host_list },
@@ -682,6 +708,8 @@ const struct gv_cli_command gv_cli_cluster_commands[] = {
           "away [--wait]", host_drain },
         { "host", "undrain", "HOST", "end maintenance: the host takes placements again",
           host_undrain },
+        { "host", "pool", "HOST POOL", "put the host's GPUs in a GPU pool (tenants' --pool)",
+          host_pool },
         { "gpu", "list", "[HOST]", "GPUs of the cluster (or of one host): mode, use, memory",
           gpu_list },
         { "gpu", "show", "HOST/GPU", "one GPU with its MIG instances and vGPUs", gpu_show },

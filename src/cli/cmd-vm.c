@@ -254,10 +254,11 @@ static int vm_create(struct gv_cli *cli, int argc, char **argv)
                 "[,migrate]]\n"
                 "        [--nic user|bridge:BR]... [--forward HOST:GUEST]... [--user-data FILE]\n"
                 "        [--ssh-key FILE]... [--policy P] [--host H]\n"
-                "        [--maintenance offline|stop|keep] [--wait] [--json]";
+                "        [--maintenance offline|stop|keep] [--tenant T] [--wait] [--json]";
         enum {
                 OPT_IMAGE = GV_CLI_OPT_FIRST_OWN, OPT_DISK, OPT_CPUS, OPT_MEMORY, OPT_GPU, OPT_NIC,
                 OPT_FORWARD, OPT_USER_DATA, OPT_SSH_KEY, OPT_POLICY, OPT_HOST, OPT_MAINTENANCE,
+                OPT_TENANT,
         };
         static const struct option options[] = {
                 GV_CLI_API_OPTIONS,
@@ -274,6 +275,7 @@ static int vm_create(struct gv_cli *cli, int argc, char **argv)
                 { "policy", required_argument, NULL, OPT_POLICY },
                 { "host", required_argument, NULL, OPT_HOST },
                 { "maintenance", required_argument, NULL, OPT_MAINTENANCE },
+                { "tenant", required_argument, NULL, OPT_TENANT },
                 {},
         };
         _cleanup_json_ json_t *spec = json_object();
@@ -296,9 +298,12 @@ static int vm_create(struct gv_cli *cli, int argc, char **argv)
                         break;
                 case OPT_IMAGE:
                 case OPT_POLICY:
-                case OPT_HOST: {
-                        const char *key = c == OPT_IMAGE ? "image" : c == OPT_POLICY ? "policy"
-                                                                                     : "host";
+                case OPT_HOST:
+                case OPT_TENANT: {
+                        const char *key = c == OPT_IMAGE    ? "image"
+                                          : c == OPT_POLICY ? "policy"
+                                          : c == OPT_HOST   ? "host"
+                                                            : "tenant";
                         if (!*optarg)
                                 return gv_cli_usage_error("--%s needs a value", key);
                         if (c != OPT_POLICY && !gv_name_is_valid(optarg))
@@ -530,6 +535,8 @@ static int vm_show(struct gv_cli *cli, int argc, char **argv)
         printf("name:      %s\n", jstr(vm, "name") ? jstr(vm, "name") : argv[idx]);
         printf("state:     %s\n", jstr(vm, "state") ? jstr(vm, "state") : "—");
         printf("host:      %s\n", jstr(vm, "host") ? jstr(vm, "host") : "—");
+        if (jstr(spec, "tenant"))
+                printf("tenant:    %s\n", jstr(spec, "tenant"));
         printf("image:     %s", jstr(spec, "image") ? jstr(spec, "image") : "— (no disk)");
         if (jstr(spec, "disk_size"))
                 printf(", disk %s", jstr(spec, "disk_size"));

@@ -20,6 +20,7 @@ extern const struct gv_cli_command gv_cli_top_commands[]; /* cmd-top.c */
 extern const struct gv_cli_command gv_cli_advise_commands[]; /* cmd-advise.c */
 extern const struct gv_cli_command gv_cli_insights_commands[]; /* cmd-insights.c */
 extern const struct gv_cli_command gv_cli_audit_commands[]; /* cmd-audit.c */
+extern const struct gv_cli_command gv_cli_tenant_commands[]; /* cmd-tenant.c */
 
 /* In order: a group+verb found in an earlier table wins (the cluster table's entries for
  * `gpu set-mode`, `mig apply|list`, `vgpu types` hand a bare GPU on to the local tables). */
@@ -30,6 +31,7 @@ static const struct gv_cli_command *const command_tables[] = {
         gv_cli_image_commands,
         gv_cli_token_commands,
         gv_cli_license_commands,
+        gv_cli_tenant_commands,
         gv_cli_advise_commands,
         gv_cli_top_commands,
         gv_cli_insights_commands,
@@ -169,7 +171,7 @@ int main(int argc, char **argv)
                                 group_known = true;
         if (!group_known)
                 return gv_cli_usage_error("unknown command '%s' (commands: host, gpu, mig, vgpu, "
-                                          "vm, op, events, image, token, license, advise, "
+                                          "vm, op, events, image, token, tenant, license, advise, "
                                           "insights, audit, top; see gpuvirt --help)",
                                           group);
         /* list the verbs of the group */

@@ -19,6 +19,7 @@ case "$*" in
 *"vm list --json")
         printf '[\n  {\n    "host": "node-a",\n    "name": "infer-1",\n    "spec": {\n      "name": "infer-1"\n    },\n    "state": "running"\n  },\n  {\n    "name": "train-2"\n  }\n]\n' ;;
 *"host list --json") printf '[\n  {\n    "name": "node-a"\n  },\n  {\n    "name": "node-b"\n  }\n]\n' ;;
+*"tenant list --json") printf '[\n  {\n    "name": "acme",\n    "quota": {\n      "name": "not-a-tenant"\n    }\n  }\n]\n' ;;
 *"gpu list --json") printf '[\n  {\n    "index": 0,\n    "name": "node-a/0"\n  }\n]\n' ;;
 *) exit 5 ;;
 esac
@@ -103,6 +104,27 @@ check gpu "$(complete_line gpuvirt license set vws --counting "")" "--counting v
 check --kind "$(complete_line gpuvirt advise --)" "advise options (a command without a verb)"
 check hardware "$(complete_line gpuvirt advise --isolation "")" "--isolation values"
 check 24h "$(complete_line gpuvirt insights --window "")" "--window values"
+
+# issue 9's tenants: the verbs and options, member tokens, host pools, names from the controller
+check tenant "$(complete_line gpuvirt te)" "tenant among the groups"
+check set "$(complete_line gpuvirt tenant "")" "tenant verbs"
+check --seats "$(complete_line gpuvirt tenant create acme --s)" "tenant create options"
+check_not --no-limit "$(complete_line gpuvirt tenant create acme --)" "no --no-limit on create"
+check --no-limit "$(complete_line gpuvirt tenant set acme --)" "tenant set options"
+check --pools-any "$(complete_line gpuvirt tenant set acme --vcpus 4 --p)" \
+        "tenant set options after an option's value"
+check seats:vws "$(complete_line gpuvirt tenant set acme --no-limit s)" "--no-limit values"
+check vws= "$(complete_line gpuvirt tenant create acme --seats v)" "--seats EDITION= for tenants"
+check_not vws= "$(complete_line gpuvirt license set p --seats v)" "--seats is a number for pools"
+check member "$(complete_line gpuvirt token create ci --role m)" "the member role"
+check --tenant "$(complete_line gpuvirt token create ci --role member --t)" "token create --tenant"
+check --tenant "$(complete_line gpuvirt vm create x --t)" "vm create --tenant"
+check pool "$(complete_line gpuvirt host p)" "host pool"
+check node-b "$(complete_line gpuvirt host pool "")" "host pool: host names"
+got=$(complete_line gpuvirt tenant show "")
+check acme "$got" "tenant names"
+check_not not-a-tenant "$got" "only the tenants' own names"
+check acme "$(complete_line gpuvirt token create ci --role member --tenant "")" "--tenant: tenant names"
 
 # the flags on the line go to the name lookup
 : >"$FAKE_LOG"

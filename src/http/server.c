@@ -418,7 +418,9 @@ const char *gv_http_request_id(const struct gv_http_request *req)
 
 unsigned gv_http_status(const struct gv_http_request *req)
 {
-        return req->queued ? req->status : 0;
+        /* A reply made by a handler counts before it is queued (the audit record is written
+         * between the two). */
+        return req->response || req->queued ? req->status : 0;
 }
 
 const char *gv_http_param(const struct gv_http_request *req, const char *name)

@@ -127,7 +127,7 @@ int gv_http_peer_cred(const struct gv_http_request *req, uid_t *ret_uid, gid_t *
 /* The TCP peer as "tcp:192.0.2.1:41234" or "tcp:[2001:db8::1]:41234" into buf. -ENODATA on
  * the UNIX socket. */
 int gv_http_peer_address(const struct gv_http_request *req, char *buf, size_t size);
-/* The HTTP status answered, once a reply was queued (on_complete); 0 before. */
+/* The HTTP status answered, once a reply was made (by the handler) or queued; 0 before. */
 unsigned gv_http_status(const struct gv_http_request *req);
 
 /* A body_to_file route's body: the file it was written to (complete when the handler runs),

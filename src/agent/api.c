@@ -16,6 +16,7 @@
 #include "http/server.h"
 #include "util/alloc.h"
 #include "util/json.h"
+#include "util/sha256.h"
 #include "util/strv.h"
 
 #define CONSOLE_DEFAULT_BYTES 65536u
@@ -417,6 +418,45 @@ static int h_reconcile_last(struct gv_http_request *req, void *userdata)
                 return gv_http_reply_problem(req, 404, "not-found", NULL, "No reconcile pass has "
                                              "run yet; POST /v1/reconcile runs one.");
         return gv_http_reply_json(req, 200, j);
+}
+
+/* ---- authentication on TCP ---- */
+
+int gv_agent_api_authorize(void *userdata, struct gv_http_request *req)
+{
+        struct gv_agent_api *api = userdata;
+        const char *h = gv_http_header(req, "Authorization");
+        const char *detail;
+
+        if (!api->secret) {
+                detail = "This agent has no secret yet, so its TCP listener takes no requests; "
+                         "use its UNIX socket, or restart it so that it makes one.";
+        } else if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+                detail = "This agent's TCP API needs 'Authorization: Bearer SECRET', the "
+                         "agent's secret its controller got at registration (docs/agent.md, "
+                         "\"Authentication\").";
+        } else {
+                /* Hashes of both sides: equal lengths, and a comparison whose time says
+                 * nothing about the secret. */
+                uint8_t want[GV_SHA256_DIGEST_SIZE], got[GV_SHA256_DIGEST_SIZE];
+                struct gv_sha256 s;
+                gv_sha256_init(&s);
+                gv_sha256_update(&s, api->secret, strlen(api->secret));
+                gv_sha256_final(&s, want);
+                const char *v = h + 7;
+                while (*v == ' ')
+                        v++;
+                gv_sha256_init(&s);
+                gv_sha256_update(&s, v, strlen(v));
+                gv_sha256_final(&s, got);
+                if (gv_memeq_const_time(want, got, sizeof(want)))
+                        return 0;
+                detail = "The agent's secret given is not this agent's (was the agent's "
+                         "secret file replaced? the agent registers again with the new one).";
+        }
+        (void)gv_http_reply_problem(req, 401, "unauthorized", NULL, "%s", detail);
+        (void)gv_http_reply_header(req, "WWW-Authenticate", "Bearer realm=\"gpuvirt-agent\"");
+        return 1;
 }
 
 static const struct gv_http_route routes[] = {

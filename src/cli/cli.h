@@ -40,6 +40,7 @@ struct gv_cli {
         bool json;
         const char *endpoint;   /* --endpoint (API commands; client.h) */
         const char *token;      /* --token */
+        const char *ca;         /* --ca: an https controller's CA (client.h) */
         struct gv_cli_api *api; /* resolved on the first API call, freed by main */
         /* Set around an upload: the request body's progress (client.c passes it on). */
         void (*on_sent)(void *userdata, uint64_t sent, uint64_t total);

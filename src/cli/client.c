@@ -33,6 +33,7 @@ struct gv_cli_api *gv_cli_api_free(struct gv_cli_api *a)
                 explicit_bzero(a->token, strlen(a->token));
         free(a->token);
         free(a->endpoint_from);
+        free(a->ca_file);
         free(a);
         return NULL;
 }
@@ -41,9 +42,11 @@ static bool endpoint_is_valid(const char *s)
 {
         if (gv_startswith(s, "unix:/"))
                 return true;
-        if (!gv_startswith(s, "http://"))
+        const char *hp = gv_startswith(s, "http://")    ? s + strlen("http://")
+                         : gv_startswith(s, "https://") ? s + strlen("https://")
+                                                        : NULL;
+        if (!hp)
                 return false;
-        const char *hp = s + strlen("http://");
         const char *colon = hp[0] == '[' ? strstr(hp, "]:") : strrchr(hp, ':');
         if (!colon || colon == hp)
                 return false;
@@ -64,9 +67,9 @@ static bool token_is_valid(const char *s)
 }
 
 int gv_cli_config_parse(const char *text, const char *path, char **ret_endpoint,
-                        char **ret_token, struct gv_error **err)
+                        char **ret_token, char **ret_ca, struct gv_error **err)
 {
-        _cleanup_free_ char *endpoint = NULL, *token = NULL;
+        _cleanup_free_ char *endpoint = NULL, *token = NULL, *ca = NULL;
         _cleanup_free_ char *copy = xstrdup(text);
         unsigned line = 0;
         char *save = NULL;
@@ -86,7 +89,7 @@ int gv_cli_config_parse(const char *text, const char *path, char **ret_endpoint,
                 char *eq = strchr(l, '=');
                 if (!eq)
                         return gv_error_set(err, EINVAL, "%s:%u: '%s' is not 'key = value' (keys: "
-                                            "endpoint, token).", path, line, l);
+                                            "endpoint, token, ca).", path, line, l);
                 *eq = '\0';
                 char *key = gv_strip(l), *value = gv_strip(eq + 1);
                 char **slot;
@@ -94,9 +97,11 @@ int gv_cli_config_parse(const char *text, const char *path, char **ret_endpoint,
                         slot = &endpoint;
                 else if (strcmp(key, "token") == 0)
                         slot = &token;
+                else if (strcmp(key, "ca") == 0)
+                        slot = &ca;
                 else
                         return gv_error_set(err, EINVAL, "%s:%u: unknown key '%s' (valid: "
-                                            "endpoint, token).", path, line, key);
+                                            "endpoint, token, ca).", path, line, key);
                 if (*slot)
                         return gv_error_set(err, EINVAL, "%s:%u: '%s' is set twice; keep one.",
                                             path, line, key);
@@ -105,8 +110,8 @@ int gv_cli_config_parse(const char *text, const char *path, char **ret_endpoint,
                                             key);
                 if (slot == &endpoint && !endpoint_is_valid(value))
                         return gv_error_set(err, EINVAL, "%s:%u: endpoint '%s' is neither "
-                                            "'unix:/PATH' nor 'http://HOST:PORT'.", path, line,
-                                            value);
+                                            "'unix:/PATH', 'http://HOST:PORT' nor "
+                                            "'https://HOST:PORT'.", path, line, value);
                 if (slot == &token && !token_is_valid(value))
                         return gv_error_set(err, EINVAL, "%s:%u: the token must be 1 to %d "
                                             "printable characters without spaces.", path, line,
@@ -115,6 +120,8 @@ int gv_cli_config_parse(const char *text, const char *path, char **ret_endpoint,
         }
         *ret_endpoint = TAKE_PTR(endpoint);
         *ret_token = TAKE_PTR(token);
+        if (ret_ca)
+                *ret_ca = TAKE_PTR(ca);
         return 0;
 }
 
@@ -129,13 +136,13 @@ char *gv_cli_config_path(void)
         return NULL;
 }
 
-/* Read the config file; a missing one leaves both NULL. */
-static int config_load(const char *path, char **ret_endpoint, char **ret_token,
+/* Read the config file; a missing one leaves all NULL. */
+static int config_load(const char *path, char **ret_endpoint, char **ret_token, char **ret_ca,
                        struct gv_error **err)
 {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0 && errno == ENOENT) {
-                *ret_endpoint = *ret_token = NULL;
+                *ret_endpoint = *ret_token = *ret_ca = NULL;
                 return 0;
         }
         if (fd < 0)
@@ -167,8 +174,8 @@ static int config_load(const char *path, char **ret_endpoint, char **ret_token,
         if (strlen(text) != len)
                 return gv_error_set(err, EINVAL, "the config file '%s' holds a NUL byte.", path);
 
-        _cleanup_free_ char *endpoint = NULL, *token = NULL;
-        int r = gv_cli_config_parse(text, path, &endpoint, &token, err);
+        _cleanup_free_ char *endpoint = NULL, *token = NULL, *ca = NULL;
+        int r = gv_cli_config_parse(text, path, &endpoint, &token, &ca, err);
         explicit_bzero(text, len);
         if (r < 0)
                 return r;
@@ -180,6 +187,7 @@ static int config_load(const char *path, char **ret_endpoint, char **ret_token,
         }
         *ret_endpoint = TAKE_PTR(endpoint);
         *ret_token = TAKE_PTR(token);
+        *ret_ca = TAKE_PTR(ca);
         return 0;
 }
 
@@ -188,12 +196,13 @@ static const char *nonempty(const char *s)
         return s && *s ? s : NULL;
 }
 
-int gv_cli_api_resolve(const char *flag_endpoint, const char *flag_token,
+int gv_cli_api_resolve(const char *flag_endpoint, const char *flag_token, const char *flag_ca,
                        struct gv_cli_api **ret, struct gv_error **err)
 {
         _cleanup_(gv_cli_api_freep) struct gv_cli_api *a = xnew0(struct gv_cli_api, 1);
         const char *env_endpoint = nonempty(secure_getenv("GPUVIRT_ENDPOINT"));
         const char *env_token = nonempty(secure_getenv("GPUVIRT_TOKEN"));
+        const char *env_ca = nonempty(secure_getenv("GPUVIRT_CA"));
 
         if (flag_endpoint) {
                 a->endpoint = xstrdup(flag_endpoint);
@@ -206,14 +215,20 @@ int gv_cli_api_resolve(const char *flag_endpoint, const char *flag_token,
                 a->token = xstrdup(flag_token);
         else if (env_token)
                 a->token = xstrdup(env_token);
+        if (flag_ca)
+                a->ca_file = xstrdup(flag_ca);
+        else if (env_ca)
+                a->ca_file = xstrdup(env_ca);
 
-        if (!a->endpoint || !a->token) {
+        if (!a->endpoint || !a->token || !a->ca_file) {
                 _cleanup_free_ char *path = gv_cli_config_path();
                 if (path) {
-                        _cleanup_free_ char *ep = NULL, *tok = NULL;
-                        int r = config_load(path, &ep, &tok, err);
+                        _cleanup_free_ char *ep = NULL, *tok = NULL, *ca = NULL;
+                        int r = config_load(path, &ep, &tok, &ca, err);
                         if (r < 0)
                                 return r;
+                        if (!a->ca_file && ca)
+                                a->ca_file = TAKE_PTR(ca);
                         if (!a->endpoint && ep) {
                                 a->endpoint = TAKE_PTR(ep);
                                 a->endpoint_from = xstrdup(path);
@@ -230,8 +245,8 @@ int gv_cli_api_resolve(const char *flag_endpoint, const char *flag_token,
         }
         if (!endpoint_is_valid(a->endpoint))
                 return gv_error_set(err, EINVAL, "endpoint '%s' (from %s) is neither "
-                                    "'unix:/PATH' nor 'http://HOST:PORT'.", a->endpoint,
-                                    a->endpoint_from);
+                                    "'unix:/PATH', 'http://HOST:PORT' nor "
+                                    "'https://HOST:PORT'.", a->endpoint, a->endpoint_from);
         if (a->token && !token_is_valid(a->token))
                 return gv_error_set(err, EINVAL, "the token must be 1 to %d printable characters "
                                     "without spaces.", TOKEN_MAX);
@@ -320,7 +335,7 @@ static int resolve(struct gv_cli *cli)
         if (cli->api)
                 return GV_EXIT_OK;
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
-        int r = gv_cli_api_resolve(cli->endpoint, cli->token, &cli->api, &e);
+        int r = gv_cli_api_resolve(cli->endpoint, cli->token, cli->ca, &cli->api, &e);
         if (r < 0) {
                 /* the user's own settings are wrong: a usage error, whatever the errno */
                 int code = GV_EXIT_USAGE;
@@ -360,10 +375,16 @@ static int transport_fail(const struct gv_cli *cli, int r, const struct gv_error
         if (r == -ETIMEDOUT)
                 fprintf(stderr, "hint: a change may still be carried out by the controller; "
                         "'gpuvirt op list' and 'gpuvirt vm list' show where it stands.\n");
+        else if (gv_startswith(cli->api->endpoint, "https://") && (r == -EPERM || r == -EPROTO))
+                fprintf(stderr, "hint: the controller's certificate is checked against the CA "
+                        "given with --ca FILE, GPUVIRT_CA=FILE or 'ca = FILE' in "
+                        "~/.config/gpuvirt/config (now: %s); docs/tls.md.\n",
+                        cli->api->ca_file ? cli->api->ca_file : "none, so the system's store");
         else if (code == GV_EXIT_UNAVAILABLE || code == GV_EXIT_USAGE)
                 fprintf(stderr, "hint: the endpoint '%s' came from %s; point gpuvirt at the "
                         "controller with --endpoint URL, GPUVIRT_ENDPOINT=URL or 'endpoint = URL' "
-                        "in ~/.config/gpuvirt/config (URL: unix:/PATH or http://HOST:PORT).\n",
+                        "in ~/.config/gpuvirt/config (URL: unix:/PATH, http://HOST:PORT or "
+                        "https://HOST:PORT).\n",
                         cli->api->endpoint, cli->api->endpoint_from);
         else if (code == GV_EXIT_NOT_ALLOWED)
                 fprintf(stderr, "hint: the local socket '%s' is for its owner (root or the "
@@ -391,6 +412,7 @@ int gv_cli_api_call_raw(struct gv_cli *cli, const char *method, const char *path
                 .body_len = body_len,
                 .headers = auth ? headers : NULL,
                 .timeout_ms = timeout_ms,
+                .ca_file = cli->api->ca_file,
                 .on_sent = cli->on_sent,
                 .progress_userdata = cli->on_sent_userdata,
         };
@@ -478,6 +500,7 @@ int gv_cli_api_stream(struct gv_cli *cli, const char *path,
                 .headers = headers,
                 .on_data = stream_data,
                 .userdata = &st,
+                .ca_file = cli->api->ca_file,
         };
         struct gv_http_client_reply rep = {};
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;

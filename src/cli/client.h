@@ -4,13 +4,15 @@
  * and which token to send (flags, environment, config file, default), one request helper that
  * turns every failure into a printed error and an exit code, and waiting on operations.
  *
- * Resolution, first hit wins, separately for the endpoint and the token:
- *   --endpoint URL / --token T
- *   GPUVIRT_ENDPOINT / GPUVIRT_TOKEN
+ * Resolution, first hit wins, separately for the endpoint, the token and the CA:
+ *   --endpoint URL / --token T / --ca FILE
+ *   GPUVIRT_ENDPOINT / GPUVIRT_TOKEN / GPUVIRT_CA
  *   $XDG_CONFIG_HOME/gpuvirt/config (else ~/.config/gpuvirt/config): "endpoint = URL",
- *     "token = T", "#" comment lines; refused when it holds a token and group or others may
- *     read it
+ *     "token = T", "ca = FILE", "#" comment lines; refused when it holds a token and group or
+ *     others may read it
  *   unix:/run/gpuvirt/gpuvirt.sock (no token: the local socket is admin)
+ * URL is unix:/PATH, http://HOST:PORT or https://HOST:PORT; an https controller's certificate is
+ * verified against the CA file (none: the system's trust store) and HOST (docs/tls.md).
  */
 #pragma once
 
@@ -30,25 +32,26 @@ struct gv_cli_api {
         char *token;                 /* NULL: send none */
         /* where it came from: "--endpoint", "GPUVIRT_ENDPOINT", the config path, "the default" */
         char *endpoint_from;
+        char *ca_file;               /* https: the CA to trust; NULL: the system's store */
 };
 
 struct gv_cli_api *gv_cli_api_free(struct gv_cli_api *a);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct gv_cli_api *, gv_cli_api_free);
 
 /* Parse a config file's text. path is only for messages. Unknown keys, a key given twice, a
- * line without "=", an empty value, an endpoint that is neither "unix:/PATH" nor
- * "http://HOST:PORT", or a token with spaces or control characters: -EINVAL naming the line.
- * Absent keys leave their ret_ NULL. */
+ * line without "=", an empty value, an endpoint that is neither "unix:/PATH",
+ * "http://HOST:PORT" nor "https://HOST:PORT", or a token with spaces or control characters:
+ * -EINVAL naming the line. Absent keys leave their ret_ NULL; ret_ca may be NULL. */
 int gv_cli_config_parse(const char *text, const char *path, char **ret_endpoint,
-                        char **ret_token, struct gv_error **err);
+                        char **ret_token, char **ret_ca, struct gv_error **err);
 
 /* The config file's path from XDG_CONFIG_HOME / HOME; NULL when neither is set. */
 char *gv_cli_config_path(void);
 
-/* Resolve endpoint and token as described above (flag_* may be NULL). A missing config file is
- * fine; an unreadable or malformed one, or one holding a token that group or others can read
- * (-EACCES, saying to chmod 600), is an error. */
-int gv_cli_api_resolve(const char *flag_endpoint, const char *flag_token,
+/* Resolve endpoint, token and CA as described above (flag_* may be NULL). A missing config
+ * file is fine; an unreadable or malformed one, or one holding a token that group or others can
+ * read (-EACCES, saying to chmod 600), is an error. */
+int gv_cli_api_resolve(const char *flag_endpoint, const char *flag_token, const char *flag_ca,
                        struct gv_cli_api **ret, struct gv_error **err);
 
 /* The exit code for an HTTP status: 404 → 3, 409/422 → 4, 400/413 → 2, 401/403 → 6,

@@ -76,12 +76,15 @@ static void print_help(FILE *f)
                 "this host; HOST/GPU (node-a/0) is a GPU of the cluster, through the controller.\n"
                 "\n"
                 "Global options:\n"
-                "  --endpoint URL         the controller: unix:/PATH or http://HOST:PORT (default\n"
+                "  --endpoint URL         the controller: unix:/PATH, http(s)://HOST:PORT (default\n"
                 "                         $GPUVIRT_ENDPOINT, 'endpoint =' in "
                 "~/.config/gpuvirt/config,\n"
                 "                         else " GV_CLI_ENDPOINT_DEFAULT ")\n"
                 "  --token T              API token (default $GPUVIRT_TOKEN or 'token =' in the "
                 "config)\n"
+                "  --ca FILE              the CA of an https:// controller's certificate "
+                "(default\n"
+                "                         $GPUVIRT_CA or 'ca =' in the config; docs/tls.md)\n"
                 "  --sysfs-root DIR       root holding sys/ (default $GPUVIRT_SYSFS_ROOT or /)\n"
                 "  --nvml-library PATH    NVML library (default $GPUVIRT_NVML_LIBRARY or "
                 "libnvidia-ml.so.1)\n"
@@ -95,10 +98,12 @@ static void print_help(FILE *f)
 
 int main(int argc, char **argv)
 {
-        enum { OPT_SYSFS = 0x100, OPT_NVML, OPT_JSON, OPT_VERSION, OPT_ENDPOINT, OPT_TOKEN };
+        enum { OPT_SYSFS = 0x100, OPT_NVML, OPT_JSON, OPT_VERSION, OPT_ENDPOINT, OPT_TOKEN,
+               OPT_CA };
         static const struct option options[] = {
                 { "endpoint", required_argument, NULL, OPT_ENDPOINT },
                 { "token", required_argument, NULL, OPT_TOKEN },
+                { "ca", required_argument, NULL, OPT_CA },
                 { "sysfs-root", required_argument, NULL, OPT_SYSFS },
                 { "nvml-library", required_argument, NULL, OPT_NVML },
                 { "json", no_argument, NULL, OPT_JSON },
@@ -133,6 +138,9 @@ int main(int argc, char **argv)
                         break;
                 case OPT_TOKEN:
                         cli.token = optarg;
+                        break;
+                case OPT_CA:
+                        cli.ca = optarg;
                         break;
                 case 'h':
                         print_help(stdout);

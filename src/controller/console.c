@@ -16,11 +16,14 @@
  * or vnc/ws, websocket.h) and only then answers the browser's upgrade, relaying raw bytes both
  * ways: frames pass through unchanged (websocket.h says why that is valid), so pings and the
  * closing handshake are end to end. An agent's refusal (404, 409, 503) is passed on as it came.
+ * The dial carries the agent's secret (Authorization), as every call to an agent does; over an
+ * https endpoint the client's relay thread holds the TLS session (client.h).
  */
 #include <errno.h>
 #include <string.h>
 
 #include "controller/api.h"
+#include "controller/controller-internal.h"
 #include "http/problem.h"
 #include "http/websocket.h"
 #include "util/alloc.h"
@@ -44,8 +47,8 @@ char *gv_controller_ws_bearer(const struct gv_http_request *req)
 int gv_controller_vm_ws(struct gv_http_request *req, struct gv_controller *c, const char *vm,
                         const char *kind, struct gv_error **err)
 {
-        _cleanup_json_ json_t *v = NULL, *h = NULL;
-        _cleanup_free_ char *path = NULL;
+        _cleanup_json_ json_t *v = NULL;
+        _cleanup_free_ char *path = NULL, *ep = NULL, *auth = NULL;
         _cleanup_strv_free_ char **offered = NULL;
         struct gv_http_client_reply refusal = { 0 };
         char *extra = NULL;
@@ -64,18 +67,18 @@ int gv_controller_vm_ws(struct gv_http_request *req, struct gv_controller *c, co
                                     "only while it runs. Start it first.", vm,
                                     state ? state : "not placed",
                                     strcmp(kind, "vnc") == 0 ? "display" : "console");
-        r = gv_controller_host(c, host, &h, err);
+        r = gv_ctl_agent_target(c, host, &ep, &auth, err);
         if (r < 0)
                 return r;
-        const char *ep = json_string_value(json_object_get(h, "endpoint"));
-        if (!ep)
-                return gv_error_set(err, EHOSTDOWN, "host '%s' of VM '%s' has no agent "
-                                    "endpoint.", host, vm);
 
         path = xasprintf("/v1/vms/%s/%s/ws", vm, kind);
-        struct gv_ws_dial d = { .endpoint = ep, .path = path, .timeout_ms = DIAL_TIMEOUT_MS };
+        const char *headers[] = { auth, NULL };
+        struct gv_ws_dial d = { .endpoint = ep, .path = path, .timeout_ms = DIAL_TIMEOUT_MS,
+                                .headers = auth ? headers : NULL };
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         r = gv_ws_dial(&d, &fd, &extra, &n_extra, NULL, &refusal, &e);
+        if (auth)
+                explicit_bzero(auth, strlen(auth));
         if (r < 0)
                 return gv_error_set(err, EHOSTDOWN, "cannot reach the agent of host '%s' at "
                                     "%s: %s", host, ep, gv_error_msg(e, r));

@@ -109,6 +109,13 @@ void *gv_ctl_poller(void *controller);
 int gv_ctl_agent_call(struct gv_controller *c, const char *host, const char *method,
                       const char *path, const json_t *body, const char *operation_id,
                       json_t **ret, struct gv_error **err);
+/* How to reach host's agent: its endpoint and the "Authorization: Bearer SECRET" header line
+ * (NULL when the host registered no secret), for calls that do not go through
+ * gv_ctl_agent_call (WebSocket dials, the metrics collector). */
+int gv_ctl_agent_target(struct gv_controller *c, const char *host, char **ret_endpoint,
+                        char **ret_auth, struct gv_error **err);
+/* The same from a host document read already. */
+char *gv_ctl_agent_auth_header(const json_t *host_doc);
 int gv_ctl_host_refresh(struct gv_controller *c, const char *host, struct gv_error **err);
 /* Read-modify-write of a host document with CAS (retried); *ret_was: its state before. */
 int gv_ctl_host_update(struct gv_controller *c, const char *name,

@@ -89,6 +89,14 @@ unsigned gv_controller_rate_burst(struct gv_controller *c);
  * at once (-EHOSTDOWN with the reason when it cannot reach it). *ret: the host. */
 int gv_controller_host_register(struct gv_controller *c, const char *name, const char *endpoint,
                                 json_t **ret, struct gv_error **err);
+/* The same with the agent's secret (64 hex digits, or NULL for none): kept in the host's
+ * document in the store (never in an API answer or event) and sent as "Authorization: Bearer
+ * SECRET" on every call to the agent, this registration's first one included. An endpoint may
+ * be unix:PATH, http://HOST:PORT or https://HOST:PORT (verified against the process's CA file,
+ * gv_http_client_set_ca_file()). */
+int gv_controller_host_register_agent(struct gv_controller *c, const char *name,
+                                      const char *endpoint, const char *agent_secret,
+                                      json_t **ret, struct gv_error **err);
 int gv_controller_host_heartbeat(struct gv_controller *c, const char *name, json_t **ret,
                                  struct gv_error **err);
 /* Maintenance (drain.c): body {"dry_run"?, "passthrough"?: "offline"|"stop"|"keep"}. A dry

@@ -5,6 +5,7 @@
  * `unknown` and are not re-placed), calls to an agent's API, the host and GPU views of the API,
  * and the GPU mode and MIG layout operations.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,6 +37,41 @@ static int host_get(struct gv_controller *c, const char *name, struct gv_store_o
 
 /* ---- calling an agent ---- */
 
+/* Every call to an agent carries its secret (docs/agent.md "Authentication"): the agent's TCP
+ * listener refuses requests without it. The secret lives in the host's document only; errors
+ * and events name the endpoint, never it. */
+char *gv_ctl_agent_auth_header(const json_t *host_doc)
+{
+        const char *s = json_string_value(json_object_get(host_doc, "agent_secret"));
+        return s ? xasprintf("Authorization: Bearer %s", s) : NULL;
+}
+
+static void free_secret_line(char **p)
+{
+        if (*p)
+                explicit_bzero(*p, strlen(*p));
+        free(*p);
+}
+#define _cleanup_secret_ __attribute__((cleanup(free_secret_line)))
+
+int gv_ctl_agent_target(struct gv_controller *c, const char *host, char **ret_endpoint,
+                        char **ret_auth, struct gv_error **err)
+{
+        struct gv_store_obj h = { 0 };
+        int r = host_get(c, host, &h, err);
+        if (r < 0)
+                return r;
+        const char *ep = json_string_value(json_object_get(h.doc, "endpoint"));
+        if (!ep) {
+                gv_store_obj_done(&h);
+                return gv_error_set(err, EHOSTDOWN, "host '%s' has no agent endpoint.", host);
+        }
+        *ret_endpoint = xstrdup(ep);
+        *ret_auth = gv_ctl_agent_auth_header(h.doc);
+        gv_store_obj_done(&h);
+        return 0;
+}
+
 static int errno_of_problem(const json_t *p, int status)
 {
         const char *name = json_string_value(json_object_get(p, "errno"));
@@ -50,17 +86,22 @@ static int errno_of_problem(const json_t *p, int status)
         return status == 404 ? ENOENT : status == 409 ? EBUSY : status < 500 ? EINVAL : EIO;
 }
 
-static int agent_request_once(const char *endpoint, const char *method, const char *path,
-                              const json_t *body, const char *opid, int timeout_ms, json_t **ret,
-                              struct gv_error **err)
+static int agent_request_once(const char *endpoint, const char *auth, const char *method,
+                              const char *path, const json_t *body, const char *opid,
+                              int timeout_ms, json_t **ret, struct gv_error **err)
 {
         _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
         _cleanup_free_ char *hdr = opid ? xasprintf("Operation-Id: %s", opid) : NULL;
-        const char *headers[] = { hdr, NULL };
+        const char *headers[3] = { NULL };
+        size_t n_headers = 0;
+        if (hdr)
+                headers[n_headers++] = hdr;
+        if (auth)
+                headers[n_headers++] = auth;
         struct gv_http_client_req rq = {
                 .endpoint = endpoint, .method = method, .path = path,
                 .body = text, .body_len = text ? strlen(text) : 0,
-                .headers = hdr ? headers : NULL, .timeout_ms = timeout_ms,
+                .headers = n_headers ? headers : NULL, .timeout_ms = timeout_ms,
         };
         struct gv_http_client_reply rp = { 0 };
         _cleanup_json_ json_t *j = NULL;
@@ -93,16 +134,16 @@ static int agent_request_once(const char *endpoint, const char *method, const ch
 /* As agent_request_once(), but an operation the agent is still carrying out under the same
  * Operation-Id (a resumed operation asking again) is waited for: asked again every 250 ms until
  * it answers or timeout_ms pass. */
-static int agent_request(const char *endpoint, const char *method, const char *path,
-                         const json_t *body, const char *opid, int timeout_ms, json_t **ret,
-                         struct gv_error **err)
+static int agent_request(const char *endpoint, const char *auth, const char *method,
+                         const char *path, const json_t *body, const char *opid, int timeout_ms,
+                         json_t **ret, struct gv_error **err)
 {
         int64_t deadline = gv_ctl_now_ms() + timeout_ms;
 
         for (;;) {
                 _cleanup_(gv_error_freep) struct gv_error *e = NULL;
-                int r = agent_request_once(endpoint, method, path, body, opid, timeout_ms, ret,
-                                           &e);
+                int r = agent_request_once(endpoint, auth, method, path, body, opid, timeout_ms,
+                                           ret, &e);
                 if (r != -EINPROGRESS || gv_ctl_now_ms() >= deadline) {
                         gv_error_propagate(err, TAKE_PTR(e));
                         return r;
@@ -121,7 +162,8 @@ int gv_ctl_agent_call(struct gv_controller *c, const char *host, const char *met
 
         if (r >= 0) {
                 const char *ep = json_string_value(json_object_get(h.doc, "endpoint"));
-                r = agent_request(ep ? ep : "", method, path, body, operation_id,
+                _cleanup_secret_ char *auth = gv_ctl_agent_auth_header(h.doc);
+                r = agent_request(ep ? ep : "", auth, method, path, body, operation_id,
                                   c->cfg.agent_timeout_ms, ret, err);
                 if (r < 0)
                         r = gv_error_wrap(err, r, "host %s", host);
@@ -228,6 +270,22 @@ static json_t *host_view(struct gv_controller *c, const struct gv_store_obj *h, 
 int gv_controller_host_register(struct gv_controller *c, const char *name, const char *endpoint,
                                 json_t **ret, struct gv_error **err)
 {
+        return gv_controller_host_register_agent(c, name, endpoint, NULL, ret, err);
+}
+
+static bool secret_is_valid(const char *s)
+{
+        size_t n = 0;
+        for (; s[n]; n++)
+                if (!isxdigit((unsigned char)s[n]))
+                        return false;
+        return n == 64;
+}
+
+int gv_controller_host_register_agent(struct gv_controller *c, const char *name,
+                                      const char *endpoint, const char *agent_secret,
+                                      json_t **ret, struct gv_error **err)
+{
         _cleanup_json_ json_t *inv = NULL;
         struct gv_store_obj h = { 0 };
         int r;
@@ -235,10 +293,19 @@ int gv_controller_host_register(struct gv_controller *c, const char *name, const
         if (!gv_name_is_valid(name))
                 return gv_error_set(err, EINVAL, "'%s' is not a valid host name (lower-case "
                                     "letters, digits and '-', 1-63).", name);
-        if (strncmp(endpoint, "unix:", 5) != 0 && strncmp(endpoint, "http://", 7) != 0)
-                return gv_error_set(err, EINVAL, "endpoint '%s': use unix:PATH or "
-                                    "http://HOST:PORT.", endpoint);
-        r = agent_request(endpoint, "GET", "/v1/host", NULL, NULL, POLL_TIMEOUT_MS, &inv, err);
+        if (strncmp(endpoint, "unix:", 5) != 0 && strncmp(endpoint, "http://", 7) != 0 &&
+            strncmp(endpoint, "https://", 8) != 0)
+                return gv_error_set(err, EINVAL, "endpoint '%s': use unix:PATH, "
+                                    "http://HOST:PORT or https://HOST:PORT.", endpoint);
+        if (agent_secret && !secret_is_valid(agent_secret))
+                return gv_error_set(err, EINVAL, "agent_secret must be 64 hex digits (the "
+                                    "agent's 32-byte secret); the agent makes it itself.");
+        _cleanup_secret_ char *auth = agent_secret
+                                              ? xasprintf("Authorization: Bearer %s",
+                                                          agent_secret)
+                                              : NULL;
+        r = agent_request(endpoint, auth, "GET", "/v1/host", NULL, NULL, POLL_TIMEOUT_MS, &inv,
+                          err);
         if (r < 0)
                 return gv_error_wrap(err, r, "Cannot register host '%s'", name);
         for (int tries = 0; tries < 10; tries++) {
@@ -258,6 +325,12 @@ int gv_controller_host_register(struct gv_controller *c, const char *name, const
                 }
                 gv_store_obj_done(&h);
                 json_object_set_new(doc, "endpoint", json_string(endpoint));
+                /* A new registration replaces the secret: an agent without one (a local one
+                 * on its UNIX socket) leaves none behind. */
+                if (agent_secret)
+                        json_object_set_new(doc, "agent_secret", json_string(agent_secret));
+                else
+                        json_object_del(doc, "agent_secret");
                 json_object_set_new(doc, "state", json_string("up"));
                 json_object_set_new(doc, "last_seen", json_integer(now));
                 json_object_set(doc, "inventory", inv);

@@ -91,6 +91,40 @@ static int request_timeout_ms(const struct gv_controller *c)
         return t < 100 ? 100 : t > 1000 ? 1000 : t;
 }
 
+/* GET /v1/metrics with the agent's secret (every call to an agent carries it). */
+static int agent_get_metrics(const json_t *host_doc, const char *ep, int timeout_ms,
+                             int *ret_status, json_t **ret, struct gv_error **err)
+{
+        char *auth = gv_ctl_agent_auth_header(host_doc);
+        const char *headers[] = { auth, NULL };
+        struct gv_http_client_req rq = { .endpoint = ep, .method = "GET", .path = "/v1/metrics",
+                                         .headers = auth ? headers : NULL,
+                                         .timeout_ms = timeout_ms };
+        struct gv_http_client_reply rp = { 0 };
+        int r = gv_http_client_send(&rq, &rp, err);
+        if (auth)
+                explicit_bzero(auth, strlen(auth));
+        free(auth);
+        if (r < 0)
+                return r;
+        json_t *j = NULL;
+        if (rp.body_len > 0 && rp.status == 200) {
+                json_error_t je;
+                j = json_loadb(rp.body, rp.body_len, JSON_REJECT_DUPLICATES, &je);
+                if (!j) {
+                        r = gv_error_set(err, EBADMSG, "the metrics from '%s' are not JSON: "
+                                         "line %d, column %d: %s.", ep, je.line, je.column,
+                                         je.text);
+                        gv_http_client_reply_done(&rp);
+                        return r;
+                }
+        }
+        *ret_status = rp.status;
+        *ret = j;
+        gv_http_client_reply_done(&rp);
+        return 0;
+}
+
 static void collect_host(struct collector *k, const struct gv_store_obj *h)
 {
         struct gv_controller *c = k->c;
@@ -112,8 +146,7 @@ static void collect_host(struct collector *k, const struct gv_store_obj *h)
                 gv_metrics_host_failed(c->metrics, h->key, why);
                 return;
         }
-        int r = gv_http_client_request(ep, "GET", "/v1/metrics", NULL, request_timeout_ms(c),
-                                       &status, &sample, &e);
+        int r = agent_get_metrics(h->doc, ep, request_timeout_ms(c), &status, &sample, &e);
         if (r >= 0 && status == 200)
                 r = gv_metrics_host_sample(c->metrics, h->key, sample, k->profiles, &e);
         else if (r >= 0)

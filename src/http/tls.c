@@ -295,6 +295,9 @@ int gv_tls_handshake(gnutls_session_t s, int fd, const char *endpoint, const cha
                                     status, GNUTLS_CRT_X509, &out, 0) >= 0 && out.data) {
                                 why = xstrdup((const char *)out.data);
                                 gnutls_free(out.data);
+                                /* GnuTLS ends it in ". " */
+                                for (size_t n = strlen(why); n > 0 && why[n - 1] == ' '; n--)
+                                        why[n - 1] = '\0';
                         }
                         return gv_error_set(err, EPERM, "the TLS certificate of '%s' does not "
                                             "verify against %s: %s Give the CA that signed the "

@@ -4,7 +4,8 @@
 
     ws-client.py ENDPOINT PATH [options]
 
-ENDPOINT is "unix:/PATH" or "http://HOST:PORT". It opens the WebSocket (checking the 101 and its
+ENDPOINT is "unix:/PATH", "http://HOST:PORT" or "https://HOST:PORT" (TLS, the server's
+certificate checked against --cacert FILE, default $GPUVIRT_CA). It opens the WebSocket (checking the 101 and its
 Sec-WebSocket-Accept), then, in order: --expect-prefix (the first bytes received must be these),
 --send (one message per option; \\n and \\r are unescaped), --expect (a regular expression the
 received bytes must match), and closes (code 1000), waiting for the server's close. With
@@ -19,6 +20,7 @@ import os
 import re
 import select
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -31,18 +33,22 @@ def fail(msg):
     sys.exit(1)
 
 
-def connect(endpoint, timeout):
+def connect(endpoint, timeout, cafile=None):
     if endpoint.startswith("unix:"):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(timeout)
         s.connect(endpoint[5:])
         return s, "localhost"
-    m = re.fullmatch(r"http://(\[[^\]]+\]|[^:/]+):(\d+)/?", endpoint)
+    m = re.fullmatch(r"(https?)://(\[[^\]]+\]|[^:/]+):(\d+)/?", endpoint)
     if not m:
-        fail("endpoint '%s' is neither unix:/PATH nor http://HOST:PORT" % endpoint)
-    host = m.group(1).strip("[]")
-    s = socket.create_connection((host, int(m.group(2))), timeout=timeout)
-    return s, "%s:%s" % (m.group(1), m.group(2))
+        fail("endpoint '%s' is neither unix:/PATH nor http(s)://HOST:PORT" % endpoint)
+    host = m.group(2).strip("[]")
+    s = socket.create_connection((host, int(m.group(3))), timeout=timeout)
+    if m.group(1) == "https":
+        ctx = ssl.create_default_context(cafile=cafile)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        s = ctx.wrap_socket(s, server_hostname=host)
+    return s, "%s:%s" % (m.group(2), m.group(3))
 
 
 class Conn:
@@ -69,8 +75,10 @@ class Conn:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            r, _, _ = select.select([self.sock], [], [], left)
-            if not r:
+            # TLS: bytes already decrypted wait in the socket object, where select cannot see
+            pending = self.sock.pending() if isinstance(self.sock, ssl.SSLSocket) else 0
+            r, _, _ = select.select([self.sock], [], [], 0 if pending else left)
+            if not r and not pending:
                 return False
             chunk = self.sock.recv(65536)
             if not chunk:
@@ -117,13 +125,14 @@ def main():
     ap.add_argument("--expect-protocol")
     ap.add_argument("--expect-close", type=int)
     ap.add_argument("--timeout", type=float, default=30)
+    ap.add_argument("--cacert", default=os.environ.get("GPUVIRT_CA") or None)
     ap.add_argument("--output", help="write every byte received here")
     a = ap.parse_args()
 
     def unescape(s):
         return s.replace("\\n", "\n").replace("\\r", "\r").encode()
 
-    sock, host = connect(a.endpoint, a.timeout)
+    sock, host = connect(a.endpoint, a.timeout, a.cacert)
     key = base64.b64encode(os.urandom(16)).decode()
     lines = ["GET %s HTTP/1.1" % a.path, "Host: " + host, "Upgrade: websocket",
              "Connection: Upgrade", "Sec-WebSocket-Key: " + key, "Sec-WebSocket-Version: 13"]

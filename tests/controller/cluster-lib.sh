@@ -7,7 +7,7 @@
 #   cluster_init NAME         prerequisites, LAUNCH/CL/SOCK, the traps
 #   cluster_start OPTIONS...  start the cluster (bail out when it does not come up)
 #   capi METHOD PATH [BODY]   the controller's REST API; $HTTP, $OUT
-#   aapi HOST PATH            GET on HOST's agent
+#   aapi HOST PATH            GET on HOST's agent (with its secret; agent_auth HOST: the header)
 #   check NAME HTTP JQ        ok when the status is HTTP and JQ holds on $OUT
 #   create NAME GPU-JSON [HOST]   POST /api/v1/vms?wait=60 (128 MiB, one GPU request)
 #   verify_vm NAME ALLOC      the VM runs where its placement says, with its hardware there
@@ -47,13 +47,20 @@ capi() {
         OUT=$(cat "$TEST_TMP/body" 2>/dev/null)
         LAST_CMD="$1 $2 ${3:-}"; RC=$HTTP; ERR=
 }
-# aapi HOST PATH: GET on HOST's agent (its TCP address from cluster.env).
+# aapi HOST PATH: GET on HOST's agent (its TCP address from cluster.env) with the agent's
+# secret (docs/agent.md "Authentication"), and the cluster's CA under --tls (GPUVIRT_CA).
 aapi() {
-        local url
+        local url args=(-s -o "$TEST_TMP/body" -w '%{http_code}' --max-time 30)
         url=$(host_var "$1" URL)
-        HTTP=$(curl -s -o "$TEST_TMP/body" -w '%{http_code}' --max-time 30 "$url$2")
+        args+=(-H "$(agent_auth "$1")")
+        [ -n "${GPUVIRT_CA:-}" ] && args+=(--cacert "$GPUVIRT_CA")
+        HTTP=$(curl "${args[@]}" "$url$2")
         OUT=$(cat "$TEST_TMP/body" 2>/dev/null)
         LAST_CMD="GET $1 agent $2"; RC=$HTTP; ERR=
+}
+# agent_auth HOST: the "Authorization: Bearer SECRET" header line for HOST's agent.
+agent_auth() {
+        echo "Authorization: Bearer $(cat "$(host_var "$1" STATE)/agent.secret" 2>/dev/null)"
 }
 check() { # NAME HTTP JQ: ok when the status is HTTP and the jq expression holds on $OUT
         if [ "$HTTP" = "$2" ] && jq -e "$3" <<<"$OUT" >/dev/null 2>&1; then

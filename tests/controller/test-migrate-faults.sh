@@ -166,7 +166,7 @@ one_copy "unresolved, settled" v1 node-a
 aapi node-a /v1/vms/v1
 DEF=$(jq -c .config <<<"$OUT")
 url=$(host_var node-b URL)
-HTTP=$(curl -s -o "$TEST_TMP/body" -w '%{http_code}' --max-time 30 -X POST -H 'Content-Type: application/json' -H 'Operation-Id: stray-1' \
+HTTP=$(curl -s -o "$TEST_TMP/body" -w '%{http_code}' --max-time 30 -X POST -H 'Content-Type: application/json' -H 'Operation-Id: stray-1' -H "$(agent_auth node-b)" \
         --data-binary "{\"definition\": $DEF, \"listen\": \"127.0.0.1:0\"}" "$url/v1/vms/v1/incoming")
 OUT=$(cat "$TEST_TMP/body")
 check "a stray incoming copy of v1 made on node-b by hand" 200 '.phase == "incoming"'

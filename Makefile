@@ -2,14 +2,19 @@
 #   make demo    install Debian packages, build, start a simulated two-host cluster (controller and
 #                an agent per host, contrib/sim-cluster.sh), create VMs in every GPU mode, list them
 #   make check   install Debian packages, build (plain and ASan+UBSan), run every test
-# Other targets: demo-stop, deps, web, build, build-asan, test, test-asan, bench, clean.
+# Other targets: demo-stop, deps, web, build, build-asan, test, test-asan, bench, clean,
+#              fuzz-ci (the libFuzzer harnesses for their CI time) and test-tsan (the threaded
+#              parts under ThreadSanitizer); docs/fuzzing.md.
 
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+BUILD_TSAN ?= build-tsan
 DEMO_DIR   ?= $(CURDIR)/$(BUILD)/demo-cluster
 MESON_TEST_FLAGS ?= --print-errorlogs --num-processes 2
 
-.PHONY: all deps web build build-asan demo demo-stop check test test-asan bench clean
+.PHONY: all deps web build build-asan demo demo-stop check test test-asan bench clean \
+        fuzz-ci test-tsan
 
 all: build
 
@@ -49,9 +54,41 @@ test-asan: build-asan
 check: web test test-asan
 	@./deps/test-summary.sh $(BUILD) $(BUILD_ASAN)
 
+# Every libFuzzer harness of fuzz/ for its CI time (api-body and qmp 60 s, the others 15 s;
+# reliability.md R14) in $(BUILD_FUZZ) (clang, ASan+UBSan); fails on a finding. The release
+# hour: fuzz/run.sh TARGET --time 3600.
+fuzz-ci: deps
+	BUILD_FUZZ=$(BUILD_FUZZ) ./fuzz/run.sh ci
+
+# The threaded parts under ThreadSanitizer (R15; docs/fuzzing.md "TSan"): the HTTP server,
+# client, TLS and WebSockets, the store, the controller's API, auth, metrics and audit, the
+# agent's sampler, oplog and reconciler, the API fuzz harness's regression inputs (a real
+# controller and server), and the cluster tests whose daemons run every thread (poller,
+# collector, heartbeats, migrations). Reports go to files (log_path), so a daemon's race is
+# caught too, not only a test program's; any report fails the target.
+TSAN_TESTS ?= test-http-server test-http-route test-http-client test-websocket test-tls \
+        test-store test-store-audit test-api test-auth test-metrics test-audit test-openapi \
+        test-sampler test-oplog test-reconcile fuzz-api-body cluster-e2e cluster-metrics
+TSAN_REPORTS = $(CURDIR)/$(BUILD_TSAN)/tsan-reports
+
+$(BUILD_TSAN)/build.ninja:
+	meson setup $(BUILD_TSAN) --buildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false \
+		-Dwerror=false
+
+test-tsan: deps $(BUILD_TSAN)/build.ninja
+	ninja -C $(BUILD_TSAN)
+	rm -rf $(TSAN_REPORTS) && mkdir -p $(TSAN_REPORTS)
+	@rc=0; TSAN_OPTIONS="suppressions=$(CURDIR)/fuzz/tsan.supp log_path=$(TSAN_REPORTS)/report \
+		second_deadlock_stack=1" \
+		meson test -C $(BUILD_TSAN) $(MESON_TEST_FLAGS) --timeout-multiplier 4 $(TSAN_TESTS) \
+		|| rc=$$?; \
+	if ls $(TSAN_REPORTS)/report.* >/dev/null 2>&1; then cat $(TSAN_REPORTS)/report.*; \
+		echo "test-tsan: ThreadSanitizer reports above ($(TSAN_REPORTS))"; exit 1; fi; \
+	[ $$rc -eq 0 ] && echo "test-tsan: no ThreadSanitizer report"; exit $$rc
+
 bench: build
 	$(BUILD)/bench/bench-inventory
 
 clean:
 	-@[ ! -f "$(DEMO_DIR)/cluster.env" ] || ./contrib/sim-cluster.sh stop "$(DEMO_DIR)"
-	rm -rf $(BUILD) $(BUILD_ASAN) web/dist
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) $(BUILD_TSAN) web/dist

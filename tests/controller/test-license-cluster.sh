@@ -14,6 +14,9 @@ cluster_init lic
 
 cluster_start --hosts 3 --profiles dgx-h100,dgx-h100,l40s-4 --accel tcg --same-group
 
+# the tenants costs are summed by (a VM's tenant must exist; docs/security.md "Tenants")
+for t in team-a team-b default; do capi PUT "/api/v1/tenants/$t" '{}'; done
+
 put_pool() { capi PUT "/api/v1/licenses/$1" "$2"; }
 lic() { capi GET /api/v1/licenses; }
 used_is() { # POOL N: the pool's used seats are N

@@ -265,17 +265,19 @@ static int do_hosts(struct call *k, struct gv_error **err)
 
 static int do_host_register(struct call *k, struct gv_error **err)
 {
-        static const char *const keys[] = { "name", "endpoint", NULL };
+        static const char *const keys[] = { "name", "endpoint", "agent_secret", NULL };
         _cleanup_json_ json_t *in = NULL;
-        const char *name = NULL, *endpoint = NULL;
+        const char *name = NULL, *endpoint = NULL, *secret = NULL;
         json_t *host = NULL;
         int r = body_object(k, "host", keys, false, &in, err);
         if (r >= 0)
                 r = gv_json_get_string(in, "name", &name, err);
         if (r >= 0)
                 r = gv_json_get_string(in, "endpoint", &endpoint, err);
+        if (r >= 0 && json_object_get(in, "agent_secret"))
+                r = gv_json_get_string(in, "agent_secret", &secret, err);
         if (r >= 0)
-                r = gv_controller_host_register(k->c, name, endpoint, &host, err);
+                r = gv_controller_host_register_agent(k->c, name, endpoint, secret, &host, err);
         return r < 0 ? r : answer(k, 201, host);
 }
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -153,6 +154,46 @@ static char *make_token(const char *name, const char *role)
         char *t = xasprintf("Bearer %s", json_string_value(json_object_get(r.j, "token")));
         reply_done(&r);
         return t;
+}
+
+/* A token that sends more than its rate (50 a second, a burst of 100) is answered 429 with
+ * Retry-After and words that say so; another token and the UNIX socket are not slowed; the
+ * bucket refills. */
+static void test_rate_limit(void **state _unused_)
+{
+        SKIP_IF_NO_CORE();
+        _cleanup_free_ char *greedy = make_token("greedy", "viewer");
+        _cleanup_free_ char *calm = make_token("calm", "viewer");
+        struct reply r;
+        int sent = 0, status = 0;
+        while (sent < 400) {
+                status = call(F.tcp_ep, "GET", "/api/v1/images", NULL, greedy, NULL, &r);
+                sent++;
+                if (status == 429)
+                        break;
+                assert_int_equal(status, 200);
+                reply_done(&r);
+        }
+        if (status != 429)
+                fail_msg("no 429 after %d requests", sent);
+        if (sent < 100)
+                fail_msg("429 after %d requests, before the burst of 100 was spent", sent);
+        expect_problem(&r, 429, "sent more than its 50 requests a second");
+        const char *after = gv_http_client_reply_header(&r.r, "Retry-After");
+        assert_non_null(after);
+        assert_string_equal(after, "1");
+        reply_done(&r);
+        assert_int_equal(call(F.tcp_ep, "GET", "/api/v1/images", NULL, calm, NULL, &r), 200);
+        reply_done(&r);
+        for (int i = 0; i < 20; i++) {
+                assert_int_equal(call(F.unix_ep, "GET", "/api/v1/images", NULL, NULL, NULL, &r),
+                                 200);
+                reply_done(&r);
+        }
+        struct timespec ts = { .tv_sec = 1, .tv_nsec = 100 * 1000000L };
+        nanosleep(&ts, NULL);
+        assert_int_equal(call(F.tcp_ep, "GET", "/api/v1/images", NULL, greedy, NULL, &r), 200);
+        reply_done(&r);
 }
 
 static void test_open_routes(void **state _unused_)
@@ -559,6 +600,7 @@ int main(void)
                 cmocka_unit_test(test_images),
                 cmocka_unit_test(test_upload),
                 cmocka_unit_test(test_events),
+                cmocka_unit_test(test_rate_limit),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

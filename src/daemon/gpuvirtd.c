@@ -75,7 +75,7 @@ static void usage(FILE *f)
                    "              [--api-tls-cert FILE --api-tls-key FILE]\n"
                    "              [--host-down-after SECONDS] [--agent-timeout SECONDS]\n"
                    "              [--migration-stall-timeout SECONDS] [--web-dir DIR]\n"
-                   "              [--audit-retention-days DAYS|never]\n"
+                   "              [--audit-retention-days DAYS|never] [--api-rate N] [--api-burst N]\n"
                    "  both:       [--tls-ca FILE] (the CA of the other side's certificate)\n");
 }
 
@@ -94,6 +94,7 @@ struct daemon {
         int host_down_after_ms;
         int agent_timeout_ms, migration_stall_ms;
         int metrics_interval_ms;
+        unsigned api_rate, api_burst; /* requests a second per token, and at once; 0: defaults */
         int audit_retention_days;     /* 0: the controller's default (90); -1: kept forever */
         char **shared_storage;        /* --shared-storage, canonical (agent.shared_storage) */
         /* running */
@@ -142,6 +143,8 @@ static const struct option opts[] = {
         { "cgroup-root", required_argument, NULL, 1003 },
         { "console-log-max", required_argument, NULL, 1004 },
         { "audit-retention-days", required_argument, NULL, 1100 },
+        { "api-rate", required_argument, NULL, 1101 },
+        { "api-burst", required_argument, NULL, 1102 },
         { "config", required_argument, NULL, 'F' },
         { "help", no_argument, NULL, 'h' },
         {},
@@ -269,6 +272,21 @@ static int parse_args(int argc, char **argv, struct daemon *d)
                                 return -EINVAL;
                         }
                         d->audit_retention_days = (int)days;
+                        break;
+                }
+                case 1101:
+                case 1102: {
+                        /* Requests per token (docs/security.md, "Limits"). */
+                        uint32_t v;
+                        if (gv_parse_u32(optarg, 10, &v) < 0 || v < 1 || v > 1000000) {
+                                fprintf(stderr, "gpuvirtd: --%s: '%s' is not 1..1000000.\n",
+                                        c == 1101 ? "api-rate" : "api-burst", optarg);
+                                return -EINVAL;
+                        }
+                        if (c == 1101)
+                                d->api_rate = v;
+                        else
+                                d->api_burst = v;
                         break;
                 }
                 /* QEMU's confinement (docs/qemu-confinement.md). */
@@ -431,6 +449,8 @@ static int start_controller(struct daemon *d, struct gv_error **err)
                                            .migration_stall_ms = d->migration_stall_ms,
                                            .metrics_interval_ms = d->metrics_interval_ms,
                                            .audit_retention_days = d->audit_retention_days,
+                                           .api_rate = d->api_rate,
+                                           .api_burst = d->api_burst,
                                            .image_dir = images };
         size_t n_routes;
         const struct gv_http_route *routes = gv_controller_api_routes(&n_routes);

@@ -560,6 +560,9 @@ bool gv_cli_api_option(struct gv_cli *cli, int c, const char *usage, int *ret_ex
         case GV_CLI_OPT_TOKEN:
                 cli->token = optarg;
                 return true;
+        case GV_CLI_OPT_CA:
+                cli->ca = optarg;
+                return true;
         case GV_CLI_OPT_JSON:
                 cli->json = true;
                 return true;

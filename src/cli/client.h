@@ -106,13 +106,14 @@ int gv_cli_op_wait(struct gv_cli *cli, const char *id, const char *label, unsign
 int gv_cli_op_follow(struct gv_cli *cli, json_t *op, const char *label, bool wait,
                      json_t **ret_op);
 
-/* Options every API command takes: --endpoint URL, --token T, --json, -h. Returns true when
- * c was one of them (handled); sets *ret_exit when the command must exit (help). */
+/* Options every API command takes: --endpoint URL, --token T, --ca FILE, --json, -h. Returns
+ * true when c was one of them (handled); sets *ret_exit when the command must exit (help). */
 bool gv_cli_api_option(struct gv_cli *cli, int c, const char *usage, int *ret_exit);
 /* The getopt_long entries for them, to copy into a command's option table. */
 #define GV_CLI_API_OPTIONS                                          \
         { "endpoint", required_argument, NULL, GV_CLI_OPT_ENDPOINT }, \
         { "token", required_argument, NULL, GV_CLI_OPT_TOKEN },       \
+        { "ca", required_argument, NULL, GV_CLI_OPT_CA },             \
         { "json", no_argument, NULL, GV_CLI_OPT_JSON },               \
         { "help", no_argument, NULL, 'h' }
 enum {
@@ -120,6 +121,7 @@ enum {
         GV_CLI_OPT_TOKEN,
         GV_CLI_OPT_JSON,
         GV_CLI_OPT_WAIT,
+        GV_CLI_OPT_CA,
         GV_CLI_OPT_FIRST_OWN, /* commands number their own options from here */
 };
 /* The list commands: parse `usage` (common options, no argument), GET `path`; with --json

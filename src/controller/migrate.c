@@ -273,8 +273,9 @@ static char *listen_address(struct gv_controller *c, const char *host)
 
         if (gv_store_get(c->store, GV_STORE_HOST, host, &h, NULL) >= 0) {
                 const char *ep = jstr(h.doc, "endpoint") ?: "";
-                if (!strncmp(ep, "http://", 7)) {
-                        const char *a = ep + 7, *colon = strrchr(a, ':');
+                size_t skip = !strncmp(ep, "http://", 7) ? 7 : !strncmp(ep, "https://", 8) ? 8 : 0;
+                if (skip) {
+                        const char *a = ep + skip, *colon = strrchr(a, ':');
                         out = xasprintf("%.*s:0", (int)(colon ? colon - a : (long)strlen(a)), a);
                 }
         }

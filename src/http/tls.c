@@ -109,7 +109,8 @@ int gv_tls_load_server_files(const char *cert_file, const char *key_file, char *
 
         if (!cert_file || !key_file)
                 return gv_error_set(err, EINVAL, "TLS needs both a certificate file and a key "
-                                    "file; give %s too.", cert_file ? "the key" : "the certificate");
+                                    "file; give %s too.",
+                                    cert_file ? "the key" : "the certificate");
         r = read_pem("certificate", cert_file, "CERTIFICATE-----", &cert, err);
         if (r >= 0)
                 r = read_pem("key", key_file, "PRIVATE KEY-----", &key, err);

@@ -37,5 +37,19 @@ for _ in $(seq 50); do [ -S "$T/s/agent.sock" ] && break; sleep 0.1; done
 grep -q "accel tcg, chosen by configuration" "$T/log" && ok "accel from the file" || not_ok "accel from the file" "$(cat "$T/log")"
 kill "$PID"; wait "$PID"; rc=$?; PID=
 [ $rc -eq 0 ] && ok "SIGTERM stops it cleanly" || not_ok "SIGTERM stops it cleanly" "rc $rc"
+
+# TLS and the agent's secret (docs/tls.md): refused at start, naming the option or the file.
+out=$("$GPUVIRTD" --state-dir "$T/t" --role controller --api-tls-cert "$T/c.pem" 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q -- "--api-tls-cert needs --api-tls-key" <<<"$out" && ok "a certificate without its key is refused" || not_ok "a certificate without its key is refused" "rc $rc: $out"
+out=$("$GPUVIRTD" --state-dir "$T/t" --role controller --api-tls-cert "$T/c.pem" --api-tls-key "$T/k.pem" 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q -- "give --api-listen" <<<"$out" && ok "a certificate without a TCP listener is refused" || not_ok "a certificate without a TCP listener is refused" "rc $rc: $out"
+out=$("$GPUVIRTD" --state-dir "$T/t" --role controller --api-listen 127.0.0.1:0 --api-tls-cert "$T/missing.pem" --api-tls-key "$T/k.pem" 2>&1); rc=$?
+[ $rc -eq 1 ] && grep -q "the TLS certificate file '$T/missing.pem' does not exist" <<<"$out" && ok "a missing certificate file stops the start, named" || not_ok "a missing certificate file stops the start, named" "rc $rc: $out"
+printf 'not a certificate\n' >"$T/c.pem"
+out=$("$GPUVIRTD" --state-dir "$T/t" --role controller --api-listen 127.0.0.1:0 --api-tls-cert "$T/c.pem" --api-tls-key "$T/c.pem" 2>&1); rc=$?
+[ $rc -eq 1 ] && grep -q "'$T/c.pem' holds no PEM certificate" <<<"$out" && ok "a file that is no certificate stops the start, named" || not_ok "a file that is no certificate stops the start, named" "rc $rc: $out"
+printf '%064d\n' 7 >"$T/secret" && chmod 644 "$T/secret"
+out=$("$GPUVIRTD" --state-dir "$T/t" --role agent --listen 127.0.0.1:0 --accel tcg --agent-secret-file "$T/secret" 2>&1); rc=$?
+[ $rc -eq 1 ] && grep -q "may be read by group or others" <<<"$out" && ok "an agent secret file others may read is refused" || not_ok "an agent secret file others may read is refused" "rc $rc: $out"
 echo "1..$N"
 [ $FAILED -eq 0 ]

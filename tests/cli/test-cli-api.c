@@ -767,8 +767,9 @@ static void test_host_list(void **state)
         assert_contains(r.out, "18/64");
         assert_contains(r.out, "144/512 GiB");
         assert_contains(r.out, "2× H100-SXM5-80GB");
-        /* node-b in the inventory's shape: totals, models as an object */
-        assert_contains(r.out, "node-b  down   tcg    32");
+        /* node-b in the inventory's shape: totals, models as an object; no "pool" from the
+         * controller is the pool every host starts in */
+        assert_contains(r.out, "node-b  down   default  tcg    32");
         assert_contains(r.out, "64 GiB");
         assert_contains(r.out, "1× A100-SXM4-80GB");
         run_done(&r);
@@ -1533,13 +1534,30 @@ static void test_tokens(void **state)
 
         RUN(&r, "token", "create", "ci", "--role", "root");
         assert_int_equal(r.code, 2);
-        assert_contains(r.err, "unknown role 'root' (valid: viewer, operator, admin)");
+        assert_contains(r.err, "unknown role 'root' (valid: member with --tenant, viewer, "
+                               "operator, admin)");
+        run_done(&r);
+
+        /* a member token names its tenant; the cluster roles none */
+        RUN(&r, "token", "create", "m", "--role", "member", "--tenant", "acme");
+        assert_int_equal(r.code, 0);
+        _cleanup_free_ char *mb = last_body();
+        assert_string_equal(mb, "{\"name\":\"m\",\"role\":\"member\",\"tenant\":\"acme\"}");
+        assert_contains(r.err, "role member of tenant acme");
+        run_done(&r);
+        RUN(&r, "token", "create", "m", "--role", "member");
+        assert_int_equal(r.code, 2);
+        assert_contains(r.err, "a member token needs its tenant");
+        run_done(&r);
+        RUN(&r, "token", "create", "m", "--role", "admin", "--tenant", "acme");
+        assert_int_equal(r.code, 2);
         run_done(&r);
 
         RUN(&r, "token", "list");
         assert_int_equal(r.code, 0);
         assert_contains(r.out, "tok-1");
         assert_contains(r.out, "operator");
+        assert_contains(r.out, "TENANT"); /* a member's; "—" for the cluster roles */
         run_done(&r);
 
         RUN(&r, "token", "delete", "tok-9");

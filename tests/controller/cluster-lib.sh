@@ -201,3 +201,13 @@ verify_vm() {
         esac
 }
 
+# no_sanitizer_reports: ok when no daemon's log holds an ASan/LSan/UBSan report (the ASan build
+# runs the same scripts; a report in a daemon does not fail the script by itself).
+no_sanitizer_reports() {
+        if grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$CL"/logs/*.log >/dev/null 2>&1; then
+                _not_ok "no sanitizer report from the daemons" \
+                        "$(grep -hE -A20 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$CL"/logs/*.log | head -60)"
+        else
+                _ok "no sanitizer report from the daemons"
+        fi
+}

@@ -123,4 +123,5 @@ if grep -q 'alpha-2' "$TEST_TMP/events" && ! grep -q bravo "$TEST_TMP/events"; t
 else
         _not_ok "alpha's event stream tells of alpha-2 and nothing of bravo" "$(head -c 600 "$TEST_TMP/events")"
 fi
+no_sanitizer_reports
 done_testing

@@ -200,4 +200,5 @@ grep -Eq '^team-a +200.00 USD' <<<"$OUT" && grep -Eq '^default +575.00 USD' <<<"
 run "$GPUVIRT" license delete aie
 assert_rc 4 "gpuvirt license delete aie refused (c1, c2 hold seats; exit 4)"
 
+no_sanitizer_reports
 done_testing

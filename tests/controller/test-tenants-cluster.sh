@@ -112,4 +112,5 @@ capi GET /api/v1/vms/Bad_Name
 check "a VM name outside the grammar is 400, not a lookup" 400 '.detail | contains("not a valid name")'
 capi GET '/api/v1/operations/op%2F..%2Fx'
 check "an id outside the grammar is 400" 400 '.detail | contains("not a valid")'
+no_sanitizer_reports
 done_testing

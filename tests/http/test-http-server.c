@@ -160,7 +160,7 @@ static int h_query(struct gv_http_request *req, void *u)
 
 struct counter {
         int i, n;
-        bool *freed;
+        atomic_bool *freed; /* set by the connection thread, polled by the test */
 };
 
 static ssize_t count_cb(void *cls, char *buf, size_t max, int stop_fd)
@@ -176,7 +176,7 @@ static ssize_t count_cb(void *cls, char *buf, size_t max, int stop_fd)
         return k;
 }
 
-static bool stream_freed;
+static atomic_bool stream_freed;
 
 static void counter_free(void *cls)
 {

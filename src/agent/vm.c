@@ -1291,6 +1291,15 @@ int gv_agent_new(const struct gv_agent_config *cfg, struct gv_agent **ret, struc
         pthread_mutex_init(&a->lock, NULL);
         pthread_mutex_init(&a->host_lock, NULL);
 
+        if (geteuid() == 0 && !(cfg->qemu_user && (!cfg->qemu_user[0] ||
+                                                   strcmp(cfg->qemu_user, "root") == 0))) {
+                /* A confined QEMU passes through the state directory to its VM's run/ and
+                 * disks/ (search only: it cannot list it; docs/qemu-confinement.md). */
+                struct stat st;
+                if (stat(a->state_dir, &st) == 0 && S_ISDIR(st.st_mode) &&
+                    !(st.st_mode & S_IXOTH))
+                        (void)chmod(a->state_dir, (st.st_mode & 07777) | S_IXOTH);
+        }
         vms_dir = gv_path_join(a->state_dir, "vms");
         r = gv_mkdir_p(vms_dir, 0711);
         /* 0711: a confined QEMU passes through to its own VM's directory; nobody lists them. */

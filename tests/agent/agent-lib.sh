@@ -25,6 +25,8 @@ AGENT_PID=
 
 start_agent() {
         local q=()
+        # A confined QEMU must pass through the test's directory to its VM's (the agent checks).
+        [ "${GV_AGENT_QEMU_USER:-root}" = root ] || chmod o+x "$TEST_TMP"
         [ -n "${GV_AGENT_QEMU:-}" ] && q=(--qemu "$GV_AGENT_QEMU")
         "$GPUVIRT_SIM" exec --root "$ROOT" -- "$GPUVIRTD" --role agent --state-dir "$STATE" \
                 --accel "${GV_AGENT_ACCEL:-tcg}" --stop-timeout 2 "${q[@]}" \

@@ -186,4 +186,5 @@ assert_out_contains "tenant acme deleted" "... says so"
 capi GET /api/v1/tenants/acme
 check "... and it is gone" 404 '.status == 404'
 
+no_sanitizer_reports
 done_testing

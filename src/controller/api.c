@@ -1107,7 +1107,7 @@ static char *audit_object(const struct call *k)
 static void audit(struct call *k, const json_t *answered)
 {
         char source[128] = "";
-        uid_t uid;
+        uid_t uid = 0;
         pid_t pid;
         if (gv_http_peer_cred(k->req, &uid, NULL, &pid) >= 0)
                 snprintf(source, sizeof(source), "unix:uid=%u,pid=%d", (unsigned)uid, (int)pid);

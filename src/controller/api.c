@@ -250,9 +250,11 @@ static int do_openapi(struct call *k, struct gv_error **err)
 static int do_health(struct call *k, struct gv_error **err)
 {
         (void)err;
-        return answer(k, 200, json_pack("{s:s, s:s, s:s}", "status", "ok", "version",
+        return answer(k, 200, json_pack("{s:s, s:s, s:s, s:I}", "status", "ok", "version",
                                         GPUVIRT_VERSION, "store",
-                                        gv_controller_store_scheme(k->c)));
+                                        gv_controller_store_scheme(k->c),
+                                        "audit_write_failures",
+                                        (json_int_t)gv_controller_audit_failures(k->c)));
 }
 
 /* ---- hosts and GPUs ---- */
@@ -1098,6 +1100,20 @@ static char *audit_object(const struct call *k)
                 if (strcmp(*n, "pool") == 0)
                         return xasprintf("license/%s", v);
                 return xasprintf("%s/%s", *n, v);
+        }
+        /* A create names its object in the body: POST /api/v1/vms {"name": ...}. */
+        static const struct { const char *path, *kind; } creates[] = {
+                { "/api/v1/vms", "vm" }, { "/api/v1/tokens", "token" },
+                { "/api/v1/images", "image" }, { "/api/v1/hosts", "host" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(creates); i++) {
+                if (strcmp(gv_http_path(k->req), creates[i].path) != 0)
+                        continue;
+                size_t len = 0;
+                const char *body = gv_http_body(k->req, &len);
+                _cleanup_json_ json_t *j = len ? json_loadb(body, len, 0, NULL) : NULL;
+                const char *name = json_string_value(json_object_get(j, "name"));
+                return name ? xasprintf("%s/%s", creates[i].kind, name) : NULL;
         }
         return NULL;
 }

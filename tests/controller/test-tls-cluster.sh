@@ -161,4 +161,14 @@ for h in node-a node-b; do
 done
 [ -z "$leaks" ] && _ok "no agent secret in GET /api/v1/hosts, a host's view, the events or any log" ||
         _not_ok "no agent secret in GET /api/v1/hosts, a host's view, the events or any log" "$leaks"
+
+# The daemons stopped (SIGTERM): the relay and upgrade threads ended, nothing leaked (ASan).
+run "$LAUNCH" stop "$CL"
+assert_rc 0 "sim-cluster.sh stop"
+if grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:|ThreadSanitizer" "$CL"/logs/*.log >"$TEST_TMP/san" 2>/dev/null; then
+        _not_ok "no sanitizer report in the daemons' logs" "$(cat "$TEST_TMP/san")" \
+                "$(grep -hE -A20 "ERROR: (Address|Leak)Sanitizer|runtime error:|ThreadSanitizer" "$CL"/logs/*.log | head -60)"
+else
+        _ok "no sanitizer report in the daemons' logs"
+fi
 done_testing

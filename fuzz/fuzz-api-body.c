@@ -348,6 +348,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         bool calls_out = strcmp(r->method, "POST") == 0 &&
                          strcmp(r->pattern, "/api/v1/hosts") == 0;
+        if (getenv("GV_FUZZ_VERBOSE")) /* what each input got, for writing seeds */
+                fprintf(stderr, "%s -> %u %.200s\n", what, status, body);
         if (status < 100 || status > 599)
                 fuzz_fail("%s: status %u", what, status);
         if (status >= 500 && status != 503 && !(calls_out && (status == 502 || status == 504)))

@@ -60,16 +60,14 @@ check: web test test-asan
 fuzz-ci: deps
 	BUILD_FUZZ=$(BUILD_FUZZ) ./fuzz/run.sh ci
 
-# The threaded parts under ThreadSanitizer (R15; docs/fuzzing.md "TSan"): the HTTP server,
-# client, TLS and WebSockets, the store, the controller's API, auth, metrics and audit, the
-# agent's sampler, oplog and reconciler, the API fuzz harness's regression inputs (a real
-# controller and server), and the cluster tests whose daemons run every thread (poller,
-# collector, heartbeats, migrations). Reports go to files (log_path), so a daemon's race is
-# caught too, not only a test program's; any report fails the target.
-TSAN_TESTS ?= test-http-server test-http-route test-http-client test-websocket test-tls \
-        test-store test-store-audit test-api test-auth test-metrics test-audit test-openapi \
-        test-sampler test-oplog test-reconcile fuzz-api-body cluster-e2e cluster-metrics
-TSAN_REPORTS = $(CURDIR)/$(BUILD_TSAN)/tsan-reports
+# The threaded parts under ThreadSanitizer (R15; docs/fuzzing.md "TSan"): the suites http
+# (server, client, TLS, WebSockets), store, controller (the API, auth, metrics, audit, and every
+# cluster test, whose daemons run the poller, collector, heartbeats and migrations), agent
+# (sampler, oplog, reconciler, the agent end to end) and fuzz (the API harness's inputs against
+# a real controller and server). Reports go to files (log_path), so a daemon's race is caught
+# too, not only a test program's; any report fails the target.
+TSAN_SUITES ?= http store controller agent fuzz
+TSAN_REPORTS = $(abspath $(BUILD_TSAN))/tsan-reports
 
 $(BUILD_TSAN)/build.ninja:
 	meson setup $(BUILD_TSAN) --buildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false \
@@ -80,7 +78,8 @@ test-tsan: deps $(BUILD_TSAN)/build.ninja
 	rm -rf $(TSAN_REPORTS) && mkdir -p $(TSAN_REPORTS)
 	@rc=0; TSAN_OPTIONS="suppressions=$(CURDIR)/fuzz/tsan.supp log_path=$(TSAN_REPORTS)/report \
 		second_deadlock_stack=1" \
-		meson test -C $(BUILD_TSAN) $(MESON_TEST_FLAGS) --timeout-multiplier 4 $(TSAN_TESTS) \
+		meson test -C $(BUILD_TSAN) $(MESON_TEST_FLAGS) --timeout-multiplier 4 \
+		$(addprefix --suite ,$(TSAN_SUITES)) \
 		|| rc=$$?; \
 	if ls $(TSAN_REPORTS)/report.* >/dev/null 2>&1; then cat $(TSAN_REPORTS)/report.*; \
 		echo "test-tsan: ThreadSanitizer reports above ($(TSAN_REPORTS))"; exit 1; fi; \

@@ -119,6 +119,8 @@ struct gv_hw {
 struct gv_agent_vm {
         pthread_mutex_t lock;
         struct gv_vm_config *config;
+        /* Written under lock with gv_agent_vm_set_phase(); read without it (__atomic_load_n)
+         * by the console follower, the console WebSocket and the cgroup reconciler. */
         enum gv_vm_phase phase;
         bool want_running;            /* desired state */
         struct gv_proc proc;          /* GV_PROC_NULL when no QEMU */
@@ -157,6 +159,13 @@ struct gv_agent_vm {
         char nbd_address[272];        /* destination: HOST:PORT its NBD server listens on, or
                                        * "" */
 };
+
+/* An atomic store, so that the lock-free reads of phase are no data race (C11 5.1.2.4; they
+ * were under ThreadSanitizer while the writes were plain). */
+static inline void gv_agent_vm_set_phase(struct gv_agent_vm *vm, enum gv_vm_phase p)
+{
+        __atomic_store_n(&vm->phase, p, __ATOMIC_RELAXED);
+}
 
 struct gv_agent {
         struct gv_agent_config cfg;

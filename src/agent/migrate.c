@@ -357,7 +357,7 @@ static void abandon(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_qmp *q
                 }
         }
         mirrors_teardown(vm, q);
-        vm->phase = GV_VM_RUNNING;
+        gv_agent_vm_set_phase(vm, GV_VM_RUNNING);
         free(vm->last_error);
         vm->last_error = xasprintf("The migration to '%s' %s%s%s",
                                    vm->migration_uri ? vm->migration_uri : "?",
@@ -502,12 +502,12 @@ static void apply(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_qmp *q,
         if (vm->phase == GV_VM_MIGRATING) {
                 if (i->status == GV_MIGRATE_COMPLETED) {
                         /* QEMU is paused in postmigrate here; the VM runs on the destination. */
-                        vm->phase = GV_VM_MIGRATED;
+                        gv_agent_vm_set_phase(vm, GV_VM_MIGRATED);
                         vm->want_running = false;
                 } else if (i->status == GV_MIGRATE_FAILED || i->status == GV_MIGRATE_CANCELLED ||
                            i->status == GV_MIGRATE_NONE) {
                         /* Pre-copy failed or cancelled: the guest never stopped running here. */
-                        vm->phase = GV_VM_RUNNING;
+                        gv_agent_vm_set_phase(vm, GV_VM_RUNNING);
                         free(vm->last_error);
                         vm->last_error = xasprintf("The migration to '%s' %s%s%s",
                                                    vm->migration_uri ? vm->migration_uri : "?",
@@ -537,7 +537,7 @@ static void apply(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_qmp *q,
                 if (disks_copied(vm->config))
                         (void)gv_nbd_server_stop(q, TICK_QMP_MS, NULL);
                 vm->nbd_address[0] = '\0';
-                vm->phase = GV_VM_RUNNING;
+                gv_agent_vm_set_phase(vm, GV_VM_RUNNING);
                 vm->started_at = (int64_t)time(NULL);
                 (void)gv_agent_console_attach(vm);
                 (void)gv_agent_vm_save(a, vm, NULL);
@@ -901,7 +901,7 @@ int gv_agent_vm_migrate(struct gv_agent *a, const char *name, const json_t *body
                 gv_error_propagate(err, TAKE_PTR(e));
         }
         if (r >= 0) {
-                vm->phase = GV_VM_MIGRATING;
+                gv_agent_vm_set_phase(vm, GV_VM_MIGRATING);
                 vm->incoming = false;
                 free(vm->migration_uri);
                 vm->migration_uri = xstrdup(uri);
@@ -1037,7 +1037,7 @@ int gv_agent_vm_migrate_cancel(struct gv_agent *a, const char *name, const json_
                         r = gv_error_set(err, EIO, "VM '%s' did not resume after the migration: "
                                          "QEMU is '%s'.", name, st);
                 if (r >= 0) {
-                        vm->phase = GV_VM_RUNNING;
+                        gv_agent_vm_set_phase(vm, GV_VM_RUNNING);
                         vm->want_running = true;
                         free(vm->last_error);
                         vm->last_error = xasprintf("The migration to '%s' had completed when it "

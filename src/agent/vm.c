@@ -243,7 +243,7 @@ static struct gv_agent_vm *vm_new(struct gv_agent *a, struct gv_vm_config *c)
         pthread_mutex_init(&vm->lock, NULL);
         pthread_mutex_init(&vm->cache_lock, NULL);
         vm->config = c;
-        vm->phase = GV_VM_DEFINED;
+        gv_agent_vm_set_phase(vm, GV_VM_DEFINED);
         vm->proc = GV_PROC_NULL;
         vm->console_fd = -1;
         vm->dir = gv_path_join_many(a->state_dir, "vms", c->name, NULL);
@@ -342,16 +342,16 @@ static int vm_load(struct gv_agent *a, const char *name, struct gv_agent_vm **re
                         free(vm->hw);
                         vm->hw = NULL;
                         vm->n_hw = 0;
-                        vm->phase = GV_VM_STOPPED;
+                        gv_agent_vm_set_phase(vm, GV_VM_STOPPED);
                         vm->want_running = false;
                         vm->last_error = xasprintf("%s was unreadable (%s); loaded as stopped.",
                                                    spath, why);
                         *ret = vm;
                         return 0;
                 }
-                vm->phase = gv_vm_phase_from_string(phase);
+                gv_agent_vm_set_phase(vm, gv_vm_phase_from_string(phase));
                 if ((int)vm->phase < 0)
-                        vm->phase = GV_VM_STOPPED;
+                        gv_agent_vm_set_phase(vm, GV_VM_STOPPED);
                 vm->proc.pid = pid > 0 && pid < INT32_MAX ? (pid_t)pid : 0;
                 if (last_error)
                         vm->last_error = xstrdup(last_error);
@@ -608,10 +608,10 @@ void gv_agent_vm_exited(struct gv_agent *a, struct gv_agent_vm *vm, bool expecte
                                                    ? "The incoming migration did not complete: "
                                                    : "",
                                            how, tail[0] ? ": " : "", tail);
-                vm->phase = GV_VM_CRASHED;
+                gv_agent_vm_set_phase(vm, GV_VM_CRASHED);
                 vm->last_stop = GV_VM_STOP_CRASH;
         } else {
-                vm->phase = GV_VM_STOPPED;
+                gv_agent_vm_set_phase(vm, GV_VM_STOPPED);
                 /* A stop sets how before calling; otherwise nobody asked and QEMU exited 0. */
                 if (vm->last_stop == GV_VM_STOP_NONE && status >= 0)
                         vm->last_stop = GV_VM_STOP_GUEST;
@@ -793,7 +793,7 @@ static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, const char *
         if (!a->qemu.cpu_model)
                 return gv_error_set(err, ENOENT, "This host cannot run VMs: %s",
                                     a->qemu_error ? a->qemu_error : "QEMU was not found");
-        vm->phase = incoming_uri ? GV_VM_INCOMING : GV_VM_STARTING;
+        gv_agent_vm_set_phase(vm, incoming_uri ? GV_VM_INCOMING : GV_VM_STARTING);
         vm->want_running = true;
         vm->last_stop = GV_VM_STOP_NONE;
         vm->incoming = incoming_uri != NULL;
@@ -910,7 +910,7 @@ close_cg:
                 }
                 return r;
         }
-        vm->phase = GV_VM_RUNNING;
+        gv_agent_vm_set_phase(vm, GV_VM_RUNNING);
         vm->started_at = now_s();
         (void)gv_agent_console_attach(vm);
         gv_agent_wake(a);
@@ -931,7 +931,7 @@ static void start_rollback(struct gv_agent *a, struct gv_agent_vm *vm, int r,
         confine_release(a, vm);
         free(vm->last_error);
         vm->last_error = xstrdup(gv_error_msg(err ? *err : NULL, r));
-        vm->phase = GV_VM_STOPPED;
+        gv_agent_vm_set_phase(vm, GV_VM_STOPPED);
         vm->want_running = false;
         gv_agent_gpus_release(a, vm); /* saves */
 }
@@ -991,7 +991,7 @@ static int stop_locked(struct gv_agent *a, struct gv_agent_vm *vm, int timeout_m
                 gv_agent_vm_exited(a, vm, true, status);
                 return 0;
         }
-        vm->phase = GV_VM_STOPPING;
+        gv_agent_vm_set_phase(vm, GV_VM_STOPPING);
         vm->want_running = false;
         vm->incoming = false;
         (void)gv_agent_vm_save(a, vm, NULL);
@@ -1229,7 +1229,7 @@ static void adopt(struct gv_agent *a, struct gv_agent_vm *vm)
                 if (gv_qmp_connect(qmp, 5000, &q, NULL) >= 0 &&
                     gv_qmp_execute(q, "cont", NULL, QMP_COMMAND_MS, NULL, NULL) >= 0 &&
                     wait_running(q, NULL) >= 0) {
-                        vm->phase = GV_VM_RUNNING;
+                        gv_agent_vm_set_phase(vm, GV_VM_RUNNING);
                         vm->started_at = now_s();
                         (void)gv_agent_console_attach(vm);
                         (void)gv_agent_vm_save(a, vm, NULL);

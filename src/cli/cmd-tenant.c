@@ -340,7 +340,7 @@ static int parse_change(struct gv_cli *cli, int argc, char **argv, const char *u
         optind = 0;
         opterr = 0;
         while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-                uint64_t n;
+                uint64_t n = 0;
                 int r = GV_EXIT_OK;
                 switch (opt) {
                 case OPT_DESCRIPTION:

@@ -1,10 +1,11 @@
 # gpuvirt — the two set-up commands (README.md):
 #   make demo    install Debian packages, build, start a simulated two-host cluster (controller and
 #                an agent per host, contrib/sim-cluster.sh), create VMs in every GPU mode, list them
-#   make check   install Debian packages, build (plain and ASan+UBSan), run every test
+#   make check   install Debian packages, build (plain and ASan+UBSan), run every test; then the
+#                threaded parts under TSan (test-tsan) and the fuzz harnesses (fuzz-ci)
 # Other targets: demo-stop, deps, web, build, build-asan, test, test-asan, bench, clean,
 #              fuzz-ci (the libFuzzer harnesses for their CI time) and test-tsan (the threaded
-#              parts under ThreadSanitizer); docs/fuzzing.md.
+#              parts under ThreadSanitizer), both part of check; docs/fuzzing.md.
 
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
@@ -51,8 +52,9 @@ test: build
 test-asan: build-asan
 	meson test -C $(BUILD_ASAN) $(MESON_TEST_FLAGS)
 
-check: web test test-asan
-	@./deps/test-summary.sh $(BUILD) $(BUILD_ASAN)
+# test-tsan and fuzz-ci add about 5 and 3.5 minutes on 2 cores (docs/fuzzing.md, "In CI").
+check: web test test-asan test-tsan fuzz-ci
+	@./deps/test-summary.sh $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
 
 # Every libFuzzer harness of fuzz/ for its CI time (api-body and qmp 60 s, the others 15 s;
 # reliability.md R14) in $(BUILD_FUZZ) (clang, ASan+UBSan); fails on a finding. The release

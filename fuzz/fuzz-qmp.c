@@ -8,9 +8,9 @@
  * write side is then shut, and the client opens the other end with gv_qmp_open_fd(), exactly as
  * with QEMU's socket: the real reading, line splitting, greeting, capability negotiation, id
  * matching and event queue run, with no QEMU and no waiting (the stream ends, so every read
- * returns at once). When the first byte is odd, a valid greeting and the answer to
- * qmp_capabilities come before the input's remaining bytes, so the fuzzer reaches the
- * commands' replies quickly; when it is even the input is the stream from its first byte.
+ * returns at once). The stream is the input after its first byte; when that byte is odd, a
+ * valid greeting and the answer to qmp_capabilities come before it, so the fuzzer reaches the
+ * commands' replies quickly.
  * Replies may carry the id the client uses (1 for qmp_capabilities, then 2, 3, ...) or none.
  */
 #include <errno.h>

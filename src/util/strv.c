@@ -53,7 +53,9 @@ static int cmp_str(const void *a, const void *b)
 
 void strv_sort(char **l)
 {
-        qsort(l, strv_length(l), sizeof(char *), cmp_str);
+        size_t n = strv_length(l);
+        if (n > 1) /* qsort's base must not be NULL, even for no element (UBSan) */
+                qsort(l, n, sizeof(char *), cmp_str);
 }
 
 char *strv_join(char *const *l, const char *sep)

@@ -314,7 +314,7 @@ struct ctx {
         char *cl;             /* DIR/cluster: the simulated cluster */
         char *script_log;     /* DIR/sim-cluster.log: the script's own output */
         char *ctl;            /* "unix:DIR/cluster/gpuvirt.sock" */
-        char *agent[2];       /* node-a's and node-b's agent URLs */
+        char *agent[2];       /* node-a's and node-b's agents: "unix:STATE/agent.sock" */
         char *root[2];        /* node-a's and node-b's simulated host roots */
         bool cluster_started; /* stop it on the way out */
         int on;               /* the host bench-big runs on (0 node-a, 1 node-b) */
@@ -499,13 +499,17 @@ static int cluster_start(struct ctx *c)
         _cleanup_free_ char *envf = gv_path_join(c->cl, "cluster.env"), *env = NULL;
         if (gv_read_file(envf, 1 << 20, &env, NULL) < 0)
                 return fail("sim-cluster.sh started but wrote no '%s'.", envf);
-        c->agent[0] = env_value(env, "NODE_A_URL");
-        c->agent[1] = env_value(env, "NODE_B_URL");
+        /* The agents' local UNIX sockets: their TCP APIs want the secret only the controller
+         * has (docs/tls.md), and a local socket is what a host's own tools use. */
+        _cleanup_free_ char *st_a = env_value(env, "NODE_A_STATE");
+        _cleanup_free_ char *st_b = env_value(env, "NODE_B_STATE");
+        c->agent[0] = st_a ? xasprintf("unix:%s/agent.sock", st_a) : NULL;
+        c->agent[1] = st_b ? xasprintf("unix:%s/agent.sock", st_b) : NULL;
         c->root[0] = env_value(env, "NODE_A_ROOT");
         c->root[1] = env_value(env, "NODE_B_ROOT");
         if (!c->agent[0] || !c->agent[1] || !c->root[0] || !c->root[1])
-                return fail("'%s' names no NODE_A_URL, NODE_B_URL, NODE_A_ROOT or NODE_B_ROOT.",
-                            envf);
+                return fail("'%s' names no NODE_A_STATE, NODE_B_STATE, NODE_A_ROOT or "
+                            "NODE_B_ROOT.", envf);
         c->ctl = xasprintf("unix:%s/gpuvirt.sock", c->cl);
         _cleanup_json_ json_t *hosts = NULL;
         r = bench_call(PROG, c->ctl, "GET", "/api/v1/hosts", NULL, NULL, 200, REQUEST_MS, &hosts);

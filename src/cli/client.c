@@ -220,7 +220,10 @@ int gv_cli_api_resolve(const char *flag_endpoint, const char *flag_token, const 
         else if (env_ca)
                 a->ca_file = xstrdup(env_ca);
 
-        if (!a->endpoint || !a->token || !a->ca_file) {
+        /* The file is read for what flags and environment left out; a CA only matters for an
+         * https endpoint (one still unknown may come from the file). */
+        bool need_ca = !a->ca_file && (!a->endpoint || gv_startswith(a->endpoint, "https://"));
+        if (!a->endpoint || !a->token || need_ca) {
                 _cleanup_free_ char *path = gv_cli_config_path();
                 if (path) {
                         _cleanup_free_ char *ep = NULL, *tok = NULL, *ca = NULL;

@@ -1380,7 +1380,7 @@ static void test_unreachable(void **state)
         run_done(&r);
         RUN_ENV(&r, unset, "--endpoint", "ftp://x", "host", "list");
         assert_int_equal(r.code, 2);
-        assert_contains(r.err, "neither 'unix:/PATH' nor 'http://HOST:PORT'");
+        assert_contains(r.err, "neither 'unix:/PATH', 'http://HOST:PORT' nor 'https://HOST:PORT'");
         run_done(&r);
 }
 
@@ -1435,7 +1435,7 @@ static void test_config_file(void **state)
                 const char *text, *msg;
         } bad[] = {
                 { "endpont = unix:/x\n", "config:1: unknown key 'endpont' (valid: endpoint, "
-                  "token)" },
+                  "token, ca)" },
                 { "\n\nendpoint unix:/x\n", "config:3: 'endpoint unix:/x' is not 'key = value'" },
                 { "endpoint = unix:/x\nendpoint = unix:/y\n", "config:2: 'endpoint' is set "
                   "twice" },

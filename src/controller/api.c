@@ -755,15 +755,16 @@ static int do_metrics(struct call *k, struct gv_error **err)
                         json_t *m = gv_controller_metrics(k->c);
                         _cleanup_json_ json_t *own = filter_tenant(gv_controller_vms(k->c),
                                                                    k->who.tenant, true);
+                        _cleanup_json_ json_t *names = json_object();
                         json_t *vms = json_array(), *v;
-                        size_t i, n;
+                        size_t i;
+                        json_array_foreach(own, i, v)
+                                json_object_set(names, json_string_value(json_object_get(
+                                                               v, "name")) ?: "", json_true());
                         json_array_foreach(json_object_get(m, "vms"), i, v) {
                                 const char *name = json_string_value(json_object_get(v, "vm"));
-                                json_t *o;
-                                json_array_foreach(own, n, o)
-                                        if (name && !strcmp(name, json_string_value(
-                                                                json_object_get(o, "name"))))
-                                                json_array_append(vms, v);
+                                if (name && json_object_get(names, name))
+                                        json_array_append(vms, v);
                         }
                         json_object_set_new(m, "vms", vms);
                         json_object_set_new(m, "hosts", json_array());

@@ -227,17 +227,15 @@ int gv_ctl_tenant_restrict(struct gv_controller *c, const json_t *spec,
                         mask |= m;
         }
         if (json_is_array(pools) && !mask) {
-                _cleanup_free_ char *names = NULL;
-                json_array_foreach(pools, i, p) {
-                        char *n = xasprintf("%s%s'%s'", names ? names : "", names ? ", " : "",
-                                            json_string_value(p));
-                        free(names);
-                        names = n;
-                }
-                r = gv_error_set(err, ENOSPC, "Tenant '%s' may use the GPU pools %s and no "
-                                 "host is in any of them (gpuvirt host list shows each host's "
-                                 "pool; an admin sets one with gpuvirt host pool).", tenant,
-                                 names ? names : "(none)");
+                _cleanup_strv_free_ char **l = NULL;
+                json_array_foreach(pools, i, p)
+                        strv_extend(&l, json_string_value(p));
+                _cleanup_free_ char *names = l ? strv_join(l, "', '") : NULL;
+                r = gv_error_set(err, ENOSPC, "Tenant '%s' may use the GPU pools %s%s%s and "
+                                 "no host is in any of them (gpuvirt host list shows each "
+                                 "host's pool; an admin sets one with gpuvirt host pool).",
+                                 tenant, names ? "'" : "", names ? names : "(none)",
+                                 names ? "'" : "");
         } else {
                 rq->any_labels = mask;
         }

@@ -155,6 +155,7 @@ static const char *const kind_human[_GV_STORE_KIND_MAX] = {
         [GV_STORE_IDEMPOTENCY] = "Idempotency key",
         [GV_STORE_LICENSE] = "Licence pool",
         [GV_STORE_TENANT] = "Tenant",
+        [GV_STORE_LEASE] = "Lease",
 };
 
 struct sqlite_store {

@@ -23,6 +23,7 @@ static const char *const store_kind_table[_GV_STORE_KIND_MAX] = {
         [GV_STORE_IDEMPOTENCY] = "idempotency",
         [GV_STORE_LICENSE] = "license",
         [GV_STORE_TENANT] = "tenant",
+        [GV_STORE_LEASE] = "lease",
 };
 DEFINE_STRING_TABLE_LOOKUP(gv_store_kind, enum gv_store_kind, store_kind_table);
 

@@ -40,6 +40,7 @@ enum gv_store_kind {
         GV_STORE_IDEMPOTENCY, /* key: Idempotency-Key; the request's hash and first answer */
         GV_STORE_LICENSE,     /* key: licence pool name (docs/licensing.md) */
         GV_STORE_TENANT,      /* key: tenant name; quotas and allowed GPU pools (docs/security.md) */
+        GV_STORE_LEASE,       /* key: lease name; who holds a cluster-wide duty (several controllers) */
         _GV_STORE_KIND_MAX,
         _GV_STORE_KIND_INVALID = -EINVAL,
 };

@@ -21,6 +21,10 @@
  * both want to upgrade), one statement per item with its compare-and-swap in the WHERE clause
  * and changes() telling whether it matched, events appended, COMMIT; any failure is ROLLBACK.
  * Values are always bound, never formatted into SQL.
+ *
+ * gv_store_version: PRAGMA data_version changes (on this connection) exactly when another
+ * connection, in this process or another, committed to the file; this connection's own commits
+ * do not move it, so they bump s->version themselves. No table and no extra write per commit.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -163,6 +167,10 @@ struct sqlite_store {
         sqlite3 *db;
         char *path;
         sqlite3_stmt *stmt[_STMT_MAX];
+        /* gv_store_version: our own commits counted here, other connections' seen through
+         * PRAGMA data_version (which moves only for commits by other connections). */
+        int64_t version;
+        int64_t data_version;
 };
 
 static int64_t now_ms(void)
@@ -554,6 +562,10 @@ static int sqlite_open(const char *location, void **ret, struct gv_error **err)
         r = migrate(s, err);
         if (r < 0)
                 return r;
+        r = pragma_int(s, "PRAGMA data_version", &s->data_version, err);
+        if (r < 0)
+                return r;
+        s->version = 1;
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -841,6 +853,7 @@ static int batch_locked(struct sqlite_store *s, struct gv_store_write *w, size_t
         }
         for (size_t i = 0; i < n_w; i++)
                 w[i].new_generation = gens[i];
+        s->version++;
         return 0;
 }
 
@@ -937,6 +950,8 @@ static int sqlite_events_trim_locked(struct sqlite_store *s, size_t keep, struct
                 rc = sqlite3_step(st);
         if (rc != SQLITE_DONE)
                 return sql_fail(s, rc, "trim the events", err);
+        if (sqlite3_changes(s->db) > 0)
+                s->version++;
         return 0;
 }
 
@@ -960,6 +975,23 @@ static int sqlite_schema_version(void *b, int *ret, struct gv_error **err)
                 return r;
         *ret = (int)v;
         return 0;
+}
+
+static int sqlite_version(void *b, int64_t *ret, struct gv_error **err)
+{
+        struct sqlite_store *s = b;
+        int64_t dv = 0;
+        pthread_mutex_lock(&s->lock);
+        int r = pragma_int(s, "PRAGMA data_version", &dv, err);
+        if (r >= 0) {
+                if (dv != s->data_version) {
+                        s->data_version = dv;
+                        s->version++;
+                }
+                *ret = s->version;
+        }
+        pthread_mutex_unlock(&s->lock);
+        return r;
 }
 
 int gv_store_sqlite_pragma(struct gv_store *store, const char *name, char **ret,
@@ -1034,6 +1066,8 @@ static int audit_append_locked(struct sqlite_store *s, const char *text, const j
                 r = stmt_exec(s, STMT_COMMIT, "commit an audit record", err);
         if (r < 0)
                 tx_rollback(s);
+        else
+                s->version++;
         return r;
 }
 
@@ -1199,8 +1233,11 @@ static int sqlite_audit_trim(void *b, int64_t before_ms, size_t max, size_t *ret
                         rc = sqlite3_step(st);
                 if (rc != SQLITE_DONE)
                         r = sql_fail(s, rc, "trim the audit log", err);
-                else
+                else {
                         *ret_deleted = (size_t)sqlite3_changes(s->db);
+                        if (*ret_deleted > 0)
+                                s->version++;
+                }
         }
         stmt_resetp(&st);
         st = NULL;
@@ -1251,6 +1288,7 @@ const struct gv_store_ops gv_store_sqlite_ops = {
         .audit_append = sqlite_audit_append,
         .audit_query = sqlite_audit_query,
         .audit_trim = sqlite_audit_trim,
+        .version = sqlite_version,
 };
 
 const int gv_store_sqlite_schema_newest = SCHEMA_NEWEST;

@@ -306,6 +306,11 @@ int gv_store_schema_version(struct gv_store *s, int *ret, struct gv_error **err)
         return s->ops->schema_version(s->backend, ret, err);
 }
 
+int gv_store_version(struct gv_store *s, int64_t *ret, struct gv_error **err)
+{
+        return s->ops->version(s->backend, ret, err);
+}
+
 int gv_store_create(struct gv_store *s, enum gv_store_kind kind, const char *key,
                     const json_t *doc, int64_t *ret_generation, struct gv_error **err)
 {

@@ -147,6 +147,9 @@ struct gv_store_ops {
          * transaction; *ret_deleted says how many went. */
         int (*audit_trim)(void *b, int64_t before_ms, size_t max, size_t *ret_deleted,
                           struct gv_error **err);
+        /* A number that grows whenever any process commits a write, event or audit record to
+         * the store (see gv_store_version). */
+        int (*version)(void *b, int64_t *ret, struct gv_error **err);
 };
 
 extern const struct gv_store_ops gv_store_sqlite_ops;
@@ -180,6 +183,17 @@ int gv_store_audit_query(struct gv_store *s, const struct gv_store_audit_query *
  * limit). *ret_deleted (may be NULL): how many went. */
 int gv_store_audit_trim(struct gv_store *s, int64_t before_ms, size_t batch, size_t max_batches,
                         size_t *ret_deleted, struct gv_error **err);
+
+/* The store's change counter, for caches: a number (>= 1) that has grown whenever any process
+ * (this one or another controller sharing the store) committed a write batch, an event, an audit
+ * record or a trim since it was last read; reads never change it. Read it BEFORE reading what a
+ * cache holds, keep it beside the cache, and drop the cache when a later read of it differs.
+ * It only says "something changed", not what; numbers are comparable only on one opened store
+ * (another process sees other numbers). SQLite: PRAGMA data_version (moves when another
+ * connection commits) folded into a per-store counter that also counts this connection's own
+ * commits. PostgreSQL: a sequence advanced inside every write transaction and again once its
+ * COMMIT returned (docs/store.md). */
+int gv_store_version(struct gv_store *s, int64_t *ret, struct gv_error **err);
 
 /* Convenience: one create / update / delete (a batch of one). ret_generation may be NULL. */
 int gv_store_create(struct gv_store *s, enum gv_store_kind kind, const char *key,

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -758,6 +759,71 @@ static void test_pragmas(void **state)
         sqlite3_close(db);
 }
 
+/* The change counter: our own commits and another process's move it, reads do not. */
+static void test_version(void **state)
+{
+        struct fixture *f = *state;
+        struct gv_store *s = open_store(f);
+        int64_t v0 = 0, v = 0;
+        assert_int_equal(gv_store_version(s, &v0, NULL), 0);
+        assert_true(v0 >= 1);
+
+        json_auto_t *d = doc_n(1);
+        struct gv_store_obj o = { 0 };
+        assert_int_equal(gv_store_get(s, GV_STORE_VM, "nope", &o, NULL), -ENOENT);
+        assert_int_equal(gv_store_version(s, &v, NULL), 0);
+        assert_int_equal(v, v0);
+
+        assert_int_equal(gv_store_create(s, GV_STORE_VM, "a", d, NULL, NULL), 0);
+        assert_int_equal(gv_store_version(s, &v, NULL), 0);
+        assert_true(v > v0);
+        v0 = v;
+        /* A failed write (stale) changes nothing. */
+        assert_int_equal(gv_store_update(s, GV_STORE_VM, "a", d, 7, NULL, NULL), -ESTALE);
+        assert_int_equal(gv_store_version(s, &v, NULL), 0);
+        assert_int_equal(v, v0);
+        json_auto_t *rec = json_pack("{ss}", "principal", "alice");
+        assert_int_equal(gv_store_audit_append(s, rec, 0, NULL, NULL, NULL), 0);
+        assert_int_equal(gv_store_version(s, &v, NULL), 0);
+        assert_true(v > v0);
+        v0 = v;
+
+        /* Another process commits: an event, then a document. */
+        for (int round = 0; round < 2; round++) {
+                pid_t pid = fork();
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                        struct gv_store *c = NULL;
+                        if (gv_store_open(f->url, &c, NULL) < 0)
+                                _exit(2);
+                        struct gv_store_event ev = { .type = "vm.created", .subject = "vm/b" };
+                        int r = round == 0 ? gv_store_write_events(c, NULL, 0, &ev, 1, NULL)
+                                           : gv_store_create(c, GV_STORE_VM, "b", d, NULL, NULL);
+                        gv_store_free(c);
+                        _exit(r < 0 ? 1 : 0);
+                }
+                int status = 0;
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+                assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+                assert_int_equal(gv_store_version(s, &v, NULL), 0);
+                assert_true(v > v0);
+                v0 = v;
+                /* Read again with nothing new: unchanged. */
+                assert_int_equal(gv_store_version(s, &v, NULL), 0);
+                assert_int_equal(v, v0);
+        }
+
+        /* A second connection in this process sees the first one's commits. */
+        struct gv_store *s2 = NULL;
+        assert_int_equal(gv_store_open(f->url, &s2, NULL), 0);
+        int64_t w0 = 0, w = 0;
+        assert_int_equal(gv_store_version(s2, &w0, NULL), 0);
+        assert_int_equal(gv_store_delete(s, GV_STORE_VM, "b", 1, NULL), 0);
+        assert_int_equal(gv_store_version(s2, &w, NULL), 0);
+        assert_true(w > w0);
+        gv_store_free(s2);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -775,6 +841,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_concurrent_open, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_corrupt_row, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pragmas, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_version, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

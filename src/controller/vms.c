@@ -17,6 +17,7 @@
 
 #include "controller/controller-internal.h"
 #include "util/alloc.h"
+#include "util/failpoint.h"
 #include "util/json.h"
 #include "util/parse.h"
 #include "util/strv.h"
@@ -430,6 +431,7 @@ int gv_controller_vm_create(struct gv_controller *c, const json_t *spec_in, json
         pthread_mutex_unlock(&c->mu);
         if (r < 0)
                 return r;
+        GV_FAILPOINT("vm.create.reserved");
         _cleanup_free_ char *target = xasprintf("vm/%s", name);
         return gv_ctl_op_start(c, "vm.create", target, json_pack("{s:s}", "name", name), ret_op,
                                err);
@@ -614,6 +616,7 @@ int gv_ctl_op_vm_create(struct gv_controller *c, const char *op_id, json_t *arg,
                 return gv_error_set(err, EINVAL, "VM '%s' holds no reservation (state %s).", name,
                                     json_string_value(json_object_get(v.doc, "state")));
         }
+        GV_FAILPOINT("vm.create.recorded");
         start = xasprintf("/v1/vms/%s/start", name);
         kill = xasprintf("/v1/vms/%s/kill", name);
         del = xasprintf("/v1/vms/%s", name);
@@ -627,7 +630,9 @@ int gv_ctl_op_vm_create(struct gv_controller *c, const char *op_id, json_t *arg,
                 r = gv_ctl_agent_vm(c, op_id, "define", host, "POST", "/v1/vms", def, NULL, err);
         }
         if (r >= 0) {
+                GV_FAILPOINT("vm.create.defined");
                 (void)gv_ctl_vm_set_state(c, name, "starting", NULL);
+                GV_FAILPOINT("vm.create.starting");
                 gv_ctl_op_progress(c, op_id, 50, "starting %s on %s", name, host);
                 r = gv_ctl_agent_vm(c, op_id, "start", host, "POST", start, NULL, &st, err);
         }
@@ -648,7 +653,9 @@ int gv_ctl_op_vm_create(struct gv_controller *c, const char *op_id, json_t *arg,
                 gv_store_obj_done(&v);
                 return r;
         }
+        GV_FAILPOINT("vm.create.started");
         (void)gv_ctl_vm_set_state(c, name, "running", NULL);
+        GV_FAILPOINT("vm.create.done");
         /* The GPU views show the new hardware in a moment, not at the next tick (in the
          * poller: a refresh here cost the create 15 ms, BENCHMARKS.md). */
         gv_ctl_poll_soon(c);
@@ -709,6 +716,8 @@ static int vm_op(struct gv_controller *c, const char *kind, const char *name, js
                 json_decref(arg);
                 return r;
         }
+        if (strcmp(kind, "vm.start") == 0)
+                GV_FAILPOINT("vm.start.admitted");
         json_object_set_new(arg, "name", json_string(name));
         _cleanup_free_ char *target = xasprintf("vm/%s", name);
         r = gv_ctl_op_start(c, kind, target, arg, ret_op, err);
@@ -752,12 +761,18 @@ static int simple_vm_op(struct gv_controller *c, const char *op_id, json_t *arg,
                 return r;
         host = json_string_value(json_object_get(v.doc, "host"));
         path = xasprintf("/v1/vms/%s/%s", name, verb);
+        bool is_start = strcmp(verb, "start") == 0;
         (void)gv_ctl_vm_set_state(c, name, during, NULL);
+        GV_FAILPOINT(is_start ? "vm.start.marked" : "vm.stop.marked");
         gv_ctl_op_progress(c, op_id, 30, "%s on %s", during, host ? host : "?");
         r = host ? gv_ctl_agent_vm(c, op_id, verb, host, "POST", path, body, NULL, err)
                  : gv_error_set(err, EINVAL, "VM '%s' has no host.", name);
+        if (r >= 0)
+                GV_FAILPOINT(is_start ? "vm.start.answered" : "vm.stop.answered");
         (void)gv_ctl_vm_set_state(c, name, r >= 0 ? after : "failed",
                            r >= 0 ? NULL : gv_error_msg(err ? *err : NULL, r));
+        if (r >= 0)
+                GV_FAILPOINT(is_start ? "vm.start.done" : "vm.stop.done");
         if (r >= 0)
                 *ret_result = json_pack("{s:s, s:s}", "vm", name, "state", after);
         gv_store_obj_done(&v);
@@ -797,17 +812,21 @@ int gv_ctl_op_vm_delete(struct gv_controller *c, const char *op_id, json_t *arg,
         kill = xasprintf("/v1/vms/%s/kill", name);
         del = xasprintf("/v1/vms/%s", name);
         (void)gv_ctl_vm_set_state(c, name, "deleting", NULL);
+        GV_FAILPOINT("vm.delete.marked");
         if (host) {
                 gv_ctl_op_progress(c, op_id, 30, "removing %s from %s", name, host);
                 r = gv_ctl_agent_vm(c, op_id, "kill", host, "POST", kill, NULL, NULL, err);
                 if (r == -ENOENT)
                         r = 0;
                 if (r >= 0) {
+                        GV_FAILPOINT("vm.delete.killed");
                         r = gv_ctl_agent_vm(c, op_id, "delete", host, "DELETE", del, NULL, NULL,
                                             err);
                         if (r == -ENOENT)
                                 r = 0;
                 }
+                if (r >= 0)
+                        GV_FAILPOINT("vm.delete.removed");
         }
         _cleanup_json_ json_t *pl = json_incref(json_object_get(v.doc, "placement"));
         _cleanup_free_ char *h = host ? xstrdup(host) : NULL;
@@ -818,6 +837,8 @@ int gv_ctl_op_vm_delete(struct gv_controller *c, const char *op_id, json_t *arg,
         }
         gv_ctl_op_progress(c, op_id, 80, "releasing %s's reservation", name);
         r = gv_ctl_vm_release(c, name, NULL, true);
+        if (r >= 0)
+                GV_FAILPOINT("vm.delete.released");
         if (r >= 0 && h) {
                 gv_ctl_restore_modes(c, op_id, h, pl);
                 gv_ctl_poll_soon(c);

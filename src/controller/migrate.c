@@ -34,6 +34,7 @@
 
 #include "controller/controller-internal.h"
 #include "util/alloc.h"
+#include "util/failpoint.h"
 #include "util/json.h"
 #include "util/strv.h"
 
@@ -245,6 +246,8 @@ int gv_controller_vm_migrate(struct gv_controller *c, const char *name, const js
                 }
         }
         pthread_mutex_unlock(&c->mu);
+        if (r >= 0)
+                GV_FAILPOINT("vm.migrate.reserved");
         if (r >= 0) {
                 _cleanup_free_ char *target = xasprintf("vm/%s", name);
                 r = gv_ctl_op_start(c, "vm.migrate", target,
@@ -472,6 +475,8 @@ static int migrate_live(struct gv_controller *c, const char *op_id, const char *
                 r = gv_ctl_agent_vm(c, op_id, "incoming", dst_host, "POST", incoming, body, &in,
                                     err);
         }
+        if (r >= 0)
+                GV_FAILPOINT("vm.migrate.incoming");
         if (r >= 0) {
                 json_t *body = json_pack("{s:O}", "uri", json_object_get(in, "uri"));
                 json_int_t dt = json_integer_value(json_object_get(mig, "downtime_ms"));
@@ -489,6 +494,8 @@ static int migrate_live(struct gv_controller *c, const char *op_id, const char *
                                     err);
                 json_decref(body);
                 started = r >= 0;
+                if (started)
+                        GV_FAILPOINT("vm.migrate.started");
         }
         if (r >= 0)
                 outcome = follow_transfer(c, op_id, name, src_host, dst_host, ret_final, &why);
@@ -507,6 +514,7 @@ static int migrate_live(struct gv_controller *c, const char *op_id, const char *
                                             "again.", why, name, src_host, dst_host, dst_host);
                 return gv_error_set(err, EIO, "%s %s stays on %s.", why, name, src_host);
         }
+        GV_FAILPOINT("vm.migrate.completed");
         gv_ctl_op_progress(c, op_id, 92, "%s runs on %s; releasing %s", name, dst_host,
                            src_host);
         /* QEMU may say completed a moment before it fills in the total time and the downtime:
@@ -543,6 +551,8 @@ static int offline_target(struct gv_controller *c, const char *op_id, const char
         if (r >= 0)
                 r = gv_ctl_agent_vm(c, op_id, "define", dst_host, "POST", "/v1/vms", def, NULL,
                                     err);
+        if (r >= 0)
+                GV_FAILPOINT("vm.migrate.offline_defined");
         if (r >= 0 && was_running) {
                 gv_ctl_op_progress(c, op_id, 70, "starting %s on %s", name, dst_host);
                 r = gv_ctl_agent_vm(c, op_id, "start", dst_host, "POST", start, NULL, NULL, err);
@@ -571,8 +581,12 @@ static int migrate_offline(struct gv_controller *c, const char *op_id, const cha
         gv_ctl_op_progress(c, op_id, 10, "stopping %s on %s", name, src_host);
         (void)gv_ctl_vm_set_state(c, name, "stopping", NULL);
         r = gv_ctl_agent_vm(c, op_id, "stop", src_host, "POST", stop, NULL, NULL, err);
+        if (r >= 0)
+                GV_FAILPOINT("vm.migrate.offline_stopped");
         if (r >= 0 || r == -ENOENT)
                 r = gv_ctl_agent_vm(c, op_id, "remove", src_host, "DELETE", del, NULL, NULL, err);
+        if (r >= 0)
+                GV_FAILPOINT("vm.migrate.offline_removed");
         if (r == -ENOENT)
                 r = 0;
         if (r < 0) {

@@ -28,6 +28,7 @@
 
 #include "controller/controller-internal.h"
 #include "util/alloc.h"
+#include "util/failpoint.h"
 #include "util/json.h"
 
 static const char *jstr(const json_t *o, const char *k)
@@ -91,6 +92,7 @@ int gv_ctl_migration_switch(struct gv_controller *c, const char *name, const cha
                         return r;
                 }
                 gv_ctl_model_dirty(c);
+                GV_FAILPOINT("vm.migrate.switched");
                 return 0;
         }
         return gv_error_set(err, ESTALE, "VM '%s' changed under every retry.", name);
@@ -128,6 +130,7 @@ int gv_ctl_migration_finish(struct gv_controller *c, const char *op_id, const ch
         /* Best effort: a source that does not answer now is released by the poller when it
          * does (its copy paused on a host that no longer owns the VM). */
         (void)gv_ctl_agent_vm(c, op_id, "release", src_host, "POST", release, NULL, NULL, NULL);
+        GV_FAILPOINT("vm.migrate.released");
         gv_ctl_restore_modes(c, op_id, src_host, src_pl);
         (void)gv_ctl_vm_set_state(c, name, "running", NULL);
         return 0;

@@ -13,6 +13,7 @@
 
 #include "controller/controller-internal.h"
 #include "util/alloc.h"
+#include "util/failpoint.h"
 #include "util/json.h"
 #include "util/strv.h"
 
@@ -182,6 +183,7 @@ int gv_ctl_op_host_drain(struct gv_controller *c, const char *op_id, json_t *arg
                 }
                 if (r < 0 && !why)
                         why = gv_error_msg(e, r);
+                GV_FAILPOINT("host.drain.step");
                 if (!strcmp(action, "keep"))
                         kept++;
                 else if (r < 0)

@@ -15,6 +15,7 @@
 #include "http/client.h"
 #include "http/problem.h"
 #include "util/alloc.h"
+#include "util/failpoint.h"
 #include "util/json.h"
 #include "util/parse.h"
 #include "util/strv.h"
@@ -723,6 +724,7 @@ static int gpu_op_run(struct gv_controller *c, const char *op_id, json_t *arg, c
         json_decref(body);
         if (r < 0)
                 return r;
+        GV_FAILPOINT(strcmp(what, "mode") == 0 ? "gpu.mode.answered" : "gpu.mig.answered");
         gv_ctl_op_progress(c, op_id, 80, "reading host %s again", host);
         (void)gv_ctl_host_refresh(c, host, NULL);
         gv_ctl_event(c, strcmp(what, "mode") == 0 ? "gpu.mode" : "gpu.mig", subj,

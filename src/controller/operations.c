@@ -14,6 +14,7 @@
 #include "controller/controller-internal.h"
 #include "http/problem.h"
 #include "util/alloc.h"
+#include "util/failpoint.h"
 #include "util/json.h"
 #include "util/parse.h"
 
@@ -130,6 +131,7 @@ static void *op_thread(void *arg)
         else
                 r = fn(c, run->id, json_object_get(doc, "arg"), &result, &e);
         json_decref(doc);
+        GV_FAILPOINT("operation.finishing");
         doc = op_load(c, run->id); /* progress was written meanwhile */
         if (!doc)
                 goto out;

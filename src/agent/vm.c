@@ -23,6 +23,7 @@
 #include "agent/console.h"
 #include "hw/sysfs.h"
 #include "util/alloc.h"
+#include "util/failpoint.h"
 #include "util/enum-table.h"
 #include "util/fileio.h"
 #include "util/json.h"
@@ -687,9 +688,11 @@ int gv_agent_vm_define(struct gv_agent *a, const json_t *definition, json_t **re
                 gv_error_set(err, -r, "Cannot write '%s': %s.", cpath, strerror(-r));
                 goto fail;
         }
+        GV_FAILPOINT("agent.define.config_written");
         r = gv_agent_vm_save(a, vm, err);
         if (r < 0)
                 goto fail;
+        GV_FAILPOINT("agent.define.saved");
         a->vms = xreallocarray(a->vms, a->n_vms + 1, sizeof(*a->vms));
         a->vms[a->n_vms++] = vm;
         pthread_mutex_unlock(&a->lock);
@@ -804,6 +807,7 @@ static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, const char *
         r = gv_agent_vm_save(a, vm, err);
         if (r < 0)
                 return r;
+        GV_FAILPOINT("agent.start.intent");
         r = prepare_disks(vm, incoming_uri != NULL, &files, &formats, err);
         if (r < 0)
                 return r;
@@ -820,6 +824,7 @@ static int start_locked(struct gv_agent *a, struct gv_agent_vm *vm, const char *
         r = gv_agent_gpus_attach(a, vm, err);
         if (r < 0)
                 return r;
+        GV_FAILPOINT("agent.start.attached");
         r = gv_mkdir_p(vm->log_dir, 0700);
         if (r < 0)
                 return gv_error_set(err, -r, "Cannot create '%s': %s.", vm->log_dir,
@@ -875,11 +880,13 @@ close_cg:
                 close(cg_fds[i]);
         if (r < 0)
                 return r;
+        GV_FAILPOINT("agent.start.spawned");
         strv_free(vm->argv);
         vm->argv = TAKE_PTR(argv);
         r = gv_agent_vm_save(a, vm, err);
         if (r < 0)
                 return r;
+        GV_FAILPOINT("agent.start.saved");
         r = gv_qmp_connect(qmp, QMP_CONNECT_MS, &q, err);
         if (r >= 0 && incoming_uri) {
                 _cleanup_free_ char *uri = NULL;
@@ -910,6 +917,7 @@ close_cg:
                 }
                 return r;
         }
+        GV_FAILPOINT("agent.start.running");
         gv_agent_vm_set_phase(vm, GV_VM_RUNNING);
         vm->started_at = now_s();
         (void)gv_agent_console_attach(vm);
@@ -1085,6 +1093,7 @@ int gv_agent_vm_forget_locked(struct gv_agent *a, struct gv_agent_vm *vm, struct
                         break;
                 }
         pthread_mutex_unlock(&a->lock);
+        GV_FAILPOINT("agent.delete.released");
         r = gv_rm_rf(vm->dir);
         /* Not freed yet: another request may have found the VM in the table and be waiting on
          * its lock right now (gv_agent_vm_get then sees it gone and answers 404). Freed with

@@ -27,6 +27,7 @@
 #include "util/parse.h"
 #include "vmm/confine.h"
 #include "util/alloc.h"
+#include "util/failpoint.h"
 #include "util/enum-table.h"
 #include "util/strv.h"
 #include "vmm/tap.h"
@@ -115,6 +116,7 @@ static int attach_passthrough(struct gv_agent *a, struct gv_agent_vm *vm, struct
         }
         snprintf(hw.gpu, sizeof(hw.gpu), "%s", g->bdf);
         gv_agent_hw_record(a, vm, &hw);
+        GV_FAILPOINT("agent.attach.passthrough");
         /* Every function of the device (passthrough.md §5): the GPU first, then its siblings. */
         strv_extend(&d.functions, g->bdf);
         for (size_t i = 0; i < g->n_group; i++)
@@ -185,6 +187,7 @@ static int attach_vgpu(struct gv_agent *a, struct gv_agent_vm *vm, struct gv_gpu
         r = gv_gpu_vgpu_create(a->host, g, req->type, id, err);
         if (r < 0)
                 return r;
+        GV_FAILPOINT("agent.attach.vgpu_created");
         snprintf(hw.gpu, sizeof(hw.gpu), "%s", g->bdf);
         snprintf(hw.id, sizeof(hw.id), "%s", id);
         gv_agent_hw_record(a, vm, &hw);
@@ -242,6 +245,7 @@ static int attach_mig_vgpu(struct gv_agent *a, struct gv_agent_vm *vm, struct gv
         if (r < 0)
                 return gv_error_wrap(err, r, "No room for a %s GPU instance on GPU %s", gi_profile,
                                      g->bdf);
+        GV_FAILPOINT("agent.attach.gi_created");
         for (size_t i = 0; i < g->n_gis; i++)
                 if (!gi_known(before, n_before, g->gis[i].id)) {
                         gi.gi = g->gis[i].id;
@@ -251,6 +255,7 @@ static int attach_mig_vgpu(struct gv_agent *a, struct gv_agent_vm *vm, struct gv
         r = gv_gpu_vgpu_create(a->host, g, req->type, id, err);
         if (r < 0)
                 return r; /* the caller releases the instance with the rest */
+        GV_FAILPOINT("agent.attach.mig_vgpu_created");
         snprintf(hw.gpu, sizeof(hw.gpu), "%s", g->bdf);
         snprintf(hw.id, sizeof(hw.id), "%s", id);
         gv_agent_hw_record(a, vm, &hw);

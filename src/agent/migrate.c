@@ -60,6 +60,7 @@
 #include "agent/agent.h"
 #include "agent/console.h"
 #include "util/alloc.h"
+#include "util/failpoint.h"
 #include "util/fileio.h"
 #include "util/json.h"
 #include "util/strv.h"
@@ -749,6 +750,8 @@ int gv_agent_vm_incoming(struct gv_agent *a, const char *name, const json_t *bod
         } else {
                 vm->nbd_address[0] = '\0';
                 r = gv_agent_vm_start_incoming(a, vm, uri, &actual, err);
+                if (r >= 0)
+                        GV_FAILPOINT("agent.migrate.incoming");
                 if (r >= 0 && disks_copied(vm->config)) {
                         r = nbd_serve(vm, host, err);
                         if (r < 0) {
@@ -909,6 +912,7 @@ int gv_agent_vm_migrate(struct gv_agent *a, const char *name, const json_t *body
                 vm->last_error = NULL;
                 vm->migration_check_ms = now_ms() + GV_AGENT_MIGRATION_CHECK_MS;
                 (void)gv_agent_vm_save(a, vm, NULL);
+                GV_FAILPOINT("agent.migrate.started");
                 gv_agent_wake(a);
                 /* The progress as of now (a tiny VM may be done already, small disks copied).
                  * The transfer runs whatever this answer says: a failed query is answered as
@@ -1088,6 +1092,7 @@ int gv_agent_vm_release(struct gv_agent *a, const char *name, const json_t *body
                                  "QEMU killed.", name, gv_vm_phase_to_string(vm->phase));
         if (r >= 0) {
                 end_qemu(a, vm, vm->phase == GV_VM_MIGRATED);
+                GV_FAILPOINT("agent.migrate.released");
                 r = gv_agent_vm_forget_locked(a, vm, err);
         }
         if (r >= 0)

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "util/alloc.h"
+#include "util/failpoint.h"
 #include "util/fileio.h"
 #include "util/json.h"
 #include "util/sha256.h"
@@ -652,6 +653,8 @@ int gv_oplog_begin(struct gv_oplog *l, const char *id, const char *method, const
         /* Outside the mutex: o is ours (EXEC), others only read its immutable fields. */
         _cleanup_(json_decrefp) json_t *j = op_to_json(o, false, 0, 0, NULL);
         int r = write_entry(l, id, j, err);
+        if (r >= 0)
+                GV_FAILPOINT("agent.oplog.begun");
         if (r < 0) {
                 pthread_mutex_lock(&l->lock);
                 remove_locked(l, o);
@@ -688,6 +691,7 @@ static int complete(struct gv_oplog *l, struct op *o, unsigned status, json_t *b
                 json_decref(body);
                 return r;
         }
+        GV_FAILPOINT("agent.oplog.completed");
         pthread_mutex_lock(&l->lock);
         o->state = OP_DONE;
         o->finished_ms = finished;

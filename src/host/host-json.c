@@ -34,6 +34,8 @@ json_t *gv_json_gpu(const struct gv_gpu *g)
         json_object_set_new(o, "driver", str_or_null(g->driver));
         json_object_set_new(o, "mode", json_string(gv_gpu_mode_to_string(g->mode)));
         json_object_set_new(o, "mode_unknown_reason", str_or_null(g->mode_reason));
+        json_object_set_new(o, "health", json_string(g->unhealthy ? "unhealthy" : "ok"));
+        json_object_set_new(o, "health_reason", str_or_null(g->unhealthy));
         json_object_set_new(o, "uuid", g->valid & GV_GPU_HAS_UUID ? json_string(g->uuid)
                                                                     : json_null());
         json_object_set_new(o, "numa_node", g->numa_node >= 0 ? json_integer(g->numa_node)

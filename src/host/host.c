@@ -62,6 +62,7 @@ static void gpu_done(struct gv_gpu *g)
         free(g->group);
         free(g->passthrough_blocker);
         strv_free(g->problems);
+        free(g->unhealthy);
         *g = (struct gv_gpu){};
 }
 

@@ -147,6 +147,10 @@ struct gv_gpu {
         size_t n_group;
         char *passthrough_blocker;      /* NULL when the group can be assigned; else why not */
         char **problems;                /* per-GPU issues found while reading (corrupt files...) */
+        /* Health: NULL while the GPU answers; else why it does not (the vendor library says it
+         * is lost or needs a reset, reliability.md F8). Read again on every refresh, so a GPU
+         * that answers again is healthy again. Placement skips an unhealthy GPU. */
+        char *unhealthy;
 };
 
 struct gv_host {

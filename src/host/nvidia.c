@@ -93,6 +93,24 @@ static int nv_device(struct nv_ctx *c, const struct gv_gpu *g, struct gv_nvml_de
         return gv_nvml_device_by_pci(c->nvml, g->bdf, ret, err);
 }
 
+/* reliability.md F8: NVML says the GPU is lost (GPU_IS_LOST) or needs a reset (RESET_REQUIRED)
+ * [S74][S75]: the GPU is unhealthy until it answers again (the next refresh reads it anew). The
+ * first such answer is kept as the reason. Returns r. */
+static int nv_health(struct gv_gpu *g, int r, const char *msg)
+{
+        if (r >= 0 || g->unhealthy || !msg ||
+            (!strstr(msg, "NVML_ERROR_GPU_IS_LOST") && !strstr(msg, "NVML_ERROR_RESET_REQUIRED")))
+                return r;
+        g->unhealthy = xasprintf("GPU %s does not answer: %s; it takes no new VMs until it "
+                                 "answers again (reset or replace it)", g->bdf, msg);
+        return r;
+}
+
+static int nv_health_err(struct gv_gpu *g, int r, struct gv_error **err)
+{
+        return nv_health(g, r, err && *err ? (*err)->msg : NULL);
+}
+
 static const char *short_name(const char *n)
 {
         return n ? gv_vgpu_name_short(n) : NULL;
@@ -100,31 +118,37 @@ static const char *short_name(const char *n)
 
 static void read_live_values(struct gv_nvml_device *d, struct gv_gpu *g)
 {
+        struct gv_error *e = NULL;
         char *s = NULL;
-        if (gv_nvml_device_name(d, &s, NULL) >= 0)
+        int r;
+
+#define NOTE(call)                                        \
+        (r = (call), nv_health(g, r, e ? e->msg : NULL), e = gv_error_free(e), r)
+        if (NOTE(gv_nvml_device_name(d, &s, &e)) >= 0)
                 g->product_name = s;
         s = NULL;
-        if (gv_nvml_device_uuid(d, &s, NULL) >= 0) {
+        if (NOTE(gv_nvml_device_uuid(d, &s, &e)) >= 0) {
                 snprintf(g->uuid, sizeof(g->uuid), "%s", s);
                 g->valid |= GV_GPU_HAS_UUID;
                 free(s);
         }
         struct gv_nvml_memory m;
-        if (gv_nvml_device_memory(d, &m, NULL) >= 0) {
+        if (NOTE(gv_nvml_device_memory(d, &m, &e)) >= 0) {
                 g->memory_total_mib = m.total >> 20;
                 g->memory_used_mib = m.used >> 20;
                 g->valid |= GV_GPU_HAS_MEMORY;
         }
         struct gv_nvml_utilization u;
-        if (gv_nvml_device_utilization(d, &u, NULL) >= 0) {
+        if (NOTE(gv_nvml_device_utilization(d, &u, &e)) >= 0) {
                 g->util_gpu_pct = u.gpu_pct;
                 g->util_mem_pct = u.memory_pct;
                 g->valid |= GV_GPU_HAS_UTIL;
         }
-        if (gv_nvml_device_power(d, &g->power_mw, NULL) >= 0)
+        if (NOTE(gv_nvml_device_power(d, &g->power_mw, &e)) >= 0)
                 g->valid |= GV_GPU_HAS_POWER;
-        if (gv_nvml_device_temperature(d, &g->temperature_c, NULL) >= 0)
+        if (NOTE(gv_nvml_device_temperature(d, &g->temperature_c, &e)) >= 0)
                 g->valid |= GV_GPU_HAS_TEMP;
+#undef NOTE
 }
 
 static const struct gv_mig_gi_profile *profile_by_id(const struct gv_mig_gi_profile *p, size_t n,
@@ -393,6 +417,7 @@ static int nv_inspect(void *ctx, struct gv_host *h, struct gv_gpu *g, struct gv_
                         g->mode = GV_GPU_MODE_NONE;
         }
         if (r < 0) {
+                nv_health(g, r, e ? e->msg : NULL);
                 gv_error_propagate(err, TAKE_PTR(e));
                 return r;
         }
@@ -423,7 +448,7 @@ static int set_mig(struct gv_nvml_device *d, struct gv_gpu *g, bool on, struct g
         return 0;
 }
 
-static int nv_set_mode(void *ctx, struct gv_host *h, struct gv_gpu *g, enum gv_gpu_mode mode,
+static int nv_set_mode_do(void *ctx, struct gv_host *h, struct gv_gpu *g, enum gv_gpu_mode mode,
                        struct gv_error **err)
 {
         struct nv_ctx *c = ctx;
@@ -475,7 +500,7 @@ static int nv_set_mode(void *ctx, struct gv_host *h, struct gv_gpu *g, enum gv_g
         return 0;
 }
 
-static int nv_mig_profiles(void *ctx, struct gv_gpu *g, struct gv_mig_gi_profile **ret,
+static int nv_mig_profiles_do(void *ctx, struct gv_gpu *g, struct gv_mig_gi_profile **ret,
                            size_t *ret_n, struct gv_error **err)
 {
         struct gv_nvml_device *d = NULL;
@@ -485,7 +510,7 @@ static int nv_mig_profiles(void *ctx, struct gv_gpu *g, struct gv_mig_gi_profile
         return gv_nvml_gi_profiles(d, ret, ret_n, err);
 }
 
-static int nv_mig_create(void *ctx, struct gv_gpu *g, uint32_t profile_id,
+static int nv_mig_create_do(void *ctx, struct gv_gpu *g, uint32_t profile_id,
                          const struct gv_mig_placement *placement, uint32_t *ret_gi_id,
                          struct gv_error **err)
 {
@@ -501,7 +526,7 @@ static int nv_mig_create(void *ctx, struct gv_gpu *g, uint32_t profile_id,
         return 0;
 }
 
-static int nv_mig_destroy(void *ctx, struct gv_gpu *g, uint32_t gi_id, struct gv_error **err)
+static int nv_mig_destroy_do(void *ctx, struct gv_gpu *g, uint32_t gi_id, struct gv_error **err)
 {
         struct gv_nvml_device *d = NULL;
         int r = nv_device(ctx, g, &d, err);
@@ -559,7 +584,7 @@ static uint32_t creatable_now(struct gv_host *h, const struct gv_gpu *g, char *c
         return n;
 }
 
-static int nv_vgpu_types(void *ctx, struct gv_host *h, struct gv_gpu *g,
+static int nv_vgpu_types_do(void *ctx, struct gv_host *h, struct gv_gpu *g,
                          struct gv_vgpu_type_info **ret, size_t *ret_n, struct gv_error **err)
 {
         struct gv_nvml_device *d = NULL;
@@ -632,7 +657,7 @@ static int nv_vgpu_types(void *ctx, struct gv_host *h, struct gv_gpu *g,
         return 0;
 }
 
-static int nv_vgpu_create(void *ctx, struct gv_host *h, struct gv_gpu *g,
+static int nv_vgpu_create_do(void *ctx, struct gv_host *h, struct gv_gpu *g,
                           const struct gv_vgpu_type_info *type, char ret_id[GV_UUID_STR_LEN + 1],
                           struct gv_error **err)
 {
@@ -678,7 +703,7 @@ static int nv_vgpu_create(void *ctx, struct gv_host *h, struct gv_gpu *g,
                             "type %s", g->bdf, type->name);
 }
 
-static int nv_vgpu_destroy(void *ctx, struct gv_host *h, struct gv_gpu *g,
+static int nv_vgpu_destroy_do(void *ctx, struct gv_host *h, struct gv_gpu *g,
                            const struct gv_vgpu_instance *v, struct gv_error **err)
 {
         (void)ctx;
@@ -871,7 +896,7 @@ static void read_mig_metrics(struct gv_nvml_device *d, struct gv_gpu *g, struct 
         }
 }
 
-static int nv_read_metrics(void *ctx, struct gv_host *h, struct gv_gpu *g,
+static int nv_read_metrics_do(void *ctx, struct gv_host *h, struct gv_gpu *g,
                            struct gv_gpu_metrics *m, struct gv_error **err)
 {
         struct nv_ctx *c = ctx;
@@ -910,6 +935,59 @@ static int nv_read_metrics(void *ctx, struct gv_host *h, struct gv_gpu *g,
         read_vgpu_metrics(c, d, g, m);
         read_mig_metrics(d, g, m);
         return 0;
+}
+
+/* The operations, each noting on the GPU when NVML says it is lost or needs a reset. */
+static int nv_set_mode(void *ctx, struct gv_host *h, struct gv_gpu *g, enum gv_gpu_mode mode,
+                       struct gv_error **err)
+{
+        return nv_health_err(g, nv_set_mode_do(ctx, h, g, mode, err), err);
+}
+
+static int nv_mig_profiles(void *ctx, struct gv_gpu *g, struct gv_mig_gi_profile **ret,
+                           size_t *ret_n, struct gv_error **err)
+{
+        return nv_health_err(g, nv_mig_profiles_do(ctx, g, ret, ret_n, err), err);
+}
+
+static int nv_mig_create(void *ctx, struct gv_gpu *g, uint32_t profile_id,
+                         const struct gv_mig_placement *placement, uint32_t *ret_gi_id,
+                         struct gv_error **err)
+{
+        return nv_health_err(g, nv_mig_create_do(ctx, g, profile_id, placement, ret_gi_id, err),
+                             err);
+}
+
+static int nv_mig_destroy(void *ctx, struct gv_gpu *g, uint32_t gi_id, struct gv_error **err)
+{
+        return nv_health_err(g, nv_mig_destroy_do(ctx, g, gi_id, err), err);
+}
+
+static int nv_vgpu_types(void *ctx, struct gv_host *h, struct gv_gpu *g,
+                         struct gv_vgpu_type_info **ret, size_t *ret_n, struct gv_error **err)
+{
+        return nv_health_err(g, nv_vgpu_types_do(ctx, h, g, ret, ret_n, err), err);
+}
+
+static int nv_vgpu_create(void *ctx, struct gv_host *h, struct gv_gpu *g,
+                          const struct gv_vgpu_type_info *type, char ret_id[GV_UUID_STR_LEN + 1],
+                          struct gv_error **err)
+{
+        return nv_health_err(g, nv_vgpu_create_do(ctx, h, g, type, ret_id, err), err);
+}
+
+static int nv_vgpu_destroy(void *ctx, struct gv_host *h, struct gv_gpu *g,
+                           const struct gv_vgpu_instance *v, struct gv_error **err)
+{
+        return nv_health_err(g, nv_vgpu_destroy_do(ctx, h, g, v, err), err);
+}
+
+static int nv_read_metrics(void *ctx, struct gv_host *h, struct gv_gpu *g,
+                           struct gv_gpu_metrics *m, struct gv_error **err)
+{
+        int r = nv_read_metrics_do(ctx, h, g, m, err);
+        nv_health(g, r < 0 ? r : -EIO, r < 0 ? (err && *err ? (*err)->msg : NULL) : m->error);
+        return r;
 }
 
 const struct gv_gpu_backend_ops gv_nvidia_backend_ops = {

@@ -213,12 +213,42 @@ int gv_ctl_host_update(struct gv_controller *c, const char *name,
 struct seen_arg {
         json_t *inventory; /* borrowed; NULL: heartbeat only */
         int64_t now_s;
+        json_t *health;    /* owned: [{pci, health, reason}] of the GPUs whose health changed */
 };
+
+static const char *gpu_health(const json_t *inv, const char *pci)
+{
+        size_t i;
+        const json_t *g;
+        json_array_foreach(json_object_get(inv, "gpus"), i, g)
+                if (strcmp(json_string_value(json_object_get(g, "pci_address")) ?: "", pci) == 0)
+                        return json_string_value(json_object_get(g, "health")) ?: "ok";
+        return "ok";
+}
+
+/* The GPUs whose health differs between the stored inventory and the new one (events). */
+static void health_changes(struct seen_arg *a, const json_t *old_inv)
+{
+        size_t i;
+        const json_t *g;
+        json_decref(a->health);
+        a->health = json_array();
+        json_array_foreach(json_object_get(a->inventory, "gpus"), i, g) {
+                const char *pci = json_string_value(json_object_get(g, "pci_address"));
+                const char *now = json_string_value(json_object_get(g, "health")) ?: "ok";
+                if (pci && strcmp(now, gpu_health(old_inv, pci)) != 0)
+                        json_array_append_new(a->health, json_pack(
+                                "{s:s, s:s, s:O}", "pci", pci, "health", now, "reason",
+                                json_object_get(g, "health_reason") ?: json_null()));
+        }
+}
 
 static void set_seen(json_t *doc, void *arg)
 {
         struct seen_arg *a = arg;
         const char *st = json_string_value(json_object_get(doc, "state"));
+        if (a->inventory)
+                health_changes(a, json_object_get(doc, "inventory"));
         if (a->inventory)
                 json_object_set(doc, "inventory", a->inventory);
         json_object_set_new(doc, "last_seen", json_integer(a->now_s));
@@ -252,6 +282,7 @@ int gv_ctl_host_refresh(struct gv_controller *c, const char *host, struct gv_err
         a.inventory = inv;
         r = gv_ctl_host_update(c, host, set_seen, &a, &was, err);
         if (r < 0) {
+                json_decref(a.health);
                 gv_store_objs_free(before, n_before);
                 return r;
         }
@@ -259,6 +290,16 @@ int gv_ctl_host_refresh(struct gv_controller *c, const char *host, struct gv_err
                 _cleanup_free_ char *subj = xasprintf("host/%s", host);
                 gv_ctl_event(c, "host.up", subj, json_pack("{s:s}", "was", was));
         }
+        size_t k;
+        json_t *hc;
+        json_array_foreach(a.health, k, hc) {
+                const char *pci = json_string_value(json_object_get(hc, "pci"));
+                bool ok = strcmp(json_string_value(json_object_get(hc, "health")), "ok") == 0;
+                _cleanup_free_ char *subj = xasprintf("gpu/%s/%s", host, pci);
+                gv_ctl_event(c, ok ? "gpu.healthy" : "gpu.unhealthy", subj,
+                             json_pack("{s:O}", "reason", json_object_get(hc, "reason")));
+        }
+        json_decref(a.health);
         gv_ctl_model_dirty(c); /* the inventory may have changed (modes, new GPUs) */
         gv_ctl_vms_observe(c, host, vms, false, before, n_before);
         gv_ctl_migrations_reconcile(c, host, vms, before, n_before);
@@ -488,6 +529,9 @@ static json_t *gpu_view(const char *host, const json_t *g, const json_t *held)
                               json_object_get(g, "utilization_gpu_pct") ?: json_null(), "mig",
                               json_object_get(g, "mig") ?: json_null(), "vgpu",
                               json_object_get(g, "vgpu") ?: json_null());
+        json_object_set_new(v, "health", json_incref(json_object_get(g, "health") ?:
+                                                     json_string("ok")));
+        json_object_set(v, "health_reason", json_object_get(g, "health_reason") ?: json_null());
         json_object_set_new(v, "use", pci && json_object_get(held, pci)
                                               ? json_incref(json_object_get(held, pci))
                                               : json_array());

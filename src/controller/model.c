@@ -70,6 +70,13 @@ static int add_host(struct gv_controller *c, struct gv_sched_cluster *cl, char *
                                                          h->key, i, model ? model : "?"));
                         continue;
                 }
+                /* reliability.md F8: a GPU the agent reports unhealthy (lost, reset needed)
+                 * takes no placements until it answers again; its VMs keep their records. */
+                if (strcmp(json_string_value(json_object_get(g, "health")) ?: "ok", "ok") != 0) {
+                        strv_consume(problems, xasprintf("host %s: GPU %s is unhealthy; it takes "
+                                                         "no placements.", h->key, addr));
+                        continue;
+                }
                 if (n == GV_SCHED_MAX_HOST_GPUS)
                         break;
                 int m = gv_sched_cluster_find_model(cl, gm->name);

@@ -49,8 +49,9 @@ demo-stop:
 test: build
 	meson test -C $(BUILD) $(MESON_TEST_FLAGS)
 
+# The leak cycles (tests/reliability/test-leaks.sh, R16) run 100 in test and 30 here.
 test-asan: build-asan
-	meson test -C $(BUILD_ASAN) $(MESON_TEST_FLAGS)
+	LEAK_CYCLES=30 meson test -C $(BUILD_ASAN) $(MESON_TEST_FLAGS)
 
 # test-tsan and fuzz-ci add about 5 and 3.5 minutes on 2 cores (docs/fuzzing.md, "In CI").
 check: web test test-asan test-tsan fuzz-ci

@@ -8,7 +8,7 @@
 #   sim-cluster.sh start DIR [--hosts N] [--profiles P1,P2,...] [--accel tcg|kvm|auto]
 #                            [--host-down-after S] [--cpus N] [--memory-gib N] [--qemu PATH]
 #                            [--same-group] [--controller-config FILE] [--stop-timeout S]
-#                            [--tls]
+#                            [--tls] [--orphan-grace S]
 #   sim-cluster.sh stop DIR          QEMUs of the cluster first, then the daemons; files stay
 #   sim-cluster.sh status DIR        the daemons and the controller's host list
 #   sim-cluster.sh restart DIR NAME  (re)start the controller or one host's agent (node-a, ...)
@@ -275,6 +275,8 @@ start_agent() {
                 [ -n "${CFG[SIM_QEMU]:-}" ] && args+=(--qemu "${CFG[SIM_QEMU]}")
                 [ -n "${CFG[SIM_STOP_TIMEOUT]:-}" ] &&
                         args+=(--stop-timeout "${CFG[SIM_STOP_TIMEOUT]}")
+                [ -n "${CFG[SIM_ORPHAN_GRACE]:-}" ] &&
+                        args+=(--orphan-grace "${CFG[SIM_ORPHAN_GRACE]}")
                 [ -n "${CFG[SIM_TLS]:-}" ] &&
                         args+=(--tls-cert "$DIR/tls/$name.pem" --tls-key "$DIR/tls/$name-key.pem"
                                --tls-ca "$DIR/tls/ca.pem")
@@ -302,7 +304,7 @@ start_agent() {
 
 cmd_start() {
         local hosts=2 profiles=dgx-h100 accel=tcg down_after='' cpus=64 mem_gib=512 qemu=
-        local k name profile i same_group= ctl_config= stop_timeout= tls=
+        local k name profile i same_group= ctl_config= stop_timeout= tls= orphan_grace=
         while [ $# -gt 0 ]; do
                 case $1 in
                 --same-group) same_group=1; shift; continue ;;
@@ -316,9 +318,10 @@ cmd_start() {
                 --qemu) qemu=${2:-} ;;
                 --controller-config) ctl_config=${2:-} ;;
                 --stop-timeout) stop_timeout=${2:-} ;;
+                --orphan-grace) orphan_grace=${2:-} ;;
                 *) die "start: unknown option '$1' (valid: --hosts, --profiles, --accel," \
                         "--host-down-after, --cpus, --memory-gib, --qemu, --same-group," \
-                        "--controller-config, --stop-timeout, --tls)." ;;
+                        "--controller-config, --stop-timeout, --tls, --orphan-grace)." ;;
                 esac
                 [ $# -ge 2 ] || die "start: $1 needs a value."
                 shift 2
@@ -335,6 +338,8 @@ cmd_start() {
         [ -z "$qemu" ] || [ -x "$qemu" ] || die "--qemu: '$qemu' is not an executable file."
         [ -z "$stop_timeout" ] || [[ "$stop_timeout" =~ ^[1-9][0-9]{0,3}$ ]] ||
                 die "--stop-timeout: '$stop_timeout' is not 1..3600 seconds."
+        [ -z "$orphan_grace" ] || [[ "$orphan_grace" =~ ^[0-9]{1,5}$ ]] ||
+                die "--orphan-grace: '$orphan_grace' is not 0..86400 seconds."
         [ -z "$ctl_config" ] || [ -f "$ctl_config" ] ||
                 die "--controller-config: '$ctl_config' is not a file."
         IFS=, read -r -a PROFILES <<<"$profiles"
@@ -366,6 +371,7 @@ cmd_start() {
         var SIM_HOST_DOWN_AFTER "$down_after"
         var SIM_QEMU "${qemu:+$(readlink -f "$qemu")}"
         var SIM_STOP_TIMEOUT "$stop_timeout"
+        var SIM_ORPHAN_GRACE "$orphan_grace"
         var SIM_SAME_GROUP "$same_group"
         # a cluster made with --tls keeps it when started again
         [ -n "$tls" ] || tls=${CFG[SIM_TLS]:-}

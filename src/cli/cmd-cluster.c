@@ -700,6 +700,105 @@ static int host_pool(struct gv_cli *cli, int argc, char **argv)
         return GV_EXIT_OK;
 }
 
+/* host fence HOST [--reason TEXT]: the operator asserts the host is powered off (fence.c) */
+static int host_fence(struct gv_cli *cli, int argc, char **argv)
+{
+        enum { OPT_REASON = GV_CLI_OPT_FIRST_OWN };
+        static const struct option options[] = {
+                GV_CLI_API_OPTIONS,
+                { "reason", required_argument, NULL, OPT_REASON },
+                {},
+        };
+        static const char usage[] = "host fence HOST [--reason TEXT] [--json]";
+        _cleanup_json_ json_t *body = json_object(), *out = NULL;
+        int c, ex = -1;
+
+        optind = 0;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                if (c == OPT_REASON) {
+                        json_object_set_new(body, "reason", json_string(optarg));
+                } else if (gv_cli_api_option(cli, c, usage, &ex)) {
+                        if (ex >= 0)
+                                return ex;
+                } else {
+                        return gv_cli_usage_error("unknown option '%s'; usage: gpuvirt %s",
+                                                  argv[optind - 1], usage);
+                }
+        }
+        if (argc - optind != 1)
+                return gv_cli_usage_error("usage: gpuvirt %s", usage);
+        const char *host = argv[optind];
+        _cleanup_free_ char *e = gv_cli_url_escape(host);
+        _cleanup_free_ char *path = xasprintf("/api/v1/hosts/%s/fence", e);
+        ex = gv_cli_api_call(cli, "POST", path, body, &out, NULL);
+        if (ex != GV_EXIT_OK)
+                return ex;
+        if (cli->json)
+                gv_json_print(TAKE_PTR(out));
+        else
+                printf("%s: fenced (no placements; `gpuvirt host evacuate %s` re-places its "
+                       "VMs)\n", host, host);
+        return GV_EXIT_OK;
+}
+
+static int host_unfence(struct gv_cli *cli, int argc, char **argv)
+{
+        static const char usage[] = "host unfence HOST [--json]";
+        int idx, ex;
+        if (!gv_cli_api_parse_simple(cli, argc, argv, usage, 1, NULL, &idx, &ex))
+                return ex;
+        _cleanup_free_ char *e = gv_cli_url_escape(argv[idx]);
+        _cleanup_free_ char *path = xasprintf("/api/v1/hosts/%s/unfence", e);
+        _cleanup_json_ json_t *h = NULL;
+        ex = gv_cli_api_call(cli, "POST", path, NULL, &h, NULL);
+        if (ex != GV_EXIT_OK)
+                return ex;
+        if (cli->json)
+                gv_json_print(TAKE_PTR(h));
+        else
+                printf("%s: %s (takes placements once its agent answers)\n", argv[idx],
+                       jstr(h, "state") ? jstr(h, "state") : "down");
+        return GV_EXIT_OK;
+}
+
+/* host evacuate HOST [--wait]: re-place the VMs of a fenced, silent host */
+static int host_evacuate(struct gv_cli *cli, int argc, char **argv)
+{
+        static const struct option options[] = {
+                GV_CLI_API_OPTIONS,
+                { "wait", no_argument, NULL, GV_CLI_OPT_WAIT },
+                {},
+        };
+        static const char usage[] = "host evacuate HOST [--wait] [--json]";
+        _cleanup_json_ json_t *out = NULL;
+        bool wait = false;
+        int c, ex = -1;
+
+        optind = 0;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                if (c == GV_CLI_OPT_WAIT) {
+                        wait = true;
+                } else if (gv_cli_api_option(cli, c, usage, &ex)) {
+                        if (ex >= 0)
+                                return ex;
+                } else {
+                        return gv_cli_usage_error("unknown option '%s'; usage: gpuvirt %s",
+                                                  argv[optind - 1], usage);
+                }
+        }
+        if (argc - optind != 1)
+                return gv_cli_usage_error("usage: gpuvirt %s", usage);
+        const char *host = argv[optind];
+        _cleanup_free_ char *e = gv_cli_url_escape(host);
+        _cleanup_free_ char *path = xasprintf("/api/v1/hosts/%s/evacuate", e);
+        ex = gv_cli_api_call(cli, "POST", path, NULL, &out, NULL);
+        if (ex != GV_EXIT_OK)
+                return ex;
+        return gv_cli_op_follow(cli, out, host, wait, NULL);
+}
+
 const struct gv_cli_command gv_cli_cluster_commands[] = {
         { "host", "list", "", "hosts of the cluster: state, accelerator, CPU, memory, GPUs",
           host_list },
@@ -710,6 +809,12 @@ const struct gv_cli_command gv_cli_cluster_commands[] = {
           host_undrain },
         { "host", "pool", "HOST POOL", "put the host's GPUs in a GPU pool (tenants' --pool)",
           host_pool },
+        { "host", "fence", "HOST [--reason TEXT]", "assert that a down host is powered off: "
+          "its VMs may be re-placed", host_fence },
+        { "host", "unfence", "HOST", "end the fence once the host answered again",
+          host_unfence },
+        { "host", "evacuate", "HOST", "re-place and start elsewhere the VMs of a fenced host "
+          "[--wait]", host_evacuate },
         { "gpu", "list", "[HOST]", "GPUs of the cluster (or of one host): mode, use, memory",
           gpu_list },
         { "gpu", "show", "HOST/GPU", "one GPU with its MIG instances and vGPUs", gpu_show },

@@ -502,6 +502,38 @@ static int do_host_undrain(struct call *k, struct gv_error **err)
         return r < 0 ? r : answer(k, 200, h);
 }
 
+/* Fencing (fence.c): the operator asserts the host is off; `by` the token's name (the UNIX
+ * socket: "local"). */
+static int do_host_fence(struct call *k, struct gv_error **err)
+{
+        static const char *const keys[] = { "reason", NULL };
+        _cleanup_json_ json_t *in = NULL;
+        json_t *h = NULL;
+        int r = body_object(k, "fence", keys, true, &in, err);
+        if (r >= 0)
+                r = gv_controller_host_fence(k->c, param(k, "host"), in ? in : json_object(),
+                                             k->who.name[0] ? k->who.name : "local", &h, err);
+        return r < 0 ? r : answer(k, 200, h);
+}
+
+static int do_host_unfence(struct call *k, struct gv_error **err)
+{
+        json_t *h = NULL;
+        int r = no_body(k, "an unfence", err);
+        if (r >= 0)
+                r = gv_controller_host_unfence(k->c, param(k, "host"), &h, err);
+        return r < 0 ? r : answer(k, 200, h);
+}
+
+static int do_host_evacuate(struct call *k, struct gv_error **err)
+{
+        json_t *op = NULL;
+        int r = no_body(k, "an evacuation", err);
+        if (r >= 0)
+                r = gv_controller_host_evacuate(k->c, param(k, "host"), &op, err);
+        return r < 0 ? r : answer_op(k, op);
+}
+
 static int do_vm_migrate(struct call *k, struct gv_error **err)
 {
         static const char *const keys[] = { "to", "mode", "downtime_ms", "max_bandwidth_mib",

@@ -49,6 +49,9 @@ extern const size_t gv_controller_openapi_json_len;
         X("POST", "/api/v1/hosts/{host}/heartbeat", host_heartbeat, ADMIN, Q_NONE, M_NO)       \
         X("POST", "/api/v1/hosts/{host}/drain", host_drain, ADMIN, Q_WAIT, M_NO)               \
         X("POST", "/api/v1/hosts/{host}/undrain", host_undrain, ADMIN, Q_NONE, M_NO)           \
+        X("POST", "/api/v1/hosts/{host}/fence", host_fence, ADMIN, Q_NONE, M_NO)               \
+        X("POST", "/api/v1/hosts/{host}/unfence", host_unfence, ADMIN, Q_NONE, M_NO)           \
+        X("POST", "/api/v1/hosts/{host}/evacuate", host_evacuate, ADMIN, Q_WAIT, M_NO)         \
         X("POST", "/api/v1/hosts/{host}/pool", host_pool, ADMIN, Q_NONE, M_NO)                 \
         X("GET", "/api/v1/gpus", gpus, VIEWER, Q_NONE, M_NO)                                   \
         X("GET", "/api/v1/hosts/{host}/gpus/{gpu:text}", gpu, VIEWER, Q_NONE, M_NO)            \

@@ -210,6 +210,20 @@ int gv_ctl_op_vm_delete(struct gv_controller *c, const char *op_id, json_t *arg,
 /* ---- drain.c ---- */
 int gv_ctl_op_host_drain(struct gv_controller *c, const char *op_id, json_t *arg,
                          json_t **ret_result, struct gv_error **err);
+/* ---- fence.c ---- */
+/* Before a move of VM vm off src_host in mode ("live", "offline", "evacuate"): -EBUSY, saying
+ * why and what to do, when the host is down and not fenced (it may still run the VM), fenced
+ * and silent while the mode is not "evacuate", or for an evacuation off a host that is not
+ * fenced or answered again. */
+int gv_ctl_fence_check_move(struct gv_controller *c, const char *vm, const char *src_host,
+                            const char *mode, struct gv_error **err);
+/* A host answered a poll with agent_vms: if it is fenced, its copies of VMs that live elsewhere
+ * (or nowhere) are killed and deleted first (the agent releases their hardware), and the fence
+ * records that the host answered. -EIO when a copy could not be destroyed (tried again on the
+ * next poll). */
+int gv_ctl_fence_settle(struct gv_controller *c, const char *host, const json_t *agent_vms);
+int gv_ctl_op_host_evacuate(struct gv_controller *c, const char *op_id, json_t *arg,
+                            json_t **ret_result, struct gv_error **err);
 /* ---- migrate.c ---- */
 int gv_ctl_op_vm_migrate(struct gv_controller *c, const char *op_id, json_t *arg,
                          json_t **ret_result, struct gv_error **err);

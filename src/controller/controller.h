@@ -106,6 +106,17 @@ int gv_controller_host_drain(struct gv_controller *c, const char *host, const js
                              json_t **ret, bool *ret_is_op, struct gv_error **err);
 int gv_controller_host_undrain(struct gv_controller *c, const char *host, json_t **ret,
                                struct gv_error **err);
+/* Fencing (fence.c): the operator asserts that a host that is down is powered off (body
+ * {"reason"?}; `by` names who, for the record); -EBUSY when the host answers. Unfence only
+ * after the host answered again and its copies of VMs that live elsewhere were destroyed.
+ * Evacuate: an operation re-placing every VM of a fenced, silent host (-EHOSTDOWN when the
+ * host is down and not fenced). */
+int gv_controller_host_fence(struct gv_controller *c, const char *host, const json_t *body,
+                             const char *by, json_t **ret, struct gv_error **err);
+int gv_controller_host_unfence(struct gv_controller *c, const char *host, json_t **ret,
+                               struct gv_error **err);
+int gv_controller_host_evacuate(struct gv_controller *c, const char *host, json_t **ret_op,
+                                struct gv_error **err);
 json_t *gv_controller_hosts(struct gv_controller *c);
 int gv_controller_host(struct gv_controller *c, const char *name, json_t **ret,
                        struct gv_error **err);

@@ -279,6 +279,8 @@ int gv_ctl_host_refresh(struct gv_controller *c, const char *host, struct gv_err
                 gv_store_objs_free(before, n_before);
                 return r;
         }
+        /* A fenced host that answers: its stale copies go before anything else (fence.c). */
+        (void)gv_ctl_fence_settle(c, host, vms);
         a.inventory = inv;
         r = gv_ctl_host_update(c, host, set_seen, &a, &was, err);
         if (r < 0) {
@@ -286,7 +288,7 @@ int gv_ctl_host_refresh(struct gv_controller *c, const char *host, struct gv_err
                 gv_store_objs_free(before, n_before);
                 return r;
         }
-        if (strcmp(was, "up") != 0) {
+        if (strcmp(was, "up") != 0 && strcmp(was, "fenced") != 0) {
                 _cleanup_free_ char *subj = xasprintf("host/%s", host);
                 gv_ctl_event(c, "host.up", subj, json_pack("{s:s}", "was", was));
         }
@@ -373,7 +375,9 @@ int gv_controller_host_register_agent(struct gv_controller *c, const char *name,
                         json_object_set_new(doc, "agent_secret", json_string(agent_secret));
                 else
                         json_object_del(doc, "agent_secret");
-                json_object_set_new(doc, "state", json_string("up"));
+                /* A fenced host stays fenced until unfence (fence.c), whoever registers. */
+                if (strcmp(json_string_value(json_object_get(doc, "state")) ?: "", "fenced"))
+                        json_object_set_new(doc, "state", json_string("up"));
                 json_object_set_new(doc, "last_seen", json_integer(now));
                 json_object_set(doc, "inventory", inv);
                 w.doc = doc;
@@ -401,7 +405,7 @@ int gv_controller_host_heartbeat(struct gv_controller *c, const char *name, json
 
         if (r < 0)
                 return r;
-        if (strcmp(was, "up") != 0) {
+        if (strcmp(was, "up") != 0 && strcmp(was, "fenced") != 0) {
                 _cleanup_free_ char *subj = xasprintf("host/%s", name);
                 gv_ctl_event(c, "host.up", subj, json_pack("{s:s}", "was", was));
                 gv_ctl_model_dirty(c);
@@ -459,7 +463,8 @@ void *gv_ctl_poller(void *arg)
                                                                              "last_seen"));
                         const char *st = json_string_value(json_object_get(h[i].doc, "state"));
                         int64_t silent_ms = gv_ctl_now_ms() - (int64_t)seen * 1000;
-                        if (silent_ms < c->cfg.host_down_after_ms || (st && !strcmp(st, "down")))
+                        if (silent_ms < c->cfg.host_down_after_ms ||
+                            (st && (!strcmp(st, "down") || !strcmp(st, "fenced"))))
                                 continue;
                         if (gv_ctl_host_update(c, h[i].key, set_down, NULL, NULL, NULL) >= 0) {
                                 _cleanup_free_ char *subj = xasprintf("host/%s", h[i].key);
@@ -546,6 +551,8 @@ static json_t *host_view(struct gv_controller *c, const struct gv_store_obj *h, 
                               json_object_get(h->doc, "endpoint") ?: json_null(), "last_seen",
                               json_object_get(h->doc, "last_seen") ?: json_null());
         json_object_set_new(v, "pool", json_string(gv_ctl_host_pool(h->doc)));
+        if (json_is_object(json_object_get(h->doc, "fence"))) /* fence.c */
+                json_object_set(v, "fence", json_object_get(h->doc, "fence"));
         const json_t *q = json_object_get(inv, "qemu");
         size_t i, n = json_array_size(json_object_get(inv, "gpus"));
         json_t *models = json_object();

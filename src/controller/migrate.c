@@ -133,8 +133,10 @@ int gv_controller_vm_migrate(struct gv_controller *c, const char *name, const js
                 r = gv_json_opt_u32(body, "max_bandwidth_mib", &bw, err);
         if (r < 0)
                 return r;
-        if (strcmp(mode, "live") != 0 && strcmp(mode, "offline") != 0)
-                return gv_error_set(err, EINVAL, "mode: '%s' is not live or offline.", mode);
+        if (strcmp(mode, "live") != 0 && strcmp(mode, "offline") != 0 &&
+            strcmp(mode, "evacuate") != 0)
+                return gv_error_set(err, EINVAL, "mode: '%s' is not live, offline or evacuate "
+                                    "(a VM of a fenced host).", mode);
         r = gv_ctl_vm_get(c, name, &v, err);
         if (r < 0)
                 return r;
@@ -147,6 +149,11 @@ int gv_controller_vm_migrate(struct gv_controller *c, const char *name, const js
         else if (json_is_object(json_object_get(v.doc, "migration")))
                 r = gv_error_set(err, EBUSY, "VM '%s' is moving already (to %s).", name,
                                  jstr(json_object_get(v.doc, "migration"), "host") ?: "?");
+        /* Nothing leaves a silent host that may still run it (fence.c). */
+        if (r >= 0)
+                r = gv_ctl_fence_check_move(c, name, host, mode, err);
+        if (r < 0)
+                ;
         else if (!strcmp(mode, "live") && strcmp(state, "running") != 0)
                 r = gv_error_set(err, EBUSY, "VM '%s' is %s: only a running VM live-migrates "
                                  "(use mode offline).", name, state);
@@ -254,8 +261,13 @@ int gv_controller_vm_migrate(struct gv_controller *c, const char *name, const js
                                     json_pack("{s:s, s:s, s:O, s:s, s:b, s:O}", "name", name,
                                               "from", host, "to", json_object_get(pl, "host"),
                                               "mode", mode, "was_running",
-                                              !strcmp(state, "running"), "from_placement",
-                                              src_pl),
+                                              !strcmp(state, "running") ||
+                                                      (!strcmp(mode, "evacuate") &&
+                                                       !strcmp(state, "unknown") &&
+                                                       strcmp(jstr(v.doc, "last_known_state")
+                                                                      ?: "running",
+                                                              "running") == 0),
+                                              "from_placement", src_pl),
                                     ret_op, err);
         }
 out:
@@ -603,6 +615,22 @@ static int migrate_offline(struct gv_controller *c, const char *op_id, const cha
         return offline_target(c, op_id, name, dst_host, was_running, err);
 }
 
+/* An evacuation (fence.c): the source is fenced and silent, so no step runs there — the store
+ * switches to the target (the source's reservation released) and the VM is defined there, and
+ * started if it ran. Its copy on the source is destroyed when the source answers again. */
+static int migrate_evacuate(struct gv_controller *c, const char *op_id, const char *name,
+                            const char *src_host, const char *dst_host, bool was_running,
+                            struct gv_error **err)
+{
+        gv_ctl_op_progress(c, op_id, 10, "re-placing %s from fenced %s on %s", name, src_host,
+                           dst_host);
+        int r = gv_ctl_migration_switch(c, name, src_host, err);
+        if (r < 0)
+                return r;
+        (void)gv_ctl_vm_set_state(c, name, "stopped", NULL);
+        return offline_target(c, op_id, name, dst_host, was_running, err);
+}
+
 /* The operation's argument records the move ({"name", "from", "to", "mode", "was_running",
  * "from_placement"}): a controller restarted after the store switched to the target finds no
  * "migration" in the VM any more, and finishes from the argument (the agents' answers to steps
@@ -612,7 +640,7 @@ static int resume_switched(struct gv_controller *c, const char *op_id, const jso
 {
         const char *from = jstr(arg, "from"), *to = jstr(arg, "to");
 
-        if (!strcmp(jstr(arg, "mode") ?: "live", "offline"))
+        if (strcmp(jstr(arg, "mode") ?: "live", "live") != 0)
                 return offline_target(c, op_id, name, to,
                                       json_is_true(json_object_get(arg, "was_running")), err);
         return gv_ctl_migration_finish(c, op_id, name, from,
@@ -649,7 +677,11 @@ int gv_ctl_op_vm_migrate(struct gv_controller *c, const char *op_id, json_t *arg
                 gv_store_obj_done(&v);
                 return gv_error_set(err, EINVAL, "VM '%s' has no move under way.", name);
         } else {
-                r = !strcmp(mode, "offline")
+                r = !strcmp(mode, "evacuate")
+                            ? migrate_evacuate(c, op_id, name, src_host, dst_host,
+                                               json_is_true(json_object_get(arg, "was_running")),
+                                               err)
+                    : !strcmp(mode, "offline")
                             ? migrate_offline(c, op_id, name, v.doc, src_host, dst_host, dst_pl,
                                               json_is_true(json_object_get(arg, "was_running")),
                                               err)
@@ -670,7 +702,7 @@ int gv_ctl_op_vm_migrate(struct gv_controller *c, const char *op_id, json_t *arg
                 json_object_set(res, "transfer_ms", json_object_get(final, "total_time_ms"));
                 json_object_set(res, "ram_transferred",
                                 json_object_get(final, "ram_transferred"));
-        } else if (!strcmp(mode, "offline")) {
+        } else if (strcmp(mode, "live") != 0) {
                 json_object_set(res, "downtime_ms", json_object_get(res, "elapsed_ms"));
         }
         *ret_result = res;

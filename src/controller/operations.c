@@ -28,6 +28,7 @@ static const struct {
         { "vm.delete", gv_ctl_op_vm_delete },
         { "vm.migrate", gv_ctl_op_vm_migrate },
         { "host.drain", gv_ctl_op_host_drain },
+        { "host.evacuate", gv_ctl_op_host_evacuate },
         { "gpu.mode", gv_ctl_op_gpu_mode },
         { "gpu.mig", gv_ctl_op_gpu_mig },
 };

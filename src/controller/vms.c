@@ -927,6 +927,10 @@ void gv_ctl_vms_observe(struct gv_controller *c, const char *host, const json_t 
                 _cleanup_json_ json_t *doc = json_deep_copy(v[i].doc);
                 struct state_arg sa = { want, NULL };
                 set_state(doc, &sa);
+                /* What it was before its host went silent: an evacuation (fence.c) starts
+                 * elsewhere only the VMs that ran. */
+                if (host_down)
+                        json_object_set_new(doc, "last_known_state", json_string(cur));
                 struct gv_store_write w = { .op = GV_STORE_UPDATE, .kind = GV_STORE_VM,
                                             .key = v[i].key, .doc = doc,
                                             .generation = v[i].generation };

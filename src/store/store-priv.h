@@ -23,3 +23,10 @@ int gv_store_sqlite_audit_plan(struct gv_store *s, const struct gv_store_audit_q
 
 /* The schema version the SQLite backend migrates to (the number of its migration steps). */
 extern const int gv_store_sqlite_schema_newest;
+/* ... and the PostgreSQL backend (the same numbering). */
+extern const int gv_store_pg_schema_newest;
+
+/* Tests: the next write transaction on this PostgreSQL store breaks its own connection right
+ * after sending COMMIT (the server still commits), as if the network failed there. Nothing for
+ * a store of another backend. */
+void gv_store_pg_test_cut_after_commit(struct gv_store *s);

@@ -30,6 +30,7 @@ DEFINE_STRING_TABLE_LOOKUP(gv_store_kind, enum gv_store_kind, store_kind_table);
 /* The backends this build knows, in the order error messages list them. */
 static const struct gv_store_ops *const store_backends[] = {
         &gv_store_sqlite_ops,
+        &gv_store_pg_ops,
 };
 
 struct gv_store {
@@ -105,6 +106,8 @@ int gv_store_open(const char *url, struct gv_store **ret, struct gv_error **err)
                         if (strlen(store_backends[i]->scheme) == n &&
                             strncmp(store_backends[i]->scheme, url, n) == 0)
                                 ops = store_backends[i];
+                if (!ops && n == strlen("postgres") && strncmp(url, "postgres", n) == 0)
+                        ops = &gv_store_pg_ops; /* libpq's other spelling */
                 if (!ops) {
                         _cleanup_free_ char *known = store_schemes();
                         return gv_error_set(err, EINVAL, "The store '%s' names the scheme '%.*s', "

@@ -109,7 +109,7 @@ struct gv_store_audit_query {
 struct gv_store;
 
 struct gv_store_ops {
-        const char *scheme;    /* "sqlite" */
+        const char *scheme;    /* "sqlite", "postgresql" */
         /* location: what follows "SCHEME:" in the URL (sqlite: a file path). Creates and
          * migrates the schema to the newest version. */
         int (*open)(const char *location, void **ret, struct gv_error **err);
@@ -153,9 +153,17 @@ struct gv_store_ops {
 };
 
 extern const struct gv_store_ops gv_store_sqlite_ops;
+extern const struct gv_store_ops gv_store_pg_ops;
 
-/* "sqlite:/var/lib/gpuvirt/gpuvirt.db" (also a bare path: SQLite). -EINVAL listing the
- * schemes known for anything else. */
+/* "sqlite:/var/lib/gpuvirt/gpuvirt.db" (also a bare path: SQLite), or a PostgreSQL URL
+ * ("postgresql://user@host/db", "postgresql:///gpuvirt?host=/run/postgresql", "postgres://..."),
+ * handed whole to libpq. -EINVAL listing the schemes known for anything else.
+ *
+ * PostgreSQL adds two errors to those above: -ENOTCONN (the server cannot be reached, or the
+ * connection broke before the write was committed: nothing was applied; retry later) and -EIO
+ * saying that the outcome is unknown (the connection broke after COMMIT was sent: re-read before
+ * deciding anything). -EBUSY there means the write lost to other writers (serialization
+ * failures) on every one of its attempts, or waited for a lock past 10 s. */
 int gv_store_open(const char *url, struct gv_store **ret, struct gv_error **err);
 struct gv_store *gv_store_free(struct gv_store *s);
 const char *gv_store_scheme(const struct gv_store *s);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The store's contract (src/store/store.h) on the SQLite backend: opening and migrating,
+ * The store's contract (src/store/store.h) on the SQLite backend, and its backend-neutral cases
+ * again on PostgreSQL when GPUVIRT_TEST_PG_URL names a server (tests/store/run-pg.sh, the meson
+ * test store-pg): opening and migrating,
  * compare-and-swap writes, all-or-nothing batches, the event log, concurrency (threads on one
  * connection and on two), corrupt rows, and the PRAGMAs the durability promise rests on.
  * Every test gets its own temporary directory.
@@ -17,6 +19,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "store/store-priv.h"
@@ -28,9 +31,27 @@
 struct fixture {
         char dir[64];
         char *path; /* dir/gpuvirt.db */
-        char *url;  /* sqlite:PATH */
+        char *url;  /* sqlite:PATH, or the PostgreSQL server's URL with a schema of the test's */
         struct gv_store *s;
 };
+
+/* GPUVIRT_TEST_PG_URL: a PostgreSQL server (tests/store/run-pg.sh starts one with
+ * tests/common/pg-server.sh); the backend-neutral cases run on it too, each in a fresh schema
+ * (search_path) of its own, as if on a fresh database. */
+static const char *pg_url;
+
+static void pg_raw_exec(const char *url, const char *sql)
+{
+        /* libpq takes "postgresql://..." itself. */
+        PGconn *c = PQconnectdb(url);
+        if (PQstatus(c) != CONNECTION_OK)
+                fail_msg("connect to '%s': %s", url, PQerrorMessage(c));
+        PGresult *res = PQexec(c, sql);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+                fail_msg("%s: %s", sql, PQerrorMessage(c));
+        PQclear(res);
+        PQfinish(c);
+}
 
 static int setup(void **state)
 {
@@ -41,6 +62,22 @@ static int setup(void **state)
         f->path = gv_path_join(f->dir, "gpuvirt.db");
         f->url = xasprintf("sqlite:%s", f->path);
         *state = f;
+        return 0;
+}
+
+static int setup_pg(void **state)
+{
+        static int n;
+        int r = setup(state);
+        if (r < 0)
+                return r;
+        struct fixture *f = *state;
+        _cleanup_free_ char *schema = xasprintf("t%d_%d", (int)getpid(), ++n);
+        _cleanup_free_ char *sql = xasprintf("CREATE SCHEMA %s", schema);
+        pg_raw_exec(pg_url, sql);
+        free(f->url);
+        f->url = xasprintf("%s%coptions=-csearch_path%%3D%s", pg_url,
+                           strchr(pg_url, '?') ? '&' : '?', schema);
         return 0;
 }
 
@@ -211,16 +248,24 @@ static void test_bad_urls(void **state)
                 const char *msg;
         } cases[] = {
                 { "", -EINVAL, "is empty" },
-                { "postgresql://db.example/gpuvirt", -EINVAL,
-                  "names the scheme 'postgresql', which this gpuvirt does not know; known: "
-                  "sqlite" },
-                { "mysql:x", -EINVAL, "known: sqlite" },
+                { "mysql://db.example/gpuvirt", -EINVAL,
+                  "names the scheme 'mysql', which this gpuvirt does not know; known: "
+                  "sqlite, postgresql" },
+                { "postgresql:gpuvirt", -EINVAL, "is not a PostgreSQL URL" },
+                /* No server there: at once, and saying so. */
+                { "postgresql:///gpuvirt?host=/nonexistent-gpuvirt-dir", -ENOTCONN,
+                  "PostgreSQL server of the store 'postgresql:///gpuvirt?host=/nonexistent-"
+                  "gpuvirt-dir' cannot be reached" },
+                { "postgres://u:secret@/gpuvirt?host=/nonexistent-gpuvirt-dir", -ENOTCONN,
+                  "'postgresql://u:***@/gpuvirt?host=/nonexistent-gpuvirt-dir' cannot be "
+                  "reached" },
                 { "sqlite:", -EINVAL, "names no location after 'sqlite:'" },
                 { "sqlite:/nonexistent-gpuvirt-dir/x.db", -ENOENT, "does not exist" },
         };
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 _cleanup_(gv_error_freep) struct gv_error *e = NULL;
                 assert_int_equal(gv_store_open(cases[i].url, &s, &e), cases[i].r);
+                assert_null(strstr(e->msg, "secret"));
                 assert_null(s);
                 if (!strstr(e->msg, cases[i].msg))
                         fail_msg("'%s': '%s' lacks '%s'", cases[i].url, e->msg, cases[i].msg);
@@ -824,6 +869,17 @@ static void test_version(void **state)
         gv_store_free(s2);
 }
 
+/* The cases that hold on every backend, run again on PostgreSQL. */
+static const struct CMUnitTest pg_tests[] = {
+        cmocka_unit_test_setup_teardown(test_crud, setup_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_arguments, setup_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_all_or_nothing, setup_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_events, setup_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_cas, setup_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_create_race, setup_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_version, setup_pg, teardown),
+};
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -843,5 +899,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_pragmas, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_version, setup, teardown),
         };
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        pg_url = getenv("GPUVIRT_TEST_PG_URL");
+        if (pg_url && *pg_url)
+                return cmocka_run_group_tests_name("postgresql", pg_tests, NULL, NULL);
+        return cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
 }

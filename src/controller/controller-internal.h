@@ -41,8 +41,8 @@ struct gv_controller {
         char **model_problems;            /* what the last rebuild could not place (strv) */
         char **gpu_pci;                   /* per model GPU id: its PCI address (strv) */
         /* GET /api/v1/vms as text, valid while vms_version (bumped by every VM write, atomic)
-         * is vms_cache_version. One controller per store: with several sharing one (issue 10)
-         * the version must come from the store's event log instead. */
+         * is vms_cache_version and the store's change counter (gv_store_version, moved by
+         * other controllers' writes too) is vms_cache_store_version. */
         pthread_mutex_t vms_cache_mu;
         char *vms_cache;
         uint64_t vms_cache_version;
@@ -60,6 +60,27 @@ struct gv_controller {
         pthread_t metrics_thread;
         bool metrics_running;
         bool stopping;
+        /* several controllers on one store (lease.c): this one's id, its lease length, the
+         * time its leader lease runs out by its own clock (atomic; 0: not the leader) and the
+         * operations it runs (lease_mu, a leaf). */
+        char *ctl_id;
+        json_t *ctl_who;                  /* {"id", "host", "pid", "boot_id"} */
+        int lease_ms;
+        int64_t leader_until_ms;
+        pthread_mutex_t lease_mu;
+        char **owned_ops;
+        pthread_t lease_thread;
+        bool lease_running;
+        bool lease_stop;                  /* notify_mu */
+        int64_t events_trimmed_ms;        /* the keeper thread's */
+        /* The model's guard against other writers (model.c): each host's allocation document
+         * generation the model reflects (model_gen_mu, a leaf), and the store's change counter
+         * when it was built. */
+        pthread_mutex_t model_gen_mu;
+        json_t *model_alloc_gen;
+        int64_t model_store_version;
+        int64_t model_built_ms;
+        int64_t vms_cache_store_version;  /* vms_cache_mu */
         /* the audit log (audit.c): counters since start, atomic (no lock) */
         uint64_t audit_records;   /* written */
         uint64_t audit_failures;  /* that could not be written */
@@ -73,8 +94,34 @@ char *gv_ctl_new_id(const char *prefix);
 /* Start a joinable thread that the controller waits for when freed. */
 void gv_ctl_spawn(struct gv_controller *c, void *(*fn)(void *), void *arg);
 
+/* ---- lease.c: several controllers on one store ---- */
+#define GV_CTL_LEASE_DEFAULT_MS 10000
+/* GPUVIRT_LEASE_MS (300..600000) or GV_CTL_LEASE_DEFAULT_MS. */
+int gv_ctl_lease_ms(void);
+void gv_ctl_lease_init(struct gv_controller *c);
+/* One round of the keeper: the leader lease, the renewal of this controller's operations, the
+ * takeover of expired ones and, as the leader, the once-per-cluster duties. */
+void gv_ctl_lease_round(struct gv_controller *c);
+void gv_ctl_lease_start(struct gv_controller *c);
+/* Stop the keeper and give the leader lease back (after the operations' threads ended). */
+void gv_ctl_lease_stop(struct gv_controller *c);
+void gv_ctl_lease_done(struct gv_controller *c);
+/* Whether this controller holds the leader lease now (its own deadline not passed). */
+bool gv_ctl_is_leader(struct gv_controller *c);
+bool gv_ctl_lease_expired(const struct gv_controller *c, const json_t *who, int64_t until_ms,
+                          int64_t now_ms);
+/* An operation's document: owner = this controller, lease_until = now + lease_ms. */
+void gv_ctl_lease_stamp(struct gv_controller *c, json_t *op_doc);
+bool gv_ctl_lease_owns(struct gv_controller *c, const json_t *op_doc);
+void gv_ctl_lease_own(struct gv_controller *c, const char *op_id);
+void gv_ctl_lease_disown(struct gv_controller *c, const char *op_id);
+/* Claim (CAS) and run every unfinished operation whose owner's lease expired. */
+void gv_ctl_lease_takeover(struct gv_controller *c);
+/* {"id", "leader", "lease_ms"} for the health answer. */
+json_t *gv_ctl_lease_view(struct gv_controller *c);
+
 /* ---- ratelimit.c ---- */
-struct gv_ratelimit *gv_ctl_ratelimit_new(double rate, unsigned burst);
+struct gv_ratelimit *gv_ctl_ratelimit_new(double rate, unsigned burst, unsigned max_inflight);
 struct gv_ratelimit *gv_ctl_ratelimit_free(struct gv_ratelimit *l);
 
 /* ---- events.c ---- */
@@ -99,6 +146,8 @@ void gv_ctl_op_progress(struct gv_controller *c, const char *op_id, int pct, con
 /* Operations the store says were running when the controller stopped: run again (every step
  * of every operation is idempotent). */
 void gv_ctl_op_resume_all(struct gv_controller *c);
+/* Run operation id (claimed by this controller already) in a thread. */
+void gv_ctl_op_run(struct gv_controller *c, const char *id);
 /* The function of a kind (vms.c and hosts.c register theirs in this table). */
 gv_ctl_op_fn gv_ctl_op_fn_of(const char *kind);
 
@@ -186,6 +235,14 @@ const char *gv_ctl_host_pool(const json_t *host_doc);
 void gv_ctl_audit_prometheus(struct gv_controller *c, struct gv_prom *p);
 
 /* ---- model.c ---- */
+/* The generation of host's allocation document the model reflects: > 0, 0 when the host had
+ * none when the model was built, -1 when the model does not know it. */
+int64_t gv_ctl_model_alloc_gen(struct gv_controller *c, const char *host);
+/* After a write of host's allocations from generation `from` to `to`: the model follows when
+ * it reflected `from` (a reservation it made, or a release: the model holds at least what the
+ * store does). */
+void gv_ctl_model_alloc_moved(struct gv_controller *c, const char *host, int64_t from,
+                              int64_t to);
 /* Rebuild the model from the store when dirty (mu held). */
 int gv_ctl_model_ensure(struct gv_controller *c, struct gv_error **err);
 void gv_ctl_model_dirty(struct gv_controller *c);
@@ -258,8 +315,9 @@ void gv_ctl_migrations_reconcile(struct gv_controller *c, const char *host,
                                  const json_t *agent_vms, const struct gv_store_obj *before,
                                  size_t n_before);
 /* A VM reserved (pending) whose create operation was never recorded (the controller stopped
- * between the two): record and run it. After gv_ctl_op_resume_all(). */
-void gv_ctl_vms_resume(struct gv_controller *c);
+ * between the two): record and run it. After gv_ctl_op_resume_all(); the leader's, for VMs
+ * written at least min_age_ms ago (another controller may be between the two steps). */
+void gv_ctl_vms_resume(struct gv_controller *c, int64_t min_age_ms);
 /* The poller saw the agent's view of a host's VMs: bring their states up to date. */
 /* `before`: the VM documents as read BEFORE the agent was asked: a VM written since (by an
  * operation) is left alone — its state is newer than what the agent said (compare-and-swap on

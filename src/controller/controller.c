@@ -68,11 +68,13 @@ int gv_controller_new(const struct gv_controller_config *cfg, struct gv_controll
                 c->cfg.metrics_interval_ms = GV_METRICS_INTERVAL_MAX_MS;
         c->metrics = gv_metrics_new(c->cfg.metrics_interval_ms, 0);
         c->license_history = gv_ctl_license_history_new();
-        c->ratelimit = gv_ctl_ratelimit_new(cfg->api_rate, cfg->api_burst);
+        c->ratelimit = gv_ctl_ratelimit_new(cfg->api_rate, cfg->api_burst, cfg->api_max_inflight);
         pthread_mutex_init(&c->mu, NULL);
         pthread_mutex_init(&c->notify_mu, NULL);
         pthread_mutex_init(&c->vms_cache_mu, NULL);
         pthread_cond_init(&c->cond, NULL);
+        pthread_mutex_init(&c->model_gen_mu, NULL);
+        gv_ctl_lease_init(c);
         c->model_dirty = true;
         r = gv_store_open(cfg->store_url, &c->store, err);
         if (r >= 0)
@@ -86,8 +88,11 @@ int gv_controller_new(const struct gv_controller_config *cfg, struct gv_controll
                 gv_controller_free(c);
                 return r;
         }
-        gv_ctl_op_resume_all(c);
-        gv_ctl_vms_resume(c);
+        /* Several controllers may share the store (lease.c): the first round takes the leader
+         * lease when it is free and claims the operations whose controller is gone, so that a
+         * lone controller resumes at once as before. */
+        gv_ctl_lease_round(c);
+        gv_ctl_lease_start(c);
         if (pthread_create(&c->poller, NULL, gv_ctl_poller, c) == 0)
                 c->poller_running = true;
         if (pthread_create(&c->metrics_thread, NULL, gv_ctl_metrics_collector, c) == 0)
@@ -121,6 +126,7 @@ struct gv_controller *gv_controller_free(struct gv_controller *c)
                 pthread_mutex_unlock(&c->mu);
                 pthread_join(t, NULL);
         }
+        gv_ctl_lease_stop(c); /* the operations ended: their leases need no keeper */
         free(c->threads);
         gv_sched_cluster_free(c->cluster);
         strv_free(c->model_problems);
@@ -135,6 +141,9 @@ struct gv_controller *gv_controller_free(struct gv_controller *c)
         pthread_mutex_destroy(&c->notify_mu);
         pthread_mutex_destroy(&c->vms_cache_mu);
         free(c->vms_cache);
+        json_decref(c->model_alloc_gen);
+        pthread_mutex_destroy(&c->model_gen_mu);
+        gv_ctl_lease_done(c);
         pthread_mutex_destroy(&c->mu);
         free(c);
         return NULL;

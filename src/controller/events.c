@@ -10,7 +10,7 @@
 #include "util/alloc.h"
 #include "util/json.h"
 
-#define EVENTS_KEEP 100000
+#define EVENTS_POLL_MS 200
 
 int gv_ctl_write_event(struct gv_controller *c, struct gv_store_write *w, size_t n,
                        const char *type, const char *subject, json_t *data,
@@ -78,14 +78,27 @@ int gv_controller_events(struct gv_controller *c, int64_t after, size_t max, int
                         return 0;
                 }
                 gv_store_events_free(e, n);
+                /* Woken at once by this controller's events; other controllers sharing the
+                 * store append too, so the log is read again every EVENTS_POLL_MS. */
+                struct timespec slice;
+                clock_gettime(CLOCK_REALTIME, &slice);
+                slice.tv_nsec += EVENTS_POLL_MS * 1000000L;
+                if (slice.tv_nsec >= 1000000000L) {
+                        slice.tv_sec++;
+                        slice.tv_nsec -= 1000000000L;
+                }
+                bool last = slice.tv_sec > deadline.tv_sec ||
+                            (slice.tv_sec == deadline.tv_sec && slice.tv_nsec >= deadline.tv_nsec);
+                if (last)
+                        slice = deadline;
                 int w = 0;
                 pthread_mutex_lock(&c->notify_mu);
                 while (!c->stopping && c->changes == seen && w != ETIMEDOUT)
-                        w = pthread_cond_timedwait(&c->cond, &c->notify_mu, &deadline);
+                        w = pthread_cond_timedwait(&c->cond, &c->notify_mu, &slice);
                 if (c->stopping)
-                        w = ETIMEDOUT;
+                        w = ETIMEDOUT, last = true;
                 pthread_mutex_unlock(&c->notify_mu);
-                if (w == ETIMEDOUT) {
+                if (w == ETIMEDOUT && last) {
                         *ret = json_array();
                         return 0;
                 }

@@ -454,9 +454,15 @@ void *gv_ctl_poller(void *arg)
                 pthread_mutex_unlock(&c->notify_mu);
                 if (stop)
                         break;
+                /* One poller writes for the cluster: the leader's (lease.c). Host liveness is
+                 * the last heartbeat or poll in the host's document, whoever received it. */
+                if (!gv_ctl_is_leader(c))
+                        continue;
                 if (gv_store_list(c->store, GV_STORE_HOST, &h, &n, NULL) < 0)
                         continue;
                 for (size_t i = 0; i < n; i++) {
+                        if (!gv_ctl_is_leader(c))
+                                break; /* lost the lease mid-pass: the new leader goes on */
                         if (gv_ctl_host_refresh(c, h[i].key, NULL) >= 0)
                                 continue;
                         json_int_t seen = json_integer_value(json_object_get(h[i].doc,

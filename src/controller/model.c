@@ -21,6 +21,38 @@ void gv_ctl_model_dirty(struct gv_controller *c)
         pthread_mutex_unlock(&c->mu);
 }
 
+/* ---- the guard against other writers ----
+ *
+ * Several controllers may reserve on one store. The model is built from the VM documents; each
+ * host's allocation document changes in the same batch as any reservation on the host. So the
+ * model records, per host, the generation of the allocation document it reflects (read BEFORE
+ * the VMs: a write between the two reads makes the recorded generation older, never newer), and
+ * a reservation writes that document only at that generation (gv_ctl_alloc_write): a host that
+ * another controller reserved on since is refused with -ESTALE and the model rebuilt. */
+
+int64_t gv_ctl_model_alloc_gen(struct gv_controller *c, const char *host)
+{
+        pthread_mutex_lock(&c->model_gen_mu);
+        const json_t *g = json_object_get(c->model_alloc_gen, host);
+        int64_t v = json_is_integer(g) ? (int64_t)json_integer_value(g) : -1;
+        pthread_mutex_unlock(&c->model_gen_mu);
+        return v;
+}
+
+void gv_ctl_model_alloc_moved(struct gv_controller *c, const char *host, int64_t from,
+                              int64_t to)
+{
+        pthread_mutex_lock(&c->model_gen_mu);
+        const json_t *g = json_object_get(c->model_alloc_gen, host);
+        if (json_is_integer(g) && json_integer_value(g) == from)
+                json_object_set_new(c->model_alloc_gen, host, json_integer(to));
+        pthread_mutex_unlock(&c->model_gen_mu);
+}
+
+/* Rebuild when another process wrote the store since the model was built, at most every
+ * MODEL_FRESH_MS (this controller's own writes move the counter too). */
+#define MODEL_FRESH_MS 1000
+
 static const struct gv_gpu_model *catalog_model(const struct gv_catalog *cat, const char *name)
 {
         for (size_t i = 0; i < cat->n_models; i++)
@@ -125,18 +157,37 @@ int gv_ctl_model_ensure(struct gv_controller *c, struct gv_error **err)
         struct gv_sched_cluster *cl;
         struct gv_store_obj *hosts = NULL, *vms = NULL;
         size_t n_hosts = 0, n_vms = 0;
+        struct gv_store_obj *allocs = NULL;
+        size_t n_allocs = 0;
         char **pci = NULL, **problems = NULL;
+        int64_t version = -1;
         int r;
 
-        if (!c->model_dirty && c->cluster)
+        if (gv_store_version(c->store, &version, NULL) < 0)
+                version = -1;
+        if (!c->model_dirty && c->cluster &&
+            (version == c->model_store_version ||
+             gv_ctl_now_ms() - c->model_built_ms < MODEL_FRESH_MS))
                 return 0;
+        /* The allocation documents first (see above), then what the model is built from. */
+        r = gv_store_list(c->store, GV_STORE_ALLOC, &allocs, &n_allocs, err);
+        if (r < 0)
+                return r;
+        json_t *gens = json_object();
+        for (size_t i = 0; i < n_allocs; i++)
+                json_object_set_new(gens, allocs[i].key, json_integer(allocs[i].generation));
+        gv_store_objs_free(allocs, n_allocs);
         r = gv_store_list(c->store, GV_STORE_HOST, &hosts, &n_hosts, err);
         if (r >= 0)
                 r = gv_store_list(c->store, GV_STORE_VM, &vms, &n_vms, err);
         if (r < 0) {
+                json_decref(gens);
                 gv_store_objs_free(hosts, n_hosts);
                 return r;
         }
+        for (size_t i = 0; i < n_hosts; i++) /* a host without one has generation 0 */
+                if (!json_object_get(gens, hosts[i].key))
+                        json_object_set_new(gens, hosts[i].key, json_integer(0));
         cl = gv_sched_cluster_new();
         for (const struct gv_sched_policy *const *p = gv_sched_policies(); *p; p++)
                 (void)gv_sched_policy_attach(cl, *p, NULL);
@@ -183,12 +234,19 @@ int gv_ctl_model_ensure(struct gv_controller *c, struct gv_error **err)
         gv_store_objs_free(hosts, n_hosts);
         gv_store_objs_free(vms, n_vms);
         if (r < 0) {
+                json_decref(gens);
                 strv_free(problems);
                 return r;
         }
         strv_free(c->model_problems);
         c->model_problems = problems;
         c->model_dirty = false;
+        c->model_store_version = version;
+        c->model_built_ms = gv_ctl_now_ms();
+        pthread_mutex_lock(&c->model_gen_mu);
+        json_decref(c->model_alloc_gen);
+        c->model_alloc_gen = gens;
+        pthread_mutex_unlock(&c->model_gen_mu);
         return 0;
 }
 

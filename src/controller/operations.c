@@ -18,6 +18,8 @@
 #include "util/json.h"
 #include "util/parse.h"
 
+#define OP_WAIT_SLICE_MS 200
+
 static const struct {
         const char *kind;
         gv_ctl_op_fn fn;
@@ -55,35 +57,60 @@ static void wake(struct gv_controller *c)
         pthread_mutex_unlock(&c->notify_mu);
 }
 
-/* Write the operation's document (only its own thread writes it after the create). */
-static void op_save(struct gv_controller *c, json_t *doc, const char *event)
+/* Write the operation's document: only its owner's thread writes it after the create (the
+ * keeper renews its lease between writes: a compare-and-swap, retried while the owner is still
+ * this controller). An operation another controller took over (lease.c) is not written any
+ * more: false. */
+static bool op_save(struct gv_controller *c, json_t *doc, int64_t generation, const char *event)
 {
         const char *id = json_string_value(json_object_get(doc, "id"));
-        struct gv_store_write w = { .op = GV_STORE_PUT, .kind = GV_STORE_OPERATION, .key = id,
-                                    .doc = doc };
         _cleanup_free_ char *subject = xasprintf("operation/%s", id);
+        bool ok = false;
 
         json_object_set_new(doc, "updated_at", json_integer(gv_ctl_now_ms() / 1000));
-        if (event) {
-                json_t *data = json_pack("{s:O, s:O, s:O, s:O}", "kind",
-                                         json_object_get(doc, "kind"), "target",
-                                         json_object_get(doc, "target"), "state",
-                                         json_object_get(doc, "state"), "progress",
-                                         json_object_get(doc, "progress"));
-                (void)gv_ctl_write_event(c, &w, 1, event, subject, data, NULL);
-        } else {
-                (void)gv_store_write(c->store, &w, 1, NULL);
+        for (int tries = 0; tries < 10; tries++) {
+                struct gv_store_write w = { .op = GV_STORE_UPDATE, .kind = GV_STORE_OPERATION,
+                                            .key = id, .doc = doc, .generation = generation };
+                int r;
+                gv_ctl_lease_stamp(c, doc);
+                if (event) {
+                        json_t *data = json_pack("{s:O, s:O, s:O, s:O}", "kind",
+                                                 json_object_get(doc, "kind"), "target",
+                                                 json_object_get(doc, "target"), "state",
+                                                 json_object_get(doc, "state"), "progress",
+                                                 json_object_get(doc, "progress"));
+                        r = gv_ctl_write_event(c, &w, 1, event, subject, data, NULL);
+                } else {
+                        r = gv_store_write(c->store, &w, 1, NULL);
+                }
+                if (r != -ESTALE) {
+                        ok = r >= 0;
+                        break;
+                }
+                /* The keeper renewed the lease meanwhile, or another controller took it. */
+                struct gv_store_obj o = { 0 };
+                if (gv_store_get(c->store, GV_STORE_OPERATION, id, &o, NULL) < 0)
+                        break;
+                bool mine = gv_ctl_lease_owns(c, o.doc);
+                generation = o.generation;
+                gv_store_obj_done(&o);
+                if (!mine)
+                        break;
         }
         wake(c);
+        return ok;
 }
 
-static json_t *op_load(struct gv_controller *c, const char *id)
+static json_t *op_load(struct gv_controller *c, const char *id, int64_t *ret_generation)
 {
         struct gv_store_obj o = { 0 };
         json_t *doc = NULL;
 
-        if (gv_store_get(c->store, GV_STORE_OPERATION, id, &o, NULL) >= 0)
+        if (gv_store_get(c->store, GV_STORE_OPERATION, id, &o, NULL) >= 0) {
                 doc = json_incref(o.doc);
+                if (ret_generation)
+                        *ret_generation = o.generation;
+        }
         gv_store_obj_done(&o);
         return doc;
 }
@@ -91,19 +118,20 @@ static json_t *op_load(struct gv_controller *c, const char *id)
 void gv_ctl_op_progress(struct gv_controller *c, const char *op_id, int pct, const char *fmt,
                         ...)
 {
-        _cleanup_json_ json_t *doc = op_load(c, op_id);
+        int64_t gen = 0;
+        _cleanup_json_ json_t *doc = op_load(c, op_id, &gen);
         _cleanup_free_ char *msg = NULL;
         va_list ap;
 
-        if (!doc)
-                return;
+        if (!doc || !gv_ctl_lease_owns(c, doc))
+                return; /* taken over by another controller: its writes now */
         va_start(ap, fmt);
         if (vasprintf(&msg, fmt, ap) < 0)
                 msg = NULL;
         va_end(ap);
         json_object_set_new(doc, "progress", json_integer(pct));
         json_object_set_new(doc, "message", json_string(msg ? msg : ""));
-        op_save(c, doc, "operation.progress");
+        (void)op_save(c, doc, gen, "operation.progress");
 }
 
 struct op_run {
@@ -115,27 +143,28 @@ static void *op_thread(void *arg)
 {
         struct op_run *run = arg;
         struct gv_controller *c = run->c;
-        _cleanup_json_ json_t *doc = op_load(c, run->id);
+        int64_t gen = 0;
+        _cleanup_json_ json_t *doc = op_load(c, run->id, &gen);
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         json_t *result = NULL;
         gv_ctl_op_fn fn;
         int r;
 
-        if (!doc)
+        if (!doc || !gv_ctl_lease_owns(c, doc))
                 goto out;
         fn = gv_ctl_op_fn_of(json_string_value(json_object_get(doc, "kind")));
         json_object_set_new(doc, "state", json_string("running"));
-        op_save(c, doc, "operation.progress");
+        if (!op_save(c, doc, gen, "operation.progress"))
+                goto out; /* another controller has it now */
         if (!fn)
                 r = gv_error_set(&e, EINVAL, "Unknown operation kind '%s'.",
                                  json_string_value(json_object_get(doc, "kind")));
         else
                 r = fn(c, run->id, json_object_get(doc, "arg"), &result, &e);
         json_decref(doc);
-        GV_FAILPOINT("operation.finishing");
-        doc = op_load(c, run->id); /* progress was written meanwhile */
-        if (!doc)
-                goto out;
+        doc = op_load(c, run->id, &gen); /* progress was written meanwhile */
+        if (!doc || !gv_ctl_lease_owns(c, doc))
+                goto out; /* taken over while it ran: the new owner ends it */
         if (r >= 0) {
                 json_object_set_new(doc, "state", json_string("succeeded"));
                 json_object_set_new(doc, "progress", json_integer(100));
@@ -146,19 +175,21 @@ static void *op_thread(void *arg)
                 json_object_set_new(doc, "error", gv_http_problem_from_error(r, e, NULL));
                 json_object_set_new(doc, "message", json_string(gv_error_msg(e, r)));
         }
-        op_save(c, doc, "operation.done");
+        (void)op_save(c, doc, gen, "operation.done");
 out:
+        gv_ctl_lease_disown(c, run->id);
         json_decref(result);
         free(run->id);
         free(run);
         return NULL;
 }
 
-static void op_run_thread(struct gv_controller *c, const char *id)
+void gv_ctl_op_run(struct gv_controller *c, const char *id)
 {
         struct op_run *run = xnew0(struct op_run, 1);
         run->c = c;
         run->id = xstrdup(id);
+        gv_ctl_lease_own(c, id);
         gv_ctl_spawn(c, op_thread, run);
 }
 
@@ -172,6 +203,7 @@ int gv_ctl_op_start(struct gv_controller *c, const char *kind, const char *targe
                                 "progress", 0, "message", "", "created_at", (json_int_t)now,
                                 "updated_at", (json_int_t)now, "result", "error", "arg",
                                 arg ? arg : json_object());
+        gv_ctl_lease_stamp(c, doc); /* this controller runs it (lease.c) */
         /* The tenant of the VM it works on: its members may follow it (api.c). */
         struct gv_store_obj vm = { 0 };
         if (gv_startswith(target, "vm/") &&
@@ -192,7 +224,7 @@ int gv_ctl_op_start(struct gv_controller *c, const char *kind, const char *targe
                 json_decref(doc);
                 return r;
         }
-        op_run_thread(c, id);
+        gv_ctl_op_run(c, id);
         if (ret_op) {
                 json_object_del(doc, "arg");
                 *ret_op = doc;
@@ -204,21 +236,21 @@ int gv_ctl_op_start(struct gv_controller *c, const char *kind, const char *targe
 
 void gv_ctl_op_resume_all(struct gv_controller *c)
 {
-        struct gv_store_obj *o = NULL;
-        size_t n = 0;
-
-        if (gv_store_list(c->store, GV_STORE_OPERATION, &o, &n, NULL) < 0)
-                return;
-        for (size_t i = 0; i < n; i++)
-                if (!gv_controller_operation_done(o[i].doc))
-                        op_run_thread(c, o[i].key);
-        gv_store_objs_free(o, n);
+        /* Those whose owner is gone (a crashed or stopped controller, or none recorded: a
+         * store from before several controllers); a live one's stay with it (lease.c). */
+        gv_ctl_lease_takeover(c);
 }
 
 static json_t *public_op(json_t *doc)
 {
         json_t *p = json_deep_copy(doc);
         json_object_del(p, "arg");
+        /* Which controller runs it (several may share the store), without the pid's details. */
+        const json_t *id = json_object_get(json_object_get(doc, "owner"), "id");
+        if (id)
+                json_object_set(p, "owner", (json_t *)id);
+        else
+                json_object_del(p, "owner");
         return p;
 }
 
@@ -240,19 +272,32 @@ int gv_controller_operation(struct gv_controller *c, const char *id, int wait_ms
                 pthread_mutex_lock(&c->notify_mu);
                 seen = c->changes;
                 pthread_mutex_unlock(&c->notify_mu);
-                _cleanup_json_ json_t *doc = op_load(c, id);
+                _cleanup_json_ json_t *doc = op_load(c, id, NULL);
                 if (!doc)
                         return gv_error_set(err, ENOENT, "No operation '%s'.", id);
                 if (wait_ms <= 0 || gv_controller_operation_done(doc)) {
                         *ret = public_op(doc);
                         return 0;
                 }
+                /* Woken by this controller's writes; another controller's (it may run the
+                 * operation) are seen by reading again every OP_WAIT_SLICE_MS. */
+                struct timespec slice;
+                clock_gettime(CLOCK_REALTIME, &slice);
+                slice.tv_nsec += OP_WAIT_SLICE_MS * 1000000L;
+                if (slice.tv_nsec >= 1000000000L) {
+                        slice.tv_sec++;
+                        slice.tv_nsec -= 1000000000L;
+                }
+                bool last = slice.tv_sec > deadline.tv_sec ||
+                            (slice.tv_sec == deadline.tv_sec && slice.tv_nsec >= deadline.tv_nsec);
+                if (last)
+                        slice = deadline;
                 pthread_mutex_lock(&c->notify_mu);
                 while (!c->stopping && c->changes == seen && w != ETIMEDOUT)
-                        w = pthread_cond_timedwait(&c->cond, &c->notify_mu, &deadline);
+                        w = pthread_cond_timedwait(&c->cond, &c->notify_mu, &slice);
                 bool stop = c->stopping;
                 pthread_mutex_unlock(&c->notify_mu);
-                if (w == ETIMEDOUT || stop)
+                if ((w == ETIMEDOUT && last) || stop)
                         wait_ms = 0;
         }
 }

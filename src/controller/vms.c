@@ -100,17 +100,27 @@ int gv_ctl_vm_set_state(struct gv_controller *c, const char *name, const char *s
 
 /* ---- reserve and release ---- */
 
-/* The batch that reserves (placement != NULL) or releases (NULL) `name` on `host`. */
-int gv_ctl_alloc_write(struct gv_controller *c, const char *host, const char *name,
-                       const json_t *placement, struct gv_store_write *vm_write,
-                       const char *event, json_t *event_data, struct gv_error **err)
+/* The batch that reserves (placement != NULL) or releases (NULL) `name` on `host`, with
+ * vm_write and the admission guards (extra: tenant and licence documents at the generation
+ * their counts were made at). A reservation, decided on the model, is written only at the
+ * allocation generation the model reflects (model.c): -ESTALE, the model marked dirty, when
+ * another controller (or a release here) wrote the host's allocations since: place again. */
+static int alloc_write_x(struct gv_controller *c, const char *host, const char *name,
+                         const json_t *placement, struct gv_store_write *vm_write,
+                         const struct gv_store_write *extra, size_t n_extra, const char *event,
+                         json_t *event_data, struct gv_error **err)
 {
+        int64_t expect = placement ? gv_ctl_model_alloc_gen(c, host) : -1;
+
         for (int tries = 0; tries < 10; tries++) {
                 struct gv_store_obj a = { 0 };
                 _cleanup_json_ json_t *doc = NULL;
-                struct gv_store_write w[2] = { { .kind = GV_STORE_ALLOC, .key = host } };
+                _cleanup_free_ struct gv_store_write *w = xnew0(struct gv_store_write,
+                                                                 2 + n_extra);
                 _cleanup_(gv_error_freep) struct gv_error *e = NULL;
                 int r = gv_store_get(c->store, GV_STORE_ALLOC, host, &a, NULL);
+                int64_t from = r >= 0 ? a.generation : 0;
+                w[0] = (struct gv_store_write){ .kind = GV_STORE_ALLOC, .key = host };
                 if (r >= 0) {
                         doc = json_deep_copy(a.doc);
                         w[0].op = GV_STORE_UPDATE;
@@ -120,6 +130,8 @@ int gv_ctl_alloc_write(struct gv_controller *c, const char *host, const char *na
                         w[0].op = GV_STORE_CREATE;
                 }
                 gv_store_obj_done(&a);
+                if (expect >= 0 && from != expect)
+                        goto stale;
                 if (!json_is_object(json_object_get(doc, "vms")))
                         json_object_set_new(doc, "vms", json_object());
                 if (placement)
@@ -128,31 +140,107 @@ int gv_ctl_alloc_write(struct gv_controller *c, const char *host, const char *na
                         json_object_del(json_object_get(doc, "vms"), name);
                 w[0].doc = doc;
                 w[1] = *vm_write;
+                for (size_t i = 0; i < n_extra; i++)
+                        w[2 + i] = extra[i];
                 _cleanup_free_ char *subj = xasprintf("vm/%s", name);
-                r = gv_ctl_write_event(c, w, 2, event, subj, json_incref(event_data), &e);
+                r = gv_ctl_write_event(c, w, 2 + n_extra, event, subj, json_incref(event_data),
+                                       &e);
                 gv_ctl_vms_changed(c);
-                if (r == -ESTALE)
-                        continue; /* someone else wrote the host's allocations: re-read */
+                if (r >= 0) {
+                        gv_ctl_model_alloc_moved(c, host, from, w[0].new_generation);
+                        vm_write->new_generation = w[1].new_generation;
+                        json_decref(event_data);
+                        return 0;
+                }
+                bool alloc_moved = false;
                 if (r == -EEXIST && w[0].op == GV_STORE_CREATE) {
                         /* Which one exists: the host's allocation document (made meanwhile by
-                         * another writer: re-read) or the VM (a real conflict)? */
+                         * another writer) or the VM (a real conflict)? */
                         struct gv_store_obj x = { 0 };
-                        bool vm_exists = w[1].op == GV_STORE_CREATE &&
-                                         gv_store_get(c->store, GV_STORE_VM, name, &x, NULL) >= 0;
+                        alloc_moved = !(w[1].op == GV_STORE_CREATE &&
+                                        gv_store_get(c->store, GV_STORE_VM, name, &x, NULL) >= 0);
                         gv_store_obj_done(&x);
-                        if (!vm_exists)
-                                continue;
+                } else if (r == -ESTALE) {
+                        /* Whose: the host's allocations, or the VM's / a guard's? */
+                        struct gv_store_obj x = { 0 };
+                        int k = gv_store_get(c->store, GV_STORE_ALLOC, host, &x, NULL);
+                        alloc_moved = k >= 0 ? x.generation != from : from != 0;
+                        gv_store_obj_done(&x);
                 }
+                if (alloc_moved && expect < 0)
+                        continue; /* a release or an unguarded write: re-read and merge */
+                if (alloc_moved || (r == -ESTALE && n_extra > 0))
+                        goto stale; /* the decision or the count is out of date */
+                if (r == -ESTALE)
+                        continue; /* the VM's document: as before, read it again */
                 json_decref(event_data);
-                if (r < 0) {
-                        gv_error_propagate(err, TAKE_PTR(e));
-                        return r;
-                }
-                return 0;
+                gv_error_propagate(err, TAKE_PTR(e));
+                return r;
+        stale:
+                c->model_dirty = true; /* a reservation: the caller holds mu */
+                json_decref(event_data);
+                return gv_error_set(err, ESTALE, "The allocations on host %s changed since this "
+                                    "controller's placement model was read (another controller "
+                                    "reserved there, or a VM left); place again.", host);
         }
         json_decref(event_data);
         return gv_error_set(err, ESTALE, "The allocations of host %s changed under every retry.",
                             host);
+}
+
+int gv_ctl_alloc_write(struct gv_controller *c, const char *host, const char *name,
+                       const json_t *placement, struct gv_store_write *vm_write,
+                       const char *event, json_t *event_data, struct gv_error **err)
+{
+        return alloc_write_x(c, host, name, placement, vm_write, NULL, 0, event, event_data,
+                             err);
+}
+
+/* ---- admission across controllers ----
+ *
+ * A tenant's quotas and a licence pool's seats are counted over the VM documents under `mu`,
+ * which excludes nothing in another controller. So every write that takes quota or seats (a
+ * create, a start) carries, in its batch, an update of the tenant's document and of every
+ * licence pool document at the generation read BEFORE the count: of two controllers counting
+ * at once, one batch fails with -ESTALE and counts again. Releases take nothing and carry none.
+ */
+struct guards {
+        struct gv_store_obj *o;
+        size_t n;
+        struct gv_store_write *w;
+};
+
+static void guards_done(struct guards *g)
+{
+        gv_store_objs_free(g->o, g->n);
+        free(g->w);
+        *g = (struct guards){ 0 };
+}
+
+static void guards_read(struct gv_controller *c, const json_t *spec, struct guards *g)
+{
+        const char *tenant = json_string_value(json_object_get(spec, "tenant"));
+        struct gv_store_obj *lic = NULL;
+        size_t n_lic = 0;
+
+        *g = (struct guards){ 0 };
+        if (gv_store_list(c->store, GV_STORE_LICENSE, &lic, &n_lic, NULL) < 0) {
+                lic = NULL;
+                n_lic = 0;
+        }
+        g->o = xnew0(struct gv_store_obj, n_lic + 1);
+        for (size_t i = 0; i < n_lic; i++)
+                g->o[g->n++] = lic[i];
+        free(lic); /* its members moved */
+        if (tenant && gv_store_get(c->store, GV_STORE_TENANT, tenant, &g->o[g->n], NULL) >= 0)
+                g->n++;
+        g->w = xnew0(struct gv_store_write, g->n + 1);
+        for (size_t i = 0; i < g->n; i++)
+                g->w[i] = (struct gv_store_write){ .op = GV_STORE_UPDATE,
+                                                   .kind = i < n_lic ? GV_STORE_LICENSE
+                                                                     : GV_STORE_TENANT,
+                                                   .key = g->o[i].key, .doc = g->o[i].doc,
+                                                   .generation = g->o[i].generation };
 }
 
 /* Release a VM's reservation and record why (state failed with the error), or delete it. */
@@ -374,14 +462,13 @@ int gv_controller_vm_place(struct gv_controller *c, const json_t *spec_in, json_
         return 0;
 }
 
+/* Attempts of a create or a start whose decision or count another controller made stale. */
+#define ADMIT_ATTEMPTS 5
+
 int gv_controller_vm_create(struct gv_controller *c, const json_t *spec_in, json_t **ret_op,
                             struct gv_error **err)
 {
-        _cleanup_json_ json_t *spec = NULL, *pl = NULL, *vm = NULL;
-        const struct gv_sched_policy *policy;
-        const char *name;
-        struct gv_sched_request rq;
-        struct gv_sched_placement p;
+        const char *name = NULL;
         uint8_t uuid[16];
         char us[37];
         int r;
@@ -389,13 +476,27 @@ int gv_controller_vm_create(struct gv_controller *c, const json_t *spec_in, json
         r = check_keys(spec_in, err);
         if (r < 0)
                 return r;
-        spec = json_deep_copy(spec_in);
+        _cleanup_json_ json_t *spec = json_deep_copy(spec_in);
         pthread_mutex_lock(&c->mu);
-        r = place_locked(c, spec, true, &policy, &rq, &p, &pl, err);
-        name = json_string_value(json_object_get(spec, "name"));
-        if (r >= 0)
-                r = gv_sched_reserve(c->cluster, &rq, &p, err);
-        if (r >= 0) {
+        for (int attempt = 0;; attempt++) {
+                _cleanup_json_ json_t *pl = NULL, *vm = NULL;
+                const struct gv_sched_policy *policy;
+                struct gv_sched_request rq;
+                struct gv_sched_placement p;
+                struct guards g = { 0 };
+                _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+
+                /* The guards before anything is counted or placed (see guards_read). */
+                guards_read(c, spec, &g);
+                r = place_locked(c, spec, true, &policy, &rq, &p, &pl, &e);
+                name = json_string_value(json_object_get(spec, "name"));
+                if (r >= 0)
+                        r = gv_sched_reserve(c->cluster, &rq, &p, &e);
+                if (r < 0) {
+                        guards_done(&g);
+                        gv_error_propagate(err, TAKE_PTR(e));
+                        break;
+                }
                 if (getrandom(uuid, sizeof(uuid), 0) != sizeof(uuid))
                         memset(uuid, 0x5a, sizeof(uuid));
                 uuid[6] = (uuid[6] & 0x0f) | 0x40;
@@ -414,24 +515,30 @@ int gv_controller_vm_create(struct gv_controller *c, const json_t *spec_in, json
                 json_object_set_new(vm, "seat_since", json_integer(gv_ctl_now_ms()));
                 struct gv_store_write w = { .op = GV_STORE_CREATE, .kind = GV_STORE_VM,
                                             .key = name, .doc = vm };
-                r = gv_ctl_tenant_admit(c, vm, true, err);
+                r = gv_ctl_tenant_admit(c, vm, true, &e);
                 if (r >= 0)
-                        r = gv_ctl_license_admit(c, vm, err);
+                        r = gv_ctl_license_admit(c, vm, &e);
                 if (r >= 0)
-                        r = gv_ctl_alloc_write(c, json_string_value(json_object_get(pl, "host")), name,
-                                       pl, &w, "vm.created",
-                                       json_pack("{s:s, s:O}", "state", "pending", "placement",
-                                                 pl),
-                                       err);
-                if (r < 0) {
-                        (void)gv_sched_release(c->cluster, &rq, &p, NULL);
-                        c->model_dirty = true;
+                        r = alloc_write_x(c, json_string_value(json_object_get(pl, "host")),
+                                          name, pl, &w, g.w, g.n, "vm.created",
+                                          json_pack("{s:s, s:O}", "state", "pending",
+                                                    "placement", pl),
+                                          &e);
+                guards_done(&g);
+                if (r >= 0)
+                        break;
+                (void)gv_sched_release(c->cluster, &rq, &p, NULL);
+                c->model_dirty = true;
+                if (r != -ESTALE || attempt + 1 >= ADMIT_ATTEMPTS) {
+                        gv_error_propagate(err, TAKE_PTR(e));
+                        break;
                 }
+                /* Another controller reserved or counted meanwhile: the model is rebuilt from
+                 * the store and the request placed again. */
         }
         pthread_mutex_unlock(&c->mu);
         if (r < 0)
                 return r;
-        GV_FAILPOINT("vm.create.reserved");
         _cleanup_free_ char *target = xasprintf("vm/%s", name);
         return gv_ctl_op_start(c, "vm.create", target, json_pack("{s:s}", "name", name), ret_op,
                                err);
@@ -679,21 +786,60 @@ static void set_starting(json_t *doc, void *arg)
  * (starting, running, ...) is left as it is; any other (stopped, crashed, failed) is admitted. */
 static int start_admit(struct gv_controller *c, const char *name, struct gv_error **err)
 {
+        int r = 0;
+
         pthread_mutex_lock(&c->mu);
-        struct gv_store_obj v = { 0 };
-        int r = gv_ctl_vm_get(c, name, &v, err);
-        const char *st = r >= 0 ? json_string_value(json_object_get(v.doc, "state")) : NULL;
-        if (r >= 0 && json_is_object(json_object_get(v.doc, "placement")) &&
-            !gv_ctl_license_state_holds(st)) { /* stopped, crashed, a start that failed */
+        for (int attempt = 0; attempt < ADMIT_ATTEMPTS; attempt++) {
+                struct gv_store_obj v = { 0 };
+                struct guards g = { 0 };
+                _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+                r = gv_ctl_vm_get(c, name, &v, &e);
+                const char *st = r >= 0 ? json_string_value(json_object_get(v.doc, "state"))
+                                        : NULL;
+                if (r < 0 || !json_is_object(json_object_get(v.doc, "placement")) ||
+                    gv_ctl_license_state_holds(st)) {
+                        gv_store_obj_done(&v);
+                        gv_error_propagate(err, TAKE_PTR(e));
+                        break; /* holds its seats already, or vm_op says why it cannot */
+                }
+                /* stopped, crashed, a start that failed: the guards (guards_read) first, then
+                 * the VM at the generation the count saw, then the count. */
+                guards_read(c, json_object_get(v.doc, "spec"), &g);
+                gv_store_obj_done(&v);
+                r = gv_ctl_vm_get(c, name, &v, &e);
                 int64_t now = gv_ctl_now_ms();
-                json_object_set_new(v.doc, "seat_since", json_integer(now));
-                r = gv_ctl_tenant_admit(c, v.doc, false, err);
+                if (r >= 0) {
+                        json_object_set_new(v.doc, "seat_since", json_integer(now));
+                        r = gv_ctl_tenant_admit(c, v.doc, false, &e);
+                }
                 if (r >= 0)
-                        r = gv_ctl_license_admit(c, v.doc, err);
-                if (r >= 0)
-                        r = gv_ctl_vm_update(c, name, set_starting, &now, "vm.starting", err);
+                        r = gv_ctl_license_admit(c, v.doc, &e);
+                if (r >= 0) {
+                        _cleanup_json_ json_t *doc = json_deep_copy(v.doc);
+                        set_starting(doc, &now);
+                        _cleanup_free_ struct gv_store_write *w =
+                                xnew0(struct gv_store_write, g.n + 1);
+                        w[0] = (struct gv_store_write){ .op = GV_STORE_UPDATE,
+                                                        .kind = GV_STORE_VM, .key = name,
+                                                        .doc = doc,
+                                                        .generation = v.generation };
+                        for (size_t i = 0; i < g.n; i++)
+                                w[1 + i] = g.w[i];
+                        _cleanup_free_ char *subj = xasprintf("vm/%s", name);
+                        r = gv_ctl_write_event(c, w, g.n + 1, "vm.starting", subj,
+                                               json_pack("{s:O, s:O}", "state",
+                                                         json_object_get(doc, "state"), "host",
+                                                         json_object_get(doc, "host")),
+                                               &e);
+                        gv_ctl_vms_changed(c);
+                }
+                gv_store_obj_done(&v);
+                guards_done(&g);
+                if (r != -ESTALE || attempt + 1 >= ADMIT_ATTEMPTS) {
+                        gv_error_propagate(err, TAKE_PTR(e));
+                        break;
+                }
         }
-        gv_store_obj_done(&v);
         pthread_mutex_unlock(&c->mu);
         return r;
 }
@@ -852,8 +998,9 @@ int gv_ctl_op_vm_delete(struct gv_controller *c, const char *op_id, json_t *arg,
 
 /* ---- after a restart ---- */
 
-void gv_ctl_vms_resume(struct gv_controller *c)
+void gv_ctl_vms_resume(struct gv_controller *c, int64_t min_age_ms)
 {
+        int64_t now = gv_ctl_now_ms();
         struct gv_store_obj *v = NULL, *o = NULL;
         size_t n = 0, n_o = 0;
 
@@ -867,7 +1014,7 @@ void gv_ctl_vms_resume(struct gv_controller *c)
                 const char *st = json_string_value(json_object_get(v[i].doc, "state")) ?: "";
                 _cleanup_free_ char *target = xasprintf("vm/%s", v[i].key);
                 bool has_op = false;
-                if (strcmp(st, "pending") != 0)
+                if (strcmp(st, "pending") != 0 || now - v[i].updated_at < min_age_ms)
                         continue;
                 for (size_t k = 0; k < n_o && !has_op; k++)
                         has_op = !gv_controller_operation_done(o[k].doc) &&
@@ -970,10 +1117,16 @@ json_t *gv_controller_vms(struct gv_controller *c)
 char *gv_controller_vms_text(struct gv_controller *c)
 {
         uint64_t v = __atomic_load_n(&c->vms_version, __ATOMIC_SEQ_CST);
+        int64_t sv = -1;
         char *text = NULL;
 
+        /* Other controllers write VMs too: the store's change counter, read before the list. A
+         * store that cannot say (-1) never matches: no cache. */
+        if (gv_store_version(c->store, &sv, NULL) < 0)
+                sv = -1;
         pthread_mutex_lock(&c->vms_cache_mu);
-        if (c->vms_cache && c->vms_cache_version == v)
+        if (c->vms_cache && c->vms_cache_version == v && sv >= 0 &&
+            c->vms_cache_store_version == sv)
                 text = xstrdup(c->vms_cache);
         pthread_mutex_unlock(&c->vms_cache_mu);
         if (text)
@@ -986,6 +1139,7 @@ char *gv_controller_vms_text(struct gv_controller *c)
         free(c->vms_cache);
         c->vms_cache = xstrdup(text);
         c->vms_cache_version = v;
+        c->vms_cache_store_version = sv;
         pthread_mutex_unlock(&c->vms_cache_mu);
         return text;
 }

@@ -40,6 +40,7 @@ static const struct {
         { EPERM, 403, "forbidden" },
         { ETIMEDOUT, 504, "timeout" },
         { EAGAIN, 503, "unavailable" },
+        { ENOTCONN, 503, "unavailable" }, /* the store's PostgreSQL server cannot be reached */
         { ENOBUFS, 503, "unavailable" },
         { ECONNREFUSED, 502, "bad-gateway" },
         { ECONNRESET, 502, "bad-gateway" },

@@ -183,7 +183,11 @@ int gv_http_reply_problem_json(struct gv_http_request *req, unsigned status, jso
                 json_object_set_new(p, "instance", gv_http_json_string_lossy(req->path));
         if (!json_object_get(p, "status"))
                 json_object_set_new(p, "status", json_integer(status));
-        return reply_buffer(req, status, "application/problem+json", dump_json(p));
+        int r = reply_buffer(req, status, "application/problem+json", dump_json(p));
+        /* 503: a dependency (the store's server) is away for now; RFC 9110 15.6.4. */
+        if (r >= 0 && status == 503)
+                (void)gv_http_reply_header(req, "Retry-After", "1");
+        return r;
 }
 
 int gv_http_reply_problem(struct gv_http_request *req, unsigned status, const char *type_slug,

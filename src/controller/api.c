@@ -250,11 +250,12 @@ static int do_openapi(struct call *k, struct gv_error **err)
 static int do_health(struct call *k, struct gv_error **err)
 {
         (void)err;
-        return answer(k, 200, json_pack("{s:s, s:s, s:s, s:I}", "status", "ok", "version",
+        return answer(k, 200, json_pack("{s:s, s:s, s:s, s:I, s:o}", "status", "ok", "version",
                                         GPUVIRT_VERSION, "store",
                                         gv_controller_store_scheme(k->c),
                                         "audit_write_failures",
-                                        (json_int_t)gv_controller_audit_failures(k->c)));
+                                        (json_int_t)gv_controller_audit_failures(k->c),
+                                        "controller", gv_controller_lease(k->c)));
 }
 
 /* ---- hosts and GPUs ---- */
@@ -968,6 +969,18 @@ static bool within_rate(struct call *k)
         return false;
 }
 
+/* The controller's in-flight cap (ratelimit.c): 503 with Retry-After when it is reached. */
+static bool within_inflight(struct call *k, bool change)
+{
+        unsigned max = 0;
+        if (gv_controller_inflight_enter(k->c, change, &max))
+                return true;
+        refuse(k, 503, "overloaded", "The controller is serving its maximum of %u %s at once; "
+               "retry in 1 s (api-max-inflight in the configuration sets the cap).", max,
+               change ? "changes" : "requests");
+        return false; /* a 503 carries Retry-After: 1 (server.c) */
+}
+
 /* An operation answer: wait if asked, then 200 when it ended, 202 with Location while not. */
 static void settle_op(struct call *k)
 {
@@ -1194,9 +1207,14 @@ static int serve(struct gv_http_request *req, void *userdata, int needed, int me
         bool change = strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
         int r = 0;
 
-        if (needed == NONE || (authorize(&k, needed, members) && within_rate(&k) &&
-                               path_names_valid(&k))) {
+        /* Health and the OpenAPI document (no role) are never capped: a monitor must see a
+         * loaded controller as alive. */
+        if (needed == NONE) {
                 r = serve_steps(&k, q, fn);
+        } else if (within_inflight(&k, change)) {
+                if (authorize(&k, needed, members) && within_rate(&k) && path_names_valid(&k))
+                        r = serve_steps(&k, q, fn);
+                gv_controller_inflight_leave(k.c, change);
         }
         if (change)
                 audit(&k, k.last_body);

@@ -29,6 +29,8 @@ struct gv_controller_config {
         int metrics_interval_ms;      /* metrics collected from every agent; 0: 1 s (250..60000) */
         double api_rate;              /* requests a second per token; 0: 50 */
         unsigned api_burst;           /* ... of which at once; 0: 100 */
+        unsigned api_max_inflight;    /* requests served at once (any token, either socket);
+                                       * changes may take half; past it 503. 0: 64 */
         int audit_retention_days;     /* audit records older are dropped; 0: 90; < 0: never */
 };
 
@@ -83,6 +85,13 @@ bool gv_controller_rate_take(struct gv_controller *c, const char *key, double *r
 double gv_controller_rate_limit(struct gv_controller *c);
 unsigned gv_controller_rate_burst(struct gv_controller *c);
 
+/* Requests in flight (R17; Kubernetes caps in-flight requests, total and mutating [S43]): enter
+ * before serving, leave after. false when the controller already serves its maximum, or half of
+ * it in changes for a change: the caller answers 503 with Retry-After. *ret_max: the cap hit. */
+bool gv_controller_inflight_enter(struct gv_controller *c, bool change, unsigned *ret_max);
+void gv_controller_inflight_leave(struct gv_controller *c, bool change);
+unsigned gv_controller_inflight_max(struct gv_controller *c);
+
 /* ---- hosts and GPUs (hosts.c) ---- */
 
 /* An agent registers (or re-registers with a new endpoint): the controller reads its inventory
@@ -117,6 +126,8 @@ int gv_controller_host_unfence(struct gv_controller *c, const char *host, json_t
                                struct gv_error **err);
 int gv_controller_host_evacuate(struct gv_controller *c, const char *host, json_t **ret_op,
                                 struct gv_error **err);
+/* This controller among those sharing the store (lease.c): {"id", "leader", "lease_ms"}. */
+json_t *gv_controller_lease(struct gv_controller *c);
 json_t *gv_controller_hosts(struct gv_controller *c);
 int gv_controller_host(struct gv_controller *c, const char *name, json_t **ret,
                        struct gv_error **err);

@@ -8,6 +8,12 @@
  * itself and not the controller. Buckets live in a small open-addressing table under their own
  * leaf mutex (never held while calling anything else); a full table drops the idlest bucket
  * (a full bucket again is what an idle token would have anyway).
+ *
+ * In flight: past the rate, a cap on the requests served at once, whoever sends them (R17; the
+ * Kubernetes API server caps in-flight requests, total and mutating, and queues or rejects the
+ * rest [S43]). Changes may hold at most half of the slots, so reads (health, lists, metrics)
+ * are still answered while clients pile up writes; past a cap: 503 with Retry-After at once,
+ * never a queue that grows without bound or a connection dropped without an answer.
  */
 #include <math.h>
 #include <pthread.h>
@@ -21,6 +27,7 @@
 #define RATE_DEFAULT 50.0
 #define BURST_DEFAULT 100u
 #define BUCKETS 1024u
+#define INFLIGHT_DEFAULT 64u
 
 struct bucket {
         char key[16];
@@ -32,6 +39,7 @@ struct gv_ratelimit {
         pthread_mutex_t mu;
         double rate;
         unsigned burst;
+        unsigned max_inflight, inflight, inflight_changes;
         struct bucket b[BUCKETS];
 };
 
@@ -42,12 +50,13 @@ static int64_t mono_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-struct gv_ratelimit *gv_ctl_ratelimit_new(double rate, unsigned burst)
+struct gv_ratelimit *gv_ctl_ratelimit_new(double rate, unsigned burst, unsigned max_inflight)
 {
         struct gv_ratelimit *l = xnew0(struct gv_ratelimit, 1);
         pthread_mutex_init(&l->mu, NULL);
         l->rate = rate > 0 ? rate : RATE_DEFAULT;
         l->burst = burst ? burst : BURST_DEFAULT;
+        l->max_inflight = max_inflight >= 2 ? max_inflight : INFLIGHT_DEFAULT;
         return l;
 }
 
@@ -108,4 +117,41 @@ double gv_controller_rate_limit(struct gv_controller *c)
 unsigned gv_controller_rate_burst(struct gv_controller *c)
 {
         return c->ratelimit->burst;
+}
+
+bool gv_controller_inflight_enter(struct gv_controller *c, bool change, unsigned *ret_max)
+{
+        struct gv_ratelimit *l = c->ratelimit;
+        unsigned cap = 0;
+
+        pthread_mutex_lock(&l->mu);
+        if (l->inflight >= l->max_inflight)
+                cap = l->max_inflight;
+        else if (change && l->inflight_changes >= l->max_inflight / 2)
+                cap = l->max_inflight / 2;
+        if (!cap) {
+                l->inflight++;
+                if (change)
+                        l->inflight_changes++;
+        }
+        pthread_mutex_unlock(&l->mu);
+        if (cap)
+                *ret_max = cap;
+        return !cap;
+}
+
+void gv_controller_inflight_leave(struct gv_controller *c, bool change)
+{
+        struct gv_ratelimit *l = c->ratelimit;
+
+        pthread_mutex_lock(&l->mu);
+        l->inflight--;
+        if (change)
+                l->inflight_changes--;
+        pthread_mutex_unlock(&l->mu);
+}
+
+unsigned gv_controller_inflight_max(struct gv_controller *c)
+{
+        return c->ratelimit->max_inflight;
 }

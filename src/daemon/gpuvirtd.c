@@ -76,6 +76,7 @@ static void usage(FILE *f)
                    "              [--host-down-after SECONDS] [--agent-timeout SECONDS]\n"
                    "              [--migration-stall-timeout SECONDS] [--web-dir DIR]\n"
                    "              [--audit-retention-days DAYS|never] [--api-rate N] [--api-burst N]\n"
+                   "              [--api-max-inflight N]\n"
                    "  both:       [--tls-ca FILE] (the CA of the other side's certificate)\n");
 }
 
@@ -95,6 +96,7 @@ struct daemon {
         int agent_timeout_ms, migration_stall_ms;
         int metrics_interval_ms;
         unsigned api_rate, api_burst; /* requests a second per token, and at once; 0: defaults */
+        unsigned api_max_inflight;    /* requests served at once; 0: the controller's default */
         int audit_retention_days;     /* 0: the controller's default (90); -1: kept forever */
         char **shared_storage;        /* --shared-storage, canonical (agent.shared_storage) */
         /* running */
@@ -145,6 +147,7 @@ static const struct option opts[] = {
         { "audit-retention-days", required_argument, NULL, 1100 },
         { "api-rate", required_argument, NULL, 1101 },
         { "api-burst", required_argument, NULL, 1102 },
+        { "api-max-inflight", required_argument, NULL, 1103 },
         { "config", required_argument, NULL, 'F' },
         { "help", no_argument, NULL, 'h' },
         {},
@@ -287,6 +290,17 @@ static int parse_args(int argc, char **argv, struct daemon *d)
                                 d->api_rate = v;
                         else
                                 d->api_burst = v;
+                        break;
+                }
+                case 1103: {
+                        /* Requests in flight (docs/configuration.md; R17). */
+                        uint32_t v;
+                        if (gv_parse_u32(optarg, 10, &v) < 0 || v < 2 || v > 4096) {
+                                fprintf(stderr, "gpuvirtd: --api-max-inflight: '%s' is not "
+                                                "2..4096.\n", optarg);
+                                return -EINVAL;
+                        }
+                        d->api_max_inflight = v;
                         break;
                 }
                 /* QEMU's confinement (docs/qemu-confinement.md). */
@@ -451,6 +465,7 @@ static int start_controller(struct daemon *d, struct gv_error **err)
                                            .audit_retention_days = d->audit_retention_days,
                                            .api_rate = d->api_rate,
                                            .api_burst = d->api_burst,
+                                           .api_max_inflight = d->api_max_inflight,
                                            .image_dir = images };
         size_t n_routes;
         const struct gv_http_route *routes = gv_controller_api_routes(&n_routes);
@@ -467,6 +482,9 @@ static int start_controller(struct daemon *d, struct gv_error **err)
         struct gv_http_config hc = { .unix_path = sock, .tcp_address = d->api_listen,
                                      .upload_dir = images,
                                      .max_body = GV_CONTROLLER_API_MAX_BODY,
+                                     /* Room past the in-flight cap, so that the requests over
+                                      * it are answered 503 rather than left unaccepted. */
+                                     .max_connections = 4 * gv_controller_inflight_max(d->ctl),
                                      .tls_cert_file = d->api_tls_cert,
                                      .tls_key_file = d->api_tls_key };
         r = gv_http_server_new(&hc, routes, n_routes, &d->ctl_api, &d->ctl_srv, err);

@@ -130,6 +130,8 @@ ns_agent() {
         local k=$1 name
         name=$(ns_name "$k")
         echo "== $(date '+%F %T') agent" >>"$CL/logs/$name.log"
+        # a simulated host's CPUs and memory for VMs, as sim-cluster.sh gives them
+        GPUVIRT_SIM_CPUS=64 GPUVIRT_SIM_MEMORY_MIB=524288 \
         GPUVIRT_TOKEN=$NS_TOKEN ip netns exec "$NS_P-a$k" "$GPUVIRT_SIM" exec --root "$CL/host$k" -- \
                 "$GPUVIRTD" --role agent --state-dir "$CL/host$k-state" \
                 --listen "$NS_SUB.$((10 + k)):9090" --advertise "http://$NS_SUB.1:$((9100 + k))" \

@@ -24,7 +24,7 @@ HOLD=${PARTITION_SECONDS:-6}
 [[ "$HOLD" =~ ^[1-9][0-9]{0,3}$ ]] || { echo "Bail out! PARTITION_SECONDS='$HOLD' is not 1..9999"; exit 1; }
 T0=$SECONDS
 ns_init part
-ns_start 2 dgx-h100 --host-down-after 4 --agent-timeout 2
+ns_start 2 dgx-h100 --host-down-after 4 --agent-timeout 8
 capi GET /api/v1/hosts
 check "two hosts up, registered over TCP through their proxies" 200 \
         "length == 2 and all(.[]; .state == \"up\" and (.endpoint | startswith(\"http://$NS_SUB.1:91\")))"

@@ -120,7 +120,7 @@ partition_case "(b) one-way, agent→controller dropped" node-a "cut_oneway node
 # ops LABEL: create, stop, start, delete of a VM through the faulty proxies; each operation
 # ends (succeeded, or failed with a message) and no VM has two QEMUs at any sample.
 ops() {
-        local label=$1 v=op-$2 step body twice=
+        local label=$1 v=op-$2 step body twice= failed=
         local steps=("POST /api/v1/vms?wait=120 {\"name\":\"$v\",\"memory_mib\":128,\"gpus\":[{\"kind\":\"vgpu\",\"type\":\"H100XM-10C\"}]}"
                 "POST /api/v1/vms/$v/stop?wait=120 "
                 "POST /api/v1/vms/$v/start?wait=120 "
@@ -136,6 +136,11 @@ ops() {
                 [ -s "$TEST_TMP/twice" ] && twice+="$m $p; "
                 if [ "$HTTP" = 200 ] && jq -e '.state == "succeeded" or (.state == "failed" and (.message | length) > 0)' <<<"$OUT" >/dev/null; then
                         _ok "$label: $m ${p%%\?*} ended: $(jqo .state)$( [ "$(jqo .state)" = failed ] && echo " ($(jqo .message))")"
+                        [ "$(jqo .state)" = failed ] && failed=1
+                elif [ -n "$failed" ] && [ "$HTTP" = 409 ] && [ -n "$(jqo '.detail // empty')" ]; then
+                        # after a failed step the next is refused, saying why (a failed create
+                        # holds no placement: "delete it and create it again")
+                        _ok "$label: $m ${p%%\?*} refused after a failed step: $(jqo .detail)"
                 else
                         _not_ok "$label: $m ${p%%\?*} ended, done or failed with a reason" "HTTP $HTTP $OUT"
                 fi

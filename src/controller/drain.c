@@ -171,8 +171,17 @@ int gv_ctl_op_host_drain(struct gv_controller *c, const char *op_id, json_t *arg
 
                 gv_ctl_op_progress(c, op_id, (int)(100 * i / (n ? n : 1)), "%s: %s (%zu of %zu)",
                                    vm, action, i + 1, n);
+                /* A drain resumed after a restart finds the moves it made before the restart
+                 * done: a VM no longer on the host (or gone) is not moved again. */
+                struct gv_store_obj cur = { 0 };
+                bool moved_already = (!strcmp(action, "live") || !strcmp(action, "offline")) &&
+                                     (gv_ctl_vm_get(c, vm ? vm : "?", &cur, NULL) < 0 ||
+                                      strcmp(jstr(cur.doc, "host") ?: "", jstr(arg, "host") ?: ""));
+                gv_store_obj_done(&cur);
                 /* (The call first: an argument's order of evaluation is unspecified.) */
-                if (!strcmp(action, "live") || !strcmp(action, "offline")) {
+                if (moved_already) {
+                        r = 0;
+                } else if (!strcmp(action, "live") || !strcmp(action, "offline")) {
                         json_t *b = json_pack("{s:s}", "mode", action);
                         r = gv_controller_vm_migrate(c, vm, b, &op, &e);
                         json_decref(b);

@@ -20,6 +20,9 @@
   --save-pids FILE    write the running VMs' QEMU pids (after the checks)
   --no-reconcile      do not ask each agent for a reconcile pass before I3 (by default one
                       pass is run: POST /v1/reconcile, "gone after one reconcile pass")
+  --settle S          read and check again, every 0.5 s, until nothing is violated or S seconds
+                      passed (default 15): operations still finishing and orphans waiting for
+                      their reconcile pass are not violations; what is still wrong is
   --gpuvirt, --gpuvirt-sim  binaries (default $GPUVIRT, $GPUVIRT_SIM)
 
 Checks (each violation is printed with its evidence on one line "VIOLATION In: ..."):
@@ -123,6 +126,7 @@ def main():
     ap.add_argument("--save-pids")
     ap.add_argument("--no-reconcile", action="store_true")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--settle", type=float, default=15.0)
     ap.add_argument("--gpuvirt", default=os.environ.get("GPUVIRT", "gpuvirt"))
     ap.add_argument("--gpuvirt-sim", default=os.environ.get("GPUVIRT_SIM", "gpuvirt-sim"))
     a = ap.parse_args()
@@ -148,204 +152,218 @@ def main():
     if not csock or not agents:
         ap.error("name the cluster (--cluster DIR) or the controller and the agents")
 
-    bad = []
+    stats = [0, 0, 0]
 
-    def violation(inv, msg):
-        bad.append(f"VIOLATION {inv}: {msg}")
+    def evaluate():
+        bad = []
 
-    ctl = UnixHTTP(csock)
-    try:
-        st, cvms = retry(lambda: ctl.call("GET", "/api/v1/vms"))
-        if st != 200:
-            raise OSError(f"GET /api/v1/vms answered {st}")
-    except OSError as e:
-        print(f"invariants: cannot read the controller at '{csock}': {e}", file=sys.stderr)
-        return 2
-    cvm = {v["name"]: v for v in cvms}
+        def violation(inv, msg):
+            bad.append(f"VIOLATION {inv}: {msg}")
 
-    # ---- agents (after one reconcile pass) and hardware
-    avms, hw = {}, {}
-    for h, (sock, root) in agents.items():
-        ag = UnixHTTP(sock)
+        ctl = UnixHTTP(csock)
         try:
-            if not a.no_reconcile:
-                retry(lambda: ag.call("POST", "/v1/reconcile", {}))
-            st, lst = retry(lambda: ag.call("GET", "/v1/vms"))
+            st, cvms = retry(lambda: ctl.call("GET", "/api/v1/vms"))
+            if st != 200:
+                raise OSError(f"GET /api/v1/vms answered {st}")
         except OSError as e:
-            print(f"invariants: cannot read {h}'s agent at '{sock}': {e}", file=sys.stderr)
-            return 2
-        avms[h] = {v["name"]: v for v in lst}
-        p = subprocess.run([a.gpuvirt_sim, "exec", "--root", root, "--", a.gpuvirt, "--json",
-                            "host", "inspect"], capture_output=True, text=True, timeout=60)
-        if p.returncode != 0:
-            print(f"invariants: cannot inspect {h} ('{root}'): {p.stderr.strip()}",
-                  file=sys.stderr)
-            return 2
-        objs = set()
-        for g in json.loads(p.stdout).get("gpus", []):
-            pci = g.get("pci_address")
-            if g.get("driver") == "vfio-pci":
-                objs.add(("pt", pci))
-            vg = g.get("vgpu") or {}
-            for i in vg.get("instances") or []:
-                objs.add(("vgpu", i.get("uuid") if vg.get("interface") == "mdev"
-                          else i.get("parent")))
-            for gi in (g.get("mig") or {}).get("gpu_instances") or []:
-                objs.add(("gi", f"{pci}/{gi.get('id')}"))
-        hw[h] = objs
+            print(f"invariants: cannot read the controller at '{csock}': {e}", file=sys.stderr)
+            return None, 2
+        cvm = {v["name"]: v for v in cvms}
 
-    def hw_key(r):
-        k = r.get("kind")
-        if k == "passthrough":
-            return ("pt", r.get("gpu"))
-        if k == "vgpu":
-            return ("vgpu", r.get("id"))
-        if k == "mig-gi":
-            return ("gi", f"{r.get('gpu')}/{r.get('gi')}")
-        return None
+        # ---- agents (after one reconcile pass) and hardware
+        avms, hw = {}, {}
+        for h, (sock, root) in agents.items():
+            ag = UnixHTTP(sock)
+            try:
+                if not a.no_reconcile:
+                    retry(lambda: ag.call("POST", "/v1/reconcile", {}))
+                st, lst = retry(lambda: ag.call("GET", "/v1/vms"))
+            except OSError as e:
+                print(f"invariants: cannot read {h}'s agent at '{sock}': {e}", file=sys.stderr)
+                return None, 2
+            avms[h] = {v["name"]: v for v in lst}
+            p = subprocess.run([a.gpuvirt_sim, "exec", "--root", root, "--", a.gpuvirt, "--json",
+                                "host", "inspect"], capture_output=True, text=True, timeout=60)
+            if p.returncode != 0:
+                print(f"invariants: cannot inspect {h} ('{root}'): {p.stderr.strip()}",
+                      file=sys.stderr)
+                return None, 2
+            objs = set()
+            for g in json.loads(p.stdout).get("gpus", []):
+                pci = g.get("pci_address")
+                if g.get("driver") == "vfio-pci":
+                    objs.add(("pt", pci))
+                vg = g.get("vgpu") or {}
+                for i in vg.get("instances") or []:
+                    objs.add(("vgpu", i.get("uuid") if vg.get("interface") == "mdev"
+                              else i.get("parent")))
+                for gi in (g.get("mig") or {}).get("gpu_instances") or []:
+                    objs.add(("gi", f"{pci}/{gi.get('id')}"))
+            hw[h] = objs
 
-    # I1: the agents' records
-    for h, vms in avms.items():
-        owner = {}
-        for n, v in vms.items():
-            for r in v.get("hw") or []:
-                k = hw_key(r)
-                if k is None:
+        def hw_key(r):
+            k = r.get("kind")
+            if k == "passthrough":
+                return ("pt", r.get("gpu"))
+            if k == "vgpu":
+                return ("vgpu", r.get("id"))
+            if k == "mig-gi":
+                return ("gi", f"{r.get('gpu')}/{r.get('gi')}")
+            return None
+
+        # I1: the agents' records
+        for h, vms in avms.items():
+            owner = {}
+            for n, v in vms.items():
+                for r in v.get("hw") or []:
+                    k = hw_key(r)
+                    if k is None:
+                        continue
+                    if k in owner and owner[k] != n:
+                        violation("I1", f"{h}: {k[0]} {k[1]} is recorded by VMs '{owner[k]}' and "
+                                  f"'{n}'")
+                    owner[k] = n
+        # I1: the controller's placements (a VM on the move holds its target too)
+        held = {}
+        for n, v in cvm.items():
+            pls = [v.get("placement")]
+            if isinstance(v.get("migration"), dict):
+                pls.append(v["migration"].get("placement"))
+            for pl in pls:
+                if not isinstance(pl, dict):
                     continue
-                if k in owner and owner[k] != n:
-                    violation("I1", f"{h}: {k[0]} {k[1]} is recorded by VMs '{owner[k]}' and "
-                              f"'{n}'")
-                owner[k] = n
-    # I1: the controller's placements (a VM on the move holds its target too)
-    held = {}
-    for n, v in cvm.items():
-        pls = [v.get("placement")]
-        if isinstance(v.get("migration"), dict):
-            pls.append(v["migration"].get("placement"))
-        for pl in pls:
-            if not isinstance(pl, dict):
+                for g in pl.get("gpus") or []:
+                    held.setdefault((pl.get("host"), g.get("pci")), []).append((n, g))
+        for (h, pci), lst in held.items():
+            names = {n for n, _ in lst}
+            if len(names) < 2:
                 continue
-            for g in pl.get("gpus") or []:
-                held.setdefault((pl.get("host"), g.get("pci")), []).append((n, g))
-    for (h, pci), lst in held.items():
-        names = {n for n, _ in lst}
-        if len(names) < 2:
-            continue
-        wholes = [n for n, g in lst if g.get("alloc") == "whole"]
-        if wholes:
-            violation("I1", f"{h} {pci}: whole GPU placed for {sorted(wholes)} and also for "
-                      f"{sorted(names - set(wholes)) or sorted(names)}")
-        # (the placement names no slice count: two instances at one start slice overlap; the
-        # agents' GPU instance records above catch the rest)
-        migs = [(n, g) for n, g in lst if g.get("alloc") in ("mig", "mig-vgpu")]
-        for i in range(len(migs)):
-            for j in range(i + 1, len(migs)):
-                (n1, g1), (n2, g2) = migs[i], migs[j]
-                if n1 != n2 and g1.get("start") == g2.get("start"):
-                    violation("I1", f"{h} {pci}: MIG slices of '{n1}' and '{n2}' both start at "
-                              f"slice {g1.get('start')}")
+            wholes = [n for n, g in lst if g.get("alloc") == "whole"]
+            if wholes:
+                violation("I1", f"{h} {pci}: whole GPU placed for {sorted(wholes)} and also for "
+                          f"{sorted(names - set(wholes)) or sorted(names)}")
+            # (the placement names no slice count: two instances at one start slice overlap; the
+            # agents' GPU instance records above catch the rest)
+            migs = [(n, g) for n, g in lst if g.get("alloc") in ("mig", "mig-vgpu")]
+            for i in range(len(migs)):
+                for j in range(i + 1, len(migs)):
+                    (n1, g1), (n2, g2) = migs[i], migs[j]
+                    if n1 != n2 and g1.get("start") == g2.get("start"):
+                        violation("I1", f"{h} {pci}: MIG slices of '{n1}' and '{n2}' both start at "
+                                  f"slice {g1.get('start')}")
 
-    # I3: hardware ⊆ agents' records; agents' VMs ⊆ controller's VMs on that host
-    for h in agents:
-        recorded = {hw_key(r) for v in avms[h].values() for r in v.get("hw") or []}
-        for o in sorted(hw[h] - recorded, key=str):
-            violation("I3", f"{h}: {o[0]} {o[1]} exists on the host but no VM of its agent "
-                      "records it after a reconcile pass")
-        for o in sorted(recorded - hw[h] - {None}, key=str):
-            # a record of hardware that is gone is a VM that will fail to start: say so too
-            violation("I3", f"{h}: the agent records {o[0]} {o[1]} that the host does not have")
-        for n, v in avms[h].items():
-            c = cvm.get(n)
-            mig = c.get("migration") if c else None
-            if not c or (c.get("host") != h and not (isinstance(mig, dict)
-                                                      and mig.get("host") == h)):
-                violation("I3", f"{h}: the agent has VM '{n}' (phase {v.get('phase')}) that "
-                          f"the controller places {'nowhere' if not c else 'on ' + str(c.get('host'))}")
-    for n, v in cvm.items():
-        if v.get("state") == "running":
-            av = avms.get(v.get("host"), {}).get(n)
-            if not av or av.get("phase") != "running":
-                violation("I3", f"the controller says '{n}' runs on {v.get('host')}, its agent "
-                          f"says {av.get('phase') if av else 'it has no such VM'}")
+        # I3: hardware ⊆ agents' records; agents' VMs ⊆ controller's VMs on that host
+        for h in agents:
+            recorded = {hw_key(r) for v in avms[h].values() for r in v.get("hw") or []}
+            for o in sorted(hw[h] - recorded, key=str):
+                violation("I3", f"{h}: {o[0]} {o[1]} exists on the host but no VM of its agent "
+                          "records it after a reconcile pass")
+            for o in sorted(recorded - hw[h] - {None}, key=str):
+                # a record of hardware that is gone is a VM that will fail to start: say so too
+                violation("I3", f"{h}: the agent records {o[0]} {o[1]} that the host does not have")
+            for n, v in avms[h].items():
+                c = cvm.get(n)
+                mig = c.get("migration") if c else None
+                if not c or (c.get("host") != h and not (isinstance(mig, dict)
+                                                          and mig.get("host") == h)):
+                    violation("I3", f"{h}: the agent has VM '{n}' (phase {v.get('phase')}) that "
+                              f"the controller places {'nowhere' if not c else 'on ' + str(c.get('host'))}")
+        for n, v in cvm.items():
+            if v.get("state") == "running":
+                av = avms.get(v.get("host"), {}).get(n)
+                if not av or av.get("phase") != "running":
+                    violation("I3", f"the controller says '{n}' runs on {v.get('host')}, its agent "
+                              f"says {av.get('phase') if av else 'it has no such VM'}")
 
-    # I2: the history
-    if a.history:
-        last, last_ack = {}, {}
-        order = []
-        try:
-            for line in open(a.history):
-                line = line.strip()
-                if not line:
-                    continue
-                e = json.loads(line)
-                order.append(e)
-        except (OSError, ValueError) as e:
-            print(f"invariants: cannot read the history '{a.history}': {e}", file=sys.stderr)
-            return 2
-        for e in order:
-            vm = e.get("vm")
-            ack = 200 <= int(e.get("status") or 0) < 300 and e.get("state") == "succeeded"
-            last[vm] = e
-            if ack:
-                last_ack[vm] = e
-            e["_ack"] = ack
-        for vm, e in last.items():
-            c = cvm.get(vm)
-            op = e.get("op")
-            ev = f"(last call: {json.dumps({k: x for k, x in e.items() if k != '_ack'})})"
-            if e["_ack"]:
-                if op == "delete" and c:
-                    violation("I2", f"'{vm}' was deleted (acknowledged) but exists, "
-                              f"{c.get('state')} {ev}")
-                elif op != "delete" and not c:
-                    violation("I2", f"'{vm}': an acknowledged {op} and no later call, but the "
-                              f"VM is gone {ev}")
-                elif c:
-                    want = {"create": "running", "start": "running", "stop": "stopped",
-                            "migrate": None}.get(op)
-                    if want and c.get("state") != want:
-                        violation("I2", f"'{vm}': an acknowledged {op}, no later call, but the "
-                                  f"VM is {c.get('state')} {ev}")
-                    if op == "migrate" and e.get("to") and c.get("host") != e.get("to"):
-                        violation("I2", f"'{vm}': an acknowledged move to {e.get('to')}, but "
-                                  f"the VM is on {c.get('host')} {ev}")
-            else:
-                # not acknowledged: the last acknowledged call still bounds what may be
-                la = last_ack.get(vm)
-                if la and la.get("op") == "create" and op not in ("delete", "create") and not c:
-                    violation("I2", f"'{vm}': created (acknowledged), no delete attempted since, "
-                              f"but the VM is gone {ev}")
-                if la and la.get("op") == "delete" and op != "create" and c:
-                    violation("I2", f"'{vm}': deleted (acknowledged), no create attempted since, "
-                              f"but the VM exists {ev}")
+        # I2: the history
+        if a.history:
+            last, last_ack = {}, {}
+            order = []
+            try:
+                for line in open(a.history):
+                    line = line.strip()
+                    if not line:
+                        continue
+                    e = json.loads(line)
+                    order.append(e)
+            except (OSError, ValueError) as e:
+                print(f"invariants: cannot read the history '{a.history}': {e}", file=sys.stderr)
+                return None, 2
+            for e in order:
+                vm = e.get("vm")
+                ack = 200 <= int(e.get("status") or 0) < 300 and e.get("state") == "succeeded"
+                last[vm] = e
+                if ack:
+                    last_ack[vm] = e
+                e["_ack"] = ack
+            for vm, e in last.items():
+                c = cvm.get(vm)
+                op = e.get("op")
+                ev = f"(last call: {json.dumps({k: x for k, x in e.items() if k != '_ack'})})"
+                if e["_ack"]:
+                    if op == "delete" and c:
+                        violation("I2", f"'{vm}' was deleted (acknowledged) but exists, "
+                                  f"{c.get('state')} {ev}")
+                    elif op != "delete" and not c:
+                        violation("I2", f"'{vm}': an acknowledged {op} and no later call, but the "
+                                  f"VM is gone {ev}")
+                    elif c:
+                        want = {"create": "running", "start": "running", "stop": "stopped",
+                                "migrate": None}.get(op)
+                        if want and c.get("state") != want:
+                            violation("I2", f"'{vm}': an acknowledged {op}, no later call, but the "
+                                      f"VM is {c.get('state')} {ev}")
+                        if op == "migrate" and e.get("to") and c.get("host") != e.get("to"):
+                            violation("I2", f"'{vm}': an acknowledged move to {e.get('to')}, but "
+                                      f"the VM is on {c.get('host')} {ev}")
+                else:
+                    # not acknowledged: the last acknowledged call still bounds what may be
+                    la = last_ack.get(vm)
+                    if la and la.get("op") == "create" and op not in ("delete", "create") and not c:
+                        violation("I2", f"'{vm}': created (acknowledged), no delete attempted since, "
+                                  f"but the VM is gone {ev}")
+                    if la and la.get("op") == "delete" and op != "create" and c:
+                        violation("I2", f"'{vm}': deleted (acknowledged), no create attempted since, "
+                                  f"but the VM exists {ev}")
 
-    # I4
-    if a.pids_before:
-        try:
-            before = json.load(open(a.pids_before))
-        except (OSError, ValueError) as e:
-            print(f"invariants: cannot read '{a.pids_before}': {e}", file=sys.stderr)
-            return 2
-        for n, b in before.items():
-            av = avms.get(b["host"], {}).get(n)
-            if av and av.get("phase") == "running" and av.get("pid") != b["pid"]:
-                violation("I4", f"'{n}' on {b['host']} ran as QEMU pid {b['pid']} before the "
-                          f"kill and as pid {av.get('pid')} after: recovery restarted it")
-            c = cvm.get(n)
-            if not av and c and c.get("host") == b["host"] and c.get("state") == "running":
-                violation("I4", f"'{n}' ran on {b['host']} (pid {b['pid']}) before the kill; "
-                          "its agent has lost it")
-    if a.save_pids:
-        pids = {n: {"host": h, "pid": v.get("pid")} for h, vms in avms.items()
-                for n, v in vms.items() if v.get("phase") == "running" and v.get("pid")}
-        with open(a.save_pids, "w") as f:
-            json.dump(pids, f)
+        # I4
+        if a.pids_before:
+            try:
+                before = json.load(open(a.pids_before))
+            except (OSError, ValueError) as e:
+                print(f"invariants: cannot read '{a.pids_before}': {e}", file=sys.stderr)
+                return None, 2
+            for n, b in before.items():
+                av = avms.get(b["host"], {}).get(n)
+                if av and av.get("phase") == "running" and av.get("pid") != b["pid"]:
+                    violation("I4", f"'{n}' on {b['host']} ran as QEMU pid {b['pid']} before the "
+                              f"kill and as pid {av.get('pid')} after: recovery restarted it")
+                c = cvm.get(n)
+                if not av and c and c.get("host") == b["host"] and c.get("state") == "running":
+                    violation("I4", f"'{n}' ran on {b['host']} (pid {b['pid']}) before the kill; "
+                              "its agent has lost it")
+        if a.save_pids:
+            pids = {n: {"host": h, "pid": v.get("pid")} for h, vms in avms.items()
+                    for n, v in vms.items() if v.get("phase") == "running" and v.get("pid")}
+            with open(a.save_pids, "w") as f:
+                json.dump(pids, f)
 
+        stats[:] = [len(cvm), sum(len(x) for x in avms.values()),
+                    sum(len(x) for x in hw.values())]
+        return bad, 0
+    deadline = time.monotonic() + a.settle
+    while True:
+        bad, rc = evaluate()
+        if bad is None:
+            return rc
+        if not bad or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
     for b in bad:
         print(b)
     if not a.quiet:
-        print(f"invariants: {len(cvm)} VMs, {sum(len(x) for x in avms.values())} agent VMs, "
-              f"{sum(len(x) for x in hw.values())} hardware objects, {len(bad)} violation(s)",
+        print(f"invariants: {stats[0]} VMs, {stats[1]} agent VMs, {stats[2]} hardware objects, "
+              f"{len(bad)} violation(s)",
               file=sys.stderr)
     return 1 if bad else 0
 

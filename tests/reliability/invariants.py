@@ -188,7 +188,7 @@ def main():
             for o in (report or {}).get("orphans") or []:
                 k = o.get("kind")
                 orphans[h].add(("vgpu", o.get("id")) if k == "vgpu" else
-                               ("gi", f"{o.get('gpu')}/{o.get('gi')}") if k == "mig-gi" else
+                               ("gi", f"{o.get('gpu')}/{o.get('id')}") if k == "mig-gi" else
                                ("pt", o.get("gpu")) if k == "vfio-binding" else (k, o.get("id")))
             p = subprocess.run([a.gpuvirt_sim, "exec", "--root", root, "--", a.gpuvirt, "--json",
                                 "host", "inspect"], capture_output=True, text=True, timeout=60)

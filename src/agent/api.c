@@ -79,10 +79,15 @@ static int mutate(struct gv_http_request *req, struct gv_agent_api *api, mutatio
                 body = gv_http_problem_from_error(r, e, gv_http_path(req));
                 status = gv_http_status_from_errno(r);
         }
-        if (status >= 500)
+        if (status >= 500) {
                 (void)gv_oplog_forget(api->oplog, id, NULL); /* a retry runs it again */
-        else
+        } else {
                 (void)gv_oplog_finish(api->oplog, id, status, body, NULL);
+                /* The journal's bounds (oplog.h) hold between restarts too (R16). */
+                static unsigned finished;
+                if (__atomic_add_fetch(&finished, 1, __ATOMIC_RELAXED) % GV_OPLOG_PRUNE_EVERY == 0)
+                        (void)gv_oplog_prune(api->oplog, GV_OPLOG_KEEP_S, GV_OPLOG_KEEP_MAX, NULL);
+        }
         return reply(req, status, body);
 }
 

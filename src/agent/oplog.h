@@ -117,6 +117,15 @@ typedef int (*gv_oplog_recover_fn)(const char *id, const char *method, const cha
 int gv_oplog_recover(struct gv_oplog *l, gv_oplog_recover_fn fn, void *userdata,
                      struct gv_error **err);
 
+/* What the agent keeps of finished operations, for replaying an Operation-Id a client retries
+ * (the controller resumes its operations with their ids after a restart): a day of them, at
+ * most 10,000. Each holds its answer in memory (a VM's status is kilobytes of JSON), so the
+ * count bounds the agent's memory too. Pruned at start and every GV_OPLOG_PRUNE_EVERY finished
+ * operations: until then an agent pruned only at start and kept every answer in between. */
+#define GV_OPLOG_KEEP_S (24 * 3600)
+#define GV_OPLOG_KEEP_MAX 10000u
+#define GV_OPLOG_PRUNE_EVERY 256u
+
 /* Housekeeping: drop finished entries that finished more than max_age_s seconds ago
  * (max_age_s < 0: no age limit), then, while more than max_entries entries remain, finished
  * ones, oldest first (SIZE_MAX: no count limit; running entries are never dropped, so the

@@ -388,8 +388,9 @@ static int start_agent(struct daemon *d, struct gv_error **err)
                 r = gv_oplog_recover(d->agent_api.oplog, recover_op, NULL, err);
         if (r < 0)
                 return r;
-        /* The journal keeps a week of finished operations, at most 100,000. */
-        (void)gv_oplog_prune(d->agent_api.oplog, 7 * 24 * 3600, 100000, NULL);
+        /* The journal keeps a day of finished operations, at most 10,000 (oplog.h); api.c
+         * prunes again as operations finish. */
+        (void)gv_oplog_prune(d->agent_api.oplog, GV_OPLOG_KEEP_S, GV_OPLOG_KEEP_MAX, NULL);
         for (const char *const *w = gv_oplog_warnings(d->agent_api.oplog); *w; w++)
                 fprintf(stderr, "gpuvirtd: %s\n", *w);
         d->agent_sock = d->socket_path ? xstrdup(d->socket_path)

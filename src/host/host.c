@@ -441,6 +441,10 @@ int gv_gpu_set_mode(struct gv_host *h, struct gv_gpu *g, enum gv_gpu_mode mode,
         if (r < 0)
                 return r;
         r = gv_host_refresh_gpu(h, g, err);
+        /* The change is made; a read that failed (mode 'unknown') says nothing about it: read
+         * once more before calling the change failed (reliability.md R6). */
+        if (r >= 0 && g->mode == GV_GPU_MODE_UNKNOWN)
+                r = gv_host_refresh_gpu(h, g, err);
         if (r < 0)
                 return r;
         if (g->mode != mode)

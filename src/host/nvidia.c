@@ -93,22 +93,24 @@ static int nv_device(struct nv_ctx *c, const struct gv_gpu *g, struct gv_nvml_de
         return gv_nvml_device_by_pci(c->nvml, g->bdf, ret, err);
 }
 
-/* reliability.md F8: NVML says the GPU is lost (GPU_IS_LOST) or needs a reset (RESET_REQUIRED)
- * [S74][S75]: the GPU is unhealthy until it answers again (the next refresh reads it anew). The
- * first such answer is kept as the reason. Returns r. */
-static int nv_health(struct gv_gpu *g, int r, const char *msg)
+/* reliability.md F8: an NVML call about the GPU answered GPU_IS_LOST or RESET_REQUIRED
+ * [S74][S75] since `before` (gv_nvml_fatal_count): the GPU is unhealthy until it answers again
+ * (the next refresh reads it anew). The error of the operation, when it has one, is the reason.
+ * Returns r. */
+static int nv_health(struct gv_gpu *g, unsigned before, int r, struct gv_error **err)
 {
-        if (r >= 0 || g->unhealthy || !msg ||
-            (!strstr(msg, "NVML_ERROR_GPU_IS_LOST") && !strstr(msg, "NVML_ERROR_RESET_REQUIRED")))
+        int code = 0;
+        if (g->unhealthy || gv_nvml_fatal_count(&code) == before)
                 return r;
-        g->unhealthy = xasprintf("GPU %s does not answer: %s; it takes no new VMs until it "
-                                 "answers again (reset or replace it)", g->bdf, msg);
+        if (r < 0 && err && *err)
+                g->unhealthy = xasprintf("GPU %s does not answer: %s; it takes no new VMs until "
+                                         "it answers again (reset or replace it)", g->bdf,
+                                         (*err)->msg);
+        else
+                g->unhealthy = xasprintf("GPU %s does not answer: NVML says %s; it takes no new "
+                                         "VMs until it answers again (reset or replace it)",
+                                         g->bdf, gv_nvml_return_to_string(code));
         return r;
-}
-
-static int nv_health_err(struct gv_gpu *g, int r, struct gv_error **err)
-{
-        return nv_health(g, r, err && *err ? (*err)->msg : NULL);
 }
 
 static const char *short_name(const char *n)
@@ -118,37 +120,32 @@ static const char *short_name(const char *n)
 
 static void read_live_values(struct gv_nvml_device *d, struct gv_gpu *g)
 {
-        struct gv_error *e = NULL;
         char *s = NULL;
-        int r;
 
-#define NOTE(call)                                        \
-        (r = (call), nv_health(g, r, e ? e->msg : NULL), e = gv_error_free(e), r)
-        if (NOTE(gv_nvml_device_name(d, &s, &e)) >= 0)
+        if (gv_nvml_device_name(d, &s, NULL) >= 0)
                 g->product_name = s;
         s = NULL;
-        if (NOTE(gv_nvml_device_uuid(d, &s, &e)) >= 0) {
+        if (gv_nvml_device_uuid(d, &s, NULL) >= 0) {
                 snprintf(g->uuid, sizeof(g->uuid), "%s", s);
                 g->valid |= GV_GPU_HAS_UUID;
                 free(s);
         }
         struct gv_nvml_memory m;
-        if (NOTE(gv_nvml_device_memory(d, &m, &e)) >= 0) {
+        if (gv_nvml_device_memory(d, &m, NULL) >= 0) {
                 g->memory_total_mib = m.total >> 20;
                 g->memory_used_mib = m.used >> 20;
                 g->valid |= GV_GPU_HAS_MEMORY;
         }
         struct gv_nvml_utilization u;
-        if (NOTE(gv_nvml_device_utilization(d, &u, &e)) >= 0) {
+        if (gv_nvml_device_utilization(d, &u, NULL) >= 0) {
                 g->util_gpu_pct = u.gpu_pct;
                 g->util_mem_pct = u.memory_pct;
                 g->valid |= GV_GPU_HAS_UTIL;
         }
-        if (NOTE(gv_nvml_device_power(d, &g->power_mw, &e)) >= 0)
+        if (gv_nvml_device_power(d, &g->power_mw, NULL) >= 0)
                 g->valid |= GV_GPU_HAS_POWER;
-        if (NOTE(gv_nvml_device_temperature(d, &g->temperature_c, &e)) >= 0)
+        if (gv_nvml_device_temperature(d, &g->temperature_c, NULL) >= 0)
                 g->valid |= GV_GPU_HAS_TEMP;
-#undef NOTE
 }
 
 static const struct gv_mig_gi_profile *profile_by_id(const struct gv_mig_gi_profile *p, size_t n,
@@ -185,14 +182,20 @@ static int read_mig(struct gv_nvml_device *d, struct gv_gpu *g, struct gv_error 
 
         struct gv_mig_gi_profile *prof = NULL;
         size_t n_prof = 0;
-        r = gv_nvml_gi_profiles(d, &prof, &n_prof, err);
-        if (r < 0)
+        r = gv_nvml_gi_profiles(d, &prof, &n_prof, &e);
+        if (r < 0) {
+                /* The instances cannot be listed: the layout is unknown, and an operation that
+                 * trusted an empty list would leave instances behind. */
+                g->mig_error = xstrdup(gv_error_msg(e, r));
+                g->mig_errno = -r;
+                gv_error_propagate(err, TAKE_PTR(e));
                 return r;
+        }
         for (size_t i = 0; i < n_prof; i++)
                 g->mig_memory_slices = MAX(g->mig_memory_slices, prof[i].memory_slices);
         struct gv_nvml_gi *gis = NULL;
         size_t n_gis = 0;
-        r = gv_nvml_gi_list(d, &gis, &n_gis, err);
+        r = gv_nvml_gi_list(d, &gis, &n_gis, &e);
         if (r >= 0) {
                 g->gis = xnew0(struct gv_mig_gi_info, n_gis + 1);
                 for (size_t i = 0; i < n_gis; i++) {
@@ -219,6 +222,10 @@ static int read_mig(struct gv_nvml_device *d, struct gv_gpu *g, struct gv_error 
                         }
                 }
                 free(gis);
+        } else {
+                g->mig_error = xstrdup(gv_error_msg(e, r));
+                g->mig_errno = -r;
+                gv_error_propagate(err, TAKE_PTR(e));
         }
         gv_nvml_gi_profiles_free(prof, n_prof);
         return r < 0 ? r : 0;
@@ -363,7 +370,7 @@ static void read_vgpus(struct gv_host *h, struct gv_nvml_device *d, struct gv_gp
         free_active(act, n_act);
 }
 
-static int nv_inspect(void *ctx, struct gv_host *h, struct gv_gpu *g, struct gv_error **err)
+static int nv_inspect_do(void *ctx, struct gv_host *h, struct gv_gpu *g, struct gv_error **err)
 {
         struct nv_ctx *c = ctx;
         const struct gv_gpu_model *m =
@@ -417,7 +424,6 @@ static int nv_inspect(void *ctx, struct gv_host *h, struct gv_gpu *g, struct gv_
                         g->mode = GV_GPU_MODE_NONE;
         }
         if (r < 0) {
-                nv_health(g, r, e ? e->msg : NULL);
                 gv_error_propagate(err, TAKE_PTR(e));
                 return r;
         }
@@ -460,8 +466,15 @@ static int nv_set_mode_do(void *ctx, struct gv_host *h, struct gv_gpu *g, enum g
                 return gv_error_set(err, EINVAL, "mode '%s' is not the NVIDIA backend's",
                                     gv_gpu_mode_to_string(mode));
         enum gv_nvml_virt_mode vm = GV_NVML_VIRT_NONE;
-        bool vgpu_manager = gv_nvml_virtualization_mode(d, &vm, NULL) >= 0 &&
-                            vm == GV_NVML_VIRT_HOST_VGPU;
+        if (mode != GV_GPU_MODE_NONE) {
+                /* Whether VFs go with the mode depends on it: never guess (a MIG GPU without
+                 * its VFs would take no MIG-backed vGPU). */
+                r = gv_nvml_virtualization_mode(d, &vm, err);
+                if (r < 0)
+                        return gv_error_wrap(err, r, "cannot tell whether the vGPU manager runs "
+                                             "for GPU %s, so its mode was left as it is", g->bdf);
+        }
+        bool vgpu_manager = vm == GV_NVML_VIRT_HOST_VGPU;
         if (mode == GV_GPU_MODE_VGPU && !vgpu_manager)
                 return gv_error_set(err, EOPNOTSUPP, "GPU %s cannot do vGPU: the NVIDIA vGPU "
                                     "manager is not running on this host (NVML virtualization "
@@ -917,7 +930,7 @@ static int nv_read_metrics_do(void *ctx, struct gv_host *h, struct gv_gpu *g,
                 m->valid |= GV_METRIC_MEMORY;
         }
         struct gv_nvml_utilization u;
-        if ((r = gv_nvml_device_utilization(d, &u, &e)) < 0)
+        if ((r = gv_nvml_device_utilization(d, &u, NULL)) < 0)
                 metrics_fail(m, TAKE_PTR(e), r);
         else {
                 m->util_pct = u.gpu_pct;
@@ -937,57 +950,78 @@ static int nv_read_metrics_do(void *ctx, struct gv_host *h, struct gv_gpu *g,
         return 0;
 }
 
-/* The operations, each noting on the GPU when NVML says it is lost or needs a reset. */
+/* The reads and operations, each noting on the GPU when NVML says it is lost or needs a
+ * reset. */
+static int nv_inspect(void *ctx, struct gv_host *h, struct gv_gpu *g, struct gv_error **err)
+{
+        unsigned before = gv_nvml_fatal_count(NULL);
+        int r = nv_inspect_do(ctx, h, g, err);
+        return nv_health(g, before, r, err);
+}
+
 static int nv_set_mode(void *ctx, struct gv_host *h, struct gv_gpu *g, enum gv_gpu_mode mode,
                        struct gv_error **err)
 {
-        return nv_health_err(g, nv_set_mode_do(ctx, h, g, mode, err), err);
+        unsigned before = gv_nvml_fatal_count(NULL);
+        int r = nv_set_mode_do(ctx, h, g, mode, err);
+        return nv_health(g, before, r, err);
 }
 
 static int nv_mig_profiles(void *ctx, struct gv_gpu *g, struct gv_mig_gi_profile **ret,
                            size_t *ret_n, struct gv_error **err)
 {
-        return nv_health_err(g, nv_mig_profiles_do(ctx, g, ret, ret_n, err), err);
+        unsigned before = gv_nvml_fatal_count(NULL);
+        int r = nv_mig_profiles_do(ctx, g, ret, ret_n, err);
+        return nv_health(g, before, r, err);
 }
 
 static int nv_mig_create(void *ctx, struct gv_gpu *g, uint32_t profile_id,
                          const struct gv_mig_placement *placement, uint32_t *ret_gi_id,
                          struct gv_error **err)
 {
-        return nv_health_err(g, nv_mig_create_do(ctx, g, profile_id, placement, ret_gi_id, err),
-                             err);
+        unsigned before = gv_nvml_fatal_count(NULL);
+        int r = nv_mig_create_do(ctx, g, profile_id, placement, ret_gi_id, err);
+        return nv_health(g, before, r, err);
 }
 
 static int nv_mig_destroy(void *ctx, struct gv_gpu *g, uint32_t gi_id, struct gv_error **err)
 {
-        return nv_health_err(g, nv_mig_destroy_do(ctx, g, gi_id, err), err);
+        unsigned before = gv_nvml_fatal_count(NULL);
+        int r = nv_mig_destroy_do(ctx, g, gi_id, err);
+        return nv_health(g, before, r, err);
 }
 
 static int nv_vgpu_types(void *ctx, struct gv_host *h, struct gv_gpu *g,
                          struct gv_vgpu_type_info **ret, size_t *ret_n, struct gv_error **err)
 {
-        return nv_health_err(g, nv_vgpu_types_do(ctx, h, g, ret, ret_n, err), err);
+        unsigned before = gv_nvml_fatal_count(NULL);
+        int r = nv_vgpu_types_do(ctx, h, g, ret, ret_n, err);
+        return nv_health(g, before, r, err);
 }
 
 static int nv_vgpu_create(void *ctx, struct gv_host *h, struct gv_gpu *g,
                           const struct gv_vgpu_type_info *type, char ret_id[GV_UUID_STR_LEN + 1],
                           struct gv_error **err)
 {
-        return nv_health_err(g, nv_vgpu_create_do(ctx, h, g, type, ret_id, err), err);
+        unsigned before = gv_nvml_fatal_count(NULL);
+        int r = nv_vgpu_create_do(ctx, h, g, type, ret_id, err);
+        return nv_health(g, before, r, err);
 }
 
 static int nv_vgpu_destroy(void *ctx, struct gv_host *h, struct gv_gpu *g,
                            const struct gv_vgpu_instance *v, struct gv_error **err)
 {
-        return nv_health_err(g, nv_vgpu_destroy_do(ctx, h, g, v, err), err);
+        unsigned before = gv_nvml_fatal_count(NULL);
+        int r = nv_vgpu_destroy_do(ctx, h, g, v, err);
+        return nv_health(g, before, r, err);
 }
 
 static int nv_read_metrics(void *ctx, struct gv_host *h, struct gv_gpu *g,
                            struct gv_gpu_metrics *m, struct gv_error **err)
 {
+        unsigned before = gv_nvml_fatal_count(NULL);
         int r = nv_read_metrics_do(ctx, h, g, m, err);
-        nv_health(g, r < 0 ? r : -EIO, r < 0 ? (err && *err ? (*err)->msg : NULL) : m->error);
-        return r;
+        return nv_health(g, before, r, err);
 }
 
 const struct gv_gpu_backend_ops gv_nvidia_backend_ops = {

@@ -94,9 +94,25 @@ const char *gv_nvml_return_to_string(int nvml_return)
         return c ? c->name : NULL;
 }
 
+/* reliability.md F8: the answers that say the GPU is gone or needs a reset [S74][S75], counted
+ * per thread so that a caller can tell whether a sequence of its calls met one. */
+static _Thread_local unsigned fatal_count;
+static _Thread_local int fatal_last;
+
+unsigned gv_nvml_fatal_count(int *ret_last_code)
+{
+        if (ret_last_code)
+                *ret_last_code = fatal_last;
+        return fatal_count;
+}
+
 int nvml_fail(const struct gv_nvml *n, nvmlReturn_t rc, struct gv_error **err, const char *call,
               const char *argfmt, ...)
 {
+        if (rc == NVML_ERROR_GPU_IS_LOST || rc == NVML_ERROR_RESET_REQUIRED) {
+                fatal_count++;
+                fatal_last = (int)rc;
+        }
         const struct nvml_code *c = code_find((int)rc);
         int errnum = c ? c->errnum : EIO;
         char unknown[sizeof("NVML_ERROR_") + DECIMAL_STR_MAX(int)];

@@ -421,7 +421,20 @@ int gv_nvml_gi_create(struct gv_nvml_device *d, uint32_t profile_id,
         }
 
         (void)snprintf(what, sizeof(what), "new GI of profile id %u", profile_id);
-        return gi_from_handle(d, h, what, ret, err);
+        int r = gi_from_handle(d, h, what, ret, err);
+        if (r < 0) {
+                /* reliability.md F3: an instance nobody can name is an instance nobody owns.
+                 * Destroy it through the handle the create gave. */
+                rc = n->sym.nvmlGpuInstanceDestroy ? n->sym.nvmlGpuInstanceDestroy(h)
+                                                   : NVML_ERROR_FUNCTION_NOT_FOUND;
+                return gv_error_wrap(err, r, rc == NVML_SUCCESS
+                                     ? "the GPU instance just created on %s could not be read, "
+                                       "so it was destroyed again"
+                                     : "the GPU instance just created on %s could not be read "
+                                       "nor destroyed: 'gpuvirt mig apply' or a reconcile "
+                                       "removes it", d->label);
+        }
+        return 0;
 }
 
 int gv_nvml_gi_destroy(const struct gv_nvml_gi *gi, struct gv_error **err)
@@ -717,7 +730,18 @@ int gv_nvml_ci_create(const struct gv_nvml_gi *gi, uint32_t profile_id,
                                          profile_id);
         }
         (void)snprintf(what, sizeof(what), "new CI of profile id %u", profile_id);
-        return ci_from_handle(gi, h, what, ret, err);
+        int r = ci_from_handle(gi, h, what, ret, err);
+        if (r < 0) {
+                /* As for a GPU instance (gv_nvml_gi_create): no compute instance left unnamed. */
+                rc = n->sym.nvmlComputeInstanceDestroy ? n->sym.nvmlComputeInstanceDestroy(h)
+                                                       : NVML_ERROR_FUNCTION_NOT_FOUND;
+                return gv_error_wrap(err, r, rc == NVML_SUCCESS
+                                     ? "the compute instance just created in GI %u on %s could "
+                                       "not be read, so it was destroyed again"
+                                     : "the compute instance just created in GI %u on %s could "
+                                       "not be read nor destroyed", gi->id, gi->device->label);
+        }
+        return 0;
 }
 
 int gv_nvml_ci_destroy(const struct gv_nvml_ci *ci, struct gv_error **err)

@@ -76,6 +76,11 @@ struct gv_nvml *gv_nvml_unref(struct gv_nvml *n);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct gv_nvml *, gv_nvml_unref);
 
 bool gv_nvml_has(const struct gv_nvml *n, enum gv_nvml_cap c);
+/* How many NVML calls made by this thread answered NVML_ERROR_GPU_IS_LOST or
+ * NVML_ERROR_RESET_REQUIRED (the GPU is gone or needs a reset), whether or not the caller asked
+ * for the error; ret_last_code (optional): the latest such nvmlReturn_t. A caller compares the
+ * count before and after its calls about one GPU (src/host marks the GPU unhealthy). */
+unsigned gv_nvml_fatal_count(int *ret_last_code);
 /* The path passed to dlopen (a soname when searched). */
 const char *gv_nvml_library_path(const struct gv_nvml *n);
 

@@ -71,7 +71,7 @@ prepare() { # POINT VM: the VM the operation needs, made before the kill is arme
 # Every VM deleted, the drained host back (a clean cluster for the next point).
 tidy() {
         local v
-        capi POST /api/v1/hosts/node-a/undrain '{}'
+        capi POST /api/v1/hosts/node-a/undrain
         capi GET /api/v1/vms
         for v in $(jq -r '.[].name' <<<"$OUT"); do
                 capi DELETE "/api/v1/vms/$v?wait=30"

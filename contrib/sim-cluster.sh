@@ -8,7 +8,7 @@
 #   sim-cluster.sh start DIR [--hosts N] [--profiles P1,P2,...] [--accel tcg|kvm|auto]
 #                            [--host-down-after S] [--cpus N] [--memory-gib N] [--qemu PATH]
 #                            [--same-group] [--controller-config FILE] [--stop-timeout S]
-#                            [--tls] [--orphan-grace S]
+#                            [--tls] [--orphan-grace S] [--store URL]
 #   sim-cluster.sh stop DIR          QEMUs of the cluster first, then the daemons; files stay
 #   sim-cluster.sh status DIR        the daemons and the controller's host list
 #   sim-cluster.sh restart DIR NAME  (re)start the controller or one host's agent (node-a, ...)
@@ -216,6 +216,7 @@ start_controller() {
                       --web-dir "$WEB_DIR")
                 [ -n "${CFG[SIM_HOST_DOWN_AFTER]:-}" ] &&
                         args+=(--host-down-after "${CFG[SIM_HOST_DOWN_AFTER]}")
+                [ -n "${CFG[SIM_STORE]:-}" ] && args+=(--store "${CFG[SIM_STORE]}")
                 [ -f "$DIR/controller.conf" ] && args+=(--config "$DIR/controller.conf")
                 [ -n "${CFG[SIM_TLS]:-}" ] &&
                         args+=(--api-tls-cert "$DIR/tls/controller.pem"
@@ -305,6 +306,7 @@ start_agent() {
 cmd_start() {
         local hosts=2 profiles=dgx-h100 accel=tcg down_after='' cpus=64 mem_gib=512 qemu=
         local k name profile i same_group= ctl_config= stop_timeout= tls= orphan_grace=
+        local store=
         while [ $# -gt 0 ]; do
                 case $1 in
                 --same-group) same_group=1; shift; continue ;;
@@ -319,9 +321,10 @@ cmd_start() {
                 --controller-config) ctl_config=${2:-} ;;
                 --stop-timeout) stop_timeout=${2:-} ;;
                 --orphan-grace) orphan_grace=${2:-} ;;
+                --store) store=${2:-} ;;
                 *) die "start: unknown option '$1' (valid: --hosts, --profiles, --accel," \
                         "--host-down-after, --cpus, --memory-gib, --qemu, --same-group," \
-                        "--controller-config, --stop-timeout, --tls, --orphan-grace)." ;;
+                        "--controller-config, --stop-timeout, --tls, --orphan-grace, --store)." ;;
                 esac
                 [ $# -ge 2 ] || die "start: $1 needs a value."
                 shift 2
@@ -372,6 +375,10 @@ cmd_start() {
         var SIM_QEMU "${qemu:+$(readlink -f "$qemu")}"
         var SIM_STOP_TIMEOUT "$stop_timeout"
         var SIM_ORPHAN_GRACE "$orphan_grace"
+        # --store URL: the controller's store (postgresql:///..., or sqlite:PATH that other
+        # controllers share); kept for restarts. Default: sqlite:DIR/controller/gpuvirt.db.
+        [ -n "$store" ] || store=${CFG[SIM_STORE]:-}
+        var SIM_STORE "$store"
         var SIM_SAME_GROUP "$same_group"
         # a cluster made with --tls keeps it when started again
         [ -n "$tls" ] || tls=${CFG[SIM_TLS]:-}

@@ -117,8 +117,6 @@ void gv_ctl_lease_own(struct gv_controller *c, const char *op_id);
 void gv_ctl_lease_disown(struct gv_controller *c, const char *op_id);
 /* Claim (CAS) and run every unfinished operation whose owner's lease expired. */
 void gv_ctl_lease_takeover(struct gv_controller *c);
-/* {"id", "leader", "lease_ms"} for the health answer. */
-json_t *gv_ctl_lease_view(struct gv_controller *c);
 
 /* ---- ratelimit.c ---- */
 struct gv_ratelimit *gv_ctl_ratelimit_new(double rate, unsigned burst, unsigned max_inflight);

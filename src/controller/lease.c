@@ -380,7 +380,7 @@ void gv_ctl_lease_done(struct gv_controller *c)
         pthread_mutex_destroy(&c->lease_mu);
 }
 
-json_t *gv_ctl_lease_view(struct gv_controller *c)
+json_t *gv_controller_lease(struct gv_controller *c)
 {
         return json_pack("{s:s, s:b, s:i}", "id", c->ctl_id, "leader", gv_ctl_is_leader(c),
                          "lease_ms", c->lease_ms);

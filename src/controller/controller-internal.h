@@ -40,6 +40,7 @@ struct gv_controller {
         bool model_dirty;
         char **model_problems;            /* what the last rebuild could not place (strv) */
         char **gpu_pci;                   /* per model GPU id: its PCI address (strv) */
+        unsigned *gpu_index;              /* per model GPU id: the agent's index (unhealthy GPUs are left out) */
         /* GET /api/v1/vms as text, valid while vms_version (bumped by every VM write, atomic)
          * is vms_cache_version and the store's change counter (gv_store_version, moved by
          * other controllers' writes too) is vms_cache_store_version. */

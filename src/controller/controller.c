@@ -131,6 +131,7 @@ struct gv_controller *gv_controller_free(struct gv_controller *c)
         gv_sched_cluster_free(c->cluster);
         strv_free(c->model_problems);
         strv_free(c->gpu_pci);
+        free(c->gpu_index);
         gv_catalog_free(c->catalog);
         gv_store_free(c->store);
         gv_metrics_free(c->metrics);

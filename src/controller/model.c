@@ -76,8 +76,9 @@ static enum gv_sched_host_state host_state_of(const char *s)
 }
 
 static int add_host(struct gv_controller *c, struct gv_sched_cluster *cl, char ***pci,
-                    const struct gv_store_obj *h, char ***problems)
+                    unsigned **index, const struct gv_store_obj *h, char ***problems)
 {
+        unsigned agent_index[GV_SCHED_MAX_HOST_GPUS];
         const json_t *inv = json_object_get(h->doc, "inventory"), *gpus;
         struct gv_sched_gpu_spec specs[GV_SCHED_MAX_HOST_GPUS];
         const char *pcis[GV_SCHED_MAX_HOST_GPUS];
@@ -123,6 +124,7 @@ static int add_host(struct gv_controller *c, struct gv_sched_cluster *cl, char *
                         .mixed_size = gm->vgpu_heterogeneous_capable &&
                                       json_is_true(json_object_get(vg, "heterogeneous")),
                 };
+                agent_index[n] = (unsigned)i;
                 pcis[n++] = addr;
         }
         for (i = 0; i < ELEMENTSOF(labels); i++) {
@@ -147,8 +149,12 @@ static int add_host(struct gv_controller *c, struct gv_sched_cluster *cl, char *
                 strv_consume(problems, xasprintf("host %s: %s", h->key, gv_error_msg(e, r)));
                 return 0;
         }
-        for (i = 0; i < n; i++)
+        size_t have = strv_length(*pci);
+        *index = xreallocarray(*index, have + n + 1, sizeof(**index));
+        for (i = 0; i < n; i++) {
+                (*index)[have + i] = agent_index[i];
                 strv_extend(pci, pcis[i]);
+        }
         return 0;
 }
 
@@ -192,18 +198,23 @@ int gv_ctl_model_ensure(struct gv_controller *c, struct gv_error **err)
         for (const struct gv_sched_policy *const *p = gv_sched_policies(); *p; p++)
                 (void)gv_sched_policy_attach(cl, *p, NULL);
         pci = xnew0(char *, 1);
+        unsigned *index = xnew0(unsigned, 1);
         for (size_t i = 0; i < n_hosts && r >= 0; i++)
-                r = add_host(c, cl, &pci, &hosts[i], &problems);
+                r = add_host(c, cl, &pci, &index, &hosts[i], &problems);
         /* The swap happens before the VMs are replayed: request_from_spec and placement_from_json
          * read c->cluster and c->gpu_pci. */
         if (r >= 0) {
                 gv_sched_cluster_free(c->cluster);
                 strv_free(c->gpu_pci);
+                free(c->gpu_index);
                 c->cluster = cl;
                 c->gpu_pci = pci;
+                c->gpu_index = index;
                 cl = NULL;
                 pci = NULL;
+                index = NULL;
         }
+        free(index);
         /* Every VM's placement, and the target's of a move under way (both are held). */
         for (size_t i = 0; i < n_vms * 2 && r >= 0; i++) {
                 const json_t *vm = vms[i / 2].doc;
@@ -353,9 +364,11 @@ json_t *gv_ctl_placement_to_json(struct gv_controller *c, const struct gv_sched_
                                                  s->alloc == GV_SCHED_ALLOC_MIG_VGPU) &&
                          (size_t)s->index < gm->n_vgpu_types)
                         name = gm->vgpu_types[s->index].name;
-                _cleanup_free_ char *gname = xasprintf("%s/%u", h->name, g->index);
+                /* the agent's index: the model leaves unhealthy GPUs out, so its own differs */
+                unsigned idx = c->gpu_index ? c->gpu_index[s->gpu] : g->index;
+                _cleanup_free_ char *gname = xasprintf("%s/%u", h->name, idx);
                 json_array_append_new(gpus, json_pack("{s:s, s:i, s:s, s:s, s:i, s:s?, s:i, s:i}",
-                                                      "gpu", gname, "index", g->index, "pci",
+                                                      "gpu", gname, "index", (int)idx, "pci",
                                                       c->gpu_pci[s->gpu], "alloc",
                                                       gv_sched_alloc_to_string(s->alloc),
                                                       "type_index", s->index, "name", name,

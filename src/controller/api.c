@@ -20,8 +20,10 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "controller/api.h"
@@ -1042,10 +1044,74 @@ static int replay(struct call *k, json_t *record)
         return send_answer(k);
 }
 
+/* reliability.md R12: once a write found the store unavailable, the mutations of the next
+ * STORE_BREAKER_MS are refused at once with the same 503, rather than each waiting out the
+ * store's busy timeout behind the controller's own writers (a circuit breaker; per process). */
+#define STORE_BREAKER_MS 5000
+static int64_t store_refused_at_ms = INT64_MIN / 2;
+
+static int64_t mono_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t store_refused_ago_ms(void)
+{
+        return mono_ms() - __atomic_load_n(&store_refused_at_ms, __ATOMIC_RELAXED);
+}
+
+/* reliability.md F7, F10: the store cannot take the write (locked past its busy timeout, its
+ * server away) or its disk is full. Nothing was changed, and the answer says so: 503 with
+ * Retry-After (server.c) for a store that is away, 507 naming the directory to free for a full
+ * one. NULL for any other failure (both backends name "the store '...'" in their errors). */
+static json_t *store_problem(struct call *k, int r, const struct gv_error *e,
+                             unsigned *ret_status)
+{
+        const char *at = e ? strstr(e->msg, "the store '") : NULL;
+        _cleanup_free_ char *dir = NULL, *detail = NULL, *url = NULL;
+        unsigned status;
+
+        if (!at)
+                return NULL;
+        at += strlen("the store '");
+        url = xstrndup(at, strcspn(at, "'"));
+        if (r == -EBUSY || r == -ENOTCONN || r == -EAGAIN) {
+                status = 503;
+                __atomic_store_n(&store_refused_at_ms, mono_ms(), __ATOMIC_RELAXED);
+                detail = xasprintf("The store cannot take writes now, so nothing was changed: %s "
+                                   "Retry in a few seconds; reads still work.", e->msg);
+        } else if (r == -ENOSPC) {
+                status = 507;
+                if (strncmp(url, "postgres", 8) == 0) {
+                        dir = xstrdup("the PostgreSQL server's data directory");
+                } else {
+                        const char *path = strncmp(url, "sqlite:", 7) == 0 ? url + 7 : url;
+                        const char *slash = strrchr(path, '/');
+                        dir = slash ? xasprintf("'%.*s'", (int)(slash - path), path)
+                                    : xstrdup("the current directory");
+                }
+                detail = xasprintf("The store's directory %s is full, so nothing was changed: "
+                                   "free space there, then retry (%s)", dir, e->msg);
+        } else {
+                return NULL;
+        }
+        *ret_status = status;
+        return gv_http_problem_new(status, status == 503 ? "store-unavailable"
+                                                         : "insufficient-storage",
+                                   NULL, detail, gv_http_path(k->req));
+}
+
 static int fail(struct call *k, int r, const struct gv_error *e)
 {
+        unsigned status = 0;
+        json_t *p = store_problem(k, r, e, &status);
+
         free(k->detail);
         k->detail = xstrdup(gv_error_msg(e, r));
+        if (p)
+                return gv_http_reply_problem_json(k->req, status, p);
         return gv_http_reply_error(k->req, r, e);
 }
 
@@ -1064,6 +1130,15 @@ static int serve_steps(struct call *k, enum query_kind q, api_fn fn)
         r = parse_query(k, q, &e);
         if (r < 0)
                 return fail(k, r, e);
+        /* before the Idempotency-Key's record, itself a write */
+        int64_t ago = store_refused_ago_ms();
+        if (ago < STORE_BREAKER_MS && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+                refuse(k, 503, "store-unavailable", "The store could not take a write %lld ms "
+                       "ago (another process held its write lock, or its server was away), so "
+                       "nothing was changed; retry in a few seconds. Reads still work.",
+                       (long long)ago);
+                return 0;
+        }
 
         if (strcmp(method, "POST") == 0 || strcmp(method, "DELETE") == 0 ||
             strcmp(method, "PUT") == 0)
@@ -1099,8 +1174,11 @@ static int serve_steps(struct call *k, enum query_kind q, api_fn fn)
         r = fn(k, &e);
         if (r < 0) {
                 json_decref(k->body);
-                k->body = gv_http_problem_from_error(r, e, gv_http_path(req));
-                k->status = gv_http_status_from_errno(r);
+                unsigned st = 0;
+                k->body = store_problem(k, r, e, &st);
+                if (!k->body)
+                        k->body = gv_http_problem_from_error(r, e, gv_http_path(req));
+                k->status = st ? st : gv_http_status_from_errno(r);
                 k->is_op = false;
                 free(k->detail);
                 k->detail = xstrdup(gv_error_msg(e, r));
@@ -1216,7 +1294,9 @@ static int serve(struct gv_http_request *req, void *userdata, int needed, int me
                         r = serve_steps(&k, q, fn);
                 gv_controller_inflight_leave(k.c, change);
         }
-        if (change)
+        /* A store found unavailable moments ago would make the audit record wait out its busy
+         * timeout too (the request changed nothing; the breaker's refusal says why). */
+        if (change && store_refused_ago_ms() >= STORE_BREAKER_MS)
                 audit(&k, k.last_body);
         json_decref(k.last_body);
         free(k.detail);

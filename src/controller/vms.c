@@ -118,6 +118,7 @@ static int alloc_write_x(struct gv_controller *c, const char *host, const char *
                 _cleanup_free_ struct gv_store_write *w = xnew0(struct gv_store_write,
                                                                  2 + n_extra);
                 _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+                _cleanup_free_ char *subj = NULL; /* before any goto stale */
                 int r = gv_store_get(c->store, GV_STORE_ALLOC, host, &a, NULL);
                 int64_t from = r >= 0 ? a.generation : 0;
                 w[0] = (struct gv_store_write){ .kind = GV_STORE_ALLOC, .key = host };
@@ -142,7 +143,7 @@ static int alloc_write_x(struct gv_controller *c, const char *host, const char *
                 w[1] = *vm_write;
                 for (size_t i = 0; i < n_extra; i++)
                         w[2 + i] = extra[i];
-                _cleanup_free_ char *subj = xasprintf("vm/%s", name);
+                subj = xasprintf("vm/%s", name);
                 r = gv_ctl_write_event(c, w, 2 + n_extra, event, subj, json_incref(event_data),
                                        &e);
                 gv_ctl_vms_changed(c);

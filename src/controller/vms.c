@@ -530,7 +530,14 @@ int gv_controller_vm_create(struct gv_controller *c, const json_t *spec_in, json
                         break;
                 (void)gv_sched_release(c->cluster, &rq, &p, NULL);
                 c->model_dirty = true;
-                if (r != -ESTALE || attempt + 1 >= ADMIT_ATTEMPTS) {
+                if (r == -ESTALE && attempt + 1 >= ADMIT_ATTEMPTS) {
+                        /* A conflict, not a failure: 409 (reliability.md R8: never 500). */
+                        r = gv_error_set(err, EBUSY, "VM '%s': other controllers reserved on "
+                                         "the cluster under each of %d attempts; try again.",
+                                         name, ADMIT_ATTEMPTS);
+                        break;
+                }
+                if (r != -ESTALE) {
                         gv_error_propagate(err, TAKE_PTR(e));
                         break;
                 }
@@ -836,7 +843,13 @@ static int start_admit(struct gv_controller *c, const char *name, struct gv_erro
                 }
                 gv_store_obj_done(&v);
                 guards_done(&g);
-                if (r != -ESTALE || attempt + 1 >= ADMIT_ATTEMPTS) {
+                if (r == -ESTALE && attempt + 1 >= ADMIT_ATTEMPTS) {
+                        r = gv_error_set(err, EBUSY, "VM '%s' or its tenant's and licence "
+                                         "pools' counts changed under each of %d attempts; "
+                                         "try again.", name, ADMIT_ATTEMPTS);
+                        break;
+                }
+                if (r != -ESTALE) {
                         gv_error_propagate(err, TAKE_PTR(e));
                         break;
                 }

@@ -152,6 +152,7 @@ round() {
         local won lost
         won=$(grep -c '^20[0-9]$' "$codes")
         lost=$(grep -c '^409$' "$codes")
+        diag "$label: the racers' answers: $(sort "$codes" | uniq -c | tr '\n' ' ')"
         is "$won" 2 "$label: two of $((3 * k)) racing creates reserved (8 GPUs, 4 each)"
         is "$lost" $((3 * k - 2)) "$label: the others were answered 409"
         on 0 GET /api/v1/vms
@@ -167,7 +168,8 @@ round() {
                 <<<"$OUT"
         on 0 GET /api/v1/vms
         for i in $(jq -r '.[] | select(.name | startswith("'"$label"'-r")) | .name' <<<"$OUT"); do
-                on $((RANDOM % k)) DELETE "/api/v1/vms/$i?wait=60"
+                on $((RANDOM % k)) DELETE "/api/v1/vms/$i?wait=90"
+                check "$label: $i deleted through any controller" 200 '.state == "succeeded"'
         done
 
         # ---- a controller killed inside a create: another takes the operation over

@@ -547,6 +547,7 @@ int gv_controller_vm_create(struct gv_controller *c, const json_t *spec_in, json
         pthread_mutex_unlock(&c->mu);
         if (r < 0)
                 return r;
+        GV_FAILPOINT("vm.create.reserved");
         _cleanup_free_ char *target = xasprintf("vm/%s", name);
         return gv_ctl_op_start(c, "vm.create", target, json_pack("{s:s}", "name", name), ret_op,
                                err);

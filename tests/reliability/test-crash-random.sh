@@ -57,7 +57,7 @@ client() {
                         hist create "$vm"
                 else
                         case $((RANDOM % 5)) in
-                        0) capi POST "/api/v1/vms/$vm/start?wait=30" '{}'; hist start "$vm" ;;
+                        0) capi POST "/api/v1/vms/$vm/start?wait=30"; hist start "$vm" ;;
                         1) capi POST "/api/v1/vms/$vm/stop?wait=30" '{}'; hist stop "$vm" ;;
                         2 | 3)
                                 to=node-a; [ "$host" = node-a ] && to=node-b

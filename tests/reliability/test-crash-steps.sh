@@ -29,6 +29,7 @@ act() {
         create) create "$2" "$3" "$4"; hist create "$2" ;;
         start | stop | delete)
                 if [ "$1" = delete ]; then capi DELETE "/api/v1/vms/$2?wait=30"
+                elif [ "$1" = start ]; then capi POST "/api/v1/vms/$2/start?wait=30"
                 else capi POST "/api/v1/vms/$2/$1?wait=30" '{}'; fi
                 hist "$1" "$2" ;;
         migrate) capi POST "/api/v1/vms/$2/migrate?wait=60" "$3"; hist migrate "$2" "$(jq -r '.to // empty' <<<"$3")" ;;

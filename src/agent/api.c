@@ -32,6 +32,23 @@ static int reply(struct gv_http_request *req, unsigned status, json_t *body /* s
         return gv_http_reply_json(req, status, body);
 }
 
+/* reliability.md F10: a write of the agent's own state failed for want of space. The change is
+ * refused (nothing half-done is kept: the operation's record or the VM's file was not
+ * written), running VMs are untouched, and the answer is 507 naming the directory to free. NULL
+ * for any other failure (a GPU with no room left is ENOSPC too, without a path in the state
+ * directory). */
+static json_t *state_full_problem(struct gv_agent_api *api, int r, const struct gv_error *e,
+                                  const char *instance)
+{
+        const char *dir = api->agent->state_dir;
+        if (r != -ENOSPC || !e || !dir || !strstr(e->msg, dir))
+                return NULL;
+        _cleanup_free_ char *d = xasprintf("The agent's state directory '%s' is full, so nothing "
+                                           "was changed (running VMs go on): free space there, "
+                                           "then retry (%s)", dir, e->msg);
+        return gv_http_problem_new(507, "insufficient-storage", NULL, d, instance);
+}
+
 /* Run a mutation once per operation id. */
 static int mutate(struct gv_http_request *req, struct gv_agent_api *api, mutation_fn fn)
 {
@@ -56,8 +73,10 @@ static int mutate(struct gv_http_request *req, struct gv_agent_api *api, mutatio
                                              "A-Z a-z 0-9 . _ -.", id);
         r = gv_oplog_begin(api->oplog, id, gv_http_method(req), gv_http_path(req), raw, len,
                            &status, &body, &kind, &e);
-        if (r < 0)
-                return gv_http_reply_error(req, r, e);
+        if (r < 0) {
+                json_t *p = state_full_problem(api, r, e, gv_http_path(req));
+                return p ? gv_http_reply_problem_json(req, 507, p) : gv_http_reply_error(req, r, e);
+        }
         switch (kind) {
         case GV_OPLOG_REPLAY:
                 return reply(req, status, body);
@@ -76,8 +95,10 @@ static int mutate(struct gv_http_request *req, struct gv_agent_api *api, mutatio
         }
         r = fn(req, api, &status, &body, &e);
         if (r < 0) {
-                body = gv_http_problem_from_error(r, e, gv_http_path(req));
-                status = gv_http_status_from_errno(r);
+                body = state_full_problem(api, r, e, gv_http_path(req));
+                status = body ? 507 : gv_http_status_from_errno(r);
+                if (!body)
+                        body = gv_http_problem_from_error(r, e, gv_http_path(req));
         }
         if (status >= 500) {
                 (void)gv_oplog_forget(api->oplog, id, NULL); /* a retry runs it again */

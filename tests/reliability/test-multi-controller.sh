@@ -226,8 +226,11 @@ round() {
                 _not_ok "$label: no controller says it leads"
         fi
         diag "$label: round took $(($(date +%s) - t0)) s"
-        for n in "${!PIDS[@]}"; do [ "$n" = 0 ] || kill -9 "${PIDS[$n]}" 2>/dev/null; done
+        # the survivors stop cleanly (their exit's leak check, the leader lease handed back)
+        for n in "${!PIDS[@]}"; do [ "$n" = 0 ] || kill -TERM "${PIDS[$n]}" 2>/dev/null; done
+        for n in "${!PIDS[@]}"; do [ "$n" = 0 ] || wait_for 30 gone "${PIDS[$n]}"; done
         "$LAUNCH" stop "$CL" >/dev/null 2>&1
+        no_sanitizer_reports
 }
 
 round sqlite 2

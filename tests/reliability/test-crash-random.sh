@@ -88,7 +88,8 @@ kill_one() { # NAME: SIGKILL it, then restart it
 
 client &
 CLIENT=$!
-CLUSTER_EXIT_HOOK="touch $STOP; kill $CLIENT 2>/dev/null"
+stop_client() { touch "$STOP"; kill "$CLIENT" 2>/dev/null; }
+CLUSTER_EXIT_HOOK=stop_client
 T0=$SECONDS
 kills=0 checks=0 violations=0
 while [ $kills -lt "$KILLS" ]; do

@@ -192,6 +192,27 @@ static int own_vm(struct call *k, const char *name, struct gv_error **err)
         return 0;
 }
 
+/* reliability.md F5: a VM whose host does not answer is `unknown`. A change asked now would be
+ * carried out whenever the host came back, on a VM whose state nobody knows: refused with the
+ * reason (the lookup's own errors are left to the call that follows). */
+static int vm_host_answers(struct call *k, const char *name, struct gv_error **err)
+{
+        _cleanup_json_ json_t *vm = NULL, *h = NULL;
+        if (gv_controller_vm(k->c, name, &vm, NULL) < 0)
+                return 0;
+        const char *host = json_string_value(json_object_get(vm, "host"));
+        if (!host || gv_controller_host(k->c, host, &h, NULL) < 0)
+                return 0;
+        if (strcmp(json_string_value(json_object_get(h, "state")) ?: "", "down") != 0)
+                return 0;
+        long long ago = (long long)time(NULL) - json_integer_value(json_object_get(h,
+                                                                                "last_seen"));
+        return gv_error_set(err, EBUSY, "VM '%s' is on host '%s', which is down (no answer for "
+                            "%lld s): its state is unknown and it cannot be changed until the "
+                            "host answers again. If the host is gone for good, fence it (POST "
+                            "/api/v1/hosts/%s/fence) and evacuate it.", name, host, ago, host);
+}
+
 /* A member's VM spec: its own tenant, set when left out; another is refused. */
 static int member_spec(struct call *k, json_t *spec, struct gv_error **err)
 {
@@ -458,6 +479,8 @@ static int do_vm_start(struct call *k, struct gv_error **err)
         if (r >= 0)
                 r = own_vm(k, param(k, "vm"), err);
         if (r >= 0)
+                r = vm_host_answers(k, param(k, "vm"), err);
+        if (r >= 0)
                 r = gv_controller_vm_start(k->c, param(k, "vm"), &op, err);
         return r < 0 ? r : answer_op(k, op);
 }
@@ -476,6 +499,8 @@ static int do_vm_stop(struct call *k, struct gv_error **err)
         if (r >= 0 && timeout_s > STOP_TIMEOUT_MAX_S)
                 r = gv_error_set(err, EINVAL, "timeout_s: %u is more than %u seconds.",
                                  timeout_s, STOP_TIMEOUT_MAX_S);
+        if (r >= 0)
+                r = vm_host_answers(k, param(k, "vm"), err);
         if (r >= 0)
                 r = gv_controller_vm_stop(k->c, param(k, "vm"), (int)timeout_s, &op, err);
         return r < 0 ? r : answer_op(k, op);
@@ -545,6 +570,8 @@ static int do_vm_migrate(struct call *k, struct gv_error **err)
         json_t *op = NULL;
         int r = body_object(k, "migration", keys, true, &in, err);
         if (r >= 0)
+                r = vm_host_answers(k, param(k, "vm"), err);
+        if (r >= 0)
                 r = gv_controller_vm_migrate(k->c, param(k, "vm"), in ? in : json_object(), &op,
                                              err);
         return r < 0 ? r : answer_op(k, op);
@@ -556,6 +583,8 @@ static int do_vm_delete(struct call *k, struct gv_error **err)
         int r = no_body(k, "a delete", err);
         if (r >= 0)
                 r = own_vm(k, param(k, "vm"), err);
+        if (r >= 0)
+                r = vm_host_answers(k, param(k, "vm"), err);
         if (r >= 0)
                 r = gv_controller_vm_delete(k->c, param(k, "vm"), &op, err);
         return r < 0 ? r : answer_op(k, op);

@@ -154,9 +154,9 @@ static int agent_request(const char *endpoint, const char *auth, const char *met
         }
 }
 
-int gv_ctl_agent_call(struct gv_controller *c, const char *host, const char *method,
-                      const char *path, const json_t *body, const char *operation_id,
-                      json_t **ret, struct gv_error **err)
+static int agent_call_within(struct gv_controller *c, const char *host, const char *method,
+                             const char *path, const json_t *body, const char *operation_id,
+                             int timeout_ms, json_t **ret, struct gv_error **err)
 {
         struct gv_store_obj h = { 0 };
         int r = host_get(c, host, &h, err);
@@ -165,12 +165,20 @@ int gv_ctl_agent_call(struct gv_controller *c, const char *host, const char *met
                 const char *ep = json_string_value(json_object_get(h.doc, "endpoint"));
                 _cleanup_secret_ char *auth = gv_ctl_agent_auth_header(h.doc);
                 r = agent_request(ep ? ep : "", auth, method, path, body, operation_id,
-                                  c->cfg.agent_timeout_ms, ret, err);
+                                  timeout_ms, ret, err);
                 if (r < 0)
                         r = gv_error_wrap(err, r, "host %s", host);
         }
         gv_store_obj_done(&h);
         return r;
+}
+
+int gv_ctl_agent_call(struct gv_controller *c, const char *host, const char *method,
+                      const char *path, const json_t *body, const char *operation_id,
+                      json_t **ret, struct gv_error **err)
+{
+        return agent_call_within(c, host, method, path, body, operation_id,
+                                 c->cfg.agent_timeout_ms, ret, err);
 }
 
 /* ---- the host documents ---- */
@@ -271,10 +279,14 @@ int gv_ctl_host_refresh(struct gv_controller *c, const char *host, struct gv_err
         const char *was = NULL;
         int r = gv_store_list(c->store, GV_STORE_VM, &before, &n_before, err);
 
+        /* The poll's reads are quick on an agent that answers: one that does not (frozen, a
+         * cut network) must not hold the poller past host_down_after_ms (reliability.md F5). */
+        int poll_ms = (int)MIN((int64_t)c->cfg.agent_timeout_ms,
+                               MAX((int64_t)c->cfg.host_down_after_ms, (int64_t)2000));
         if (r >= 0)
-                r = gv_ctl_agent_call(c, host, "GET", "/v1/host", NULL, NULL, &inv, err);
+                r = agent_call_within(c, host, "GET", "/v1/host", NULL, NULL, poll_ms, &inv, err);
         if (r >= 0)
-                r = gv_ctl_agent_call(c, host, "GET", "/v1/vms", NULL, NULL, &vms, err);
+                r = agent_call_within(c, host, "GET", "/v1/vms", NULL, NULL, poll_ms, &vms, err);
         if (r < 0) {
                 gv_store_objs_free(before, n_before);
                 return r;

@@ -405,6 +405,30 @@ static struct gv_gpu *gpu_by_bdf(struct gv_host *h, const char *bdf)
         return NULL;
 }
 
+/* A GPU instance the VM records, with every vGPU on it first: a vGPU on the VM's instance is
+ * the VM's even when unrecorded (an agent killed between making it and recording it, or a
+ * failed attach), and the instance cannot go while it exists. */
+static int release_gi(struct gv_agent *a, struct gv_gpu *g, uint32_t gi)
+{
+        _cleanup_strv_free_ char **ids = NULL;
+        int r;
+
+        for (size_t i = 0; i < g->n_vgpus; i++)
+                if (g->vgpus[i].gi_id == gi) /* the id gv_host_vgpu_destroy() takes */
+                        strv_extend(&ids, g->vgpu_interface == GV_VGPU_INTERFACE_VENDOR_VFIO ||
+                                                          !g->vgpus[i].uuid[0]
+                                                  ? g->vgpus[i].parent_bdf
+                                                  : g->vgpus[i].uuid);
+        STRV_FOREACH(id, ids) {
+                r = gv_host_vgpu_destroy(a->host, *id, NULL);
+                if (r < 0 && r != -ENOENT)
+                        return r;
+        }
+        if (ids)
+                (void)gv_host_refresh_gpu(a->host, g, NULL);
+        return gv_gpu_mig_destroy(a->host, g, gi, NULL);
+}
+
 void gv_agent_gpus_release(struct gv_agent *a, struct gv_agent_vm *vm)
 {
         pthread_mutex_lock(&a->host_lock);
@@ -426,7 +450,7 @@ void gv_agent_gpus_release(struct gv_agent *a, struct gv_agent_vm *vm)
                         r = gv_host_vgpu_destroy(a->host, hw->id, NULL);
                         break;
                 case GV_HW_MIG_GI:
-                        r = g ? gv_gpu_mig_destroy(a->host, g, hw->gi, NULL) : -ENODEV;
+                        r = g ? release_gi(a, g, hw->gi) : -ENODEV;
                         break;
                 case GV_HW_PASSTHROUGH:
                         r = g ? gv_gpu_set_mode(a->host, g, GV_GPU_MODE_NONE, NULL) : -ENODEV;

@@ -63,6 +63,10 @@ class UnixHTTP:
                f"Content-Length: {len(data)}\r\n")
         if body is not None:
             req += "Content-Type: application/json\r\n"
+        if method != "GET":
+            # every change names its operation (docs/agent.md): without one the agent answers
+            # 400 and does nothing, so a reconcile pass would silently not run
+            req += f"Operation-Id: inv-{os.getpid()}-{time.monotonic_ns()}\r\n"
         s.sendall(req.encode() + b"\r\n" + data)
         chunks = []
         while True:
@@ -178,7 +182,9 @@ def main():
             try:
                 report = None
                 if not a.no_reconcile:
-                    _, report = retry(lambda: ag.call("POST", "/v1/reconcile", {}))
+                    st, report = retry(lambda: ag.call("POST", "/v1/reconcile", {}))
+                    if st != 200 or not isinstance(report, dict) or "orphans" not in report:
+                        raise OSError(f"POST /v1/reconcile answered {st}: {report}")
                 st, lst = retry(lambda: ag.call("GET", "/v1/vms"))
             except OSError as e:
                 print(f"invariants: cannot read {h}'s agent at '{sock}': {e}", file=sys.stderr)

@@ -81,7 +81,19 @@ tidy() {
 }
 
 mapfile -t POINTS < <(crash_points)
-[ ${#POINTS[@]} -ge 40 ] && _ok "${#POINTS[@]} failpoints found in src/" ||
+if [ -n "${CRASH_POINTS:-}" ]; then
+        # CRASH_POINTS='GLOB...': only the points matching one of the globs (a bisecting aid)
+        sel=()
+        for p in "${POINTS[@]}"; do
+                for g in $CRASH_POINTS; do
+                        # shellcheck disable=SC2053
+                        [[ $p == $g ]] && { sel+=("$p"); break; }
+                done
+        done
+        POINTS=("${sel[@]}")
+        diag "CRASH_POINTS=$CRASH_POINTS: ${#POINTS[@]} point(s)"
+fi
+[ -n "${CRASH_POINTS:-}" ] || [ ${#POINTS[@]} -ge 40 ] && _ok "${#POINTS[@]} failpoints found in src/" ||
         _not_ok "at least 40 failpoints found in src/" "found: ${POINTS[*]}"
 T0=$SECONDS
 for p in "${POINTS[@]}"; do

@@ -760,8 +760,11 @@ static bool scan_gpu(struct gv_agent *a, struct gv_reconcile *rc, size_t i, cons
                         orphan_add(l, n, &x);
                 }
         }
-        if (g->mode == GV_GPU_MODE_PASSTHROUGH && !owned_whole(o, g->bdf) &&
-            c->mode != GV_GPU_MODE_PASSTHROUGH && c->mode != GV_GPU_MODE_UNKNOWN) {
+        /* On vfio-pci against the configuration, or on no driver at all (a bind or a return
+         * that failed half-way, reliability.md R7): put back in the configured mode. */
+        if (!owned_whole(o, g->bdf) && c->mode != GV_GPU_MODE_UNKNOWN &&
+            ((g->mode == GV_GPU_MODE_PASSTHROUGH && c->mode != GV_GPU_MODE_PASSTHROUGH) ||
+             !g->driver)) {
                 struct orphan x = { .kind = ORPHAN_VFIO_BINDING, .gpu = i, .target = c->mode };
                 x.seen = seen_mark(rc, xasprintf("vfio-binding %s", g->bdf), now);
                 orphan_add(l, n, &x);

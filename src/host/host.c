@@ -407,7 +407,11 @@ int gv_gpu_set_mode(struct gv_host *h, struct gv_gpu *g, enum gv_gpu_mode mode,
         if (g->mode == mode && mode == GV_GPU_MODE_PASSTHROUGH)
                 return 0;
         bool was_passthrough = g->mode == GV_GPU_MODE_PASSTHROUGH;
-        if (was_passthrough) {
+        /* A GPU bound to no driver at all is half-way between its host driver and vfio-pci (a
+         * bind or a return that failed at drivers_probe): it goes back to its host driver
+         * first, as from pass-through, so that retrying the same change completes it
+         * (reliability.md R7). */
+        if (was_passthrough || !g->driver) {
                 r = from_passthrough(h, g, err);
                 if (r < 0)
                         return r;

@@ -189,9 +189,13 @@ capi POST /api/v1/vms/va-vgpu/migrate '{"mode": "offline"}'
 check "(e) a plain move off the fenced, silent host is refused: evacuate" 409 '(.detail | test("evacuate"))'
 capi POST /api/v1/hosts/node-a/unfence ''
 check "(e) unfence before node-a answered is refused" 409 '(.detail | test("has not answered since it was fenced"))'
+# Every VM on node-a that holds a placement goes (fence.c): the three of this case and any an
+# earlier case left there (a create under loss can end on node-a as well).
+capi GET /api/v1/vms
+ON_A=$(jq '[.[] | select(.host == "node-a" and (.placement | type) == "object")] | length' <<<"$OUT")
 capi POST '/api/v1/hosts/node-a/evacuate?wait=120' ''
-check "(e) the evacuation of node-a succeeds: every VM re-placed" 200 \
-        '.state == "succeeded" and .result.done == 3 and all(.result.vms[]; .result == "done" and .to == "node-b")'
+check "(e) the evacuation of node-a succeeds: its $ON_A VMs re-placed" 200 \
+        ".state == \"succeeded\" and .result.done == $ON_A and $ON_A >= 3 and all(.result.vms[]; .result == \"done\" and .to == \"node-b\")"
 if ns_wait 20 states_are running "${A_VMS[@]}"; then _ok "(e) va-vgpu, va-mig, va-pt run again"; else _not_ok "(e) the evacuated VMs run" "$OUT"; fi
 capi GET /api/v1/vms
 check "(e) the controller has them on node-b" 200 '[.[] | select(.name | startswith("va-")) | .host] | unique == ["node-b"]'

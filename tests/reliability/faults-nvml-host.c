@@ -377,12 +377,12 @@ static bool run_op(const struct op *o, const char *before, const char *after)
                 site_seq++;
                 sites++;
                 for (size_t k = 1; k < ELEMENTSOF(codes) && failures - f0 <= 20; k++) {
-                        /* The default run gives each site the two fatal codes and three others
-                         * in rotation (every code meets several sites); GPUVIRT_FAULTS_FULL=1
+                        /* The default run gives each site the two fatal codes and one other in
+                         * rotation (each code meets four or five sites); GPUVIRT_FAULTS_FULL=1
                          * gives every site every code. */
                         bool fatal_k = codes[k].code == NVML_ERROR_GPU_IS_LOST ||
                                        codes[k].code == NVML_ERROR_RESET_REQUIRED;
-                        if (!full && !fatal_k && (k + site_seq) % (ELEMENTSOF(codes) / 3) != 0)
+                        if (!full && !fatal_k && (k + site_seq) % (ELEMENTSOF(codes) - 2) != 0)
                                 continue;
                         run_one(o, names, k, false, before, after);
                         if (codes[k].code == NVML_ERROR_GPU_IS_LOST ||

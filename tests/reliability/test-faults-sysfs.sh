@@ -140,5 +140,7 @@ fi
 settle node-b
 owned_check "$P" node-b
 leak_check "end"
+"$LAUNCH" stop "$CL" >/dev/null 2>&1 # the daemons exit: LeakSanitizer reports then
+no_sanitizer_reports
 echo "# total: $((SECONDS - T0)) s"
 done_testing

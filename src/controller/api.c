@@ -192,9 +192,10 @@ static int own_vm(struct call *k, const char *name, struct gv_error **err)
         return 0;
 }
 
-/* reliability.md F5: a VM whose host does not answer is `unknown`. A change asked now would be
- * carried out whenever the host came back, on a VM whose state nobody knows: refused with the
- * reason (the lookup's own errors are left to the call that follows). */
+/* reliability.md F5: a VM whose host does not answer is `unknown`. A start, stop or delete
+ * asked now would be carried out whenever the host came back, on a VM whose state nobody
+ * knows: refused with the reason (the lookup's own errors are left to the call that follows).
+ * A move off such a host is fence.c's to refuse (not fenced) or allow (fenced). */
 static int vm_host_answers(struct call *k, const char *name, struct gv_error **err)
 {
         _cleanup_json_ json_t *vm = NULL, *h = NULL;
@@ -569,8 +570,6 @@ static int do_vm_migrate(struct call *k, struct gv_error **err)
         _cleanup_json_ json_t *in = NULL;
         json_t *op = NULL;
         int r = body_object(k, "migration", keys, true, &in, err);
-        if (r >= 0)
-                r = vm_host_answers(k, param(k, "vm"), err);
         if (r >= 0)
                 r = gv_controller_vm_migrate(k->c, param(k, "vm"), in ? in : json_object(), &op,
                                              err);

@@ -87,7 +87,7 @@ else
         _not_ok "agent frozen: a delete of v1 is refused with the reason"
 fi
 capi POST /api/v1/vms/v1/migrate '{"to": "node-b"}'
-check "agent frozen: a move of v1 is refused too" 409 '.detail | test("down")'
+check "agent frozen: a move of v1 is refused too (the host is not fenced)" 409 '.detail | test("not fenced")'
 if kill -0 "$PID"; then _ok "agent frozen: v1's QEMU runs"; else _not_ok "agent frozen: v1's QEMU runs"; fi
 kill -CONT "$APID"
 FROZEN=

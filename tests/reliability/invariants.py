@@ -294,6 +294,10 @@ def main():
         # I2: the history
         if a.history:
             last, last_ack = {}, {}
+            # the calls attempted on each VM since its last acknowledged one: a create or a
+            # delete that was not acknowledged may still have happened (a failed create leaves
+            # the VM, failed; a delete the controller died in may have finished)
+            since_ack = {}
             order = []
             try:
                 for line in open(a.history):
@@ -311,6 +315,9 @@ def main():
                 last[vm] = e
                 if ack:
                     last_ack[vm] = e
+                    since_ack[vm] = set()
+                else:
+                    since_ack.setdefault(vm, set()).add(e.get("op"))
                 e["_ack"] = ack
             for vm, e in last.items():
                 c = cvm.get(vm)
@@ -335,10 +342,11 @@ def main():
                 else:
                     # not acknowledged: the last acknowledged call still bounds what may be
                     la = last_ack.get(vm)
-                    if la and la.get("op") == "create" and op not in ("delete", "create") and not c:
+                    tried = since_ack.get(vm, set())
+                    if la and la.get("op") == "create" and "delete" not in tried and not c:
                         violation("I2", f"'{vm}': created (acknowledged), no delete attempted since, "
                                   f"but the VM is gone {ev}")
-                    if la and la.get("op") == "delete" and op != "create" and c:
+                    if la and la.get("op") == "delete" and "create" not in tried and c:
                         violation("I2", f"'{vm}': deleted (acknowledged), no create attempted since, "
                                   f"but the VM exists {ev}")
 

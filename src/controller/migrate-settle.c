@@ -276,6 +276,29 @@ static void leftover(struct gv_controller *c, const char *host, const json_t *a,
         gv_ctl_poll_soon(c);
 }
 
+/* A copy made for a transfer (incoming, not running) of a VM that no longer exists: the move
+ * failed when its target died, and the VM was deleted on its source since (found by the random
+ * kills, reliability.md "Crash consistency"). No move or VM owns it: aborted, which releases
+ * its hardware. Anything else without a VM document is left alone. */
+static void leftover_of_gone(struct gv_controller *c, const char *host, const json_t *a)
+{
+        const char *name = jstr(a, "name"), *phase = jstr(a, "phase") ?: "";
+        const char *uuid = jstr(json_object_get(a, "config"), "uuid") ?: "";
+
+        if (!json_is_true(json_object_get(a, "incoming")) || !strcmp(phase, "running"))
+                return;
+        /* The VM's uuid in the id: a later VM of the same name gets its own abort. */
+        _cleanup_free_ char *op_id = xasprintf("settle-%s-gone-%.8s", name, uuid);
+        _cleanup_free_ char *path = xasprintf("/v1/vms/%s/abort-incoming", name);
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        int r = gv_ctl_agent_vm(c, op_id, "leftover-abort", host, "POST", path, NULL, NULL, &e);
+        _cleanup_free_ char *subj = xasprintf("vm/%s", name);
+        gv_ctl_event(c, "vm.leftover", subj,
+                     json_pack("{s:s, s:s, s:s, s:s?}", "host", host, "phase", phase, "action",
+                               "abort-incoming", "error", r < 0 ? gv_error_msg(e, r) : NULL));
+        gv_ctl_poll_soon(c);
+}
+
 void gv_ctl_migrations_reconcile(struct gv_controller *c, const char *host,
                                  const json_t *agent_vms, const struct gv_store_obj *v, size_t n)
 {
@@ -292,13 +315,17 @@ void gv_ctl_migrations_reconcile(struct gv_controller *c, const char *host,
         }
         json_array_foreach(agent_vms, k, a) {
                 const char *name = jstr(a, "name");
+                bool known = false;
                 for (size_t i = 0; name && i < n; i++) {
                         if (strcmp(v[i].key, name) != 0)
                                 continue;
+                        known = true;
                         /* A move under way (or unresolved) owns its copies. */
                         if (!json_is_object(json_object_get(v[i].doc, "migration")))
                                 leftover(c, host, a, &v[i]);
                         break;
                 }
+                if (name && !known)
+                        leftover_of_gone(c, host, a);
         }
 }

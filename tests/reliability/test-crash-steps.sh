@@ -124,6 +124,28 @@ for p in "${POINTS[@]}"; do
         tidy
 done
 diag "${#POINTS[@]} named-step kills in $((SECONDS - T0)) s"
+
+# A move whose target dies at its incoming step, and the VM deleted on its source while the
+# target is still down (crash-random found it): when the target's agent is back, its copy
+# belongs to no move and no VM, and must still go (migrate-settle.c, leftover_of_gone).
+mk gone1 "$VGPU" node-b
+if arm node-a "agent.migrate.incoming=kill"; then
+        act migrate gone1 '{"to": "node-a"}'
+        died node-a 30 || _not_ok "gone1: node-a died at agent.migrate.incoming" "$LAST_CMD -> $HTTP $OUT"
+        ops_settled 60
+        capi DELETE '/api/v1/vms/gone1?wait=30'
+        check "gone1: deleted on node-b while node-a, the move's target, is down" 200 '.state == "succeeded"'
+        hist delete gone1
+        arm node-a "" || _not_ok "node-a restarts" "$(tail -3 "$TEST_TMP/launch.log")"
+        gone_copy() { aapi node-a /v1/vms; [ "$HTTP" = 200 ] && jq -e 'all(.[]; .name != "gone1")' <<<"$OUT" >/dev/null; }
+        if wait_for 30 gone_copy; then
+                _ok "gone1: node-a's copy from the cut move is gone once it answers"
+        else
+                _not_ok "gone1: node-a's copy from the cut move is gone once it answers" "$OUT"
+        fi
+else
+        _not_ok "node-a restarts with agent.migrate.incoming armed" "$(tail -3 "$TEST_TMP/launch.log")"
+fi
 invariants --settle 20 && _ok "all clean at the end" || _not_ok "all clean at the end" "$INV_OUT"
 no_sanitizer_reports
 done_testing

@@ -592,6 +592,15 @@ static int vgpu_types(struct gv_cli *cli, int argc, char **argv)
         return dispatch(cli, argc, argv, "vgpu", gv_cli_vgpu_commands, api_vgpu_types);
 }
 
+/* POST /api/v1/hosts/HOST/ACTION with body (may be NULL): the CLI exit code, *ret the answer. */
+static int host_post(struct gv_cli *cli, const char *host, const char *action,
+                     const json_t *body, json_t **ret)
+{
+        _cleanup_free_ char *e = gv_cli_url_escape(host);
+        _cleanup_free_ char *path = xasprintf("/api/v1/hosts/%s/%s", e, action);
+        return gv_cli_api_call(cli, "POST", path, body, ret, NULL);
+}
+
 /* host drain HOST [--dry-run] [--passthrough offline|stop|keep] [--wait] */
 static int host_drain(struct gv_cli *cli, int argc, char **argv)
 {
@@ -634,9 +643,7 @@ static int host_drain(struct gv_cli *cli, int argc, char **argv)
         if (argc - optind != 1)
                 return gv_cli_usage_error("usage: gpuvirt %s", usage);
         const char *host = argv[optind];
-        _cleanup_free_ char *e = gv_cli_url_escape(host);
-        _cleanup_free_ char *path = xasprintf("/api/v1/hosts/%s/drain", e);
-        ex = gv_cli_api_call(cli, "POST", path, body, &out, NULL);
+        ex = host_post(cli, host, "drain", body, &out);
         if (ex != GV_EXIT_OK)
                 return ex;
         if (!dry)
@@ -657,23 +664,28 @@ static int host_drain(struct gv_cli *cli, int argc, char **argv)
         return GV_EXIT_OK;
 }
 
-static int host_undrain(struct gv_cli *cli, int argc, char **argv)
+/* A host verb with no options of its own: POST /api/v1/hosts/HOST/ACTION, then the host's state
+ * (or `fallback` when the answer names none) and `note`, or the answer under --json. */
+static int host_verb(struct gv_cli *cli, int argc, char **argv, const char *action,
+                     const char *usage, const char *fallback, const char *note)
 {
-        static const char usage[] = "host undrain HOST [--json]";
         int idx, ex;
         if (!gv_cli_api_parse_simple(cli, argc, argv, usage, 1, NULL, &idx, &ex))
                 return ex;
-        _cleanup_free_ char *e = gv_cli_url_escape(argv[idx]);
-        _cleanup_free_ char *path = xasprintf("/api/v1/hosts/%s/undrain", e);
         _cleanup_json_ json_t *h = NULL;
-        ex = gv_cli_api_call(cli, "POST", path, NULL, &h, NULL);
+        ex = host_post(cli, argv[idx], action, NULL, &h);
         if (ex != GV_EXIT_OK)
                 return ex;
         if (cli->json)
                 gv_json_print(TAKE_PTR(h));
         else
-                printf("%s: %s\n", argv[idx], jstr(h, "state") ? jstr(h, "state") : "up");
+                printf("%s: %s%s\n", argv[idx], jstr(h, "state") ?: fallback, note);
         return GV_EXIT_OK;
+}
+
+static int host_undrain(struct gv_cli *cli, int argc, char **argv)
+{
+        return host_verb(cli, argc, argv, "undrain", "host undrain HOST [--json]", "up", "");
 }
 
 /* host pool HOST POOL: the GPU pool the host's GPUs are in (tenants may be held to pools) */
@@ -687,10 +699,8 @@ static int host_pool(struct gv_cli *cli, int argc, char **argv)
         if (!gv_name_is_valid(pool))
                 return gv_cli_usage_error("'%s' is not a pool name (1 to 63 of a-z 0-9 . _ -, "
                                           "starting with a letter or digit)", pool);
-        _cleanup_free_ char *e = gv_cli_url_escape(host);
-        _cleanup_free_ char *path = xasprintf("/api/v1/hosts/%s/pool", e);
         _cleanup_json_ json_t *body = json_pack("{s:s}", "pool", pool), *out = NULL;
-        ex = gv_cli_api_call(cli, "POST", path, body, &out, NULL);
+        ex = host_post(cli, host, "pool", body, &out);
         if (ex != GV_EXIT_OK)
                 return ex;
         if (cli->json)
@@ -729,9 +739,7 @@ static int host_fence(struct gv_cli *cli, int argc, char **argv)
         if (argc - optind != 1)
                 return gv_cli_usage_error("usage: gpuvirt %s", usage);
         const char *host = argv[optind];
-        _cleanup_free_ char *e = gv_cli_url_escape(host);
-        _cleanup_free_ char *path = xasprintf("/api/v1/hosts/%s/fence", e);
-        ex = gv_cli_api_call(cli, "POST", path, body, &out, NULL);
+        ex = host_post(cli, host, "fence", body, &out);
         if (ex != GV_EXIT_OK)
                 return ex;
         if (cli->json)
@@ -744,22 +752,8 @@ static int host_fence(struct gv_cli *cli, int argc, char **argv)
 
 static int host_unfence(struct gv_cli *cli, int argc, char **argv)
 {
-        static const char usage[] = "host unfence HOST [--json]";
-        int idx, ex;
-        if (!gv_cli_api_parse_simple(cli, argc, argv, usage, 1, NULL, &idx, &ex))
-                return ex;
-        _cleanup_free_ char *e = gv_cli_url_escape(argv[idx]);
-        _cleanup_free_ char *path = xasprintf("/api/v1/hosts/%s/unfence", e);
-        _cleanup_json_ json_t *h = NULL;
-        ex = gv_cli_api_call(cli, "POST", path, NULL, &h, NULL);
-        if (ex != GV_EXIT_OK)
-                return ex;
-        if (cli->json)
-                gv_json_print(TAKE_PTR(h));
-        else
-                printf("%s: %s (takes placements once its agent answers)\n", argv[idx],
-                       jstr(h, "state") ? jstr(h, "state") : "down");
-        return GV_EXIT_OK;
+        return host_verb(cli, argc, argv, "unfence", "host unfence HOST [--json]", "down",
+                         " (takes placements once its agent answers)");
 }
 
 /* host evacuate HOST [--wait]: re-place the VMs of a fenced, silent host */
@@ -791,9 +785,7 @@ static int host_evacuate(struct gv_cli *cli, int argc, char **argv)
         if (argc - optind != 1)
                 return gv_cli_usage_error("usage: gpuvirt %s", usage);
         const char *host = argv[optind];
-        _cleanup_free_ char *e = gv_cli_url_escape(host);
-        _cleanup_free_ char *path = xasprintf("/api/v1/hosts/%s/evacuate", e);
-        ex = gv_cli_api_call(cli, "POST", path, NULL, &out, NULL);
+        ex = host_post(cli, host, "evacuate", NULL, &out);
         if (ex != GV_EXIT_OK)
                 return ex;
         return gv_cli_op_follow(cli, out, host, wait, NULL);

@@ -178,17 +178,23 @@ once "(c, d) healed"
 cut_full node-a
 power_off node-a
 ns_wait 30 host_state_is node-a down || diag "node-a not down: $OUT"
-capi POST /api/v1/hosts/node-a/unfence ''
-check "(e) unfence of a host that is not fenced is refused" 400 '(.detail | test("not fenced"))'
-capi POST /api/v1/hosts/node-a/fence '{"reason": "powered off (test)"}'
+# The CLI's verbs (gpuvirt host fence/unfence; exit codes: 400 → 2, 409 → 4, docs/cli.md).
+run "$GPUVIRT" host unfence node-a --endpoint "unix:$SOCK"
+assert_rc 2 "(e) gpuvirt host unfence of a host that is not fenced: refused, exit 2"
+grep -q "not fenced" <<<"$ERR" && _ok "(e) ... saying it is not fenced" || _not_ok "(e) ... saying it is not fenced" "$ERR"
+run "$GPUVIRT" host fence node-a --reason "powered off (test)" --endpoint "unix:$SOCK" --json
+assert_rc 0 "(e) gpuvirt host fence node-a --reason"
+HTTP=200
 check "(e) node-a fenced: recorded with who and why" 200 \
         '.state == "fenced" and .fence.by == "local" and .fence.reason == "powered off (test)" and .fence.answered == false'
 capi GET '/api/v1/audit?object=host/node-a'
 check "(e) the fence is in the audit log" 200 '[.. | objects | select((.path? // "") | test("/fence$"))] | length >= 1'
 capi POST /api/v1/vms/va-vgpu/migrate '{"mode": "offline"}'
 check "(e) a plain move off the fenced, silent host is refused: evacuate" 409 '(.detail | test("evacuate"))'
-capi POST /api/v1/hosts/node-a/unfence ''
-check "(e) unfence before node-a answered is refused" 409 '(.detail | test("has not answered since it was fenced"))'
+run "$GPUVIRT" host unfence node-a --endpoint "unix:$SOCK"
+assert_rc 4 "(e) gpuvirt host unfence before node-a answered: refused, exit 4 (409)"
+grep -q "has not answered since it was fenced" <<<"$ERR" && _ok "(e) ... saying it has not answered since it was fenced" ||
+        _not_ok "(e) ... saying it has not answered since it was fenced" "$ERR"
 # Every VM on node-a that holds a placement goes (fence.c): the three of this case and any an
 # earlier case left there (a create under loss can end on node-a as well).
 capi GET /api/v1/vms

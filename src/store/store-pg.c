@@ -101,18 +101,6 @@ static const char *const migrations[] = {
 };
 #define SCHEMA_NEWEST ((int)ELEMENTSOF(migrations))
 
-static const char *const kind_human[_GV_STORE_KIND_MAX] = {
-        [GV_STORE_HOST] = "Host",
-        [GV_STORE_ALLOC] = "The allocation of host",
-        [GV_STORE_VM] = "VM",
-        [GV_STORE_OPERATION] = "Operation",
-        [GV_STORE_IMAGE] = "Image",
-        [GV_STORE_TOKEN] = "Token",
-        [GV_STORE_IDEMPOTENCY] = "Idempotency key",
-        [GV_STORE_LICENSE] = "Licence pool",
-        [GV_STORE_TENANT] = "Tenant",
-        [GV_STORE_LEASE] = "Lease",
-};
 
 struct pg_store {
         pthread_mutex_t lock;
@@ -681,7 +669,7 @@ static int pg_get(void *b, enum gv_store_kind kind, const char *key, struct gv_s
                 return r;
         if (PQntuples(res) == 0) {
                 PQclear(res);
-                return gv_error_set(err, ENOENT, "%s '%s' does not exist.", kind_human[kind],
+                return gv_error_set(err, ENOENT, "%s '%s' does not exist.", gv_store_kind_human(kind),
                                     key);
         }
         struct gv_store_obj o = { 0 };
@@ -750,12 +738,12 @@ static int cas_failed(struct pg_store *s, PGconn *c, const struct gv_store_write
         if (PQntuples(res) == 1 && read_int(res, 0, 0, &now) >= 0) {
                 PQclear(res);
                 return gv_error_set(err, ESTALE, "%s '%s' changed since it was read (generation "
-                                    "%lld, now %lld): re-read and retry.", kind_human[w->kind],
+                                    "%lld, now %lld): re-read and retry.", gv_store_kind_human(w->kind),
                                     w->key, (long long)w->generation, (long long)now);
         }
         PQclear(res);
         return gv_error_set(err, ENOENT, "%s '%s' does not exist (any more): re-read and retry.",
-                            kind_human[w->kind], w->key);
+                            gv_store_kind_human(w->kind), w->key);
 }
 
 static int apply_write(struct pg_store *s, PGconn *c, const struct gv_store_write *w,
@@ -827,7 +815,7 @@ static int apply_write(struct pg_store *s, PGconn *c, const struct gv_store_writ
                 if (!matched)
                         return gv_error_set(err, EEXIST, "%s '%s' exists already: choose another "
                                             "name, or read it and update it.",
-                                            kind_human[w->kind], w->key);
+                                            gv_store_kind_human(w->kind), w->key);
                 *ret_generation = 1;
                 return 0;
         }

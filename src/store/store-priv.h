@@ -7,6 +7,9 @@
 
 #include "store.h"
 
+/* How the backends' messages name an object of a kind ("VM", "The allocation of host", ...). */
+const char *gv_store_kind_human(enum gv_store_kind k);
+
 /* The backend's handle behind a store (the `void *b` its ops receive). */
 void *gv_store_backend(struct gv_store *s);
 

@@ -148,19 +148,6 @@ static const char *const stmt_sql[_STMT_MAX] = {
                             "(SELECT seq FROM audit ORDER BY seq LIMIT ?2)",
 };
 
-/* How messages name an object of each kind. */
-static const char *const kind_human[_GV_STORE_KIND_MAX] = {
-        [GV_STORE_HOST] = "Host",
-        [GV_STORE_ALLOC] = "The allocation of host",
-        [GV_STORE_VM] = "VM",
-        [GV_STORE_OPERATION] = "Operation",
-        [GV_STORE_IMAGE] = "Image",
-        [GV_STORE_TOKEN] = "Token",
-        [GV_STORE_IDEMPOTENCY] = "Idempotency key",
-        [GV_STORE_LICENSE] = "Licence pool",
-        [GV_STORE_TENANT] = "Tenant",
-        [GV_STORE_LEASE] = "Lease",
-};
 
 struct sqlite_store {
         pthread_mutex_t lock;
@@ -624,7 +611,7 @@ static int sqlite_get_locked(struct sqlite_store *s, enum gv_store_kind kind, co
         if (rc == SQLITE_OK)
                 rc = sqlite3_step(st);
         if (rc == SQLITE_DONE)
-                return gv_error_set(err, ENOENT, "%s '%s' does not exist.", kind_human[kind],
+                return gv_error_set(err, ENOENT, "%s '%s' does not exist.", gv_store_kind_human(kind),
                                     key);
         if (rc != SQLITE_ROW) {
                 _cleanup_free_ char *what = xasprintf("read %s '%s'",
@@ -710,12 +697,12 @@ static int cas_failed(struct sqlite_store *s, const struct gv_store_write *w,
                 rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
                 return gv_error_set(err, ESTALE, "%s '%s' changed since it was read (generation "
-                                    "%lld, now %lld): re-read and retry.", kind_human[w->kind],
+                                    "%lld, now %lld): re-read and retry.", gv_store_kind_human(w->kind),
                                     w->key, (long long)w->generation,
                                     (long long)sqlite3_column_int64(st, 0));
         if (rc == SQLITE_DONE)
                 return gv_error_set(err, ENOENT, "%s '%s' does not exist (any more): re-read "
-                                    "and retry.", kind_human[w->kind], w->key);
+                                    "and retry.", gv_store_kind_human(w->kind), w->key);
         return sql_fail(s, rc, "check a generation", err);
 }
 
@@ -787,7 +774,7 @@ static int apply_write(struct sqlite_store *s, const struct gv_store_write *w, i
                 if (!matched)
                         return gv_error_set(err, EEXIST, "%s '%s' exists already: choose another "
                                             "name, or read it and update it.",
-                                            kind_human[w->kind], w->key);
+                                            gv_store_kind_human(w->kind), w->key);
                 *ret_generation = 1;
                 return 0;
         case GV_STORE_UPDATE:

@@ -25,6 +25,25 @@ static const char *const store_kind_table[_GV_STORE_KIND_MAX] = {
         [GV_STORE_TENANT] = "tenant",
         [GV_STORE_LEASE] = "lease",
 };
+
+/* How the backends' messages name an object of each kind (store-priv.h). */
+static const char *const kind_human[_GV_STORE_KIND_MAX] = {
+        [GV_STORE_HOST] = "Host",
+        [GV_STORE_ALLOC] = "The allocation of host",
+        [GV_STORE_VM] = "VM",
+        [GV_STORE_OPERATION] = "Operation",
+        [GV_STORE_IMAGE] = "Image",
+        [GV_STORE_TOKEN] = "Token",
+        [GV_STORE_IDEMPOTENCY] = "Idempotency key",
+        [GV_STORE_LICENSE] = "Licence pool",
+        [GV_STORE_TENANT] = "Tenant",
+        [GV_STORE_LEASE] = "Lease",
+};
+
+const char *gv_store_kind_human(enum gv_store_kind k)
+{
+        return k >= 0 && k < _GV_STORE_KIND_MAX && kind_human[k] ? kind_human[k] : "Object";
+}
 DEFINE_STRING_TABLE_LOOKUP(gv_store_kind, enum gv_store_kind, store_kind_table);
 
 /* The backends this build knows, in the order error messages list them. */

@@ -139,6 +139,30 @@ struct op_run {
         char *id;
 };
 
+/* An operation resumed after a restart (or taken over) whose VM was deleted and created again
+ * meanwhile under the same name: it was asked of the old VM and must not act on the new one
+ * (crash-random found a stop resumed after a controller kill stopping a VM started since). */
+static bool vm_replaced(struct gv_controller *c, const json_t *doc, struct gv_error **err)
+{
+        const char *target = json_string_value(json_object_get(doc, "target")) ?: "";
+        const char *want = json_string_value(json_object_get(doc, "vm_uuid"));
+        struct gv_store_obj vm = { 0 };
+        bool replaced = false;
+
+        if (!want || !gv_startswith(target, "vm/") ||
+            gv_store_get(c->store, GV_STORE_VM, target + 3, &vm, NULL) < 0)
+                return false;
+        const char *have = json_string_value(json_object_get(vm.doc, "uuid"));
+        if (have && strcmp(have, want) != 0) {
+                replaced = true;
+                gv_error_set(err, ESTALE, "VM '%s' was deleted and created again since this "
+                             "operation was asked for; it applied to the VM that is gone and "
+                             "was not carried out.", target + 3);
+        }
+        gv_store_obj_done(&vm);
+        return replaced;
+}
+
 static void *op_thread(void *arg)
 {
         struct op_run *run = arg;
@@ -156,7 +180,9 @@ static void *op_thread(void *arg)
         json_object_set_new(doc, "state", json_string("running"));
         if (!op_save(c, doc, gen, "operation.progress"))
                 goto out; /* another controller has it now */
-        if (!fn)
+        if (vm_replaced(c, doc, &e))
+                r = -ESTALE;
+        else if (!fn)
                 r = gv_error_set(&e, EINVAL, "Unknown operation kind '%s'.",
                                  json_string_value(json_object_get(doc, "kind")));
         else
@@ -211,6 +237,10 @@ int gv_ctl_op_start(struct gv_controller *c, const char *kind, const char *targe
                 json_t *t = json_object_get(json_object_get(vm.doc, "spec"), "tenant");
                 if (json_is_string(t))
                         json_object_set(doc, "tenant", t);
+                /* Which VM of that name: op_thread refuses to act on a later one. */
+                json_t *u = json_object_get(vm.doc, "uuid");
+                if (json_is_string(u))
+                        json_object_set(doc, "vm_uuid", u);
         }
         gv_store_obj_done(&vm);
         struct gv_store_write w = { .op = GV_STORE_CREATE, .kind = GV_STORE_OPERATION, .key = id,

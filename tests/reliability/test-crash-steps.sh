@@ -146,6 +146,31 @@ if arm node-a "agent.migrate.incoming=kill"; then
 else
         _not_ok "node-a restarts with agent.migrate.incoming armed" "$(tail -3 "$TEST_TMP/launch.log")"
 fi
+# An operation resumed after a controller kill whose VM was deleted and created again under the
+# same name meanwhile (crash-random found a resumed stop stopping a VM started since): the
+# controller dies at vm.stop.marked; while it is down the store is made to hold what a delete
+# and a new create would leave (the same name, a new uuid, running); the resumed stop must not
+# act on the new VM (operations.c, vm_replaced).
+mk again1 "$VGPU" node-a
+if arm controller "vm.stop.marked=kill"; then
+        capi POST '/api/v1/vms/again1/stop?wait=30' '{}'
+        died controller 30 || _not_ok "again1: the controller died at vm.stop.marked" "$HTTP $OUT"
+        sqlite3 "$CL/controller/gpuvirt.db" "UPDATE objects SET doc = json_set(doc, '\$.uuid',
+                '00000000-0000-4000-8000-00000000a9a1', '\$.state', 'running')
+                WHERE kind = 'vm' AND key = 'again1'" ||
+                _not_ok "again1: the store edited while the controller is down" "sqlite3 failed"
+        arm controller "" || _not_ok "the controller restarts" "$(tail -3 "$TEST_TMP/launch.log")"
+        ops_settled 60
+        capi GET /api/v1/operations
+        check "again1: the resumed stop failed, saying the VM was created again" 200 \
+                '[.[] | select(.target == "vm/again1" and .kind == "vm.stop")][0] | .state == "failed" and (.message | test("deleted and created again"))'
+        aapi node-a /v1/vms/again1
+        check "again1: the VM of that name still runs" 200 '.phase == "running"'
+        capi DELETE '/api/v1/vms/again1?wait=30'
+        hist delete again1
+else
+        _not_ok "the controller restarts with vm.stop.marked armed" "$(tail -3 "$TEST_TMP/launch.log")"
+fi
 invariants --settle 20 && _ok "all clean at the end" || _not_ok "all clean at the end" "$INV_OUT"
 no_sanitizer_reports
 done_testing

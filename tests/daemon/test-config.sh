@@ -34,6 +34,9 @@ PID=$!
 for _ in $(seq 50); do [ -S "$T/s/agent.sock" ] && break; sleep 0.1; done
 [ -S "$T/s/agent.sock" ] && ok "state-dir from the file; --role agent from the command line wins" || not_ok "state-dir from the file; --role agent from the command line wins" "$(cat "$T/log")"
 [ ! -e "$T/s/gpuvirt.sock" ] && ok "... so no controller runs" || not_ok "... so no controller runs"
+# The socket is bound before the "ready" line is written: wait for the line (a loaded machine
+# is slow to print it).
+for _ in $(seq 50); do grep -q "accel tcg, chosen by configuration" "$T/log" && break; sleep 0.1; done
 grep -q "accel tcg, chosen by configuration" "$T/log" && ok "accel from the file" || not_ok "accel from the file" "$(cat "$T/log")"
 kill "$PID"; wait "$PID"; rc=$?; PID=
 [ $rc -eq 0 ] && ok "SIGTERM stops it cleanly" || not_ok "SIGTERM stops it cleanly" "rc $rc"

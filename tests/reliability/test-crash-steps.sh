@@ -171,6 +171,31 @@ if arm controller "vm.stop.marked=kill"; then
 else
         _not_ok "the controller restarts with vm.stop.marked armed" "$(tail -3 "$TEST_TMP/launch.log")"
 fi
+# A move under way owns its VM (the 1,000-kill run found a stop accepted mid-move; vms.c,
+# moving): with the move held at vm.migrate.started for 4 s, a stop, a start and a delete are
+# each refused with 409 naming the move, and the move then ends as it would have.
+mk busy1 "$VGPU" node-a
+if arm controller "vm.migrate.started=sleep:4000"; then
+        curl -s -o /dev/null --max-time 60 --unix-socket "$SOCK" -X POST -H 'Content-Type: application/json' \
+                --data-binary '{"to": "node-b"}' 'http://c/api/v1/vms/busy1/migrate?wait=60' &
+        MV=$!
+        in_move() { capi GET /api/v1/vms/busy1; jq -e '.migration | type == "object"' <<<"$OUT" >/dev/null; }
+        wait_for 10 in_move || diag "busy1: no move under way seen: $OUT"
+        capi POST '/api/v1/vms/busy1/stop?wait=30' '{}'
+        check "busy1: a stop during its move is refused, naming the move" 409 '(.detail | test("being moved to node-b"))'
+        capi POST '/api/v1/vms/busy1/start?wait=30'
+        check "busy1: a start during its move is refused" 409 '(.detail | test("being moved"))'
+        capi DELETE '/api/v1/vms/busy1?wait=30'
+        check "busy1: a delete during its move is refused" 409 '(.detail | test("being moved"))'
+        wait "$MV"
+        capi GET /api/v1/vms/busy1
+        check "busy1: the move ended as it would have: running on node-b" 200 '.host == "node-b" and .state == "running" and (.migration == null)'
+        arm controller "" || _not_ok "the controller restarts" "$(tail -3 "$TEST_TMP/launch.log")"
+        capi DELETE '/api/v1/vms/busy1?wait=30'
+        hist delete busy1
+else
+        _not_ok "the controller restarts with vm.migrate.started armed" "$(tail -3 "$TEST_TMP/launch.log")"
+fi
 invariants --settle 20 && _ok "all clean at the end" || _not_ok "all clean at the end" "$INV_OUT"
 no_sanitizer_reports
 done_testing

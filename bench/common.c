@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "util/parse.h"
 #include "http/client.h"
 #include "util/alloc.h"
 #include "util/fileio.h"
@@ -35,6 +36,17 @@ int bench_usage_error(const char *prog, const char *fmt, ...)
         va_end(ap);
         fprintf(stderr, "\nRun '%s --help' for usage.\n", prog);
         return 2;
+}
+
+int bench_parse_uint(const char *prog, const char *opt, const char *arg, unsigned lo,
+                     unsigned hi, unsigned *ret)
+{
+        uint32_t v;
+        if (gv_parse_u32(arg, 10, &v) < 0 || v < lo || v > hi)
+                return bench_usage_error(prog, "%s needs a whole number from %u to %u, not "
+                                         "'%s'.", opt, lo, hi, arg);
+        *ret = v;
+        return 0;
 }
 
 void bench_print_log_tail(const char *what, const char *path, size_t max)

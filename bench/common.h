@@ -13,6 +13,10 @@
 int bench_fail(const char *prog, const char *fmt, ...) _printf_(2, 3);
 /* "PROG: message" and "Run 'PROG --help' for usage." on stderr; returns 2. */
 int bench_usage_error(const char *prog, const char *fmt, ...) _printf_(2, 3);
+/* An option's whole number from lo to hi: 0 and *ret, or the usage error (2) naming `opt`
+ * ("--vms") and the range. */
+int bench_parse_uint(const char *prog, const char *opt, const char *arg, unsigned lo,
+                     unsigned hi, unsigned *ret);
 /* The last `max` bytes of a log file (e.g. a daemon's) on stderr, framed; nothing when empty. */
 void bench_print_log_tail(const char *what, const char *path, size_t max);
 /* The gpuvirtd a benchmark runs: `given` (its --daemon), else $ENV_VAR, else `built`. */

@@ -38,15 +38,6 @@
 
 static const char *prog = "bench-license";
 
-static int parse_uint(const char *opt, const char *arg, unsigned min, unsigned max,
-                      unsigned *ret)
-{
-        uint32_t v;
-        if (gv_parse_u32(arg, 10, &v) < 0 || v < min || v > max)
-                return bench_usage_error(prog, "--%s: '%s' is not %u..%u.", opt, arg, min, max);
-        *ret = v;
-        return 0;
-}
 
 static json_t *vm_doc(unsigned i)
 {
@@ -85,15 +76,15 @@ int main(int argc, char **argv)
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
                 switch (c) {
                 case 'v':
-                        if (parse_uint("vms", optarg, 1, 100000, &vms) != 0)
+                        if (bench_parse_uint(prog, "--vms", optarg, 1, 100000, &vms) != 0)
                                 return 2;
                         break;
                 case 'p':
-                        if (parse_uint("pools", optarg, 2, 1000, &pools) != 0)
+                        if (bench_parse_uint(prog, "--pools", optarg, 2, 1000, &pools) != 0)
                                 return 2;
                         break;
                 case 'r':
-                        if (parse_uint("runs", optarg, 1, 10000, &runs) != 0)
+                        if (bench_parse_uint(prog, "--runs", optarg, 1, 10000, &runs) != 0)
                                 return 2;
                         break;
                 default:

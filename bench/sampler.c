@@ -140,12 +140,7 @@ static const char usage_text[] =
 
 static int parse_uint(const char *opt, const char *arg, unsigned lo, unsigned hi, unsigned *ret)
 {
-        uint32_t v;
-        if (gv_parse_u32(arg, 10, &v) < 0 || v < lo || v > hi)
-                return usage_error("%s needs a whole number from %u to %u, not '%s'.", opt, lo,
-                                   hi, arg);
-        *ret = v;
-        return 0;
+        return bench_parse_uint(PROG, opt, arg, lo, hi, ret);
 }
 
 static int parse_opts(int argc, char **argv, struct opts *o)

@@ -141,6 +141,10 @@ ops() {
                         # after a failed step the next is refused, saying why (a failed create
                         # holds no placement: "delete it and create it again")
                         _ok "$label: $m ${p%%\?*} refused after a failed step: $(jqo .detail)"
+                elif [ "$HTTP" = 409 ] && jqo '.detail // ""' | grep -q "which is down"; then
+                        # the loss made the host miss its polls for host-down-after: a change is
+                        # refused, saying so, until it answers (api.c) — an end, not a hang
+                        _ok "$label: $m ${p%%\?*} refused while the loss had the host down: $(jqo .detail)"
                 else
                         _not_ok "$label: $m ${p%%\?*} ended, done or failed with a reason" "HTTP $HTTP $OUT"
                 fi

@@ -119,6 +119,14 @@ static void leader_lost(struct gv_controller *c, const char *why)
                 log_warning("controller %s: no longer the leader: %s", c->ctl_id, why);
 }
 
+/* This controller's identity for a document: a copy of ctl_who each time (never written after
+ * start). Sharing the object itself bumped its reference count, which jansson does not make
+ * atomic, from every operation thread at once (TSan saw it). */
+static json_t *my_identity(struct gv_controller *c)
+{
+        return json_deep_copy(c->ctl_who);
+}
+
 /* One round for the leader lease: take it (free or expired), renew it (ours), or leave it. */
 static void leader_round(struct gv_controller *c)
 {
@@ -149,7 +157,7 @@ static void leader_round(struct gv_controller *c)
                 w.generation = o.generation;
         }
         int64_t since = renew ? json_integer_value(json_object_get(o.doc, "since_ms")) : t0;
-        _cleanup_json_ json_t *doc = json_pack("{s:O, s:I, s:I, s:I}", "holder", c->ctl_who,
+        _cleanup_json_ json_t *doc = json_pack("{s:o, s:I, s:I, s:I}", "holder", my_identity(c),
                                                "expires_ms", (json_int_t)(t0 + c->lease_ms),
                                                "since_ms", (json_int_t)since, "renewed_ms",
                                                (json_int_t)t0);
@@ -219,7 +227,7 @@ void gv_ctl_lease_disown(struct gv_controller *c, const char *op_id)
 
 void gv_ctl_lease_stamp(struct gv_controller *c, json_t *op_doc)
 {
-        json_object_set(op_doc, "owner", c->ctl_who);
+        json_object_set_new(op_doc, "owner", my_identity(c));
         json_object_set_new(op_doc, "lease_until", json_integer(gv_ctl_now_ms() + c->lease_ms));
 }
 

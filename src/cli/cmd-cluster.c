@@ -759,36 +759,16 @@ static int host_unfence(struct gv_cli *cli, int argc, char **argv)
 /* host evacuate HOST [--wait]: re-place the VMs of a fenced, silent host */
 static int host_evacuate(struct gv_cli *cli, int argc, char **argv)
 {
-        static const struct option options[] = {
-                GV_CLI_API_OPTIONS,
-                { "wait", no_argument, NULL, GV_CLI_OPT_WAIT },
-                {},
-        };
         static const char usage[] = "host evacuate HOST [--wait] [--json]";
         _cleanup_json_ json_t *out = NULL;
         bool wait = false;
-        int c, ex = -1;
-
-        optind = 0;
-        opterr = 0;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-                if (c == GV_CLI_OPT_WAIT) {
-                        wait = true;
-                } else if (gv_cli_api_option(cli, c, usage, &ex)) {
-                        if (ex >= 0)
-                                return ex;
-                } else {
-                        return gv_cli_usage_error("unknown option '%s'; usage: gpuvirt %s",
-                                                  argv[optind - 1], usage);
-                }
-        }
-        if (argc - optind != 1)
-                return gv_cli_usage_error("usage: gpuvirt %s", usage);
-        const char *host = argv[optind];
-        ex = host_post(cli, host, "evacuate", NULL, &out);
+        int idx, ex;
+        if (!gv_cli_api_parse_simple(cli, argc, argv, usage, 1, &wait, &idx, &ex))
+                return ex;
+        ex = host_post(cli, argv[idx], "evacuate", NULL, &out);
         if (ex != GV_EXIT_OK)
                 return ex;
-        return gv_cli_op_follow(cli, out, host, wait, NULL);
+        return gv_cli_op_follow(cli, out, argv[idx], wait, NULL);
 }
 
 const struct gv_cli_command gv_cli_cluster_commands[] = {

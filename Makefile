@@ -46,13 +46,15 @@ demo: build
 demo-stop:
 	@GPUVIRT_BUILD="$(CURDIR)/$(BUILD)" ./contrib/sim-cluster.sh stop "$(DEMO_DIR)"
 
+# On a failure deps/test-failures.sh prints each failed test's "not ok" lines last (a CI log's tail).
 test: build
-	meson test -C $(BUILD) $(MESON_TEST_FLAGS)
+	meson test -C $(BUILD) $(MESON_TEST_FLAGS) || { ./deps/test-failures.sh $(BUILD); exit 1; }
 
 # The leak cycles (tests/reliability/test-leaks.sh, R16) run 100 in test and 30 here; the
 # crash harnesses (suite crash: SIGKILLed daemons, the longest tests) run in test only.
 test-asan: build-asan
-	LEAK_CYCLES=30 meson test -C $(BUILD_ASAN) $(MESON_TEST_FLAGS) --no-suite crash
+	LEAK_CYCLES=30 meson test -C $(BUILD_ASAN) $(MESON_TEST_FLAGS) --no-suite crash || \
+		{ ./deps/test-failures.sh $(BUILD_ASAN); exit 1; }
 
 # test-tsan and fuzz-ci add about 5 and 3.5 minutes on 2 cores (docs/fuzzing.md, "In CI").
 check: web test test-asan test-tsan fuzz-ci

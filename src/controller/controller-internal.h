@@ -142,6 +142,11 @@ int gv_ctl_op_start(struct gv_controller *c, const char *kind, const char *targe
                     json_t *arg /* stolen */, json_t **ret_op, struct gv_error **err);
 void gv_ctl_op_progress(struct gv_controller *c, const char *op_id, int pct, const char *fmt,
                         ...) _printf_(4, 5);
+/* One operation at a time per VM: -EBUSY, saying which, while the operation the VM document
+ * names ("operation") is pending or running (gv_ctl_op_start records it and refuses a second). */
+int gv_ctl_vm_idle(struct gv_controller *c, const json_t *vm_doc, struct gv_error **err);
+/* Wait up to wait_ms for the operation under way on VM `name` (if any) to end. */
+int gv_ctl_vm_wait_idle(struct gv_controller *c, const char *name, int wait_ms);
 /* Operations the store says were running when the controller stopped: run again (every step
  * of every operation is idempotent). */
 void gv_ctl_op_resume_all(struct gv_controller *c);

@@ -38,6 +38,7 @@
 #include "util/strv.h"
 
 #define STEP_WAIT_MS (30 * 60 * 1000)
+#define IDLE_WAIT_MS (2 * 60 * 1000)
 #define REASON_MAX 256
 
 static const char *jstr(const json_t *o, const char *k)
@@ -340,6 +341,9 @@ int gv_ctl_op_host_evacuate(struct gv_controller *c, const char *op_id, json_t *
                         continue;
                 gv_ctl_op_progress(c, op_id, (int)(100 * i / (n ? n : 1)), "%s (%zu of %zu)",
                                    vm, i + 1, n);
+                /* One operation at a time per VM (gv_ctl_vm_idle): one under way (its
+                 * agent calls to the silent host fail within seconds) ends first. */
+                (void)gv_ctl_vm_wait_idle(c, vm, IDLE_WAIT_MS);
                 int r = gv_controller_vm_migrate(c, vm, b, &op, &e);
                 if (r >= 0) {
                         r = gv_controller_operation(c, jstr(op, "id"), STEP_WAIT_MS, &done, &e);

@@ -149,6 +149,8 @@ int gv_controller_vm_migrate(struct gv_controller *c, const char *name, const js
         else if (json_is_object(json_object_get(v.doc, "migration")))
                 r = gv_error_set(err, EBUSY, "VM '%s' is moving already (to %s).", name,
                                  jstr(json_object_get(v.doc, "migration"), "host") ?: "?");
+        else
+                r = gv_ctl_vm_idle(c, v.doc, err); /* before anything is reserved */
         /* Nothing leaves a silent host that may still run it (fence.c). */
         if (r >= 0)
                 r = gv_ctl_fence_check_move(c, name, host, mode, err);
@@ -269,6 +271,15 @@ int gv_controller_vm_migrate(struct gv_controller *c, const char *name, const js
                                                               "running") == 0),
                                               "from_placement", src_pl),
                                     ret_op, err);
+                /* Not recorded (another operation took the VM in between, or the store
+                 * failed): the target's reservation goes again. */
+                if (r < 0 && !strcmp(mode, "live")) {
+                        _cleanup_free_ char *op = xasprintf("refused-%s", name);
+                        _cleanup_free_ char *note = xasprintf(
+                                "A move to %s was not recorded: %s", jstr(pl, "host") ?: "?",
+                                gv_error_msg(err ? *err : NULL, r));
+                        gv_ctl_migration_drop(c, op, name, jstr(pl, "host"), pl, note);
+                }
         }
 out:
         gv_store_obj_done(&v);

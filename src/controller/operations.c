@@ -219,6 +219,101 @@ void gv_ctl_op_run(struct gv_controller *c, const char *id)
         gv_ctl_spawn(c, op_thread, run);
 }
 
+/* One operation at a time per VM (the 1,000-kill run found a stop accepted while a start, whose
+ * client a kill had cut off, still ran; docs/api.md "One operation at a time"): the VM document
+ * names its latest operation ("operation"), and another is refused while that one is pending or
+ * running. A name left behind by an operation that ended, or was pruned, does not hold the VM. */
+int gv_ctl_vm_idle(struct gv_controller *c, const json_t *vm_doc, struct gv_error **err)
+{
+        const char *id = json_string_value(json_object_get(vm_doc, "operation"));
+        const char *name = json_string_value(json_object_get(vm_doc, "name")) ?: "?";
+        struct gv_store_obj o = { 0 };
+        int r = 0;
+
+        if (!id || gv_store_get(c->store, GV_STORE_OPERATION, id, &o, NULL) < 0)
+                return 0;
+        if (!gv_controller_operation_done(o.doc))
+                r = gv_error_set(err, EBUSY, "VM '%s' has operation %s (%s, %s) under way; wait "
+                                 "for it to end (GET /api/v1/operations/%s), then try again.",
+                                 name, id,
+                                 json_string_value(json_object_get(o.doc, "kind")) ?: "?",
+                                 json_string_value(json_object_get(o.doc, "state")) ?: "?", id);
+        gv_store_obj_done(&o);
+        return r;
+}
+
+int gv_ctl_vm_wait_idle(struct gv_controller *c, const char *name, int wait_ms)
+{
+        struct gv_store_obj v = { 0 };
+        _cleanup_free_ char *id = NULL;
+        _cleanup_json_ json_t *done = NULL;
+
+        if (gv_ctl_vm_get(c, name, &v, NULL) < 0)
+                return 0;
+        if (gv_ctl_vm_idle(c, v.doc, NULL) < 0)
+                id = xstrdup(json_string_value(json_object_get(v.doc, "operation")));
+        gv_store_obj_done(&v);
+        return id ? gv_controller_operation(c, id, wait_ms, &done, NULL) : 0;
+}
+
+/* The operation's document and, for one on a VM, the VM's naming it (one batch: of two asked
+ * at once, one is recorded and the other refused, -EBUSY). */
+static int op_record(struct gv_controller *c, json_t *doc, const char *id, const char *kind,
+                     const char *target, struct gv_error **err)
+{
+        _cleanup_free_ char *subject = xasprintf("operation/%s", id);
+        const char *vm = gv_startswith(target, "vm/") ? target + 3 : NULL;
+
+        for (int tries = 0; tries < 10; tries++) {
+                struct gv_store_obj v = { 0 };
+                _cleanup_json_ json_t *vdoc = NULL;
+                struct gv_store_write w[2] = {
+                        { .op = GV_STORE_CREATE, .kind = GV_STORE_OPERATION, .key = id,
+                          .doc = doc },
+                };
+                size_t n = 1;
+                int r;
+
+                if (vm && gv_store_get(c->store, GV_STORE_VM, vm, &v, NULL) >= 0) {
+                        r = gv_ctl_vm_idle(c, v.doc, err);
+                        if (r < 0) {
+                                gv_store_obj_done(&v);
+                                return r;
+                        }
+                        /* The tenant of the VM it works on: its members may follow it (api.c);
+                         * and which VM of that name: op_thread refuses to act on a later one. */
+                        json_t *t = json_object_get(json_object_get(v.doc, "spec"), "tenant");
+                        if (json_is_string(t))
+                                json_object_set(doc, "tenant", t);
+                        json_t *u = json_object_get(v.doc, "uuid");
+                        if (json_is_string(u))
+                                json_object_set(doc, "vm_uuid", u);
+                        vdoc = json_deep_copy(v.doc);
+                        json_object_set_new(vdoc, "operation", json_string(id));
+                        w[n++] = (struct gv_store_write){ .op = GV_STORE_UPDATE,
+                                                          .kind = GV_STORE_VM, .key = vm,
+                                                          .doc = vdoc,
+                                                          .generation = v.generation };
+                }
+                gv_store_obj_done(&v);
+                _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+                r = gv_ctl_write_event(c, w, n, "operation.progress", subject,
+                                       json_pack("{s:s, s:s, s:s}", "kind", kind, "target",
+                                                 target, "state", "pending"),
+                                       &e);
+                if (n > 1)
+                        gv_ctl_vms_changed(c);
+                if (r != -ESTALE || n == 1) {
+                        if (r < 0)
+                                gv_error_propagate(err, TAKE_PTR(e));
+                        return r;
+                }
+                /* The VM was written meanwhile: read again (another operation may hold it). */
+        }
+        return gv_error_set(err, EBUSY, "VM '%s' changed under each of 10 attempts to record "
+                            "the operation; try again.", vm);
+}
+
 int gv_ctl_op_start(struct gv_controller *c, const char *kind, const char *target, json_t *arg,
                     json_t **ret_op, struct gv_error **err)
 {
@@ -230,26 +325,7 @@ int gv_ctl_op_start(struct gv_controller *c, const char *kind, const char *targe
                                 "updated_at", (json_int_t)now, "result", "error", "arg",
                                 arg ? arg : json_object());
         gv_ctl_lease_stamp(c, doc); /* this controller runs it (lease.c) */
-        /* The tenant of the VM it works on: its members may follow it (api.c). */
-        struct gv_store_obj vm = { 0 };
-        if (gv_startswith(target, "vm/") &&
-            gv_store_get(c->store, GV_STORE_VM, target + 3, &vm, NULL) >= 0) {
-                json_t *t = json_object_get(json_object_get(vm.doc, "spec"), "tenant");
-                if (json_is_string(t))
-                        json_object_set(doc, "tenant", t);
-                /* Which VM of that name: op_thread refuses to act on a later one. */
-                json_t *u = json_object_get(vm.doc, "uuid");
-                if (json_is_string(u))
-                        json_object_set(doc, "vm_uuid", u);
-        }
-        gv_store_obj_done(&vm);
-        struct gv_store_write w = { .op = GV_STORE_CREATE, .kind = GV_STORE_OPERATION, .key = id,
-                                    .doc = doc };
-        _cleanup_free_ char *subject = xasprintf("operation/%s", id);
-        int r = gv_ctl_write_event(c, &w, 1, "operation.progress", subject,
-                                   json_pack("{s:s, s:s, s:s}", "kind", kind, "target", target,
-                                             "state", "pending"),
-                                   err);
+        int r = op_record(c, doc, id, kind, target, err);
         if (r < 0) {
                 json_decref(doc);
                 return r;

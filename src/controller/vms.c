@@ -886,6 +886,11 @@ static int vm_op(struct gv_controller *c, const char *kind, const char *name, js
 {
         struct gv_store_obj v = { 0 };
         int r = moving(c, kind, name, err);
+        /* Before start_admit writes "starting": refused without a trace (gv_ctl_op_start
+         * refuses one that got here at the same time as another). */
+        if (r >= 0 && gv_ctl_vm_get(c, name, &v, NULL) >= 0)
+                r = gv_ctl_vm_idle(c, v.doc, err);
+        gv_store_obj_done(&v);
         if (r >= 0 && strcmp(kind, "vm.start") == 0)
                 r = start_admit(c, name, err);
         if (r >= 0)
@@ -906,7 +911,9 @@ static int vm_op(struct gv_controller *c, const char *kind, const char *name, js
         json_object_set_new(arg, "name", json_string(name));
         _cleanup_free_ char *target = xasprintf("vm/%s", name);
         r = gv_ctl_op_start(c, kind, target, arg, ret_op, err);
-        if (r < 0 && strcmp(kind, "vm.start") == 0) /* give back the seats start_admit took */
+        /* Give back the seats start_admit took; not when another operation took the VM in
+         * between (-EBUSY): the state is that one's now. */
+        if (r < 0 && r != -EBUSY && strcmp(kind, "vm.start") == 0)
                 (void)gv_ctl_vm_set_state(c, name, "stopped", NULL);
         return r;
 }

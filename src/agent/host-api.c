@@ -116,10 +116,15 @@ int gv_agent_gpu_set_mode(struct gv_agent *a, const char *gpu, const char *mode,
         if (r >= 0) {
                 _cleanup_free_ char *who = holder(a, g->bdf);
                 bool changed = false;
-                if (who)
+                /* The mode it has already: nothing changes, whoever uses it (a controller
+                 * whose view of the host is a poll old asks again: alloc-race saw a create
+                 * refused so while another VM ran on the GPU in that very mode). */
+                if (g->mode == m)
+                        ;
+                else if (who)
                         r = gv_error_set(err, EBUSY, "GPU %s is in use by VM '%s'; stop it "
                                          "first.", g->bdf, who);
-                else if (g->mode != m) {
+                else {
                         changed = true;
                         r = gv_gpu_set_mode(a->host, g, m, err);
                 }

@@ -184,6 +184,10 @@ api GET /v1/vms/tv
 check "tv ran untouched through three kills of the agent" 200 ".phase == \"running\" and .pid == $PID"
 api DELETE /v1/vms/ts '' ts-del
 check "delete ts" 200 '.deleted'
+api POST /v1/gpus/3/mode '{"mode":"mig"}' mode2
+check "GPU 3, used by running tv, set to the MIG mode it has: 200, nothing changes" 200 '.mode == "mig"'
+api POST /v1/gpus/3/mode '{"mode":"vgpu"}' mode3
+check "... to another mode: 409 naming tv" 409 '.detail | test("in use by VM .tv.")'
 api DELETE /v1/vms/tv '' del1
 check "delete of a running VM: 409" 409 '.detail | test("stop it first")'
 api POST /v1/vms/tv/stop '{"timeout_s":1}' stop1

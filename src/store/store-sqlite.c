@@ -22,9 +22,16 @@
  * and changes() telling whether it matched, events appended, COMMIT; any failure is ROLLBACK.
  * Values are always bound, never formatted into SQL.
  *
- * gv_store_version: PRAGMA data_version changes (on this connection) exactly when another
- * connection, in this process or another, committed to the file; this connection's own commits
- * do not move it, so they bump s->version themselves. No table and no extra write per commit.
+ * Reads (get, list, events, audit queries, the version) go through a second connection, the
+ * reader (query_only, its own mutex and statements): in WAL mode a reader never waits for a
+ * writer, so while a write waits out the busy timeout for another process's write lock (holding
+ * the writer's mutex) the API's reads are still answered at once (reliability.md R12). Each
+ * read is its own transaction, so it sees every commit made before it started, ours included.
+ *
+ * gv_store_version: PRAGMA data_version changes (on a connection) exactly when another
+ * connection, in this process or another, committed to the file; read on the reader, that is
+ * every commit, the writer's too. The writer's commits also bump s->version themselves (the
+ * store without a reader, and no wait for the next read). No table and no extra write.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -154,11 +161,25 @@ struct sqlite_store {
         sqlite3 *db;
         char *path;
         sqlite3_stmt *stmt[_STMT_MAX];
-        /* gv_store_version: our own commits counted here, other connections' seen through
-         * PRAGMA data_version (which moves only for commits by other connections). */
+        /* The reads' connection (NULL in the reader itself). */
+        struct sqlite_store *reader;
+        /* gv_store_version: our own commits counted here (atomically: the version is read
+         * under the reader's mutex), other connections' seen through PRAGMA data_version
+         * (which moves only for commits by other connections). */
         int64_t version;
         int64_t data_version;
 };
+
+/* The connection a read uses: the reader when there is one. */
+static struct sqlite_store *reading(struct sqlite_store *s)
+{
+        return s->reader ? s->reader : s;
+}
+
+static void version_bump(struct sqlite_store *s)
+{
+        __atomic_add_fetch(&s->version, 1, __ATOMIC_SEQ_CST);
+}
 
 static int64_t now_ms(void)
 {
@@ -351,6 +372,7 @@ static void sqlite_close(void *b)
         struct sqlite_store *s = b;
         if (!s)
                 return;
+        sqlite_close(s->reader);
         for (size_t i = 0; i < _STMT_MAX; i++)
                 sqlite3_finalize(s->stmt[i]);
         sqlite3_close(s->db);
@@ -518,6 +540,35 @@ static int set_pragmas(struct sqlite_store *s, struct gv_error **err)
         return 0;
 }
 
+/* The second connection, for reads only (after the writer made the file WAL and migrated it):
+ * query_only, so a bug that wrote through it fails instead of racing the writer. */
+static int reader_open(struct sqlite_store *s, struct gv_error **err)
+{
+        _cleanup_(sqlite_closep) struct sqlite_store *rd = xnew0(struct sqlite_store, 1);
+        pthread_mutex_init(&rd->lock, NULL);
+        rd->path = xstrdup(s->path);
+        int rc = sqlite3_open_v2(rd->path, &rd->db,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+                                         SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE,
+                                 NULL);
+        if (rc != SQLITE_OK)
+                return gv_error_set(err, -sql_errno(rc), "Cannot open the store '%s' for "
+                                    "reading: %s.", rd->path,
+                                    rd->db ? sqlite3_errmsg(rd->db) : sqlite3_errstr(rc));
+        sqlite3_busy_timeout(rd->db, STORE_BUSY_TIMEOUT_MS);
+        char *msg = NULL;
+        rc = sqlite3_exec(rd->db, "PRAGMA query_only = ON;", NULL, NULL, &msg);
+        if (rc != SQLITE_OK) {
+                int r = gv_error_set(err, -sql_errno(rc), "Cannot configure the store '%s' "
+                                     "for reading: %s.", rd->path,
+                                     msg ? msg : sqlite3_errstr(rc));
+                sqlite3_free(msg);
+                return r;
+        }
+        s->reader = TAKE_PTR(rd);
+        return 0;
+}
+
 static int sqlite_open(const char *location, void **ret, struct gv_error **err)
 {
         _cleanup_(sqlite_closep) struct sqlite_store *s = xnew0(struct sqlite_store, 1);
@@ -549,7 +600,10 @@ static int sqlite_open(const char *location, void **ret, struct gv_error **err)
         r = migrate(s, err);
         if (r < 0)
                 return r;
-        r = pragma_int(s, "PRAGMA data_version", &s->data_version, err);
+        r = reader_open(s, err);
+        if (r < 0)
+                return r;
+        r = pragma_int(s->reader, "PRAGMA data_version", &s->data_version, err);
         if (r < 0)
                 return r;
         s->version = 1;
@@ -630,7 +684,7 @@ static int sqlite_get_locked(struct sqlite_store *s, enum gv_store_kind kind, co
 static int sqlite_get(void *b, enum gv_store_kind kind, const char *key, struct gv_store_obj *ret,
                       struct gv_error **err)
 {
-        struct sqlite_store *s = b;
+        struct sqlite_store *s = reading(b);
         pthread_mutex_lock(&s->lock);
         int r = sqlite_get_locked(s, kind, key, ret, err);
         pthread_mutex_unlock(&s->lock);
@@ -677,7 +731,7 @@ static int sqlite_list_locked(struct sqlite_store *s, enum gv_store_kind kind,
 static int sqlite_list(void *b, enum gv_store_kind kind, struct gv_store_obj **ret, size_t *ret_n,
                        struct gv_error **err)
 {
-        struct sqlite_store *s = b;
+        struct sqlite_store *s = reading(b);
         pthread_mutex_lock(&s->lock);
         int r = sqlite_list_locked(s, kind, ret, ret_n, err);
         pthread_mutex_unlock(&s->lock);
@@ -840,7 +894,7 @@ static int batch_locked(struct sqlite_store *s, struct gv_store_write *w, size_t
         }
         for (size_t i = 0; i < n_w; i++)
                 w[i].new_generation = gens[i];
-        s->version++;
+        version_bump(s);
         return 0;
 }
 
@@ -919,7 +973,7 @@ static int sqlite_events_locked(struct sqlite_store *s, int64_t after, size_t ma
 static int sqlite_events(void *b, int64_t after, size_t max, struct gv_store_event **ret,
                          size_t *ret_n, struct gv_error **err)
 {
-        struct sqlite_store *s = b;
+        struct sqlite_store *s = reading(b);
         pthread_mutex_lock(&s->lock);
         int r = sqlite_events_locked(s, after, max, ret, ret_n, err);
         pthread_mutex_unlock(&s->lock);
@@ -938,7 +992,7 @@ static int sqlite_events_trim_locked(struct sqlite_store *s, size_t keep, struct
         if (rc != SQLITE_DONE)
                 return sql_fail(s, rc, "trim the events", err);
         if (sqlite3_changes(s->db) > 0)
-                s->version++;
+                version_bump(s);
         return 0;
 }
 
@@ -966,18 +1020,18 @@ static int sqlite_schema_version(void *b, int *ret, struct gv_error **err)
 
 static int sqlite_version(void *b, int64_t *ret, struct gv_error **err)
 {
-        struct sqlite_store *s = b;
+        struct sqlite_store *s = b, *rd = reading(s);
         int64_t dv = 0;
-        pthread_mutex_lock(&s->lock);
-        int r = pragma_int(s, "PRAGMA data_version", &dv, err);
+        pthread_mutex_lock(&rd->lock);
+        int r = pragma_int(rd, "PRAGMA data_version", &dv, err);
         if (r >= 0) {
-                if (dv != s->data_version) {
+                if (dv != s->data_version) { /* s->data_version: under the reader's mutex */
                         s->data_version = dv;
-                        s->version++;
+                        version_bump(s);
                 }
-                *ret = s->version;
+                *ret = __atomic_load_n(&s->version, __ATOMIC_SEQ_CST);
         }
-        pthread_mutex_unlock(&s->lock);
+        pthread_mutex_unlock(&rd->lock);
         return r;
 }
 
@@ -1054,7 +1108,7 @@ static int audit_append_locked(struct sqlite_store *s, const char *text, const j
         if (r < 0)
                 tx_rollback(s);
         else
-                s->version++;
+                version_bump(s);
         return r;
 }
 
@@ -1197,7 +1251,7 @@ static int audit_query_locked(struct sqlite_store *s, const struct gv_store_audi
 static int sqlite_audit_query(void *b, const struct gv_store_audit_query *q, json_t **ret,
                               struct gv_error **err)
 {
-        struct sqlite_store *s = b;
+        struct sqlite_store *s = reading(b);
         pthread_mutex_lock(&s->lock);
         int r = audit_query_locked(s, q, ret, err);
         pthread_mutex_unlock(&s->lock);
@@ -1223,7 +1277,7 @@ static int sqlite_audit_trim(void *b, int64_t before_ms, size_t max, size_t *ret
                 else {
                         *ret_deleted = (size_t)sqlite3_changes(s->db);
                         if (*ret_deleted > 0)
-                                s->version++;
+                                version_bump(s);
                 }
         }
         stmt_resetp(&st);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -869,6 +870,72 @@ static void test_version(void **state)
         gv_store_free(s2);
 }
 
+struct locked_write_arg {
+        struct gv_store *s;
+        int r;
+        int done; /* atomic */
+};
+
+static void *locked_write_thread(void *p)
+{
+        struct locked_write_arg *a = p;
+        json_t *d = doc_n(2);
+        a->r = gv_store_create(a->s, GV_STORE_VM, "b", d, NULL, NULL);
+        json_decref(d);
+        __atomic_store_n(&a->done, 1, __ATOMIC_SEQ_CST);
+        return NULL;
+}
+
+/* Another process holds the write lock: our write waits out the busy timeout (holding the
+ * writer's connection), and reads go on meanwhile through the reader connection (reliability.md
+ * R12: "reads still work"). With one connection the read would wait until the write gave up
+ * or got the lock, so `done` would be set when it returns. */
+static void test_reads_while_locked(void **state)
+{
+        struct fixture *f = *state;
+        struct gv_store *s = open_store(f);
+        json_auto_t *d = doc_n(1);
+        assert_int_equal(gv_store_create(s, GV_STORE_VM, "a", d, NULL, NULL), 0);
+
+        sqlite3 *db = NULL;
+        assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+
+        struct locked_write_arg a = { .s = s };
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, locked_write_thread, &a), 0);
+        /* Let the write reach the lock (it then waits up to the 10 s busy timeout). */
+        nanosleep(&(struct timespec){ .tv_nsec = 300 * 1000000L }, NULL);
+
+        struct gv_store_obj o = { 0 };
+        assert_int_equal(gv_store_get(s, GV_STORE_VM, "a", &o, NULL), 0);
+        assert_int_equal(doc_get_n(o.doc), 1);
+        gv_store_obj_done(&o);
+        struct gv_store_obj *v = NULL;
+        size_t n = 0;
+        assert_int_equal(gv_store_list(s, GV_STORE_VM, &v, &n, NULL), 0);
+        assert_int_equal(n, 1);
+        gv_store_objs_free(v, n);
+        struct gv_store_event *ev = NULL;
+        assert_int_equal(gv_store_events(s, 0, 10, &ev, &n, NULL), 0);
+        gv_store_events_free(ev, n);
+        int64_t ver = 0;
+        assert_int_equal(gv_store_version(s, &ver, NULL), 0);
+        /* Every read answered while the write still waits. */
+        assert_int_equal(__atomic_load_n(&a.done, __ATOMIC_SEQ_CST), 0);
+
+        /* The lock let go: the write that waited goes through, and is read back. */
+        assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+        pthread_join(th, NULL);
+        assert_int_equal(a.r, 0);
+        assert_int_equal(gv_store_get(s, GV_STORE_VM, "b", &o, NULL), 0);
+        gv_store_obj_done(&o);
+        int64_t ver2 = 0;
+        assert_int_equal(gv_store_version(s, &ver2, NULL), 0);
+        assert_true(ver2 > ver);
+}
+
 /* The cases that hold on every backend, run again on PostgreSQL. */
 static const struct CMUnitTest pg_tests[] = {
         cmocka_unit_test_setup_teardown(test_crud, setup_pg, teardown),
@@ -898,6 +965,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_corrupt_row, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pragmas, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_version, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_reads_while_locked, setup, teardown),
         };
         pg_url = getenv("GPUVIRT_TEST_PG_URL");
         if (pg_url && *pg_url)

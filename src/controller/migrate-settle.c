@@ -19,8 +19,10 @@
  *
  * And, on every poll of a host, leftovers are settled: a copy paused after a completed transfer
  * (phase migrated) on a host that does not own the VM is released; a copy made for a transfer
- * (phase incoming, or one whose QEMU ended before it ran) with no move under way is aborted; a paused copy on the owning host with no
- * move under way is resumed (its target was aborted while the source did not answer).
+ * (phase incoming, or one whose QEMU ended before it ran) with no move under way is aborted; a
+ * paused copy on the owning host with no move under way is resumed (its target was aborted while
+ * the source did not answer); a copy in which nothing runs (stopped, crashed, defined) on a host
+ * that does not own the VM is deleted.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -263,12 +265,24 @@ static void leftover(struct gv_controller *c, const char *host, const json_t *a,
                 action = "abort-incoming", step = "leftover-abort";
         else if (!strcmp(owner, host) && !strcmp(phase, "migrated"))
                 action = "migrate-cancel", step = "leftover-resume";
+        /* Nothing runs in it, on a host the VM does not live on, and no move under way: a
+         * source whose release was cut after its QEMU ended (the 1,000-kill run found a live
+         * move's source left "stopped"), or an offline move's or a create's copy left behind.
+         * Every move writes the VM before its first agent call (unchanged), so it is none of
+         * theirs: deleted, which releases its hardware. */
+        else if (*owner && strcmp(owner, host) != 0 &&
+                 (!strcmp(phase, "stopped") || !strcmp(phase, "crashed") ||
+                  !strcmp(phase, "defined")))
+                action = "delete", step = "leftover-delete";
         if (!action || !unchanged(c, v))
                 return;
+        bool del = !strcmp(action, "delete");
         _cleanup_free_ char *op_id = xasprintf("settle-%s-%lld", name, (long long)v->generation);
-        _cleanup_free_ char *path = xasprintf("/v1/vms/%s/%s", name, action);
+        _cleanup_free_ char *path = del ? xasprintf("/v1/vms/%s", name)
+                                        : xasprintf("/v1/vms/%s/%s", name, action);
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
-        int r = gv_ctl_agent_vm(c, op_id, step, host, "POST", path, NULL, NULL, &e);
+        int r = gv_ctl_agent_vm(c, op_id, step, host, del ? "DELETE" : "POST", path, NULL, NULL,
+                                &e);
         _cleanup_free_ char *subj = xasprintf("vm/%s", name);
         gv_ctl_event(c, "vm.leftover", subj,
                      json_pack("{s:s, s:s, s:s, s:s?}", "host", host, "phase", phase, "action",

@@ -180,4 +180,23 @@ else
         _not_ok "... said in an event (vm.leftover)" "$(grep leftover "$TEST_TMP/events")"
 fi
 
+# ---- a copy in which nothing runs on a host the VM does not live on (a move's source whose
+# release a kill cut after its QEMU ended: the 1,000-kill run found one left "stopped"): the
+# poller deletes it (migrate-settle.c, leftover)
+aapi node-a /v1/vms/v1
+DEF=$(jq -c '.config | .gpus = []' <<<"$OUT")
+HTTP=$(curl -s -o "$TEST_TMP/body" -w '%{http_code}' --max-time 30 -X POST -H 'Content-Type: application/json' -H 'Operation-Id: stray-2' -H "$(agent_auth node-b)" \
+        --data-binary "$DEF" "$url/v1/vms")
+OUT=$(cat "$TEST_TMP/body")
+check "a stray defined copy of v1 made on node-b by hand" 201 '.phase == "defined"'
+if wait_for 20 gone_on node-b v1; then _ok "... the controller's poll deletes it"; else _not_ok "... the controller's poll deletes it" "$OUT"; fi
+one_copy "stray defined copy deleted" v1 node-a
+curl -s -N --max-time 2 --unix-socket "$SOCK" 'http://controller/api/v1/events?after=0' >"$TEST_TMP/events" 2>/dev/null
+if grep '^data:' "$TEST_TMP/events" | sed 's/^data: *//' |
+        jq -se 'any(.[]; .type == "vm.leftover" and .data.host == "node-b" and .data.action == "delete" and .data.phase == "defined")' >/dev/null; then
+        _ok "... said in an event (vm.leftover, action delete)"
+else
+        _not_ok "... said in an event (vm.leftover, action delete)" "$(grep leftover "$TEST_TMP/events")"
+fi
+
 done_testing

@@ -110,22 +110,33 @@ static int read_vfs(const struct gv_sysfs *fs, const char *bdf, char ***ret,
                 return r;
 
         size_t n = strv_length(names);
-        _cleanup_strv_free_ char **vfs = xnew0(char *, n + 1);
-        for (size_t i = 0; i < n; i++) {
+        /* Filled by index, so it has holes until the end: freed slot by slot on a failure (a
+         * strv free stops at the first hole; make test-asan caught the leak when a VF link went
+         * away under the sampler's read). */
+        char **vfs = xnew0(char *, n + 1);
+        for (size_t i = 0; i < n && r >= 0; i++) {
                 uint32_t idx;
-                if (gv_parse_u32(names[i] + strlen("virtfn"), 10, &idx) < 0 || idx >= n)
-                        return gv_error_set(err, EBADMSG,
-                                            "'%s/%s' is not a virtfnN link numbered 0 to %zu: the "
-                                            "SR-IOV links of %s are inconsistent.",
-                                            dir, names[i], n - 1, bdf);
-                if (vfs[idx])
-                        return gv_error_set(err, EBADMSG, "'%s' lists VF %u twice.", dir, idx);
+                if (gv_parse_u32(names[i] + strlen("virtfn"), 10, &idx) < 0 || idx >= n) {
+                        r = gv_error_set(err, EBADMSG,
+                                         "'%s/%s' is not a virtfnN link numbered 0 to %zu: the "
+                                         "SR-IOV links of %s are inconsistent.",
+                                         dir, names[i], n - 1, bdf);
+                        break;
+                }
+                if (vfs[idx]) {
+                        r = gv_error_set(err, EBADMSG, "'%s' lists VF %u twice.", dir, idx);
+                        break;
+                }
                 _cleanup_free_ char *link = gv_sysfs_pci_device_attr(fs, bdf, names[i]);
                 r = gv_sysfs_read_link(link, 0, &vfs[idx], err);
-                if (r < 0)
-                        return r;
         }
-        *ret = TAKE_PTR(vfs);
+        if (r < 0) {
+                for (size_t i = 0; i < n; i++)
+                        free(vfs[i]);
+                free(vfs);
+                return r;
+        }
+        *ret = vfs;
         return 0;
 }
 

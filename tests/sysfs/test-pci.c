@@ -106,6 +106,35 @@ static void test_read_device(void **state)
         tree_free(t);
 }
 
+/* A VF link that cannot be read after later-numbered ones were (string order puts virtfn10
+ * before virtfn2): the read fails naming it, and the VFs read so far are freed although the
+ * list has holes (make test-asan's leak check fails this if they are not). */
+static void test_read_vfs_broken_link(void **state)
+{
+        (void)state;
+        struct tree *t = tree_new();
+        _cleanup_(gv_error_freep) struct gv_error *e = NULL;
+        _cleanup_(gv_pci_device_freep) struct gv_pci_device *d = NULL;
+
+        tree_pci(t, "0000:41:00.0", "0x10de\n", "0x20b5\n", "0x030200\n", "nvidia", 40);
+        tree_pci_attr(t, "0000:41:00.0", "sriov_totalvfs", "20\n");
+        tree_pci_attr(t, "0000:41:00.0", "sriov_numvfs", "12\n");
+        for (unsigned i = 0; i < 12; i++) {
+                char vf[32];
+                snprintf(vf, sizeof(vf), "0000:41:%02x.%u", (4 + i) / 8, (4 + i) % 8);
+                tree_pci(t, vf, "0x10de\n", "0x20b5\n", "0x030200\n", "nvidia", 41 + (int)i);
+                if (i == 2)
+                        tree_file(t, "devices/pci0000:00/0000:41:00.0/virtfn2", "not a link\n");
+                else
+                        tree_vf(t, "0000:41:00.0", vf, i);
+        }
+        assert_true(gv_pci_device_read(t->fs, "0000:41:00.0", &d, &e) < 0);
+        assert_null(d);
+        assert_non_null(e);
+        assert_non_null(strstr(e->msg, "virtfn2"));
+        tree_free(t);
+}
+
 static void test_enumerate(void **state)
 {
         (void)state;
@@ -207,7 +236,8 @@ static void test_class_names(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_read_device),  cmocka_unit_test(test_enumerate),
+                cmocka_unit_test(test_read_device),
+                cmocka_unit_test(test_read_vfs_broken_link), cmocka_unit_test(test_enumerate),
                 cmocka_unit_test(test_enumerate_missing), cmocka_unit_test(test_companions),
                 cmocka_unit_test(test_class_names),
         };

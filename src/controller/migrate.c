@@ -253,6 +253,19 @@ int gv_controller_vm_migrate(struct gv_controller *c, const char *name, const js
                         (void)gv_sched_release(c->cluster, &rq, &p, NULL);
                         c->model_dirty = true;
                 }
+                /* The VM was written since it was read: if an operation took it meanwhile,
+                 * say which (409 either way; ESTALE is a conflict too). */
+                struct gv_store_obj now = { 0 };
+                _cleanup_(gv_error_freep) struct gv_error *held = NULL;
+                if (r == -ESTALE && gv_ctl_vm_get(c, name, &now, NULL) >= 0 &&
+                    gv_ctl_vm_idle(c, now.doc, &held) < 0) {
+                        r = -EBUSY;
+                        if (err) {
+                                gv_error_free(*err);
+                                *err = TAKE_PTR(held);
+                        }
+                }
+                gv_store_obj_done(&now);
         }
         pthread_mutex_unlock(&c->mu);
         if (r >= 0)

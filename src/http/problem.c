@@ -21,6 +21,9 @@ static const struct {
         { EBUSY, 409, "busy" },
         { EALREADY, 409, "busy" },
         { EINPROGRESS, 409, "busy" },
+        /* a compare-and-swap that lost to another writer every time it was tried: a conflict,
+         * never a 500 (reliability.md R8; one-op's race under ASan saw a 500 so) */
+        { ESTALE, 409, "changed" },
         { ENOSPC, 409, "no-capacity" },
         { EDQUOT, 409, "license-seats-exhausted" }, /* a licence pool says enforce */
         { EUSERS, 409, "quota-exceeded" }, /* a tenant's quota (controller tenants.c) */

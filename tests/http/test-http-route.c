@@ -360,6 +360,7 @@ static void test_problem_table(void **state)
                 { -EACCES, 403, "forbidden" },       { -EPERM, 403, "forbidden" },
                 { -EFBIG, 413, "too-large" },        { -ECONNREFUSED, 502, "bad-gateway" },
                 { -EIO, 500, "internal" },           { EBUSY, 409, "busy" },
+                { -ESTALE, 409, "changed" },
         };
         for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
                 assert_int_equal(gv_http_status_from_errno(rows[i].r), rows[i].status);

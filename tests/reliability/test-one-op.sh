@@ -69,7 +69,7 @@ for i in $(seq 1 12); do
         3) m=DELETE p=/api/v1/vms/one1 b='' ;;
         esac
         (
-                args=(-s -o /dev/null -w '%{http_code}\n' --max-time 60 --unix-socket "$SOCK" -X "$m")
+                args=(-s -o "$TEST_TMP/race.$i" -w '%{http_code}\n' --max-time 60 --unix-socket "$SOCK" -X "$m")
                 [ -n "$b" ] && args+=(-H 'Content-Type: application/json' --data-binary "$b")
                 curl "${args[@]}" "http://c$p" >>"$TEST_TMP/race.codes"
         ) &
@@ -81,7 +81,7 @@ if [ "$taken" = 1 ] && [ "$refused" = 11 ]; then
         _ok "12 changes asked at once: exactly one taken, 11 refused with 409"
 else
         _not_ok "12 changes asked at once: exactly one taken, 11 refused with 409" \
-                "codes: $(sort "$TEST_TMP/race.codes" | uniq -c | tr '\n' ' ')"
+                "codes: $(sort "$TEST_TMP/race.codes" | uniq -c | tr '\n' ' '); answers: $(cat "$TEST_TMP"/race.* | grep -v '"status":409' | head -c 2000)"
 fi
 ops_settled 60 || _not_ok "the race's operation ends" "$OUT"
 arm controller "vm.stop.marked=sleep:$HOLD_MS" || _not_ok "the controller restarts" "$(tail -3 "$TEST_TMP/launch.log")"

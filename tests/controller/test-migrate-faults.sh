@@ -162,41 +162,36 @@ settled() { capi GET /api/v1/vms/v1; jq -e '.migration == null and .state == "ru
 wait_for 30 settled
 one_copy "unresolved, settled" v1 node-a
 
+# stray KIND OPID PATH BODY STATUS PHASE ACTION VERB: a copy of v1 made by hand on node-b's
+# agent (POST PATH), which the controller's poll must remove (vm.leftover, ACTION)
+stray() {
+        local url
+        url=$(host_var node-b URL)
+        HTTP=$(curl -s -o "$TEST_TMP/body" -w '%{http_code}' --max-time 30 -X POST -H 'Content-Type: application/json' -H "Operation-Id: $2" -H "$(agent_auth node-b)" \
+                --data-binary "$4" "$url$3")
+        OUT=$(cat "$TEST_TMP/body")
+        check "a stray $1 copy of v1 made on node-b by hand" "$5" ".phase == \"$6\""
+        if wait_for 20 gone_on node-b v1; then _ok "... the controller's poll ${8}s it"; else _not_ok "... the controller's poll ${8}s it" "$OUT"; fi
+        one_copy "stray $1 copy removed" v1 node-a
+        curl -s -N --max-time 2 --unix-socket "$SOCK" 'http://controller/api/v1/events?after=0' >"$TEST_TMP/events" 2>/dev/null
+        if grep '^data:' "$TEST_TMP/events" | sed 's/^data: *//' |
+                jq -se --arg a "$7" --arg p "$6" 'any(.[]; .type == "vm.leftover" and .data.host == "node-b" and .data.action == $a and .data.phase == $p)' >/dev/null; then
+                _ok "... said in an event (vm.leftover, action $7)"
+        else
+                _not_ok "... said in an event (vm.leftover, action $7)" "$(grep leftover "$TEST_TMP/events")"
+        fi
+}
+
 # ---- a copy no move accounts for (an incoming made by hand on node-b): aborted by the poller
 aapi node-a /v1/vms/v1
 DEF=$(jq -c .config <<<"$OUT")
-url=$(host_var node-b URL)
-HTTP=$(curl -s -o "$TEST_TMP/body" -w '%{http_code}' --max-time 30 -X POST -H 'Content-Type: application/json' -H 'Operation-Id: stray-1' -H "$(agent_auth node-b)" \
-        --data-binary "{\"definition\": $DEF, \"listen\": \"127.0.0.1:0\"}" "$url/v1/vms/v1/incoming")
-OUT=$(cat "$TEST_TMP/body")
-check "a stray incoming copy of v1 made on node-b by hand" 200 '.phase == "incoming"'
-if wait_for 20 gone_on node-b v1; then _ok "... the controller's poll aborts it"; else _not_ok "... the controller's poll aborts it" "$OUT"; fi
-one_copy "stray incoming aborted" v1 node-a
-curl -s -N --max-time 2 --unix-socket "$SOCK" 'http://controller/api/v1/events?after=0' >"$TEST_TMP/events" 2>/dev/null
-if grep '^data:' "$TEST_TMP/events" | sed 's/^data: *//' |
-        jq -se 'any(.[]; .type == "vm.leftover" and .data.host == "node-b" and .data.action == "abort-incoming")' >/dev/null; then
-        _ok "... said in an event (vm.leftover)"
-else
-        _not_ok "... said in an event (vm.leftover)" "$(grep leftover "$TEST_TMP/events")"
-fi
+stray incoming stray-1 /v1/vms/v1/incoming "{\"definition\": $DEF, \"listen\": \"127.0.0.1:0\"}" \
+        200 incoming abort-incoming abort
 
 # ---- a copy in which nothing runs on a host the VM does not live on (a move's source whose
 # release a kill cut after its QEMU ended: the 1,000-kill run found one left "stopped"): the
 # poller deletes it (migrate-settle.c, leftover)
 aapi node-a /v1/vms/v1
-DEF=$(jq -c '.config | .gpus = []' <<<"$OUT")
-HTTP=$(curl -s -o "$TEST_TMP/body" -w '%{http_code}' --max-time 30 -X POST -H 'Content-Type: application/json' -H 'Operation-Id: stray-2' -H "$(agent_auth node-b)" \
-        --data-binary "$DEF" "$url/v1/vms")
-OUT=$(cat "$TEST_TMP/body")
-check "a stray defined copy of v1 made on node-b by hand" 201 '.phase == "defined"'
-if wait_for 20 gone_on node-b v1; then _ok "... the controller's poll deletes it"; else _not_ok "... the controller's poll deletes it" "$OUT"; fi
-one_copy "stray defined copy deleted" v1 node-a
-curl -s -N --max-time 2 --unix-socket "$SOCK" 'http://controller/api/v1/events?after=0' >"$TEST_TMP/events" 2>/dev/null
-if grep '^data:' "$TEST_TMP/events" | sed 's/^data: *//' |
-        jq -se 'any(.[]; .type == "vm.leftover" and .data.host == "node-b" and .data.action == "delete" and .data.phase == "defined")' >/dev/null; then
-        _ok "... said in an event (vm.leftover, action delete)"
-else
-        _not_ok "... said in an event (vm.leftover, action delete)" "$(grep leftover "$TEST_TMP/events")"
-fi
+stray defined stray-2 /v1/vms "$(jq -c '.config | .gpus = []' <<<"$OUT")" 201 defined delete delete
 
 done_testing

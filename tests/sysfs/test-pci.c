@@ -14,6 +14,27 @@
 #include "util/alloc.h"
 #include "util/strv.h"
 
+/* An A100 PF at 0000:41:00.0 with 12 VFs (0000:41:00.4 on); broken_vf < 12: that VF's virtfn
+ * entry is a plain file instead of a link. */
+static void a100_pf(struct tree *t, unsigned broken_vf)
+{
+        tree_pci(t, "0000:41:00.0", "0x10de\n", "0x20b5\n", "0x030200\n", "nvidia", 40);
+        tree_pci_attr(t, "0000:41:00.0", "sriov_totalvfs", "20\n");
+        tree_pci_attr(t, "0000:41:00.0", "sriov_numvfs", "12\n");
+        for (unsigned i = 0; i < 12; i++) {
+                char vf[32];
+                snprintf(vf, sizeof(vf), "0000:41:%02x.%u", (4 + i) / 8, (4 + i) % 8);
+                tree_pci(t, vf, "0x10de\n", "0x20b5\n", "0x030200\n", "nvidia", 41 + (int)i);
+                if (i == broken_vf) {
+                        _cleanup_free_ char *l = xasprintf("devices/pci0000:00/0000:41:00.0/"
+                                                           "virtfn%u", i);
+                        tree_file(t, l, "not a link\n");
+                } else {
+                        tree_vf(t, "0000:41:00.0", vf, i);
+                }
+        }
+}
+
 /* A consumer GPU with its audio function, an A100 PF with 12 VFs, a NIC, two corrupt
  * functions. */
 static struct tree *host(void)
@@ -24,16 +45,8 @@ static struct tree *host(void)
         tree_pci_attr(t, "0000:01:00.0", "numa_node", "-1\n");
         tree_pci(t, "0000:01:00.1", "0x10de\n", "0x22ba\n", "0x040300\n", "snd_hda_intel", 12);
 
-        tree_pci(t, "0000:41:00.0", "0x10de\n", "0x20b5\n", "0x030200\n", "nvidia", 40);
-        tree_pci_attr(t, "0000:41:00.0", "sriov_totalvfs", "20\n");
-        tree_pci_attr(t, "0000:41:00.0", "sriov_numvfs", "12\n");
+        a100_pf(t, 12);
         tree_pci_attr(t, "0000:41:00.0", "numa_node", "1\n");
-        for (unsigned i = 0; i < 12; i++) {
-                char vf[32];
-                snprintf(vf, sizeof(vf), "0000:41:%02x.%u", (4 + i) / 8, (4 + i) % 8);
-                tree_pci(t, vf, "0x10de\n", "0x20b5\n", "0x030200\n", "nvidia", 41 + (int)i);
-                tree_vf(t, "0000:41:00.0", vf, i);
-        }
 
         tree_pci(t, "0000:3c:00.0", "0x8086\n", "0x10fb\n", "0x020000\n", "ixgbe", 17);
         tree_pci_attr(t, "0000:3c:00.0", "driver_override", "vfio-pci\n");
@@ -116,18 +129,7 @@ static void test_read_vfs_broken_link(void **state)
         _cleanup_(gv_error_freep) struct gv_error *e = NULL;
         _cleanup_(gv_pci_device_freep) struct gv_pci_device *d = NULL;
 
-        tree_pci(t, "0000:41:00.0", "0x10de\n", "0x20b5\n", "0x030200\n", "nvidia", 40);
-        tree_pci_attr(t, "0000:41:00.0", "sriov_totalvfs", "20\n");
-        tree_pci_attr(t, "0000:41:00.0", "sriov_numvfs", "12\n");
-        for (unsigned i = 0; i < 12; i++) {
-                char vf[32];
-                snprintf(vf, sizeof(vf), "0000:41:%02x.%u", (4 + i) / 8, (4 + i) % 8);
-                tree_pci(t, vf, "0x10de\n", "0x20b5\n", "0x030200\n", "nvidia", 41 + (int)i);
-                if (i == 2)
-                        tree_file(t, "devices/pci0000:00/0000:41:00.0/virtfn2", "not a link\n");
-                else
-                        tree_vf(t, "0000:41:00.0", vf, i);
-        }
+        a100_pf(t, 2);
         assert_true(gv_pci_device_read(t->fs, "0000:41:00.0", &d, &e) < 0);
         assert_null(d);
         assert_non_null(e);

@@ -174,20 +174,19 @@ int gv_ctl_op_host_drain(struct gv_controller *c, const char *op_id, json_t *arg
                 /* An operation under way on the VM (a user's, or a move this drain made
                  * before a restart) ends first: one at a time per VM (gv_ctl_vm_idle). */
                 (void)gv_ctl_vm_wait_idle(c, vm ? vm : "?", STEP_WAIT_MS);
-                /* That operation may have stopped it: a stopped VM moves offline. */
-                struct gv_store_obj now = { 0 };
-                if (!strcmp(action, "live") && gv_ctl_vm_get(c, vm ? vm : "?", &now, NULL) >= 0 &&
-                    strcmp(jstr(now.doc, "state") ?: "", "running") != 0)
-                        action = "offline";
-                gv_store_obj_done(&now);
-                /* A drain resumed after a restart finds the moves it made before the restart
-                 * done: a VM no longer on the host (or gone) is not moved again. */
+                /* One read of the VM after it: that operation may have stopped it (a stopped
+                 * VM moves offline), and a drain resumed after a restart finds the moves it
+                 * made before the restart done (a VM no longer on the host, or gone, is not
+                 * moved again). */
                 struct gv_store_obj cur = { 0 };
-                bool moved_already = (!strcmp(action, "live") || !strcmp(action, "offline")) &&
-                                     (gv_ctl_vm_get(c, vm ? vm : "?", &cur, NULL) < 0 ||
-                                      strcmp(jstr(cur.doc, "host") ?: "", jstr(arg, "host") ?: ""));
+                bool moves = !strcmp(action, "live") || !strcmp(action, "offline");
+                bool found = moves && gv_ctl_vm_get(c, vm ? vm : "?", &cur, NULL) >= 0;
+                bool moved_already = moves && (!found || strcmp(jstr(cur.doc, "host") ?: "",
+                                                                jstr(arg, "host") ?: ""));
+                if (found && !strcmp(action, "live") &&
+                    strcmp(jstr(cur.doc, "state") ?: "", "running") != 0)
+                        action = "offline";
                 gv_store_obj_done(&cur);
-                /* (The call first: an argument's order of evaluation is unspecified.) */
                 if (moved_already) {
                         r = 0;
                 } else if (!strcmp(action, "live") || !strcmp(action, "offline")) {

@@ -863,33 +863,30 @@ static int start_admit(struct gv_controller *c, const char *name, struct gv_erro
  * mid-move: the move then carried the stopped VM on and failed to start it): -EBUSY. A delete
  * is still taken for a move left unresolved by a silent target: the source's copy goes, and the
  * target's when it answers (migrate-settle.c). */
-static int moving(struct gv_controller *c, const char *kind, const char *name,
-                  struct gv_error **err)
+static int moving(const char *kind, const char *name, const json_t *doc, struct gv_error **err)
 {
-        struct gv_store_obj v = { 0 };
-        int r = gv_ctl_vm_get(c, name, &v, NULL);
-        if (r < 0)
-                return 0; /* vm_op says what is wrong with it */
-        const json_t *mig = json_object_get(v.doc, "migration");
+        const json_t *mig = json_object_get(doc, "migration");
         if (json_is_object(mig) &&
             (strcmp(kind, "vm.delete") != 0 ||
              strcmp(json_string_value(json_object_get(mig, "state")) ?: "", "unresolved") != 0))
-                r = gv_error_set(err, EBUSY, "VM '%s' is being moved to %s; wait for the move "
-                                 "to end (GET /api/v1/operations), then try again.", name,
-                                 json_string_value(json_object_get(mig, "host")) ?: "?");
-        gv_store_obj_done(&v);
-        return r;
+                return gv_error_set(err, EBUSY, "VM '%s' is being moved to %s; wait for the "
+                                    "move to end (GET /api/v1/operations), then try again.",
+                                    name, json_string_value(json_object_get(mig, "host")) ?: "?");
+        return 0;
 }
 
 static int vm_op(struct gv_controller *c, const char *kind, const char *name, json_t *arg,
                  json_t **ret_op, struct gv_error **err)
 {
         struct gv_store_obj v = { 0 };
-        int r = moving(c, kind, name, err);
+        int r = 0;
         /* Before start_admit writes "starting": refused without a trace (gv_ctl_op_start
-         * refuses one that got here at the same time as another). */
-        if (r >= 0 && gv_ctl_vm_get(c, name, &v, NULL) >= 0)
-                r = gv_ctl_vm_idle(c, v.doc, err);
+         * refuses one that got here at the same time as another). A VM not found: said below. */
+        if (gv_ctl_vm_get(c, name, &v, NULL) >= 0) {
+                r = moving(kind, name, v.doc, err);
+                if (r >= 0)
+                        r = gv_ctl_vm_idle(c, v.doc, err);
+        }
         gv_store_obj_done(&v);
         if (r >= 0 && strcmp(kind, "vm.start") == 0)
                 r = start_admit(c, name, err);
